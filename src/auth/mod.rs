@@ -1,0 +1,7 @@
+//! Credentials: password hashing off the async executor, and confirmation tokens.
+
+mod password;
+mod token;
+
+pub use password::{HashError, PasswordHash, PasswordHasher};
+pub use token::{ConfirmationTokens, TokenError};

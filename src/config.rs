@@ -1,0 +1,369 @@
+//! Settings from the environment, a `.env` file or command-line flags,
+//! validated once at start-up; secrets are redacted in `Debug`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use lettre::message::Mailbox;
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+/// Signs tokens when SECRET_KEY is unset, so the service starts on a laptop
+/// with no setup. Anyone can forge tokens with it: never use it in production.
+pub const DEVELOPMENT_SECRET_KEY: &str = "development-only-secret-key-do-not-use-in-production";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "account-service",
+    version,
+    about = "gRPC account service: registration, confirmation e-mail, account lookup",
+    long_about = "gRPC account service: registration, confirmation e-mail, account lookup.\n\n\
+Every setting is read from a flag, else from the environment (a .env file in the \
+working directory is loaded first), else from its default."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: RawSettings,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve gRPC, the HTTP sidecar and the mail worker until SIGINT/SIGTERM (the default).
+    Serve,
+}
+
+/// Settings as given, before validation.
+#[derive(Debug, Clone, Args)]
+pub struct RawSettings {
+    /// Database: sqlite://PATH (created when missing) or postgres://USER:PASSWORD@HOST/DB.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://account.db",
+        hide_env_values = true
+    )]
+    pub database_url: String,
+    /// Address the gRPC server listens on.
+    #[arg(long, env = "GRPC_ADDR", default_value = "0.0.0.0:50051")]
+    pub grpc_addr: String,
+    /// Address the HTTP sidecar (confirmation link, probes) listens on.
+    #[arg(long, env = "HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    pub http_addr: String,
+    /// Base URL of the HTTP sidecar as shoppers reach it; confirmation links start with it.
+    #[arg(long, env = "PUBLIC_BASE_URL", default_value = "http://localhost:8080")]
+    pub public_base_url: String,
+    /// Key that signs confirmation tokens (HS256). Unset: a development key, with a warning.
+    #[arg(long, env = "SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+    /// Lifetime of a confirmation link, in seconds.
+    #[arg(long, env = "CONFIRMATION_LINK_TIMEOUT", default_value = "3600")]
+    pub confirmation_link_timeout: String,
+    /// Where a shopper lands after a successful confirmation.
+    #[arg(
+        long,
+        env = "FRONTEND_HOMEPAGE",
+        default_value = "http://localhost:3000/"
+    )]
+    pub frontend_homepage: String,
+    /// Where a shopper lands when the link is missing, invalid or expired.
+    #[arg(
+        long,
+        env = "CONFIRMATION_MAIL_REQUEST_PAGE",
+        default_value = "http://localhost:3000/confirmation-mail-request/"
+    )]
+    pub confirmation_mail_request_page: String,
+    /// How mail leaves: console (stdout) or file (one .eml per message in EMAIL_FILE_PATH).
+    #[arg(long, env = "EMAIL_BACKEND", default_value = "console")]
+    pub email_backend: String,
+    /// Directory for the file backend.
+    #[arg(long, env = "EMAIL_FILE_PATH", default_value = "mail")]
+    pub email_file_path: String,
+    /// Sender of every mail, `address` or `Name <address>`.
+    #[arg(long, env = "EMAIL_FROM", default_value = "noreply@example.com")]
+    pub email_from: String,
+    /// Shop name used in mail subjects and bodies.
+    #[arg(long, env = "SITE_NAME", default_value = "Ecoms")]
+    pub site_name: String,
+    /// Retries after a failed first delivery attempt.
+    #[arg(long, env = "EMAIL_MAX_RETRIES", default_value = "2")]
+    pub email_max_retries: String,
+    /// Delay before the first retry, in seconds; doubled at each retry (±20% jitter).
+    #[arg(long, env = "EMAIL_RETRY_DELAY", default_value = "60")]
+    pub email_retry_delay: String,
+    /// How long a worker's claim on a message lasts, in seconds; a crashed
+    /// worker's messages are taken over after it.
+    #[arg(long, env = "EMAIL_CLAIM_LEASE", default_value = "300")]
+    pub email_claim_lease: String,
+    /// Password hashes computed at once (default: the number of cores).
+    #[arg(long, env = "HASH_CONCURRENCY")]
+    pub hash_concurrency: Option<String>,
+    /// Registrations allowed to wait for a hashing slot before RESOURCE_EXHAUSTED.
+    #[arg(long, env = "HASH_QUEUE", default_value = "64")]
+    pub hash_queue: String,
+    /// Log filter (tracing-subscriber EnvFilter syntax).
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    pub rust_log: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailBackend {
+    Console,
+    File,
+}
+
+/// A setting that could not be used, naming its variable.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {variable}: {message}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub message: String,
+}
+
+fn bad(variable: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        variable,
+        message: message.into(),
+    }
+}
+
+/// Validated settings.
+#[derive(Clone)]
+pub struct Settings {
+    pub database_url: SecretString,
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub public_base_url: Url,
+    pub secret_key: SecretString,
+    /// True when SECRET_KEY was unset and the development key is in use.
+    pub using_development_key: bool,
+    pub confirmation_link_timeout: u64,
+    pub frontend_homepage: Url,
+    pub confirmation_mail_request_page: Url,
+    pub email_backend: EmailBackend,
+    pub email_file_path: PathBuf,
+    pub email_from: Mailbox,
+    pub site_name: String,
+    pub email_max_retries: u32,
+    pub email_retry_delay: Duration,
+    pub email_claim_lease: Duration,
+    pub hash_concurrency: usize,
+    pub hash_queue: usize,
+    pub rust_log: String,
+}
+
+fn http_url(variable: &'static str, raw: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(raw.trim()).map_err(|e| bad(variable, format!("not a URL ({e})")))?;
+    match url.scheme() {
+        "http" | "https" if url.host().is_some() => Ok(url),
+        _ => Err(bad(
+            variable,
+            "must be an http:// or https:// URL with a host",
+        )),
+    }
+}
+
+fn number<T: std::str::FromStr>(variable: &'static str, raw: &str) -> Result<T, ConfigError> {
+    raw.trim().parse().map_err(|_| {
+        bad(
+            variable,
+            format!("'{raw}' is not a non-negative whole number"),
+        )
+    })
+}
+
+fn address(variable: &'static str, raw: &str) -> Result<SocketAddr, ConfigError> {
+    raw.trim()
+        .parse()
+        .map_err(|_| bad(variable, format!("'{raw}' is not an IP:PORT address")))
+}
+
+impl RawSettings {
+    pub fn validate(self) -> Result<Settings, ConfigError> {
+        let database_url = self.database_url.trim().to_owned();
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            return Err(bad(
+                "DATABASE_URL",
+                "must start with sqlite:// or postgres:// (value not shown: it may hold a password)",
+            ));
+        }
+        let (secret_key, using_development_key) = match self.secret_key {
+            Some(k) if !k.is_empty() => (SecretString::from(k), false),
+            _ => (SecretString::from(DEVELOPMENT_SECRET_KEY), true),
+        };
+        let email_backend = match self.email_backend.trim().to_ascii_lowercase().as_str() {
+            "console" => EmailBackend::Console,
+            "file" => EmailBackend::File,
+            other => {
+                return Err(bad(
+                    "EMAIL_BACKEND",
+                    format!("unknown backend '{other}' (expected console or file)"),
+                ))
+            }
+        };
+        let email_from: Mailbox = self.email_from.trim().parse().map_err(|e| {
+            bad(
+                "EMAIL_FROM",
+                format!("'{}' is not an e-mail address ({e})", self.email_from),
+            )
+        })?;
+        let hash_concurrency = match self.hash_concurrency {
+            Some(raw) => number::<usize>("HASH_CONCURRENCY", &raw)?,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        if hash_concurrency == 0 {
+            return Err(bad("HASH_CONCURRENCY", "must be at least 1"));
+        }
+        let site_name = self.site_name.trim().to_owned();
+        if site_name.is_empty() {
+            return Err(bad("SITE_NAME", "must not be empty"));
+        }
+        Ok(Settings {
+            database_url: SecretString::from(database_url),
+            grpc_addr: address("GRPC_ADDR", &self.grpc_addr)?,
+            http_addr: address("HTTP_ADDR", &self.http_addr)?,
+            public_base_url: http_url("PUBLIC_BASE_URL", &self.public_base_url)?,
+            secret_key,
+            using_development_key,
+            confirmation_link_timeout: number(
+                "CONFIRMATION_LINK_TIMEOUT",
+                &self.confirmation_link_timeout,
+            )?,
+            frontend_homepage: http_url("FRONTEND_HOMEPAGE", &self.frontend_homepage)?,
+            confirmation_mail_request_page: http_url(
+                "CONFIRMATION_MAIL_REQUEST_PAGE",
+                &self.confirmation_mail_request_page,
+            )?,
+            email_backend,
+            email_file_path: PathBuf::from(self.email_file_path.trim()),
+            email_from,
+            site_name,
+            email_max_retries: number("EMAIL_MAX_RETRIES", &self.email_max_retries)?,
+            email_retry_delay: Duration::from_secs_f64(
+                number::<f64>("EMAIL_RETRY_DELAY", &self.email_retry_delay).and_then(|s| {
+                    if s.is_finite() && s >= 0.0 {
+                        Ok(s)
+                    } else {
+                        Err(bad(
+                            "EMAIL_RETRY_DELAY",
+                            "must be a non-negative number of seconds",
+                        ))
+                    }
+                })?,
+            ),
+            email_claim_lease: Duration::from_secs(number(
+                "EMAIL_CLAIM_LEASE",
+                &self.email_claim_lease,
+            )?),
+            hash_concurrency,
+            hash_queue: number("HASH_QUEUE", &self.hash_queue)?,
+            rust_log: self.rust_log,
+        })
+    }
+}
+
+impl Settings {
+    pub fn database_url(&self) -> &str {
+        self.database_url.expose_secret()
+    }
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field(
+                "database_url",
+                &redact_url(self.database_url.expose_secret()),
+            )
+            .field("grpc_addr", &self.grpc_addr)
+            .field("http_addr", &self.http_addr)
+            .field("public_base_url", &self.public_base_url.as_str())
+            .field("secret_key", &"[REDACTED]")
+            .field("using_development_key", &self.using_development_key)
+            .field("confirmation_link_timeout", &self.confirmation_link_timeout)
+            .field("frontend_homepage", &self.frontend_homepage.as_str())
+            .field(
+                "confirmation_mail_request_page",
+                &self.confirmation_mail_request_page.as_str(),
+            )
+            .field("email_backend", &self.email_backend)
+            .field("email_file_path", &self.email_file_path)
+            .field("email_from", &self.email_from.to_string())
+            .field("site_name", &self.site_name)
+            .field("email_max_retries", &self.email_max_retries)
+            .field("email_retry_delay", &self.email_retry_delay)
+            .field("email_claim_lease", &self.email_claim_lease)
+            .field("hash_concurrency", &self.hash_concurrency)
+            .field("hash_queue", &self.hash_queue)
+            .field("rust_log", &self.rust_log)
+            .finish()
+    }
+}
+
+/// A URL with its password replaced, for display.
+pub fn redact_url(raw: &str) -> String {
+    match Url::parse(raw) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("REDACTED"));
+            url.to_string()
+        }
+        Ok(url) => url.to_string(),
+        Err(_) => "[unparsable URL]".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Settings, ConfigError> {
+        let mut all = vec!["account-service"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all).unwrap().settings.validate()
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        let cases: [(&[&str], &str); 6] = [
+            (&["--email-backend", "pigeon"], "EMAIL_BACKEND"),
+            (&["--email-from", "not an address"], "EMAIL_FROM"),
+            (&["--public-base-url", "localhost"], "PUBLIC_BASE_URL"),
+            (&["--grpc-addr", "nowhere"], "GRPC_ADDR"),
+            (
+                &["--confirmation-link-timeout=-5"],
+                "CONFIRMATION_LINK_TIMEOUT",
+            ),
+            (
+                &["--database-url", "mysql://u:hunter2@h/db"],
+                "DATABASE_URL",
+            ),
+        ];
+        for (args, variable) in cases {
+            let err = parse(args).unwrap_err();
+            assert_eq!(err.variable, variable);
+            assert!(!err.to_string().contains('\n'));
+            assert!(!err.to_string().contains("hunter2"));
+        }
+    }
+
+    #[test]
+    fn debug_redacts_secrets() {
+        let s = parse(&[
+            "--secret-key",
+            "super-secret-value",
+            "--database-url",
+            "postgres://app:hunter2@db/accounts",
+        ])
+        .unwrap();
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("super-secret-value"));
+        assert!(!shown.contains("hunter2"));
+        assert!(!s.using_development_key);
+    }
+}

@@ -1,0 +1,31 @@
+//! A stored account as the rest of the service sees it (never its password hash).
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: Uuid,
+    pub email: String,
+    pub username: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub phone_number: String,
+    pub address: String,
+    pub verified: bool,
+    pub term_and_condition: bool,
+    pub created_from: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Account {
+    /// How the welcome mail addresses the shopper.
+    pub fn greeting_name(&self) -> &str {
+        if self.username.is_empty() {
+            &self.email
+        } else {
+            &self.username
+        }
+    }
+}

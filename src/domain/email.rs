@@ -1,0 +1,165 @@
+//! An e-mail address that passed validation, normalised to lower case.
+
+use super::{char_len, too_long, REQUIRED};
+
+/// Longest accepted address, in characters.
+pub const EMAIL_MAX_CHARS: usize = 300;
+/// Message for a malformed address.
+pub const INVALID_EMAIL: &str = "Enter a valid email address.";
+
+/// A syntactically valid, trimmed, lower-cased e-mail address.
+///
+/// Lower-casing the whole address (local part included) is what makes
+/// uniqueness case-insensitive: the database compares stored values exactly.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Email(String);
+
+impl Email {
+    /// Parses an address, returning every message that applies when it is not valid.
+    pub fn parse(raw: &str) -> Result<Email, Vec<String>> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return Err(vec![REQUIRED.to_owned()]);
+        }
+        let mut problems = Vec::new();
+        if char_len(trimmed) > EMAIL_MAX_CHARS {
+            problems.push(too_long(EMAIL_MAX_CHARS));
+        }
+        if !is_valid_address(trimmed) {
+            problems.push(INVALID_EMAIL.to_owned());
+        }
+        if problems.is_empty() {
+            Ok(Email(normalize(trimmed)))
+        } else {
+            Err(problems)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl AsRef<str> for Email {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Email {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The form an address is stored and looked up in.
+pub fn normalize(raw: &str) -> String {
+    raw.trim().to_lowercase()
+}
+
+fn is_valid_address(s: &str) -> bool {
+    let Some((local, domain)) = s.rsplit_once('@') else {
+        return false;
+    };
+    is_valid_local_part(local) && is_valid_domain(domain)
+}
+
+/// Dot-atom local part (RFC 5322 atext, plus non-ASCII letters for SMTPUTF8):
+/// no empty atoms, so no leading, trailing or consecutive dots.
+fn is_valid_local_part(local: &str) -> bool {
+    !local.is_empty()
+        && local.split('.').all(|atom| {
+            !atom.is_empty()
+                && atom.chars().all(|c| {
+                    c.is_ascii_alphanumeric()
+                        || "!#$%&'*+/=?^_`{|}~-".contains(c)
+                        || (!c.is_ascii() && c.is_alphanumeric())
+                })
+        })
+}
+
+/// A host name with at least two labels; each label is letters, digits and
+/// inner hyphens (non-ASCII letters allowed for internationalised domains).
+fn is_valid_domain(domain: &str) -> bool {
+    let labels: Vec<&str> = domain.split('.').collect();
+    labels.len() >= 2
+        && labels.iter().all(|label| {
+            !label.is_empty()
+                && char_len(label) <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+        })
+        && labels
+            .last()
+            .is_some_and(|tld| !tld.chars().all(|c| c.is_ascii_digit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_ordinary_addresses_and_lower_cases_them() {
+        for ok in [
+            "a@b.co",
+            "First.Last@Example.COM",
+            "x+tag@sub.example.org",
+            "o'neil@example.ie",
+            "  padded@example.com ",
+            "jürgen@müller.de",
+        ] {
+            let email = Email::parse(ok).unwrap_or_else(|e| panic!("{ok}: {e:?}"));
+            assert_eq!(email.as_str(), ok.trim().to_lowercase());
+        }
+    }
+
+    #[test]
+    fn rejects_malformed_addresses() {
+        for bad in [
+            "plainaddress",
+            "@example.com",
+            "user@",
+            "user@localhost",
+            "us er@example.com",
+            "user@exa mple.com",
+            "user\t@example.com",
+            "user..name@example.com",
+            ".user@example.com",
+            "user.@example.com",
+            "user@.example.com",
+            "user@example.com.",
+            "user@example..com",
+            "user@-example.com",
+            "user@example-.com",
+            "a@b@example.com",
+            "user@exa_mple.com",
+            "user\0@example.com",
+            "user@1.2.3.4",
+        ] {
+            assert_eq!(
+                Email::parse(bad),
+                Err(vec![INVALID_EMAIL.to_owned()]),
+                "{bad:?} should be invalid"
+            );
+        }
+    }
+
+    #[test]
+    fn empty_is_required_not_invalid() {
+        assert_eq!(Email::parse("   "), Err(vec![REQUIRED.to_owned()]));
+    }
+
+    #[test]
+    fn length_is_counted_in_characters() {
+        let domain = "@example.com";
+        let exactly = format!("{}{domain}", "é".repeat(EMAIL_MAX_CHARS - domain.len()));
+        assert!(Email::parse(&exactly).is_ok());
+        let over = format!("{}{domain}", "é".repeat(EMAIL_MAX_CHARS + 1 - domain.len()));
+        assert_eq!(Email::parse(&over), Err(vec![too_long(EMAIL_MAX_CHARS)]));
+    }
+}

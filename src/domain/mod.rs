@@ -1,0 +1,24 @@
+//! Parsed, validated domain types: what a registration and an account are.
+
+mod account;
+mod email;
+mod new_account;
+mod password;
+
+pub use account::Account;
+pub use email::{normalize as email_normalize, Email};
+pub use new_account::{FieldViolation, NewAccount, RegistrationForm, ValidationErrors};
+pub use password::Password;
+
+/// Message for an empty required field.
+pub const REQUIRED: &str = "This field is required.";
+
+/// Message for a field longer than `max` characters.
+pub fn too_long(max: usize) -> String {
+    format!("Ensure this field has no more than {max} characters.")
+}
+
+/// Length in Unicode scalar values, the unit every limit is expressed in.
+pub(crate) fn char_len(s: &str) -> usize {
+    s.chars().count()
+}

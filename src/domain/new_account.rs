@@ -1,0 +1,251 @@
+//! A registration form as received, and the validated account it parses into.
+
+use super::{char_len, too_long, Email, Password, REQUIRED};
+
+pub const USERNAME_MAX_CHARS: usize = 200;
+pub const NAME_MAX_CHARS: usize = 150;
+pub const PHONE_MAX_CHARS: usize = 20;
+pub const CREATED_FROM_MAX_CHARS: usize = 15;
+pub const ADDRESS_MAX_CHARS: usize = 1000;
+pub const PASSWORDS_DO_NOT_MATCH: &str = "passwords do not match";
+
+/// The registration fields exactly as a client sent them, before validation.
+#[derive(Default, Clone)]
+pub struct RegistrationForm {
+    pub email: String,
+    pub username: String,
+    pub password: String,
+    pub confirm_password: String,
+    pub term_and_condition: bool,
+    pub address: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub phone_number: String,
+    pub created_from: String,
+}
+
+/// One problem with one request field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldViolation {
+    pub field: &'static str,
+    pub description: String,
+}
+
+/// Every problem found in a request, in field order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ValidationErrors(pub Vec<FieldViolation>);
+
+impl ValidationErrors {
+    fn add(&mut self, field: &'static str, descriptions: Vec<String>) {
+        self.0.extend(
+            descriptions
+                .into_iter()
+                .map(|description| FieldViolation { field, description }),
+        );
+    }
+
+    pub fn single(field: &'static str, description: impl Into<String>) -> Self {
+        ValidationErrors(vec![FieldViolation {
+            field,
+            description: description.into(),
+        }])
+    }
+}
+
+impl std::fmt::Display for ValidationErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, v) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{}: {}", v.field, v.description)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ValidationErrors {}
+
+/// A registration that passed every rule: the only way to create an account.
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    pub email: Email,
+    pub username: String,
+    pub password: Password,
+    pub term_and_condition: bool,
+    pub address: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub phone_number: String,
+    pub created_from: String,
+}
+
+impl NewAccount {
+    /// Trims every string and checks every rule, reporting all violations at once.
+    pub fn parse(form: RegistrationForm) -> Result<NewAccount, ValidationErrors> {
+        let mut errors = ValidationErrors::default();
+
+        let email = Email::parse(&form.email)
+            .map_err(|e| errors.add("email", e))
+            .ok();
+        let username = bounded(&mut errors, "username", &form.username, USERNAME_MAX_CHARS);
+
+        let password_raw = form.password.trim();
+        let confirm_raw = form.confirm_password.trim();
+        let password = Password::parse(password_raw)
+            .map_err(|e| errors.add("password", e))
+            .ok();
+        if confirm_raw.is_empty() {
+            errors.add("confirm_password", vec![REQUIRED.to_owned()]);
+        } else if !password_raw.is_empty() && confirm_raw != password_raw {
+            errors.add("confirm_password", vec![PASSWORDS_DO_NOT_MATCH.to_owned()]);
+        }
+
+        let address = bounded(&mut errors, "address", &form.address, ADDRESS_MAX_CHARS);
+        let first_name = bounded(&mut errors, "first_name", &form.first_name, NAME_MAX_CHARS);
+        let last_name = bounded(&mut errors, "last_name", &form.last_name, NAME_MAX_CHARS);
+        let phone_number = bounded(
+            &mut errors,
+            "phone_number",
+            &form.phone_number,
+            PHONE_MAX_CHARS,
+        );
+        let created_from = bounded(
+            &mut errors,
+            "created_from",
+            &form.created_from,
+            CREATED_FROM_MAX_CHARS,
+        );
+
+        match (email, password) {
+            (Some(email), Some(password)) if errors.0.is_empty() => Ok(NewAccount {
+                email,
+                username,
+                password,
+                term_and_condition: form.term_and_condition,
+                address,
+                first_name,
+                last_name,
+                phone_number,
+                created_from,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+fn bounded(errors: &mut ValidationErrors, field: &'static str, raw: &str, max: usize) -> String {
+    let value = raw.trim();
+    if char_len(value) > max {
+        errors.add(field, vec![too_long(max)]);
+    }
+    value.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::email::INVALID_EMAIL;
+    use crate::domain::password::PASSWORD_TOO_SHORT;
+
+    fn valid() -> RegistrationForm {
+        RegistrationForm {
+            email: " Shopper@Example.com ".into(),
+            username: " shopper ".into(),
+            password: "secret123".into(),
+            confirm_password: "secret123".into(),
+            term_and_condition: true,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn valid_form_is_trimmed_and_normalised() {
+        let account = NewAccount::parse(valid()).unwrap();
+        assert_eq!(account.email.as_str(), "shopper@example.com");
+        assert_eq!(account.username, "shopper");
+        assert_eq!(account.password.expose(), "secret123");
+    }
+
+    #[test]
+    fn reports_every_violation_at_once() {
+        let form = RegistrationForm {
+            email: "nope".into(),
+            password: "short1".into(),
+            confirm_password: "other".into(),
+            username: "u".repeat(201),
+            first_name: "f".repeat(151),
+            last_name: "l".repeat(151),
+            phone_number: "1".repeat(21),
+            created_from: "c".repeat(16),
+            address: "a".repeat(1001),
+            ..Default::default()
+        };
+        let errors = NewAccount::parse(form).unwrap_err();
+        let got: Vec<(&str, &str)> = errors
+            .0
+            .iter()
+            .map(|v| (v.field, v.description.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("email", INVALID_EMAIL),
+                (
+                    "username",
+                    "Ensure this field has no more than 200 characters."
+                ),
+                ("password", PASSWORD_TOO_SHORT),
+                ("confirm_password", PASSWORDS_DO_NOT_MATCH),
+                (
+                    "address",
+                    "Ensure this field has no more than 1000 characters."
+                ),
+                (
+                    "first_name",
+                    "Ensure this field has no more than 150 characters."
+                ),
+                (
+                    "last_name",
+                    "Ensure this field has no more than 150 characters."
+                ),
+                (
+                    "phone_number",
+                    "Ensure this field has no more than 20 characters."
+                ),
+                (
+                    "created_from",
+                    "Ensure this field has no more than 15 characters."
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn required_fields() {
+        let errors = NewAccount::parse(RegistrationForm::default()).unwrap_err();
+        let fields: Vec<&str> = errors.0.iter().map(|v| v.field).collect();
+        assert_eq!(fields, vec!["email", "password", "confirm_password"]);
+        assert!(errors.0.iter().all(|v| v.description == REQUIRED));
+    }
+
+    #[test]
+    fn limits_are_inclusive() {
+        let form = RegistrationForm {
+            username: "u".repeat(200),
+            created_from: "c".repeat(15),
+            ..valid()
+        };
+        assert!(NewAccount::parse(form).is_ok());
+    }
+
+    #[test]
+    fn display_lists_violations_readably() {
+        let errors = NewAccount::parse(RegistrationForm {
+            email: "x".into(),
+            ..valid()
+        })
+        .unwrap_err();
+        assert_eq!(errors.to_string(), "email: Enter a valid email address.");
+    }
+}

@@ -1,0 +1,142 @@
+//! The tonic service: proto <-> domain translation and RPC logging, nothing else.
+
+mod status;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tonic::{Request, Response, Status};
+
+use crate::domain::{Account, RegistrationForm};
+use crate::proto::account::v1 as pb;
+use crate::proto::account::v1::account_service_server::AccountService;
+use crate::service::{Accounts, Lookup, ServiceError};
+
+pub use pb::account_service_server::AccountServiceServer;
+pub use status::to_status;
+
+pub struct AccountGrpc {
+    accounts: Arc<Accounts>,
+}
+
+impl AccountGrpc {
+    pub fn new(accounts: Arc<Accounts>) -> Self {
+        AccountGrpc { accounts }
+    }
+
+    pub fn into_server(self) -> AccountServiceServer<Self> {
+        AccountServiceServer::new(self)
+    }
+}
+
+fn to_proto(a: Account) -> pb::Account {
+    let ts = |t: chrono::DateTime<chrono::Utc>| prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
+    };
+    pb::Account {
+        id: a.id.to_string(),
+        email: a.email,
+        username: a.username,
+        first_name: a.first_name,
+        last_name: a.last_name,
+        phone_number: a.phone_number,
+        address: a.address,
+        verified: a.verified,
+        term_and_condition: a.term_and_condition,
+        created_from: a.created_from,
+        created_at: Some(ts(a.created_at)),
+        updated_at: Some(ts(a.updated_at)),
+    }
+}
+
+impl From<pb::RegisterRequest> for RegistrationForm {
+    fn from(r: pb::RegisterRequest) -> Self {
+        RegistrationForm {
+            email: r.email,
+            username: r.username,
+            password: r.password,
+            confirm_password: r.confirm_password,
+            term_and_condition: r.term_and_condition,
+            address: r.address,
+            first_name: r.first_name,
+            last_name: r.last_name,
+            phone_number: r.phone_number,
+            created_from: r.created_from,
+        }
+    }
+}
+
+/// Logs one RPC (method, status code, latency) and maps its error to a status.
+fn finish<T>(
+    method: &'static str,
+    started: Instant,
+    result: Result<T, ServiceError>,
+) -> Result<Response<T>, Status> {
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let result = result.map_err(|e| to_status(&e));
+    let code = match &result {
+        Ok(_) => tonic::Code::Ok,
+        Err(status) => status.code(),
+    };
+    tracing::info!(method, code = ?code, latency_ms, "rpc");
+    result.map(Response::new)
+}
+
+#[tonic::async_trait]
+impl AccountService for AccountGrpc {
+    async fn register(
+        &self,
+        request: Request<pb::RegisterRequest>,
+    ) -> Result<Response<pb::RegisterResponse>, Status> {
+        let started = Instant::now();
+        let result = self
+            .accounts
+            .register(request.into_inner().into())
+            .await
+            .map(|a| pb::RegisterResponse {
+                account: Some(to_proto(a)),
+            });
+        finish("Register", started, result)
+    }
+
+    async fn confirm_registration(
+        &self,
+        request: Request<pb::ConfirmRegistrationRequest>,
+    ) -> Result<Response<pb::ConfirmRegistrationResponse>, Status> {
+        let started = Instant::now();
+        let result = self
+            .accounts
+            .confirm(&request.into_inner().token)
+            .await
+            .map(|a| pb::ConfirmRegistrationResponse {
+                account: Some(to_proto(a)),
+            });
+        finish("ConfirmRegistration", started, result)
+    }
+
+    async fn get_account(
+        &self,
+        request: Request<pb::GetAccountRequest>,
+    ) -> Result<Response<pb::GetAccountResponse>, Status> {
+        let started = Instant::now();
+        let result = match request.into_inner().lookup {
+            Some(pb::get_account_request::Lookup::Id(id)) => {
+                self.accounts.get(Lookup::Id(id)).await
+            }
+            Some(pb::get_account_request::Lookup::Email(email)) => {
+                self.accounts.get(Lookup::Email(email)).await
+            }
+            None => Err(ServiceError::Invalid(
+                crate::domain::ValidationErrors::single(
+                    "lookup",
+                    "Either id or email is required.",
+                ),
+            )),
+        }
+        .map(|a| pb::GetAccountResponse {
+            account: Some(to_proto(a)),
+        });
+        finish("GetAccount", started, result)
+    }
+}

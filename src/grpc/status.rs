@@ -1,0 +1,53 @@
+//! The one place where service errors become gRPC statuses.
+
+use std::collections::HashMap;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::mail::error_chain;
+use crate::service::{ServiceError, EMAIL_TAKEN};
+
+/// `google.rpc.ErrorInfo` domain of this service's errors.
+pub const ERROR_DOMAIN: &str = "account.v1";
+
+pub fn to_status(e: &ServiceError) -> Status {
+    match e {
+        ServiceError::Invalid(errors) => {
+            let mut details = ErrorDetails::new();
+            for v in &errors.0 {
+                details.add_bad_request_violation(v.field, v.description.clone());
+            }
+            Status::with_error_details(Code::InvalidArgument, errors.to_string(), details)
+        }
+        ServiceError::EmailTaken => {
+            let mut details = ErrorDetails::new();
+            details.add_bad_request_violation("email", EMAIL_TAKEN);
+            Status::with_error_details(
+                Code::AlreadyExists,
+                format!("email: {EMAIL_TAKEN}"),
+                details,
+            )
+        }
+        ServiceError::Token(t) => Status::with_error_details(
+            Code::InvalidArgument,
+            t.to_string(),
+            ErrorDetails::with_error_info(t.reason(), ERROR_DOMAIN, HashMap::new()),
+        ),
+        ServiceError::NotFound => Status::not_found("account not found"),
+        ServiceError::Busy => Status::with_error_details(
+            Code::ResourceExhausted,
+            e.to_string(),
+            ErrorDetails::with_retry_info(Some(std::time::Duration::from_secs(1))),
+        ),
+        ServiceError::Unavailable(inner) => {
+            tracing::warn!(error = %error_chain(inner), "database unavailable");
+            Status::unavailable("the service is temporarily unavailable, try again shortly")
+        }
+        ServiceError::Unexpected(inner) => {
+            // The chain goes to the log only: it may name internals.
+            tracing::error!(error = %error_chain(inner.as_ref()), "unexpected error");
+            Status::internal("internal error")
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! The HTTP sidecar: turns a click on the confirmation link into a redirect,
+//! and answers liveness and readiness probes.
+
+use std::sync::Arc;
+
+use axum::extract::{RawQuery, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use crate::mail::error_chain;
+use crate::service::{Accounts, ServiceError};
+
+#[derive(Clone)]
+pub struct HttpState {
+    pub accounts: Arc<Accounts>,
+    /// Where a successful confirmation lands.
+    pub frontend_homepage: String,
+    /// Where a failed confirmation lands, to ask for a new mail.
+    pub confirmation_mail_request_page: String,
+}
+
+pub fn router(state: HttpState) -> Router {
+    Router::new()
+        .route("/account/confirm-registration/", get(confirm_registration))
+        .route("/account/confirm-registration", get(confirm_registration))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .with_state(state)
+}
+
+fn found(location: &str) -> Response {
+    (StatusCode::FOUND, [(header::LOCATION, location.to_owned())]).into_response()
+}
+
+/// The token comes from the query string only; nothing in the request can
+/// change where the redirect goes.
+async fn confirm_registration(
+    State(state): State<HttpState>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let token = query
+        .as_deref()
+        .and_then(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == "token")
+                .map(|(_, v)| v.into_owned())
+        })
+        .unwrap_or_default();
+    match state.accounts.confirm(&token).await {
+        Ok(_) => {
+            tracing::info!(outcome = "confirmed", "confirmation link");
+            found(&state.frontend_homepage)
+        }
+        Err(ServiceError::Token(e)) => {
+            tracing::info!(outcome = e.reason(), "confirmation link");
+            found(&state.confirmation_mail_request_page)
+        }
+        Err(ServiceError::NotFound) => {
+            tracing::info!(outcome = "ACCOUNT_NOT_FOUND", "confirmation link");
+            found(&state.confirmation_mail_request_page)
+        }
+        Err(e) => {
+            tracing::error!(error = %error_chain(&e), "confirmation link failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The confirmation could not be completed right now. Please open the link again in a moment.\n",
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn ready(State(state): State<HttpState>) -> Response {
+    match state.accounts.ready().await {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(e) => {
+            tracing::warn!(error = %error_chain(&e), "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response()
+        }
+    }
+}

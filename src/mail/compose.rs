@@ -1,0 +1,174 @@
+//! Renders the mail templates and builds RFC 5322 messages from outbox rows.
+
+use chrono::{DateTime, Utc};
+use lettre::message::{header, Mailbox, MultiPart};
+use lettre::Message;
+use tera::{Context, Tera};
+use uuid::Uuid;
+
+use crate::domain::Account;
+use crate::storage::OutboxMessage;
+
+/// Templates are compiled into the binary, so it runs from any directory.
+const TEMPLATES: [(&str, &str); 2] = [
+    (
+        "welcome_mail.html",
+        include_str!("../../templates/welcome_mail.html"),
+    ),
+    (
+        "welcome_mail.txt",
+        include_str!("../../templates/welcome_mail.txt"),
+    ),
+];
+
+/// Path of the confirmation link on the HTTP sidecar.
+pub const CONFIRM_PATH: &str = "/account/confirm-registration/";
+
+pub struct MailComposer {
+    tera: Tera,
+    from: Mailbox,
+    site_name: String,
+    public_base_url: String,
+    link_lifetime_secs: u64,
+}
+
+impl MailComposer {
+    pub fn new(
+        from: Mailbox,
+        site_name: String,
+        public_base_url: &str,
+        link_lifetime_secs: u64,
+    ) -> Result<Self, tera::Error> {
+        let mut tera = Tera::default();
+        tera.add_raw_templates(TEMPLATES)?;
+        Ok(MailComposer {
+            tera,
+            from,
+            site_name,
+            public_base_url: public_base_url.trim_end_matches('/').to_owned(),
+            link_lifetime_secs,
+        })
+    }
+
+    /// The confirmation link for a token.
+    pub fn confirmation_link(&self, token: &str) -> String {
+        format!("{}{CONFIRM_PATH}?token={token}", self.public_base_url)
+    }
+
+    /// Renders the welcome mail for a new account as an outbox row.
+    pub fn welcome(
+        &self,
+        account: &Account,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<OutboxMessage, tera::Error> {
+        let mut context = Context::new();
+        context.insert("name", account.greeting_name());
+        context.insert("site_name", &self.site_name);
+        context.insert("link", &self.confirmation_link(token));
+        context.insert("valid_for", &human_duration(self.link_lifetime_secs));
+        Ok(OutboxMessage {
+            id: Uuid::now_v7(),
+            account_id: account.id,
+            kind: "welcome".to_owned(),
+            recipient: account.email.clone(),
+            subject: format!("{} Welcome Mail", self.site_name),
+            text_body: self.tera.render("welcome_mail.txt", &context)?,
+            html_body: self.tera.render("welcome_mail.html", &context)?,
+            created_at: now,
+        })
+    }
+
+    /// Builds the message for an outbox row: multipart/alternative, with a
+    /// Message-ID derived from the row so every retry is the same message.
+    pub fn message(&self, row: &OutboxMessage) -> Result<Message, anyhow::Error> {
+        let to: Mailbox = row
+            .recipient
+            .parse()
+            .map_err(|e| anyhow::anyhow!("recipient address not accepted by the mailer: {e}"))?;
+        let domain = self.from.email.domain();
+        Ok(Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(row.subject.clone())
+            .message_id(Some(format!("<{}@{domain}>", row.id)))
+            .date(row.created_at.into())
+            .header(header::MIME_VERSION_1_0)
+            .multipart(MultiPart::alternative_plain_html(
+                row.text_body.clone(),
+                row.html_body.clone(),
+            ))?)
+    }
+}
+
+fn human_duration(secs: u64) -> String {
+    let plural = |n: u64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
+    match secs {
+        s if s >= 86_400 && s % 86_400 == 0 => plural(s / 86_400, "day"),
+        s if s >= 3_600 && s % 3_600 == 0 => plural(s / 3_600, "hour"),
+        s if s >= 60 && s % 60 == 0 => plural(s / 60, "minute"),
+        s => plural(s, "second"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account(username: &str) -> Account {
+        let now = Utc::now();
+        Account {
+            id: Uuid::now_v7(),
+            email: "shopper@example.com".into(),
+            username: username.into(),
+            first_name: String::new(),
+            last_name: String::new(),
+            phone_number: String::new(),
+            address: String::new(),
+            verified: false,
+            term_and_condition: true,
+            created_from: String::new(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    fn composer() -> MailComposer {
+        MailComposer::new(
+            "noreply@example.com".parse().unwrap(),
+            "Ecoms".into(),
+            "http://localhost:8080/",
+            3600,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn welcome_mail_greets_and_links() {
+        let row = composer()
+            .welcome(&account("<b>Ann</b>"), "abc.def.ghi", Utc::now())
+            .unwrap();
+        assert_eq!(row.subject, "Ecoms Welcome Mail");
+        let link = "http://localhost:8080/account/confirm-registration/?token=abc.def.ghi";
+        assert!(row.text_body.contains("Hello <b>Ann</b>,"));
+        assert!(row.text_body.contains(link));
+        assert!(row.text_body.contains("1 hour"));
+        assert!(row.html_body.contains("Hello &lt;b&gt;Ann&lt;&#x2F;b&gt;,"));
+        assert!(row.html_body.contains(&format!("href=\"{link}\"")));
+    }
+
+    #[test]
+    fn blank_username_greets_by_email() {
+        let row = composer().welcome(&account(""), "t", Utc::now()).unwrap();
+        assert!(row.text_body.contains("Hello shopper@example.com,"));
+    }
+
+    #[test]
+    fn message_is_multipart_with_stable_id() {
+        let c = composer();
+        let row = c.welcome(&account("ann"), "t", Utc::now()).unwrap();
+        let text = String::from_utf8(c.message(&row).unwrap().formatted()).unwrap();
+        assert!(text.contains("multipart/alternative"));
+        assert!(text.contains(&format!("Message-ID: <{}@example.com>", row.id)));
+    }
+}

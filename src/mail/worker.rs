@@ -1,0 +1,220 @@
+//! The outbox worker: claims due messages, sends them, records the outcome.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use rand::Rng;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::{DispatchError, MailComposer, MailDispatcher};
+use crate::storage::{ClaimedMessage, MailFailure, Storage, StorageError};
+
+/// When to try a failed message again, and when to give up.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+    /// Delay before the first retry; doubled at each further retry.
+    pub base_delay: Duration,
+}
+
+impl RetryPolicy {
+    /// Delay after the `attempt`-th attempt failed (1-based), with ±20% jitter
+    /// so that messages that failed together do not retry together.
+    pub fn delay_after(&self, attempt: u32) -> Duration {
+        let exp = attempt.saturating_sub(1).min(20);
+        let nominal = self.base_delay.saturating_mul(1 << exp);
+        let factor = rand::thread_rng().gen_range(0.8..=1.2);
+        nominal.mul_f64(factor)
+    }
+}
+
+/// What one step of the worker did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecutionOutcome {
+    /// Nothing was due.
+    EmptyQueue,
+    /// This many messages were claimed and handled (sent, rescheduled or failed).
+    Handled(usize),
+}
+
+pub struct DeliveryWorker {
+    storage: Arc<dyn Storage>,
+    dispatcher: Arc<dyn MailDispatcher>,
+    composer: Arc<MailComposer>,
+    policy: RetryPolicy,
+    /// How long a claim protects a message from other workers; longer than
+    /// any send may take, so only a dead worker's claim ever lapses.
+    lease: Duration,
+    batch: u32,
+    poll_interval: Duration,
+}
+
+impl DeliveryWorker {
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        dispatcher: Arc<dyn MailDispatcher>,
+        composer: Arc<MailComposer>,
+        policy: RetryPolicy,
+        lease: Duration,
+    ) -> Self {
+        DeliveryWorker {
+            storage,
+            dispatcher,
+            composer,
+            policy,
+            lease,
+            batch: 32,
+            poll_interval: Duration::from_secs(1),
+        }
+    }
+
+    /// Claims the due messages (one batch) and delivers them concurrently.
+    pub async fn try_execute_task(&self) -> Result<ExecutionOutcome, StorageError> {
+        let now = Utc::now();
+        let lease = chrono::Duration::from_std(self.lease).unwrap_or(chrono::Duration::minutes(5));
+        let claimed = self
+            .storage
+            .claim_mail(now, now + lease, self.batch)
+            .await?;
+        if claimed.is_empty() {
+            return Ok(ExecutionOutcome::EmptyQueue);
+        }
+        let count = claimed.len();
+        let mut tasks = tokio::task::JoinSet::new();
+        for item in claimed {
+            let worker = self.clone_parts();
+            tasks.spawn(async move { worker.deliver(item).await });
+        }
+        let mut first_error = None;
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    first_error.get_or_insert(e);
+                }
+                Err(e) => tracing::error!(error = %e, "mail delivery task panicked"),
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(ExecutionOutcome::Handled(count)),
+        }
+    }
+
+    fn clone_parts(&self) -> Delivery {
+        Delivery {
+            storage: Arc::clone(&self.storage),
+            dispatcher: Arc::clone(&self.dispatcher),
+            composer: Arc::clone(&self.composer),
+            policy: self.policy,
+        }
+    }
+
+    /// Runs until `stop` is cancelled: works while messages are due, then
+    /// sleeps until woken by `wake` or the poll interval passes.
+    pub async fn run(self, wake: Arc<Notify>, stop: CancellationToken) {
+        loop {
+            if stop.is_cancelled() {
+                break;
+            }
+            let pause = match self.try_execute_task().await {
+                Ok(ExecutionOutcome::Handled(_)) => continue,
+                Ok(ExecutionOutcome::EmptyQueue) => self.poll_interval,
+                Err(e) => {
+                    tracing::warn!(error = %error_chain(&e), "mail outbox unavailable");
+                    self.poll_interval
+                }
+            };
+            tokio::select! {
+                () = wake.notified() => {}
+                () = tokio::time::sleep(pause) => {}
+                () = stop.cancelled() => break,
+            }
+        }
+    }
+}
+
+/// One message's delivery, run as its own task.
+struct Delivery {
+    storage: Arc<dyn Storage>,
+    dispatcher: Arc<dyn MailDispatcher>,
+    composer: Arc<MailComposer>,
+    policy: RetryPolicy,
+}
+
+impl Delivery {
+    async fn deliver(self, item: ClaimedMessage) -> Result<(), StorageError> {
+        let row = &item.message;
+        let outcome = match self.composer.message(row) {
+            Ok(message) => self.dispatcher.send(row.id, &message).await,
+            Err(e) => Err(DispatchError::Permanent(e)),
+        };
+        let now = Utc::now();
+        match outcome {
+            Ok(()) => {
+                self.storage.mark_mail_sent(row.id, now).await?;
+                tracing::info!(outbox_id = %row.id, kind = %row.kind, attempts = item.attempts, "mail delivered");
+            }
+            Err(DispatchError::Transient(e)) if item.attempts <= self.policy.max_retries => {
+                let delay = self.policy.delay_after(item.attempts);
+                let next =
+                    now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::hours(1));
+                let chain = error_chain(e.as_ref());
+                self.storage.reschedule_mail(row.id, next, &chain).await?;
+                tracing::warn!(outbox_id = %row.id, attempts = item.attempts, retry_in_secs = delay.as_secs_f64(), error = %chain, "mail delivery failed; will retry");
+            }
+            Err(e) => {
+                let (kind, chain) = match &e {
+                    DispatchError::Transient(inner) => ("transient", error_chain(inner.as_ref())),
+                    DispatchError::Permanent(inner) => ("permanent", error_chain(inner.as_ref())),
+                };
+                self.storage
+                    .fail_mail(
+                        row.id,
+                        now,
+                        &MailFailure {
+                            kind,
+                            error: &chain,
+                        },
+                    )
+                    .await?;
+                tracing::error!(outbox_id = %row.id, kind = %row.kind, attempts = item.attempts, error_kind = kind, error = %chain, "mail delivery failed for good; moved to the dead letters");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An error and all its sources, on one line.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delay_doubles_with_bounded_jitter() {
+        let policy = RetryPolicy {
+            max_retries: 2,
+            base_delay: Duration::from_secs(60),
+        };
+        for _ in 0..100 {
+            let first = policy.delay_after(1).as_secs_f64();
+            let second = policy.delay_after(2).as_secs_f64();
+            assert!((48.0..=72.0).contains(&first), "{first}");
+            assert!((96.0..=144.0).contains(&second), "{second}");
+        }
+    }
+}

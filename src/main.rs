@@ -1,0 +1,89 @@
+//! The `account-service` binary: read settings, start, run until a signal.
+
+use std::process::ExitCode;
+
+use account_service::config::{Cli, Command};
+use account_service::startup::Application;
+use account_service::telemetry;
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    // A missing .env is normal; a malformed one is reported.
+    if let Err(e) = dotenvy::dotenv() {
+        if !e.not_found() {
+            eprintln!("cannot read .env: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    let cli = Cli::parse();
+    let settings = match cli.settings.validate() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(&settings.rust_log);
+
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings).await,
+    }
+}
+
+async fn serve(settings: account_service::config::Settings) -> ExitCode {
+    if settings.using_development_key {
+        tracing::warn!(
+            "SECRET_KEY is not set: confirmation links are signed with the public development key, \
+             so anyone can forge them. Set SECRET_KEY to a long random value outside local development."
+        );
+    }
+    let app = match Application::build(settings).await {
+        Ok(app) => app,
+        Err(e) => {
+            tracing::error!("cannot start: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let (Ok(grpc), Ok(http)) = (app.grpc_addr(), app.http_addr()) {
+        tracing::info!(%grpc, %http, "account-service listening");
+    }
+    match app.run_until_stopped(shutdown_signal()).await {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!("stopped on error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!("cannot listen for SIGINT: {e}");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!("cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received, shutting down"),
+        () = terminate => tracing::info!("SIGTERM received, shutting down"),
+    }
+}

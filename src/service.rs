@@ -1,0 +1,184 @@
+//! The account use cases, free of any transport: register, confirm, look up.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::auth::{ConfirmationTokens, HashError, PasswordHasher, TokenError};
+use crate::domain::{self, Account, NewAccount, RegistrationForm, ValidationErrors};
+use crate::mail::MailComposer;
+use crate::storage::{Storage, StorageError};
+
+/// Message for a registration whose address is taken.
+pub const EMAIL_TAKEN: &str = "user with this email already exists.";
+/// Message for an id that is not a UUID.
+pub const INVALID_UUID: &str = "Must be a valid UUID.";
+
+/// Every way a use case can fail; transports map these to their own answers.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{0}")]
+    Invalid(ValidationErrors),
+    #[error("{EMAIL_TAKEN}")]
+    EmailTaken,
+    #[error(transparent)]
+    Token(TokenError),
+    #[error("account not found")]
+    NotFound,
+    #[error("the service is busy, try again shortly")]
+    Busy,
+    #[error("the database is unavailable")]
+    Unavailable(#[source] StorageError),
+    #[error("unexpected error")]
+    Unexpected(#[source] anyhow::Error),
+}
+
+impl From<StorageError> for ServiceError {
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::NotFound => ServiceError::NotFound,
+            StorageError::Conflict => ServiceError::EmailTaken,
+            e @ StorageError::Unavailable(_) => ServiceError::Unavailable(e),
+            other => ServiceError::Unexpected(other.into()),
+        }
+    }
+}
+
+impl From<HashError> for ServiceError {
+    fn from(e: HashError) -> Self {
+        match e {
+            HashError::Busy => ServiceError::Busy,
+            HashError::Failed(e) => ServiceError::Unexpected(e),
+        }
+    }
+}
+
+/// How an account is looked up.
+#[derive(Debug, Clone)]
+pub enum Lookup {
+    Id(String),
+    Email(String),
+}
+
+pub struct Accounts {
+    storage: Arc<dyn Storage>,
+    hasher: PasswordHasher,
+    tokens: ConfirmationTokens,
+    composer: Arc<MailComposer>,
+    /// Wakes the delivery worker as soon as a mail is queued.
+    mail_queued: Arc<Notify>,
+}
+
+/// Database timestamps keep microseconds; rounding here makes what Register
+/// answers equal to what a later read returns.
+fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+impl Accounts {
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        hasher: PasswordHasher,
+        tokens: ConfirmationTokens,
+        composer: Arc<MailComposer>,
+        mail_queued: Arc<Notify>,
+    ) -> Self {
+        Accounts {
+            storage,
+            hasher,
+            tokens,
+            composer,
+            mail_queued,
+        }
+    }
+
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    pub fn hasher(&self) -> &PasswordHasher {
+        &self.hasher
+    }
+
+    /// Validates the form, stores an unverified account and queues its welcome mail.
+    #[tracing::instrument(name = "register", skip_all)]
+    pub async fn register(&self, form: RegistrationForm) -> Result<Account, ServiceError> {
+        let new = NewAccount::parse(form).map_err(ServiceError::Invalid)?;
+        // Spares the ~20 ms hash for the common duplicate; the unique index
+        // below still decides races.
+        match self.storage.account_by_email(new.email.as_str()).await {
+            Ok(_) => return Err(ServiceError::EmailTaken),
+            Err(StorageError::NotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let hash = self.hasher.hash(new.password.clone()).await?;
+
+        let now = now();
+        let account = Account {
+            id: Uuid::now_v7(),
+            email: new.email.into_string(),
+            username: new.username,
+            first_name: new.first_name,
+            last_name: new.last_name,
+            phone_number: new.phone_number,
+            address: new.address,
+            verified: false,
+            term_and_condition: new.term_and_condition,
+            created_from: new.created_from,
+            created_at: now,
+            updated_at: now,
+        };
+        let token = self
+            .tokens
+            .issue(account.id, now)
+            .map_err(ServiceError::Unexpected)?;
+        let mail = self
+            .composer
+            .welcome(&account, &token, now)
+            .map_err(|e| ServiceError::Unexpected(e.into()))?;
+        self.storage.create_account(&account, &hash, &mail).await?;
+        self.mail_queued.notify_one();
+        tracing::info!(account_id = %account.id, "account registered");
+        Ok(account)
+    }
+
+    /// Verifies the account a confirmation token names.
+    #[tracing::instrument(name = "confirm_registration", skip_all)]
+    pub async fn confirm(&self, token: &str) -> Result<Account, ServiceError> {
+        let id = self
+            .tokens
+            .verify(token, Utc::now())
+            .map_err(ServiceError::Token)?;
+        let account = self.storage.mark_verified(id, now()).await?;
+        tracing::info!(account_id = %account.id, "account confirmed");
+        Ok(account)
+    }
+
+    pub async fn get(&self, lookup: Lookup) -> Result<Account, ServiceError> {
+        match lookup {
+            Lookup::Id(raw) => {
+                let id = Uuid::parse_str(raw.trim()).map_err(|_| {
+                    ServiceError::Invalid(ValidationErrors::single("id", INVALID_UUID))
+                })?;
+                Ok(self.storage.account_by_id(id).await?)
+            }
+            Lookup::Email(raw) => {
+                let email = domain::email_normalize(&raw);
+                if email.is_empty() {
+                    return Err(ServiceError::Invalid(ValidationErrors::single(
+                        "email",
+                        domain::REQUIRED,
+                    )));
+                }
+                Ok(self.storage.account_by_email(&email).await?)
+            }
+        }
+    }
+
+    /// Succeeds when the database answers.
+    pub async fn ready(&self) -> Result<(), StorageError> {
+        self.storage.ping().await
+    }
+}

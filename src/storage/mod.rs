@@ -1,0 +1,151 @@
+//! Persistence behind one trait, with a SQLite and a PostgreSQL implementation.
+
+mod postgres;
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::auth::PasswordHash;
+use crate::domain::Account;
+
+pub use postgres::PostgresStorage;
+pub use sqlite::SqliteStorage;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// A unique key (the e-mail address) is already taken.
+    #[error("a row with the same unique key already exists")]
+    Conflict,
+    #[error("no matching row")]
+    NotFound,
+    /// The database cannot be reached; worth retrying later.
+    #[error("the database is unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("database error")]
+    Database(#[source] sqlx::Error),
+    #[error("a stored value is malformed: {0}")]
+    Corrupt(String),
+}
+
+impl From<sqlx::Error> for StorageError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::RowNotFound => StorageError::NotFound,
+            sqlx::Error::Database(ref db) if db.is_unique_violation() => StorageError::Conflict,
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => StorageError::Unavailable(e),
+            other => StorageError::Database(other),
+        }
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StorageError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        match e {
+            sqlx::migrate::MigrateError::Execute(inner) => inner.into(),
+            other => StorageError::Database(sqlx::Error::Migrate(Box::new(other))),
+        }
+    }
+}
+
+/// A mail to be delivered, as queued in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxMessage {
+    pub id: Uuid,
+    pub account_id: Uuid,
+    pub kind: String,
+    pub recipient: String,
+    pub subject: String,
+    pub text_body: String,
+    pub html_body: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An outbox row claimed by a worker, with the number of attempts started on it
+/// (this one included).
+#[derive(Debug, Clone)]
+pub struct ClaimedMessage {
+    pub message: OutboxMessage,
+    pub attempts: u32,
+}
+
+/// Everything the service stores. Implementations translate driver errors
+/// into [`StorageError`] by error kind, never by message text.
+#[async_trait]
+pub trait Storage: Send + Sync + 'static {
+    /// Succeeds when the database answers a trivial query.
+    async fn ping(&self) -> Result<(), StorageError>;
+
+    /// Inserts the account and queues its mail in one transaction: both or neither.
+    /// `Conflict` when the e-mail address is taken.
+    async fn create_account(
+        &self,
+        account: &Account,
+        password_hash: &PasswordHash,
+        mail: &OutboxMessage,
+    ) -> Result<(), StorageError>;
+
+    async fn account_by_id(&self, id: Uuid) -> Result<Account, StorageError>;
+
+    /// `email` must already be normalised (trimmed, lower-cased).
+    async fn account_by_email(&self, email: &str) -> Result<Account, StorageError>;
+
+    /// Sets `verified` (and `updated_at`, only if it changes) and returns the account.
+    async fn mark_verified(&self, id: Uuid, now: DateTime<Utc>) -> Result<Account, StorageError>;
+
+    /// Claims up to `limit` due pending messages until `lease_until`, counting an attempt on each.
+    async fn claim_mail(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<ClaimedMessage>, StorageError>;
+
+    /// Records a delivered message.
+    async fn mark_mail_sent(&self, id: Uuid, now: DateTime<Utc>) -> Result<(), StorageError>;
+
+    /// Releases a claimed message for another attempt at `next_attempt_at`.
+    async fn reschedule_mail(
+        &self,
+        id: Uuid,
+        next_attempt_at: DateTime<Utc>,
+        error: &str,
+    ) -> Result<(), StorageError>;
+
+    /// Moves a claimed message to the dead letters (`failed_email_tasks`).
+    async fn fail_mail(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+        failure: &MailFailure<'_>,
+    ) -> Result<(), StorageError>;
+}
+
+/// Why a message was given up on.
+#[derive(Debug, Clone, Copy)]
+pub struct MailFailure<'a> {
+    /// `transient` (attempts exhausted) or `permanent` (refused for good).
+    pub kind: &'a str,
+    /// The whole error chain of the last attempt.
+    pub error: &'a str,
+}
+
+/// Opens the backend that `database_url` names and applies its migrations.
+pub async fn connect(database_url: &str) -> Result<Arc<dyn Storage>, StorageError> {
+    if database_url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStorage::connect(database_url).await?))
+    } else if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStorage::connect(database_url).await?))
+    } else {
+        Err(StorageError::Corrupt(
+            "DATABASE_URL must start with sqlite: or postgres://".into(),
+        ))
+    }
+}
