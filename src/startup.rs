@@ -33,30 +33,31 @@ pub struct Application {
 }
 
 impl Application {
-    /// Connects to the database (applying migrations) and binds both
-    /// listeners; port 0 picks a free port, see [`Application::grpc_addr`].
+    /// Binds GRPC_ADDR and HTTP_ADDR, connects to the database (applying
+    /// migrations) and wires the mail dispatcher that EMAIL_BACKEND names.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let storage = storage::connect(settings.database_url())
-            .await
-            .context("cannot open the database named by DATABASE_URL")?;
-        let dispatcher = dispatcher(&settings)?;
-        Self::build_with(settings, storage, dispatcher).await
-    }
-
-    /// Like [`Application::build`], with the storage and the mail dispatcher
-    /// given by the caller.
-    pub async fn build_with(
-        settings: Settings,
-        storage: Arc<dyn Storage>,
-        dispatcher: Arc<dyn MailDispatcher>,
-    ) -> anyhow::Result<Self> {
         let grpc_listener = TcpListener::bind(settings.grpc_addr)
             .await
             .with_context(|| format!("cannot listen on GRPC_ADDR {}", settings.grpc_addr))?;
         let http_listener = TcpListener::bind(settings.http_addr)
             .await
             .with_context(|| format!("cannot listen on HTTP_ADDR {}", settings.http_addr))?;
+        let storage = storage::connect(settings.database_url())
+            .await
+            .context("cannot open the database named by DATABASE_URL")?;
+        let dispatcher = dispatcher(&settings)?;
+        Self::build_with(settings, grpc_listener, http_listener, storage, dispatcher)
+    }
 
+    /// Wires the application around listeners, storage and a mail dispatcher
+    /// that the caller owns (tests bind port 0 and read the port back).
+    pub fn build_with(
+        settings: Settings,
+        grpc_listener: TcpListener,
+        http_listener: TcpListener,
+        storage: Arc<dyn Storage>,
+        dispatcher: Arc<dyn MailDispatcher>,
+    ) -> anyhow::Result<Self> {
         let composer = Arc::new(
             MailComposer::new(
                 settings.email_from.clone(),
@@ -176,11 +177,13 @@ impl Application {
             .set_service_status("", tonic_health::ServingStatus::NotServing)
             .await;
         worker.await.context("mail worker failed")?;
+        self.accounts.storage().close().await;
         result.map(|_| ())
     }
 }
 
-fn dispatcher(settings: &Settings) -> anyhow::Result<Arc<dyn MailDispatcher>> {
+/// The dispatcher that EMAIL_BACKEND names.
+pub fn dispatcher(settings: &Settings) -> anyhow::Result<Arc<dyn MailDispatcher>> {
     Ok(match settings.email_backend {
         EmailBackend::Console => Arc::new(ConsoleDispatcher),
         EmailBackend::File => Arc::new(

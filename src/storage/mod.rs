@@ -83,6 +83,9 @@ pub trait Storage: Send + Sync + 'static {
     /// Succeeds when the database answers a trivial query.
     async fn ping(&self) -> Result<(), StorageError>;
 
+    /// Closes every connection; later calls fail with `Unavailable`.
+    async fn close(&self);
+
     /// Inserts the account and queues its mail in one transaction: both or neither.
     /// `Conflict` when the e-mail address is taken.
     async fn create_account(

@@ -82,6 +82,10 @@ impl Storage for PostgresStorage {
         Ok(())
     }
 
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
     async fn create_account(
         &self,
         account: &Account,

@@ -104,6 +104,10 @@ impl Storage for SqliteStorage {
         Ok(())
     }
 
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
     async fn create_account(
         &self,
         account: &Account,

@@ -1,0 +1,10 @@
+//! Integration tests: the real application on port 0, driven through a
+//! generated gRPC client and a real HTTP client.
+
+mod confirm;
+mod get_account;
+mod grpc_meta;
+mod helpers;
+mod http;
+mod register;
+mod storage;
