@@ -6,6 +6,7 @@ use lettre::Message;
 use tera::{Context, Tera};
 use uuid::Uuid;
 
+use super::OutgoingMail;
 use crate::domain::Account;
 use crate::storage::OutboxMessage;
 
@@ -81,13 +82,13 @@ impl MailComposer {
 
     /// Builds the message for an outbox row: multipart/alternative, with a
     /// Message-ID derived from the row so every retry is the same message.
-    pub fn message(&self, row: &OutboxMessage) -> Result<Message, anyhow::Error> {
+    pub fn message(&self, row: &OutboxMessage) -> Result<OutgoingMail, anyhow::Error> {
         let to: Mailbox = row
             .recipient
             .parse()
             .map_err(|e| anyhow::anyhow!("recipient address not accepted by the mailer: {e}"))?;
         let domain = self.from.email.domain();
-        Ok(Message::builder()
+        let message = Message::builder()
             .from(self.from.clone())
             .to(to)
             .subject(row.subject.clone())
@@ -97,7 +98,12 @@ impl MailComposer {
             .multipart(MultiPart::alternative_plain_html(
                 row.text_body.clone(),
                 row.html_body.clone(),
-            ))?)
+            ))?;
+        Ok(OutgoingMail {
+            outbox_id: row.id,
+            message,
+            text_body: row.text_body.clone(),
+        })
     }
 }
 
@@ -167,7 +173,7 @@ mod tests {
     fn message_is_multipart_with_stable_id() {
         let c = composer();
         let row = c.welcome(&account("ann"), "t", Utc::now()).unwrap();
-        let text = String::from_utf8(c.message(&row).unwrap().formatted()).unwrap();
+        let text = String::from_utf8(c.message(&row).unwrap().message.formatted()).unwrap();
         assert!(text.contains("multipart/alternative"));
         assert!(text.contains(&format!("Message-ID: <{}@example.com>", row.id)));
     }

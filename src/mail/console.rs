@@ -3,25 +3,26 @@
 use std::io::Write;
 
 use async_trait::async_trait;
-use lettre::Message;
-use uuid::Uuid;
 
-use super::{DispatchError, MailDispatcher};
+use super::{DispatchError, MailDispatcher, OutgoingMail};
 
-/// Prints each message to stdout, not to the log: the message carries the
+/// Prints each message's headers and plain-text body to stdout, where a
+/// developer can click the link. Not to the log: the message carries the
 /// confirmation token, and logs must never hold one.
 pub struct ConsoleDispatcher;
 
 #[async_trait]
 impl MailDispatcher for ConsoleDispatcher {
-    async fn send(&self, outbox_id: Uuid, message: &Message) -> Result<(), DispatchError> {
-        let formatted = message.formatted();
-        let mut out = std::io::stdout().lock();
+    async fn send(&self, mail: &OutgoingMail) -> Result<(), DispatchError> {
+        let headers = mail.message.headers().to_string();
         let separator = "-".repeat(79);
-        writeln!(out, "{separator}\n[mail {outbox_id}]")
-            .and_then(|()| out.write_all(&formatted))
-            .and_then(|()| writeln!(out, "\n{separator}"))
-            .and_then(|()| out.flush())
-            .map_err(|e| DispatchError::Transient(e.into()))
+        let mut out = std::io::stdout().lock();
+        write!(
+            out,
+            "{separator}\n{headers}\n{}\n(an HTML alternative part is sent along)\n{separator}\n",
+            mail.text_body.trim_end()
+        )
+        .and_then(|()| out.flush())
+        .map_err(|e| DispatchError::Transient(e.into()))
     }
 }

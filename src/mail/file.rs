@@ -3,10 +3,8 @@
 use std::path::PathBuf;
 
 use async_trait::async_trait;
-use lettre::Message;
-use uuid::Uuid;
 
-use super::{DispatchError, MailDispatcher};
+use super::{DispatchError, MailDispatcher, OutgoingMail};
 
 pub struct FileDispatcher {
     dir: PathBuf,
@@ -22,12 +20,13 @@ impl FileDispatcher {
 
 #[async_trait]
 impl MailDispatcher for FileDispatcher {
-    async fn send(&self, outbox_id: Uuid, message: &Message) -> Result<(), DispatchError> {
+    async fn send(&self, mail: &OutgoingMail) -> Result<(), DispatchError> {
+        let outbox_id = mail.outbox_id;
         // Written under a temporary name and renamed, so a reader never sees
         // half a message; named after the outbox row, so a retry replaces it.
         let tmp = self.dir.join(format!(".{outbox_id}.eml.tmp"));
         let path = self.dir.join(format!("{outbox_id}.eml"));
-        tokio::fs::write(&tmp, message.formatted())
+        tokio::fs::write(&tmp, mail.message.formatted())
             .await
             .map_err(|e| DispatchError::Transient(e.into()))?;
         tokio::fs::rename(&tmp, &path)

@@ -26,10 +26,21 @@ pub enum DispatchError {
     Permanent(#[source] anyhow::Error),
 }
 
+/// A composed message, ready for a dispatcher.
+#[derive(Debug, Clone)]
+pub struct OutgoingMail {
+    /// The outbox row this message comes from.
+    pub outbox_id: Uuid,
+    /// The RFC 5322 message as it goes on the wire.
+    pub message: Message,
+    /// The plain-text body, undecoded, for dispatchers that show it to a person.
+    pub text_body: String,
+}
+
 /// Hands a composed message to whatever delivers it.
 #[async_trait]
 pub trait MailDispatcher: Send + Sync + 'static {
-    /// Delivers `message`, the outbox row `outbox_id`. May be called again for
-    /// the same row after a failure or a crash.
-    async fn send(&self, outbox_id: Uuid, message: &Message) -> Result<(), DispatchError>;
+    /// Delivers `mail`. May be called again for the same outbox row after a
+    /// failure or a crash.
+    async fn send(&self, mail: &OutgoingMail) -> Result<(), DispatchError>;
 }

@@ -149,7 +149,7 @@ impl Delivery {
     async fn deliver(self, item: ClaimedMessage) -> Result<(), StorageError> {
         let row = &item.message;
         let outcome = match self.composer.message(row) {
-            Ok(message) => self.dispatcher.send(row.id, &message).await,
+            Ok(mail) => self.dispatcher.send(&mail).await,
             Err(e) => Err(DispatchError::Permanent(e)),
         };
         let now = Utc::now();
