@@ -34,6 +34,30 @@ pub struct Cli {
 pub enum Command {
     /// Serve gRPC, the HTTP sidecar and the mail worker until SIGINT/SIGTERM (the default).
     Serve,
+    /// Inspect the mail outbox and replay dead letters.
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// Counts of messages by state, and the age of the oldest pending one.
+    Status,
+    /// The dead letters, newest first, one line each.
+    Failed {
+        /// Show at most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Send dead letters back to the queue, with their attempts reset.
+    Retry {
+        /// The dead letter's id, as `outbox failed` shows it.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<String>,
+        /// Every dead letter.
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 /// Settings as given, before validation.
@@ -76,9 +100,17 @@ pub struct RawSettings {
         default_value = "http://localhost:3000/confirmation-mail-request/"
     )]
     pub confirmation_mail_request_page: String,
-    /// How mail leaves: console (stdout) or file (one .eml per message in EMAIL_FILE_PATH).
+    /// How mail leaves: console (stdout), file (one .eml per message in
+    /// EMAIL_FILE_PATH) or smtp (through SMTP_URL).
     #[arg(long, env = "EMAIL_BACKEND", default_value = "console")]
     pub email_backend: String,
+    /// SMTP server for the smtp backend, in lettre's URL form:
+    /// smtp://user:pass@host:587?tls=required, smtps://host, or smtp://host:port for a local relay.
+    #[arg(long, env = "SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// Bound on one SMTP delivery attempt's network operations, in seconds.
+    #[arg(long, env = "SMTP_TIMEOUT", default_value = "10")]
+    pub smtp_timeout: String,
     /// Directory for the file backend.
     #[arg(long, env = "EMAIL_FILE_PATH", default_value = "mail")]
     pub email_file_path: String,
@@ -94,6 +126,12 @@ pub struct RawSettings {
     /// Delay before the first retry, in seconds; doubled at each retry (±20% jitter).
     #[arg(long, env = "EMAIL_RETRY_DELAY", default_value = "60")]
     pub email_retry_delay: String,
+    /// Days a delivered message stays in the outbox before it is pruned.
+    #[arg(long, env = "EMAIL_SENT_RETENTION", default_value = "7")]
+    pub email_sent_retention: String,
+    /// Seconds before the same address may ask for another confirmation mail.
+    #[arg(long, env = "EMAIL_RESEND_COOLDOWN", default_value = "60")]
+    pub email_resend_cooldown: String,
     /// How long a worker's claim on a message lasts, in seconds; a crashed
     /// worker's messages are taken over after it.
     #[arg(long, env = "EMAIL_CLAIM_LEASE", default_value = "300")]
@@ -109,10 +147,22 @@ pub struct RawSettings {
     pub rust_log: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone)]
 pub enum EmailBackend {
     Console,
     File,
+    /// Holds the SMTP URL, which may carry credentials.
+    Smtp(SecretString),
+}
+
+impl std::fmt::Debug for EmailBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EmailBackend::Console => f.write_str("Console"),
+            EmailBackend::File => f.write_str("File"),
+            EmailBackend::Smtp(url) => write!(f, "Smtp({})", redact_url(url.expose_secret())),
+        }
+    }
 }
 
 /// A setting that could not be used, naming its variable.
@@ -144,12 +194,15 @@ pub struct Settings {
     pub frontend_homepage: Url,
     pub confirmation_mail_request_page: Url,
     pub email_backend: EmailBackend,
+    pub smtp_timeout: Duration,
     pub email_file_path: PathBuf,
     pub email_from: Mailbox,
     pub site_name: String,
     pub email_max_retries: u32,
     pub email_retry_delay: Duration,
     pub email_claim_lease: Duration,
+    pub email_sent_retention: Duration,
+    pub email_resend_cooldown: Duration,
     pub hash_concurrency: usize,
     pub hash_queue: usize,
     pub rust_log: String,
@@ -171,6 +224,20 @@ fn number<T: std::str::FromStr>(variable: &'static str, raw: &str) -> Result<T, 
         bad(
             variable,
             format!("'{raw}' is not a non-negative whole number"),
+        )
+    })
+}
+
+/// A duration in seconds; fractions are allowed (tests use short delays).
+fn seconds(variable: &'static str, raw: &str) -> Result<Duration, ConfigError> {
+    let secs: f64 = raw
+        .trim()
+        .parse()
+        .map_err(|_| bad(variable, format!("'{raw}' is not a number of seconds")))?;
+    Duration::try_from_secs_f64(secs).map_err(|_| {
+        bad(
+            variable,
+            format!("'{raw}' is not a non-negative number of seconds"),
         )
     })
 }
@@ -200,10 +267,27 @@ impl RawSettings {
         let email_backend = match self.email_backend.trim().to_ascii_lowercase().as_str() {
             "console" => EmailBackend::Console,
             "file" => EmailBackend::File,
+            "smtp" => {
+                let url = self.smtp_url.as_deref().map(str::trim).unwrap_or_default();
+                if url.is_empty() {
+                    return Err(bad("SMTP_URL", "must be set when EMAIL_BACKEND=smtp"));
+                }
+                match Url::parse(url) {
+                    Ok(u) if matches!(u.scheme(), "smtp" | "smtps") && u.host().is_some() => {}
+                    // The value is not echoed: it may hold a password.
+                    _ => {
+                        return Err(bad(
+                            "SMTP_URL",
+                            "must look like smtp://[user:pass@]host[:port][?tls=required] or smtps://host",
+                        ))
+                    }
+                }
+                EmailBackend::Smtp(SecretString::from(url.to_owned()))
+            }
             other => {
                 return Err(bad(
                     "EMAIL_BACKEND",
-                    format!("unknown backend '{other}' (expected console or file)"),
+                    format!("unknown backend '{other}' (expected console, file or smtp)"),
                 ))
             }
         };
@@ -241,26 +325,18 @@ impl RawSettings {
                 &self.confirmation_mail_request_page,
             )?,
             email_backend,
+            smtp_timeout: seconds("SMTP_TIMEOUT", &self.smtp_timeout)?,
             email_file_path: PathBuf::from(self.email_file_path.trim()),
             email_from,
             site_name,
             email_max_retries: number("EMAIL_MAX_RETRIES", &self.email_max_retries)?,
-            email_retry_delay: Duration::from_secs_f64(
-                number::<f64>("EMAIL_RETRY_DELAY", &self.email_retry_delay).and_then(|s| {
-                    if s.is_finite() && s >= 0.0 {
-                        Ok(s)
-                    } else {
-                        Err(bad(
-                            "EMAIL_RETRY_DELAY",
-                            "must be a non-negative number of seconds",
-                        ))
-                    }
-                })?,
+            email_retry_delay: seconds("EMAIL_RETRY_DELAY", &self.email_retry_delay)?,
+            email_claim_lease: seconds("EMAIL_CLAIM_LEASE", &self.email_claim_lease)?,
+            email_sent_retention: Duration::from_secs(
+                number::<u64>("EMAIL_SENT_RETENTION", &self.email_sent_retention)?
+                    .saturating_mul(86_400),
             ),
-            email_claim_lease: Duration::from_secs(number(
-                "EMAIL_CLAIM_LEASE",
-                &self.email_claim_lease,
-            )?),
+            email_resend_cooldown: seconds("EMAIL_RESEND_COOLDOWN", &self.email_resend_cooldown)?,
             hash_concurrency,
             hash_queue: number("HASH_QUEUE", &self.hash_queue)?,
             rust_log: self.rust_log,
@@ -293,12 +369,15 @@ impl std::fmt::Debug for Settings {
                 &self.confirmation_mail_request_page.as_str(),
             )
             .field("email_backend", &self.email_backend)
+            .field("smtp_timeout", &self.smtp_timeout)
             .field("email_file_path", &self.email_file_path)
             .field("email_from", &self.email_from.to_string())
             .field("site_name", &self.site_name)
             .field("email_max_retries", &self.email_max_retries)
             .field("email_retry_delay", &self.email_retry_delay)
             .field("email_claim_lease", &self.email_claim_lease)
+            .field("email_sent_retention", &self.email_sent_retention)
+            .field("email_resend_cooldown", &self.email_resend_cooldown)
             .field("hash_concurrency", &self.hash_concurrency)
             .field("hash_queue", &self.hash_queue)
             .field("rust_log", &self.rust_log)
@@ -330,7 +409,18 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_variable() {
-        let cases: [(&[&str], &str); 6] = [
+        let cases: [(&[&str], &str); 9] = [
+            (&["--email-backend", "smtp"], "SMTP_URL"),
+            (
+                &[
+                    "--email-backend",
+                    "smtp",
+                    "--smtp-url",
+                    "http://u:hunter2@h",
+                ],
+                "SMTP_URL",
+            ),
+            (&["--smtp-timeout", "soon"], "SMTP_TIMEOUT"),
             (&["--email-backend", "pigeon"], "EMAIL_BACKEND"),
             (&["--email-from", "not an address"], "EMAIL_FROM"),
             (&["--public-base-url", "localhost"], "PUBLIC_BASE_URL"),
@@ -359,6 +449,10 @@ mod tests {
             "super-secret-value",
             "--database-url",
             "postgres://app:hunter2@db/accounts",
+            "--email-backend",
+            "smtp",
+            "--smtp-url",
+            "smtp://mailer:hunter2@relay.example:587?tls=required",
         ])
         .unwrap();
         let shown = format!("{s:?}");

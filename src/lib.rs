@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod domain;

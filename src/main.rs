@@ -28,6 +28,30 @@ async fn main() -> ExitCode {
 
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings).await,
+        Command::Outbox(command) => outbox(settings, command).await,
+    }
+}
+
+async fn outbox(
+    settings: account_service::config::Settings,
+    command: account_service::config::OutboxCommand,
+) -> ExitCode {
+    let storage = match account_service::storage::connect(settings.database_url()).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("cannot open the database named by DATABASE_URL: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let result = account_service::admin::run_outbox(storage.as_ref(), command, &mut out).await;
+    storage.close().await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 

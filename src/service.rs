@@ -7,7 +7,9 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::auth::{ConfirmationTokens, HashError, PasswordHasher, TokenError};
-use crate::domain::{self, Account, NewAccount, RegistrationForm, ValidationErrors};
+use crate::domain::{
+    self, Account, Email, FieldViolation, NewAccount, RegistrationForm, ValidationErrors,
+};
 use crate::mail::MailComposer;
 use crate::storage::{Storage, StorageError};
 
@@ -29,6 +31,9 @@ pub enum ServiceError {
     NotFound,
     #[error("the service is busy, try again shortly")]
     Busy,
+    /// The same address asked for a confirmation mail too recently.
+    #[error("a confirmation mail was requested for this address recently; try again in {} s", .0.as_secs().max(1))]
+    CoolingDown(std::time::Duration),
     #[error("the database is unavailable")]
     Unavailable(#[source] StorageError),
     #[error("unexpected error")]
@@ -69,6 +74,7 @@ pub struct Accounts {
     composer: Arc<MailComposer>,
     /// Wakes the delivery worker as soon as a mail is queued.
     mail_queued: Arc<Notify>,
+    resend_cooldown: std::time::Duration,
 }
 
 /// Database timestamps keep microseconds; rounding here makes what Register
@@ -91,7 +97,14 @@ impl Accounts {
             tokens,
             composer,
             mail_queued,
+            resend_cooldown: std::time::Duration::from_secs(60),
         }
+    }
+
+    /// How soon the same address may ask for another confirmation mail.
+    pub fn with_resend_cooldown(mut self, cooldown: std::time::Duration) -> Self {
+        self.resend_cooldown = cooldown;
+        self
     }
 
     pub fn storage(&self) -> &Arc<dyn Storage> {
@@ -154,6 +167,60 @@ impl Accounts {
         let account = self.storage.mark_verified(id, now()).await?;
         tracing::info!(account_id = %account.id, "account confirmed");
         Ok(account)
+    }
+
+    /// Queues a fresh confirmation mail when `email` belongs to an unverified
+    /// account; answers the same for unknown and verified addresses.
+    #[tracing::instrument(name = "resend_confirmation", skip_all)]
+    pub async fn resend_confirmation(&self, email: &str) -> Result<(), ServiceError> {
+        let email = Email::parse(email).map_err(|problems| {
+            ServiceError::Invalid(ValidationErrors(
+                problems
+                    .into_iter()
+                    .map(|description| FieldViolation {
+                        field: "email",
+                        description,
+                    })
+                    .collect(),
+            ))
+        })?;
+        let now = now();
+        let cooldown = chrono::Duration::from_std(self.resend_cooldown)
+            .map_err(|e| ServiceError::Unexpected(e.into()))?;
+        // The cooldown is claimed before the account is looked up, so it
+        // holds the same for addresses that exist and those that do not.
+        if let Some(last) = self
+            .storage
+            .claim_resend(email.as_str(), now, now - cooldown)
+            .await?
+        {
+            let wait = (last + cooldown - now)
+                .to_std()
+                .unwrap_or(std::time::Duration::from_secs(1));
+            return Err(ServiceError::CoolingDown(wait));
+        }
+        let account = match self.storage.account_by_email(email.as_str()).await {
+            Ok(account) => Some(account),
+            Err(StorageError::NotFound) => None,
+            Err(e) => return Err(e.into()),
+        };
+        match account {
+            Some(account) if !account.verified => {
+                let token = self
+                    .tokens
+                    .issue(account.id, now)
+                    .map_err(ServiceError::Unexpected)?;
+                let mail = self
+                    .composer
+                    .resent_confirmation(&account, &token, now)
+                    .map_err(|e| ServiceError::Unexpected(e.into()))?;
+                self.storage.queue_mail(&mail).await?;
+                self.mail_queued.notify_one();
+                tracing::info!(account_id = %account.id, "confirmation mail queued again");
+            }
+            _ => tracing::debug!("confirmation mail not queued: no unverified account"),
+        }
+        Ok(())
     }
 
     pub async fn get(&self, lookup: Lookup) -> Result<Account, ServiceError> {

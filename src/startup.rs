@@ -18,10 +18,14 @@ use crate::grpc::{AccountGrpc, AccountServiceServer};
 use crate::http::{router, HttpState};
 use crate::mail::{
     ConsoleDispatcher, DeliveryWorker, FileDispatcher, MailComposer, MailDispatcher, RetryPolicy,
+    SmtpDispatcher,
 };
 use crate::proto;
 use crate::service::Accounts;
 use crate::storage::{self, Storage};
+
+/// SMTP connections kept open; matches the worker's batch concurrency.
+const SMTP_POOL_SIZE: u32 = 16;
 
 pub struct Application {
     grpc_listener: TcpListener,
@@ -74,13 +78,16 @@ impl Application {
         );
         let hasher = PasswordHasher::new(settings.hash_concurrency, settings.hash_queue);
         let mail_queued = Arc::new(Notify::new());
-        let accounts = Arc::new(Accounts::new(
-            Arc::clone(&storage),
-            hasher,
-            tokens,
-            Arc::clone(&composer),
-            Arc::clone(&mail_queued),
-        ));
+        let accounts = Arc::new(
+            Accounts::new(
+                Arc::clone(&storage),
+                hasher,
+                tokens,
+                Arc::clone(&composer),
+                Arc::clone(&mail_queued),
+            )
+            .with_resend_cooldown(settings.email_resend_cooldown),
+        );
         let worker = DeliveryWorker::new(
             storage,
             dispatcher,
@@ -90,7 +97,8 @@ impl Application {
                 base_delay: settings.email_retry_delay,
             },
             settings.email_claim_lease,
-        );
+        )
+        .with_sent_retention(settings.email_sent_retention);
         Ok(Application {
             grpc_listener,
             http_listener,
@@ -166,6 +174,11 @@ impl Application {
         )
         .with_graceful_shutdown(stop.clone().cancelled_owned());
 
+        let listener = {
+            let storage = Arc::clone(self.accounts.storage());
+            let (wake, stop) = (Arc::clone(&self.mail_queued), stop.clone());
+            tokio::spawn(async move { storage.listen_for_mail(wake, stop).await })
+        };
         let worker = tokio::spawn(self.worker.run(self.mail_queued, stop.clone()));
 
         let result = tokio::try_join!(async { grpc.await.context("gRPC server failed") }, async {
@@ -177,6 +190,7 @@ impl Application {
             .set_service_status("", tonic_health::ServingStatus::NotServing)
             .await;
         worker.await.context("mail worker failed")?;
+        listener.await.context("mail listener failed")?;
         self.accounts.storage().close().await;
         result.map(|_| ())
     }
@@ -184,8 +198,13 @@ impl Application {
 
 /// The dispatcher that EMAIL_BACKEND names.
 pub fn dispatcher(settings: &Settings) -> anyhow::Result<Arc<dyn MailDispatcher>> {
-    Ok(match settings.email_backend {
+    Ok(match &settings.email_backend {
         EmailBackend::Console => Arc::new(ConsoleDispatcher),
+        EmailBackend::Smtp(url) => Arc::new(
+            SmtpDispatcher::from_url(url.expose_secret(), settings.smtp_timeout, SMTP_POOL_SIZE)
+                // lettre's error names no credentials, but the URL is not repeated either.
+                .map_err(|e| anyhow::anyhow!("SMTP_URL is not usable: {e}"))?,
+        ),
         EmailBackend::File => Arc::new(
             FileDispatcher::new(settings.email_file_path.clone()).with_context(|| {
                 format!(

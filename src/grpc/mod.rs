@@ -118,6 +118,19 @@ impl AccountService for AccountGrpc {
         finish("ConfirmRegistration", started, result)
     }
 
+    async fn resend_confirmation(
+        &self,
+        request: Request<pb::ResendConfirmationRequest>,
+    ) -> Result<Response<pb::ResendConfirmationResponse>, Status> {
+        let started = Instant::now();
+        let result = self
+            .accounts
+            .resend_confirmation(&request.into_inner().email)
+            .await
+            .map(|()| pb::ResendConfirmationResponse {});
+        finish("ResendConfirmation", started, result)
+    }
+
     async fn get_account(
         &self,
         request: Request<pb::GetAccountRequest>,

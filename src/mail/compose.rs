@@ -63,6 +63,27 @@ impl MailComposer {
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<OutboxMessage, tera::Error> {
+        self.confirmation_mail("welcome", account, token, now)
+    }
+
+    /// Renders a fresh confirmation mail (same templates, a new link) for an
+    /// account that asked for one again.
+    pub fn resent_confirmation(
+        &self,
+        account: &Account,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<OutboxMessage, tera::Error> {
+        self.confirmation_mail("confirmation", account, token, now)
+    }
+
+    fn confirmation_mail(
+        &self,
+        kind: &str,
+        account: &Account,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<OutboxMessage, tera::Error> {
         let mut context = Context::new();
         context.insert("name", account.greeting_name());
         context.insert("site_name", &self.site_name);
@@ -71,7 +92,7 @@ impl MailComposer {
         Ok(OutboxMessage {
             id: Uuid::now_v7(),
             account_id: account.id,
-            kind: "welcome".to_owned(),
+            kind: kind.to_owned(),
             recipient: account.email.clone(),
             subject: format!("{} Welcome Mail", self.site_name),
             text_body: self.tera.render("welcome_mail.txt", &context)?,

@@ -4,6 +4,7 @@
 mod compose;
 mod console;
 mod file;
+mod smtp;
 mod worker;
 
 use async_trait::async_trait;
@@ -13,6 +14,7 @@ use uuid::Uuid;
 pub use compose::MailComposer;
 pub use console::ConsoleDispatcher;
 pub use file::FileDispatcher;
+pub use smtp::SmtpDispatcher;
 pub use worker::{error_chain, DeliveryWorker, ExecutionOutcome, RetryPolicy};
 
 /// Why a delivery attempt failed, which decides whether it is tried again.

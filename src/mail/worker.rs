@@ -50,6 +50,9 @@ pub struct DeliveryWorker {
     lease: Duration,
     batch: u32,
     poll_interval: Duration,
+    /// Delivered messages older than this are pruned.
+    sent_retention: Duration,
+    prune_interval: Duration,
 }
 
 impl DeliveryWorker {
@@ -66,9 +69,30 @@ impl DeliveryWorker {
             composer,
             policy,
             lease,
-            batch: 32,
+            batch: 16,
             poll_interval: Duration::from_secs(1),
+            sent_retention: Duration::from_secs(7 * 86_400),
+            prune_interval: Duration::from_secs(3600),
         }
+    }
+
+    pub fn with_sent_retention(mut self, retention: Duration) -> Self {
+        self.sent_retention = retention;
+        self
+    }
+
+    /// Deletes delivered messages older than the retention.
+    pub async fn prune(&self) -> Result<u64, StorageError> {
+        let retention =
+            chrono::Duration::from_std(self.sent_retention).unwrap_or(chrono::Duration::MAX);
+        let cutoff = Utc::now()
+            .checked_sub_signed(retention)
+            .unwrap_or(chrono::DateTime::<Utc>::MIN_UTC);
+        let pruned = self.storage.prune_sent(cutoff).await?;
+        if pruned > 0 {
+            tracing::info!(pruned, "pruned delivered mail past its retention");
+        }
+        Ok(pruned)
     }
 
     /// Claims the due messages (one batch) and delivers them concurrently.
@@ -116,9 +140,16 @@ impl DeliveryWorker {
     /// Runs until `stop` is cancelled: works while messages are due, then
     /// sleeps until woken by `wake` or the poll interval passes.
     pub async fn run(self, wake: Arc<Notify>, stop: CancellationToken) {
+        let mut next_prune = tokio::time::Instant::now();
         loop {
             if stop.is_cancelled() {
                 break;
+            }
+            if tokio::time::Instant::now() >= next_prune {
+                if let Err(e) = self.prune().await {
+                    tracing::warn!(error = %error_chain(&e), "pruning delivered mail failed");
+                }
+                next_prune = tokio::time::Instant::now() + self.prune_interval;
             }
             let pause = match self.try_execute_task().await {
                 Ok(ExecutionOutcome::Handled(_)) => continue,

@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::auth::PasswordHash;
@@ -129,6 +131,70 @@ pub trait Storage: Send + Sync + 'static {
         now: DateTime<Utc>,
         failure: &MailFailure<'_>,
     ) -> Result<(), StorageError>;
+
+    /// Queues a mail for an existing account.
+    async fn queue_mail(&self, mail: &OutboxMessage) -> Result<(), StorageError>;
+
+    /// Records a confirmation-mail request for `email` at `now`, unless the
+    /// last one was after `cooldown_start`. `Ok(None)` when recorded,
+    /// `Ok(Some(last))` with the last request's time when still cooling down.
+    async fn claim_resend(
+        &self,
+        email: &str,
+        now: DateTime<Utc>,
+        cooldown_start: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, StorageError>;
+
+    /// Deletes delivered messages sent before `sent_before`; dead letters and
+    /// the messages they refer to are kept. Returns how many were deleted.
+    async fn prune_sent(&self, sent_before: DateTime<Utc>) -> Result<u64, StorageError>;
+
+    /// Counts of the outbox by state, for operators.
+    async fn outbox_status(&self, now: DateTime<Utc>) -> Result<OutboxStatus, StorageError>;
+
+    /// Dead letters not yet sent back to the queue, newest first.
+    async fn dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>, StorageError>;
+
+    /// Sends one dead letter (`Some(id)`) or all of them back to the queue
+    /// with attempts reset. Returns how many were requeued.
+    async fn retry_dead_letters(
+        &self,
+        id: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StorageError>;
+
+    /// Wakes `wake` whenever another process queues mail, until `stop`.
+    /// Backends without cross-process notification return at once; their
+    /// workers rely on in-process wake-ups and polling.
+    async fn listen_for_mail(&self, _wake: Arc<Notify>, _stop: CancellationToken) {}
+}
+
+/// The outbox at a glance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxStatus {
+    /// Waiting for delivery (including those being sent right now).
+    pub pending: i64,
+    /// Pending and currently claimed by a worker.
+    pub in_flight: i64,
+    pub sent: i64,
+    /// Dead letters waiting for an operator.
+    pub failed: i64,
+    pub oldest_pending: Option<DateTime<Utc>>,
+}
+
+/// A message that was given up on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub id: Uuid,
+    pub outbox_id: Uuid,
+    pub recipient: String,
+    pub subject: String,
+    pub error_kind: String,
+    pub error: String,
+    pub attempts: i64,
+    pub first_attempt_at: Option<DateTime<Utc>>,
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    pub failed_at: DateTime<Utc>,
 }
 
 /// Why a message was given up on.

@@ -1,15 +1,20 @@
 //! PostgreSQL storage: the production backend, shared by every instance.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::Row;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::{ClaimedMessage, MailFailure, OutboxMessage, Storage, StorageError};
+use super::{
+    ClaimedMessage, DeadLetter, MailFailure, OutboxMessage, OutboxStatus, Storage, StorageError,
+};
 use crate::auth::PasswordHash;
 use crate::domain::Account;
 
@@ -17,6 +22,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 
 const ACCOUNT_COLUMNS: &str = "id, email, username, first_name, last_name, phone_number, \
      address, verified, term_and_condition, created_from, created_at, updated_at";
+/// NOTIFY channel that tells every instance's worker that mail was queued.
+const MAIL_CHANNEL: &str = "email_outbox";
+
 const OUTBOX_COLUMNS: &str =
     "id, account_id, kind, recipient, subject, text_body, html_body, created_at, attempts";
 
@@ -75,6 +83,42 @@ fn claimed(row: &PgRow) -> Result<ClaimedMessage, StorageError> {
     })
 }
 
+/// Inserts an outbox row and notifies the workers (delivered at commit).
+async fn insert_mail(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    mail: &OutboxMessage,
+) -> Result<(), StorageError> {
+    sqlx::query(
+        "INSERT INTO email_outbox (id, account_id, kind, recipient, subject, text_body, \
+         html_body, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+    )
+    .bind(mail.id)
+    .bind(mail.account_id)
+    .bind(&mail.kind)
+    .bind(&mail.recipient)
+    .bind(&mail.subject)
+    .bind(&mail.text_body)
+    .bind(&mail.html_body)
+    .bind(mail.created_at)
+    .execute(&mut **tx)
+    .await?;
+    notify_workers(tx).await
+}
+
+async fn notify_workers(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+) -> Result<(), StorageError> {
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(MAIL_CHANNEL)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+fn optional_time(row: &PgRow, column: &str) -> Result<Option<DateTime<Utc>>, StorageError> {
+    Ok(row.try_get(column)?)
+}
+
 #[async_trait]
 impl Storage for PostgresStorage {
     async fn ping(&self) -> Result<(), StorageError> {
@@ -113,20 +157,7 @@ impl Storage for PostgresStorage {
         .bind(account.updated_at)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "INSERT INTO email_outbox (id, account_id, kind, recipient, subject, text_body, \
-             html_body, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
-        )
-        .bind(mail.id)
-        .bind(mail.account_id)
-        .bind(&mail.kind)
-        .bind(&mail.recipient)
-        .bind(&mail.subject)
-        .bind(&mail.text_body)
-        .bind(&mail.html_body)
-        .bind(mail.created_at)
-        .execute(&mut *tx)
-        .await?;
+        insert_mail(&mut tx, mail).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -253,5 +284,162 @@ impl Storage for PostgresStorage {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn queue_mail(&self, mail: &OutboxMessage) -> Result<(), StorageError> {
+        let mut tx = self.pool.begin().await?;
+        insert_mail(&mut tx, mail).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn claim_resend(
+        &self,
+        email: &str,
+        now: DateTime<Utc>,
+        cooldown_start: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, StorageError> {
+        // One atomic upsert: of two concurrent requests only one can win.
+        let claimed = sqlx::query(
+            "INSERT INTO resend_cooldowns (email, last_requested_at) VALUES ($1, $2) \
+             ON CONFLICT (email) DO UPDATE SET last_requested_at = excluded.last_requested_at \
+             WHERE resend_cooldowns.last_requested_at <= $3 RETURNING email",
+        )
+        .bind(email)
+        .bind(now)
+        .bind(cooldown_start)
+        .fetch_optional(&self.pool)
+        .await?;
+        if claimed.is_some() {
+            return Ok(None);
+        }
+        let row = sqlx::query("SELECT last_requested_at FROM resend_cooldowns WHERE email = $1")
+            .bind(email)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(Some(row.try_get("last_requested_at")?))
+    }
+
+    async fn prune_sent(&self, sent_before: DateTime<Utc>) -> Result<u64, StorageError> {
+        let done = sqlx::query(
+            "DELETE FROM email_outbox WHERE status = 'sent' AND sent_at < $1 \
+             AND id NOT IN (SELECT outbox_id FROM failed_email_tasks)",
+        )
+        .bind(sent_before)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn outbox_status(&self, now: DateTime<Utc>) -> Result<OutboxStatus, StorageError> {
+        let row = sqlx::query(
+            "SELECT \
+               COUNT(*) FILTER (WHERE status = 'pending') AS pending, \
+               COUNT(*) FILTER (WHERE status = 'pending' AND locked_until > $1) AS in_flight, \
+               COUNT(*) FILTER (WHERE status = 'sent') AS sent, \
+               COUNT(*) FILTER (WHERE status = 'failed') AS failed, \
+               MIN(created_at) FILTER (WHERE status = 'pending') AS oldest_pending \
+             FROM email_outbox",
+        )
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(OutboxStatus {
+            pending: row.try_get("pending")?,
+            in_flight: row.try_get("in_flight")?,
+            sent: row.try_get("sent")?,
+            failed: row.try_get("failed")?,
+            oldest_pending: optional_time(&row, "oldest_pending")?,
+        })
+    }
+
+    async fn dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>, StorageError> {
+        let rows = sqlx::query(
+            "SELECT id, outbox_id, recipient, subject, error_kind, error, attempts, \
+             first_attempt_at, last_attempt_at, failed_at FROM failed_email_tasks \
+             WHERE retried_at IS NULL ORDER BY failed_at DESC, id DESC LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let attempts: i32 = row.try_get("attempts")?;
+                Ok(DeadLetter {
+                    id: row.try_get("id")?,
+                    outbox_id: row.try_get("outbox_id")?,
+                    recipient: row.try_get("recipient")?,
+                    subject: row.try_get("subject")?,
+                    error_kind: row.try_get("error_kind")?,
+                    error: row.try_get("error")?,
+                    attempts: i64::from(attempts),
+                    first_attempt_at: optional_time(row, "first_attempt_at")?,
+                    last_attempt_at: optional_time(row, "last_attempt_at")?,
+                    failed_at: row.try_get("failed_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn retry_dead_letters(
+        &self,
+        id: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StorageError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE email_outbox SET status = 'pending', attempts = 0, next_attempt_at = $1, \
+                 locked_until = NULL, last_error = NULL, first_attempt_at = NULL, last_attempt_at = NULL \
+             WHERE status = 'failed' AND id IN (SELECT outbox_id FROM failed_email_tasks \
+                 WHERE retried_at IS NULL AND ($2::uuid IS NULL OR id = $2))",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let marked = sqlx::query(
+            "UPDATE failed_email_tasks SET retried_at = $1 \
+             WHERE retried_at IS NULL AND ($2::uuid IS NULL OR id = $2)",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        notify_workers(&mut tx).await?;
+        tx.commit().await?;
+        Ok(marked.rows_affected())
+    }
+
+    async fn listen_for_mail(&self, wake: Arc<Notify>, stop: CancellationToken) {
+        while !stop.is_cancelled() {
+            let mut listener = match PgListener::connect_with(&self.pool).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot LISTEN for queued mail; retrying");
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    }
+                }
+            };
+            if let Err(e) = listener.listen(MAIL_CHANNEL).await {
+                tracing::warn!(error = %e, "cannot LISTEN for queued mail; retrying");
+                continue;
+            }
+            // Mail queued while the listener was down would otherwise wait for a poll.
+            wake.notify_one();
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    received = listener.recv() => match received {
+                        Ok(_) => wake.notify_one(),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "LISTEN connection lost; reconnecting");
+                            break;
+                        }
+                    },
+                }
+            }
+        }
     }
 }

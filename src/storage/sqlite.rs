@@ -11,7 +11,9 @@ use sqlx::sqlite::{
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::{ClaimedMessage, MailFailure, OutboxMessage, Storage, StorageError};
+use super::{
+    ClaimedMessage, DeadLetter, MailFailure, OutboxMessage, OutboxStatus, Storage, StorageError,
+};
 use crate::auth::PasswordHash;
 use crate::domain::Account;
 
@@ -58,6 +60,15 @@ fn time(row: &SqliteRow, column: &str) -> Result<DateTime<Utc>, StorageError> {
         .ok_or_else(|| StorageError::Corrupt(format!("{column} out of range")))
 }
 
+fn optional_time(row: &SqliteRow, column: &str) -> Result<Option<DateTime<Utc>>, StorageError> {
+    let v: Option<i64> = row.try_get(column)?;
+    v.map(|v| {
+        DateTime::from_timestamp_micros(v)
+            .ok_or_else(|| StorageError::Corrupt(format!("{column} out of range")))
+    })
+    .transpose()
+}
+
 fn uuid(row: &SqliteRow, column: &str) -> Result<Uuid, StorageError> {
     let v: String = row.try_get(column)?;
     Uuid::parse_str(&v).map_err(|_| StorageError::Corrupt(format!("{column} is not a UUID")))
@@ -95,6 +106,27 @@ fn claimed(row: &SqliteRow) -> Result<ClaimedMessage, StorageError> {
         },
         attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
     })
+}
+
+async fn insert_mail(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    mail: &OutboxMessage,
+) -> Result<(), StorageError> {
+    sqlx::query(
+        "INSERT INTO email_outbox (id, account_id, kind, recipient, subject, text_body, \
+         html_body, next_attempt_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+    )
+    .bind(mail.id.to_string())
+    .bind(mail.account_id.to_string())
+    .bind(&mail.kind)
+    .bind(&mail.recipient)
+    .bind(&mail.subject)
+    .bind(&mail.text_body)
+    .bind(&mail.html_body)
+    .bind(micros(mail.created_at))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 #[async_trait]
@@ -135,20 +167,7 @@ impl Storage for SqliteStorage {
         .bind(micros(account.updated_at))
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "INSERT INTO email_outbox (id, account_id, kind, recipient, subject, text_body, \
-             html_body, next_attempt_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
-        )
-        .bind(mail.id.to_string())
-        .bind(mail.account_id.to_string())
-        .bind(&mail.kind)
-        .bind(&mail.recipient)
-        .bind(&mail.subject)
-        .bind(&mail.text_body)
-        .bind(&mail.html_body)
-        .bind(micros(mail.created_at))
-        .execute(&mut *tx)
-        .await?;
+        insert_mail(&mut tx, mail).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -275,5 +294,128 @@ impl Storage for SqliteStorage {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn queue_mail(&self, mail: &OutboxMessage) -> Result<(), StorageError> {
+        let mut tx = self.pool.begin().await?;
+        insert_mail(&mut tx, mail).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn claim_resend(
+        &self,
+        email: &str,
+        now: DateTime<Utc>,
+        cooldown_start: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, StorageError> {
+        // One atomic upsert: of two concurrent requests only one can win.
+        let claimed = sqlx::query(
+            "INSERT INTO resend_cooldowns (email, last_requested_at) VALUES (?1, ?2) \
+             ON CONFLICT (email) DO UPDATE SET last_requested_at = excluded.last_requested_at \
+             WHERE resend_cooldowns.last_requested_at <= ?3 RETURNING email",
+        )
+        .bind(email)
+        .bind(micros(now))
+        .bind(micros(cooldown_start))
+        .fetch_optional(&self.pool)
+        .await?;
+        if claimed.is_some() {
+            return Ok(None);
+        }
+        let row = sqlx::query("SELECT last_requested_at FROM resend_cooldowns WHERE email = ?1")
+            .bind(email)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(Some(time(&row, "last_requested_at")?))
+    }
+
+    async fn prune_sent(&self, sent_before: DateTime<Utc>) -> Result<u64, StorageError> {
+        let done = sqlx::query(
+            "DELETE FROM email_outbox WHERE status = 'sent' AND sent_at < ?1 \
+             AND id NOT IN (SELECT outbox_id FROM failed_email_tasks)",
+        )
+        .bind(micros(sent_before))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn outbox_status(&self, now: DateTime<Utc>) -> Result<OutboxStatus, StorageError> {
+        let row = sqlx::query(
+            "SELECT \
+               COALESCE(SUM(status = 'pending'), 0) AS pending, \
+               COALESCE(SUM(status = 'pending' AND locked_until > ?1), 0) AS in_flight, \
+               COALESCE(SUM(status = 'sent'), 0) AS sent, \
+               COALESCE(SUM(status = 'failed'), 0) AS failed, \
+               MIN(CASE WHEN status = 'pending' THEN created_at END) AS oldest_pending \
+             FROM email_outbox",
+        )
+        .bind(micros(now))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(OutboxStatus {
+            pending: row.try_get("pending")?,
+            in_flight: row.try_get("in_flight")?,
+            sent: row.try_get("sent")?,
+            failed: row.try_get("failed")?,
+            oldest_pending: optional_time(&row, "oldest_pending")?,
+        })
+    }
+
+    async fn dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>, StorageError> {
+        let rows = sqlx::query(
+            "SELECT id, outbox_id, recipient, subject, error_kind, error, attempts, \
+             first_attempt_at, last_attempt_at, failed_at FROM failed_email_tasks \
+             WHERE retried_at IS NULL ORDER BY failed_at DESC, id DESC LIMIT ?1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(DeadLetter {
+                    id: uuid(row, "id")?,
+                    outbox_id: uuid(row, "outbox_id")?,
+                    recipient: row.try_get("recipient")?,
+                    subject: row.try_get("subject")?,
+                    error_kind: row.try_get("error_kind")?,
+                    error: row.try_get("error")?,
+                    attempts: row.try_get("attempts")?,
+                    first_attempt_at: optional_time(row, "first_attempt_at")?,
+                    last_attempt_at: optional_time(row, "last_attempt_at")?,
+                    failed_at: time(row, "failed_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn retry_dead_letters(
+        &self,
+        id: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StorageError> {
+        let id = id.map(|id| id.to_string());
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE email_outbox SET status = 'pending', attempts = 0, next_attempt_at = ?1, \
+                 locked_until = NULL, last_error = NULL, first_attempt_at = NULL, last_attempt_at = NULL \
+             WHERE status = 'failed' AND id IN (SELECT outbox_id FROM failed_email_tasks \
+                 WHERE retried_at IS NULL AND (?2 IS NULL OR id = ?2))",
+        )
+        .bind(micros(now))
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?;
+        let marked = sqlx::query(
+            "UPDATE failed_email_tasks SET retried_at = ?1 \
+             WHERE retried_at IS NULL AND (?2 IS NULL OR id = ?2)",
+        )
+        .bind(micros(now))
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(marked.rows_affected())
     }
 }

@@ -110,6 +110,14 @@ impl TestDatabase {
         }
     }
 
+    /// The same database again, for a second application instance.
+    pub fn shared(&self) -> TestDatabase {
+        TestDatabase {
+            url: self.url.clone(),
+            _dir: None,
+        }
+    }
+
     pub async fn connect(&self) -> Arc<dyn Storage> {
         if self.url.starts_with("sqlite:") {
             Arc::new(SqliteStorage::connect(&self.url).await.unwrap())
@@ -144,13 +152,29 @@ impl TestDatabase {
 
     /// Rows in a table, read straight from the database.
     pub async fn count(&self, table: &str) -> i64 {
-        let sql = format!("SELECT COUNT(*) FROM {table}");
+        self.scalar(&format!("SELECT COUNT(*) FROM {table}")).await
+    }
+
+    /// A single integer computed by `sql`, read straight from the database.
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        let sql = sql.to_owned();
         if self.url.starts_with("sqlite:") {
             let mut c = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
             sqlx::query_scalar(&sql).fetch_one(&mut c).await.unwrap()
         } else {
             let mut c = sqlx::PgConnection::connect(&self.url).await.unwrap();
             sqlx::query_scalar(&sql).fetch_one(&mut c).await.unwrap()
+        }
+    }
+
+    /// A single text value computed by `sql`, read straight from the database.
+    pub async fn text(&self, sql: &str) -> String {
+        if self.url.starts_with("sqlite:") {
+            let mut c = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+            sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+        } else {
+            let mut c = sqlx::PgConnection::connect(&self.url).await.unwrap();
+            sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
         }
     }
 }
@@ -196,8 +220,13 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 
 /// Starts the application on port 0 with settings adjusted by `customize`.
 pub async fn spawn_app_with(backend: Backend, customize: impl FnOnce(&mut RawSettings)) -> TestApp {
-    init_test_logging();
     let db = TestDatabase::create(&backend).await;
+    spawn_app_on(db, customize).await
+}
+
+/// Starts the application on an existing database.
+pub async fn spawn_app_on(db: TestDatabase, customize: impl FnOnce(&mut RawSettings)) -> TestApp {
+    init_test_logging();
     let mail_tmp = tempfile::tempdir().unwrap();
     let mail_dir = mail_tmp.path().join("mail");
 

@@ -2,9 +2,12 @@
 //! generated gRPC client and a real HTTP client.
 
 mod confirm;
+mod delivery;
 mod get_account;
 mod grpc_meta;
 mod helpers;
 mod http;
 mod register;
+mod resend;
+mod smtp_server;
 mod storage;

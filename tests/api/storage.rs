@@ -19,6 +19,10 @@ on_both_backends!(
     claims_are_exclusive_until_the_lease_ends,
     sent_and_rescheduled_mail,
     dead_letters_keep_the_message,
+    dead_letters_are_listed_and_requeued,
+    resend_cooldown_is_claimed_atomically,
+    pruning_keeps_pending_failed_and_recent_mail,
+    outbox_status_counts_by_state,
 );
 
 fn now() -> DateTime<Utc> {
@@ -241,4 +245,153 @@ async fn dead_letters_keep_the_message(backend: Backend) {
         .await
         .unwrap()
         .is_empty());
+}
+
+async fn dead_letters_are_listed_and_requeued(backend: Backend) {
+    let (_db, s) = store(&backend).await;
+    let t = now();
+    let mut ids = Vec::new();
+    for (i, email) in ["a@example.com", "b@example.com"].into_iter().enumerate() {
+        let a = account(email, t);
+        let m = mail(&a, t);
+        s.create_account(&a, &hash().await, &m).await.unwrap();
+        s.claim_mail(t, t + Duration::minutes(5), 1).await.unwrap();
+        let failed_at = t + Duration::seconds(i as i64);
+        let failure = MailFailure {
+            kind: "transient",
+            error: "451 try later",
+        };
+        s.fail_mail(m.id, failed_at, &failure).await.unwrap();
+        ids.push(m.id);
+    }
+
+    let letters = s.dead_letters(10).await.unwrap();
+    assert_eq!(letters.len(), 2);
+    assert_eq!(letters[0].recipient, "b@example.com", "newest first");
+    assert_eq!(letters[0].attempts, 1);
+    assert_eq!(letters[0].error, "451 try later");
+    assert!(letters[0].first_attempt_at.is_some());
+    assert_eq!(s.dead_letters(1).await.unwrap().len(), 1);
+
+    assert_eq!(
+        s.retry_dead_letters(Some(Uuid::now_v7()), t).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        s.retry_dead_letters(Some(letters[0].id), t).await.unwrap(),
+        1
+    );
+    assert_eq!(s.dead_letters(10).await.unwrap().len(), 1);
+    let requeued = s.claim_mail(t, t + Duration::minutes(5), 10).await.unwrap();
+    assert_eq!(requeued.len(), 1);
+    assert_eq!(requeued[0].message.id, ids[1]);
+    assert_eq!(requeued[0].attempts, 1, "attempts start again");
+    assert_eq!(s.retry_dead_letters(None, t).await.unwrap(), 1);
+    assert!(s.dead_letters(10).await.unwrap().is_empty());
+}
+
+async fn resend_cooldown_is_claimed_atomically(backend: Backend) {
+    let (_db, s) = store(&backend).await;
+    let t = now();
+    let cooldown = Duration::seconds(60);
+
+    assert_eq!(
+        s.claim_resend("a@example.com", t, t - cooldown)
+            .await
+            .unwrap(),
+        None
+    );
+    let later = t + Duration::seconds(10);
+    assert_eq!(
+        s.claim_resend("a@example.com", later, later - cooldown)
+            .await
+            .unwrap(),
+        Some(t)
+    );
+    assert_eq!(
+        s.claim_resend("b@example.com", later, later - cooldown)
+            .await
+            .unwrap(),
+        None
+    );
+    let after = t + Duration::seconds(60);
+    assert_eq!(
+        s.claim_resend("a@example.com", after, after - cooldown)
+            .await
+            .unwrap(),
+        None
+    );
+
+    // Concurrent requests: exactly one wins.
+    let at = t + Duration::seconds(300);
+    let attempts = (0..10).map(|_| s.claim_resend("c@example.com", at, at - cooldown));
+    let results = futures::future::join_all(attempts).await;
+    let winners = results.iter().filter(|r| matches!(r, Ok(None))).count();
+    assert_eq!(winners, 1, "{results:?}");
+}
+
+async fn pruning_keeps_pending_failed_and_recent_mail(backend: Backend) {
+    let (db, s) = store(&backend).await;
+    let t = now();
+    let mut mails = Vec::new();
+    for email in [
+        "old@example.com",
+        "new@example.com",
+        "pending@example.com",
+        "dead@example.com",
+    ] {
+        let a = account(email, t);
+        let m = mail(&a, t);
+        s.create_account(&a, &hash().await, &m).await.unwrap();
+        mails.push(m.id);
+    }
+    s.claim_mail(t, t + Duration::minutes(5), 10).await.unwrap();
+    s.mark_mail_sent(mails[0], t - Duration::days(8))
+        .await
+        .unwrap();
+    s.mark_mail_sent(mails[1], t - Duration::days(1))
+        .await
+        .unwrap();
+    s.reschedule_mail(mails[2], t, "busy").await.unwrap();
+    let failure = MailFailure {
+        kind: "permanent",
+        error: "550",
+    };
+    s.fail_mail(mails[3], t, &failure).await.unwrap();
+
+    assert_eq!(s.prune_sent(t - Duration::days(7)).await.unwrap(), 1);
+    assert_eq!(db.count("email_outbox").await, 3);
+    assert_eq!(db.count("failed_email_tasks").await, 1);
+}
+
+async fn outbox_status_counts_by_state(backend: Backend) {
+    let (_db, s) = store(&backend).await;
+    let t = now();
+    let empty = s.outbox_status(t).await.unwrap();
+    assert_eq!((empty.pending, empty.sent, empty.failed), (0, 0, 0));
+    assert_eq!(empty.oldest_pending, None);
+    let mut mails = Vec::new();
+    for (i, email) in ["a@example.com", "b@example.com", "c@example.com"]
+        .into_iter()
+        .enumerate()
+    {
+        let at = t + Duration::seconds(i as i64);
+        let a = account(email, at);
+        let m = mail(&a, at);
+        s.create_account(&a, &hash().await, &m).await.unwrap();
+        mails.push(m.id);
+    }
+    let claimed = s
+        .claim_mail(t + Duration::seconds(1), t + Duration::minutes(5), 2)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+    s.mark_mail_sent(mails[0], t).await.unwrap();
+
+    let status = s.outbox_status(t + Duration::seconds(2)).await.unwrap();
+    assert_eq!(status.pending, 2);
+    assert_eq!(status.in_flight, 1);
+    assert_eq!(status.sent, 1);
+    assert_eq!(status.failed, 0);
+    assert_eq!(status.oldest_pending, Some(t + Duration::seconds(1)));
 }

@@ -1,0 +1,76 @@
+//! Operators' subcommands: outbox status, dead letters and their replay.
+
+use std::io::Write;
+
+use chrono::Utc;
+use uuid::Uuid;
+
+use crate::config::OutboxCommand;
+use crate::storage::Storage;
+
+/// Runs one outbox subcommand, writing its report to `out`.
+pub async fn run_outbox(
+    storage: &dyn Storage,
+    command: OutboxCommand,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    match command {
+        OutboxCommand::Status => {
+            let now = Utc::now();
+            let status = storage.outbox_status(now).await?;
+            writeln!(
+                out,
+                "pending  {} ({} being sent)",
+                status.pending, status.in_flight
+            )?;
+            writeln!(out, "sent     {}", status.sent)?;
+            writeln!(out, "failed   {}", status.failed)?;
+            match status.oldest_pending {
+                Some(t) => {
+                    let age = (now - t).num_milliseconds().max(0) as f64 / 1000.0;
+                    writeln!(out, "oldest pending: {} ({age:.1}s ago)", t.to_rfc3339())?
+                }
+                None => writeln!(out, "oldest pending: none")?,
+            }
+        }
+        OutboxCommand::Failed { limit } => {
+            let letters = storage.dead_letters(limit).await?;
+            if letters.is_empty() {
+                writeln!(out, "no dead letters")?;
+            }
+            for l in letters {
+                writeln!(
+                    out,
+                    "{}\t{}\t{}\tattempts={}\t{}\t{}: {}",
+                    l.id,
+                    l.recipient,
+                    one_line(&l.subject),
+                    l.attempts,
+                    l.failed_at.to_rfc3339(),
+                    l.error_kind,
+                    one_line(&l.error),
+                )?;
+            }
+        }
+        OutboxCommand::Retry { id, all } => {
+            let id = match (id, all) {
+                (_, true) => None,
+                (Some(raw), false) => Some(
+                    Uuid::parse_str(raw.trim())
+                        .map_err(|_| anyhow::anyhow!("'{raw}' is not a dead letter id (a UUID)"))?,
+                ),
+                (None, false) => anyhow::bail!("give a dead letter id, or --all"),
+            };
+            let requeued = storage.retry_dead_letters(id, Utc::now()).await?;
+            if let (Some(id), 0) = (id, requeued) {
+                anyhow::bail!("no dead letter {id} waiting for a retry");
+            }
+            writeln!(out, "requeued {requeued} message(s)")?;
+        }
+    }
+    Ok(())
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
