@@ -304,6 +304,16 @@ impl RawSettings {
         if hash_concurrency == 0 {
             return Err(bad("HASH_CONCURRENCY", "must be at least 1"));
         }
+        let smtp_timeout = seconds("SMTP_TIMEOUT", &self.smtp_timeout)?;
+        let email_claim_lease = seconds("EMAIL_CLAIM_LEASE", &self.email_claim_lease)?;
+        // A claim that lapses while its send is still running lets a second
+        // worker send the same message.
+        if email_claim_lease <= smtp_timeout {
+            return Err(bad(
+                "EMAIL_CLAIM_LEASE",
+                "must be longer than SMTP_TIMEOUT, or a slow send could be duplicated",
+            ));
+        }
         let site_name = self.site_name.trim().to_owned();
         if site_name.is_empty() {
             return Err(bad("SITE_NAME", "must not be empty"));
@@ -325,13 +335,13 @@ impl RawSettings {
                 &self.confirmation_mail_request_page,
             )?,
             email_backend,
-            smtp_timeout: seconds("SMTP_TIMEOUT", &self.smtp_timeout)?,
+            smtp_timeout,
             email_file_path: PathBuf::from(self.email_file_path.trim()),
             email_from,
             site_name,
             email_max_retries: number("EMAIL_MAX_RETRIES", &self.email_max_retries)?,
             email_retry_delay: seconds("EMAIL_RETRY_DELAY", &self.email_retry_delay)?,
-            email_claim_lease: seconds("EMAIL_CLAIM_LEASE", &self.email_claim_lease)?,
+            email_claim_lease,
             email_sent_retention: Duration::from_secs(
                 number::<u64>("EMAIL_SENT_RETENTION", &self.email_sent_retention)?
                     .saturating_mul(86_400),
@@ -409,7 +419,7 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_variable() {
-        let cases: [(&[&str], &str); 9] = [
+        let cases: [(&[&str], &str); 10] = [
             (&["--email-backend", "smtp"], "SMTP_URL"),
             (
                 &[
@@ -421,6 +431,7 @@ mod tests {
                 "SMTP_URL",
             ),
             (&["--smtp-timeout", "soon"], "SMTP_TIMEOUT"),
+            (&["--email-claim-lease", "5"], "EMAIL_CLAIM_LEASE"),
             (&["--email-backend", "pigeon"], "EMAIL_BACKEND"),
             (&["--email-from", "not an address"], "EMAIL_FROM"),
             (&["--public-base-url", "localhost"], "PUBLIC_BASE_URL"),

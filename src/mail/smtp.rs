@@ -10,6 +10,8 @@ use super::{DispatchError, MailDispatcher, OutgoingMail};
 
 pub struct SmtpDispatcher {
     transport: AsyncSmtpTransport<Tokio1Executor>,
+    /// Bounds a whole attempt; lettre's own timeout bounds each network operation.
+    timeout: Duration,
 }
 
 impl SmtpDispatcher {
@@ -25,14 +27,21 @@ impl SmtpDispatcher {
             .timeout(Some(timeout))
             .pool_config(PoolConfig::new().max_size(pool_size))
             .build();
-        Ok(SmtpDispatcher { transport })
+        Ok(SmtpDispatcher { transport, timeout })
     }
 }
 
 #[async_trait]
 impl MailDispatcher for SmtpDispatcher {
     async fn send(&self, mail: &OutgoingMail) -> Result<(), DispatchError> {
-        match self.transport.send(mail.message.clone()).await {
+        let attempt = tokio::time::timeout(self.timeout, self.transport.send(mail.message.clone()));
+        let Ok(result) = attempt.await else {
+            return Err(DispatchError::Transient(anyhow::anyhow!(
+                "SMTP attempt timed out after {:?}",
+                self.timeout
+            )));
+        };
+        match result {
             Ok(_) => Ok(()),
             // 5xx: the server refused this message for good.
             Err(e) if e.is_permanent() => Err(DispatchError::Permanent(e.into())),
