@@ -142,6 +142,10 @@ pub struct RawSettings {
     /// Registrations allowed to wait for a hashing slot before RESOURCE_EXHAUSTED.
     #[arg(long, env = "HASH_QUEUE", default_value = "64")]
     pub hash_queue: String,
+    /// RPCs and confirmation links handled at once; beyond it requests are
+    /// refused at once with RESOURCE_EXHAUSTED (HTTP 503) instead of queueing.
+    #[arg(long, env = "MAX_CONCURRENT_REQUESTS", default_value = "1024")]
+    pub max_concurrent_requests: String,
     /// Log filter (tracing-subscriber EnvFilter syntax).
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub rust_log: String,
@@ -205,6 +209,7 @@ pub struct Settings {
     pub email_resend_cooldown: Duration,
     pub hash_concurrency: usize,
     pub hash_queue: usize,
+    pub max_concurrent_requests: usize,
     pub rust_log: String,
 }
 
@@ -349,6 +354,13 @@ impl RawSettings {
             email_resend_cooldown: seconds("EMAIL_RESEND_COOLDOWN", &self.email_resend_cooldown)?,
             hash_concurrency,
             hash_queue: number("HASH_QUEUE", &self.hash_queue)?,
+            max_concurrent_requests: match number(
+                "MAX_CONCURRENT_REQUESTS",
+                &self.max_concurrent_requests,
+            )? {
+                0 => return Err(bad("MAX_CONCURRENT_REQUESTS", "must be at least 1")),
+                n => n,
+            },
             rust_log: self.rust_log,
         })
     }
@@ -390,6 +402,7 @@ impl std::fmt::Debug for Settings {
             .field("email_resend_cooldown", &self.email_resend_cooldown)
             .field("hash_concurrency", &self.hash_concurrency)
             .field("hash_queue", &self.hash_queue)
+            .field("max_concurrent_requests", &self.max_concurrent_requests)
             .field("rust_log", &self.rust_log)
             .finish()
     }

@@ -151,11 +151,17 @@ impl Application {
             v1alpha = v1alpha.register_encoded_file_descriptor_set(set);
         }
 
+        let admission = Arc::new(tokio::sync::Semaphore::new(
+            self.settings.max_concurrent_requests,
+        ));
         let grpc = tonic::transport::Server::builder()
+            .tcp_nodelay(true)
             .add_service(health_service)
             .add_service(v1.build_v1()?)
             .add_service(v1alpha.build_v1alpha()?)
-            .add_service(AccountGrpc::new(Arc::clone(&self.accounts)).into_server())
+            .add_service(
+                AccountGrpc::new(Arc::clone(&self.accounts), Arc::clone(&admission)).into_server(),
+            )
             .serve_with_incoming_shutdown(
                 TcpListenerStream::new(self.grpc_listener),
                 stop.clone().cancelled_owned(),
@@ -170,6 +176,7 @@ impl Application {
                     .settings
                     .confirmation_mail_request_page
                     .to_string(),
+                admission,
             }),
         )
         .with_graceful_shutdown(stop.clone().cancelled_owned());

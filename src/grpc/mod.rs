@@ -8,6 +8,7 @@ mod status;
 use std::sync::Arc;
 use std::time::Instant;
 
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::{Request, Response, Status};
 
 use crate::domain::{Account, RegistrationForm};
@@ -18,17 +19,37 @@ use crate::service::{Accounts, Lookup, ServiceError};
 pub use pb::account_service_server::AccountServiceServer;
 pub use status::to_status;
 
+/// Largest request message accepted; every valid request is far smaller.
+/// Larger ones are refused before they are decoded.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
 pub struct AccountGrpc {
     accounts: Arc<Accounts>,
+    admission: Arc<Semaphore>,
 }
 
 impl AccountGrpc {
-    pub fn new(accounts: Arc<Accounts>) -> Self {
-        AccountGrpc { accounts }
+    /// `admission` bounds the RPCs handled at once; it is shared with the
+    /// HTTP sidecar, so the bound covers the whole process.
+    pub fn new(accounts: Arc<Accounts>, admission: Arc<Semaphore>) -> Self {
+        AccountGrpc {
+            accounts,
+            admission,
+        }
     }
 
     pub fn into_server(self) -> AccountServiceServer<Self> {
         AccountServiceServer::new(self)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    /// Sheds load: over the limit a request is refused at once, which keeps
+    /// latency and memory bounded instead of queueing without limit.
+    fn admit(&self) -> Result<OwnedSemaphorePermit, ServiceError> {
+        Arc::clone(&self.admission)
+            .try_acquire_owned()
+            .map_err(|_| ServiceError::Busy)
     }
 }
 
@@ -93,6 +114,9 @@ impl AccountService for AccountGrpc {
         request: Request<pb::RegisterRequest>,
     ) -> Result<Response<pb::RegisterResponse>, Status> {
         let started = Instant::now();
+        let Ok(_permit) = self.admit() else {
+            return finish("Register", started, Err(ServiceError::Busy));
+        };
         let result = self
             .accounts
             .register(request.into_inner().into())
@@ -108,6 +132,9 @@ impl AccountService for AccountGrpc {
         request: Request<pb::ConfirmRegistrationRequest>,
     ) -> Result<Response<pb::ConfirmRegistrationResponse>, Status> {
         let started = Instant::now();
+        let Ok(_permit) = self.admit() else {
+            return finish("ConfirmRegistration", started, Err(ServiceError::Busy));
+        };
         let result = self
             .accounts
             .confirm(&request.into_inner().token)
@@ -123,6 +150,9 @@ impl AccountService for AccountGrpc {
         request: Request<pb::ResendConfirmationRequest>,
     ) -> Result<Response<pb::ResendConfirmationResponse>, Status> {
         let started = Instant::now();
+        let Ok(_permit) = self.admit() else {
+            return finish("ResendConfirmation", started, Err(ServiceError::Busy));
+        };
         let result = self
             .accounts
             .resend_confirmation(&request.into_inner().email)
@@ -136,6 +166,9 @@ impl AccountService for AccountGrpc {
         request: Request<pb::GetAccountRequest>,
     ) -> Result<Response<pb::GetAccountResponse>, Status> {
         let started = Instant::now();
+        let Ok(_permit) = self.admit() else {
+            return finish("GetAccount", started, Err(ServiceError::Busy));
+        };
         let result = match request.into_inner().lookup {
             Some(pb::get_account_request::Lookup::Id(id)) => {
                 self.accounts.get(Lookup::Id(id)).await

@@ -8,6 +8,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use tokio::sync::Semaphore;
 
 use crate::mail::error_chain;
 use crate::service::{Accounts, ServiceError};
@@ -19,6 +20,8 @@ pub struct HttpState {
     pub frontend_homepage: String,
     /// Where a failed confirmation lands, to ask for a new mail.
     pub confirmation_mail_request_page: String,
+    /// Shared with the gRPC server: bounds the requests handled at once.
+    pub admission: Arc<Semaphore>,
 }
 
 pub fn router(state: HttpState) -> Router {

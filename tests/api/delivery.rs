@@ -311,7 +311,7 @@ async fn store_account_with_mail(
         html_body: "<p>Hello</p>".into(),
         created_at: now,
     };
-    let hash = PasswordHasher::new(1, 0)
+    let hash = PasswordHasher::new(1, 4)
         .hash(Password::parse("secret123").unwrap())
         .await
         .unwrap();

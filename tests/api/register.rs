@@ -2,6 +2,7 @@
 
 use account_service::proto::account::v1::RegisterRequest;
 use tonic::Code;
+use tonic_types::StatusExt;
 
 use crate::helpers::*;
 use crate::on_both_backends;
@@ -348,4 +349,45 @@ async fn concurrent_registrations_of_one_address_make_one_account(backend: Backe
     assert_eq!((ok, exists), (1, 7), "{results:?}");
     assert_eq!(app.db.count("accounts").await, 1);
     assert_eq!(app.db.count("email_outbox").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_is_refused_at_once_with_resource_exhausted() {
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.hash_concurrency = Some("1".into());
+        s.hash_queue = "1".into();
+        s.max_concurrent_requests = "4".into();
+    })
+    .await;
+
+    let calls = (0..24).map(|_| app.register(registration(&unique_email())));
+    let results = futures::future::join_all(calls).await;
+
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    let shed: Vec<&tonic::Status> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(ok >= 1, "some registrations must get through");
+    assert!(
+        !shed.is_empty(),
+        "a burst beyond the limits must be refused"
+    );
+    for status in shed {
+        assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+        assert!(status.get_details_retry_info().is_some(), "{status:?}");
+    }
+    assert_eq!(app.db.count("accounts").await, ok as i64);
+}
+
+#[tokio::test]
+async fn oversized_messages_are_refused_before_decoding() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let mut request = registration(&unique_email());
+    request.address = "a".repeat(100 * 1024);
+
+    let status = app.register(request).await.unwrap_err();
+
+    assert!(
+        matches!(status.code(), Code::OutOfRange | Code::ResourceExhausted),
+        "{status:?}"
+    );
+    assert_eq!(app.db.count("accounts").await, 0);
 }

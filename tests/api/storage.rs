@@ -60,7 +60,7 @@ fn mail(account: &Account, at: DateTime<Utc>) -> OutboxMessage {
 }
 
 async fn hash() -> PasswordHash {
-    PasswordHasher::new(1, 0)
+    PasswordHasher::new(1, 4)
         .hash(Password::parse("secret123").unwrap())
         .await
         .unwrap()

@@ -1,0 +1,155 @@
+"""Turns the raw results of bench/run.sh into BENCHMARKS.md (on stdout)."""
+import datetime
+import json
+import os
+import platform
+import re
+import sys
+
+results, command = sys.argv[1], sys.argv[2]
+
+
+def load(name):
+    path = os.path.join(results, name)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def wrk(name):
+    path = os.path.join(results, name)
+    if not os.path.exists(path):
+        return None
+    text = open(path).read()
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+
+    def ms(label):
+        m = re.search(r"^\s+%s%%\s+([\d.]+)(us|ms|s)\s*$" % label, text, re.M)
+        if not m:
+            return None
+        value, unit = float(m.group(1)), m.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+    return {"rps": rps, "p50": ms("50"), "p99": ms("99"), "non_2xx_3xx": int(non2xx.group(1)) if non2xx else 0}
+
+
+def pgbench_tps(name):
+    text = open(os.path.join(results, name)).read()
+    return float(re.search(r"tps = ([\d.]+)", text).group(1))
+
+
+def cpu_model():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def mem_total():
+    for line in open("/proc/meminfo"):
+        if line.startswith("MemTotal"):
+            return "%.1f GiB" % (int(line.split()[1]) / 1024 / 1024)
+    return "unknown"
+
+
+def holds(ok):
+    return "**holds**" if ok else "**does not hold**"
+
+
+cores = os.cpu_count()
+hl = load("hash_limit.json")
+hash_rate, hash_ms = hl["hashes_per_second"], hl["single_hash_ms"]
+out = []
+w = out.append
+w("# Benchmarks")
+w("")
+w("Measured in one run on one machine; every ratio compares figures from that run.")
+w("")
+w("- Date: %s" % datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+w("- Machine: %d cores (%s), %s memory, %s %s" % (cores, cpu_model(), mem_total(), platform.system(), platform.release()))
+w("- Reproduce: `%s`" % command)
+w("- The load generator (`account-loadgen`), wrk, PostgreSQL and the service share these %d cores, so every figure" % cores)
+w("  includes the cost of generating the load.")
+w("")
+w("## Machine limits")
+w("")
+w("| measure | figure |")
+w("|---|---|")
+w("| argon2id hashes/s, m=19456 KiB t=2 p=1, %d threads | %.1f |" % (hl["threads"], hash_rate))
+w("| one hash alone | %.2f ms |" % hash_ms)
+pg_tps = pgbench_tps("pgbench_confirm.txt")
+w("| PostgreSQL: the confirm UPDATE, pgbench, 64 clients | %.0f TPS |" % pg_tps)
+sl = load("sqlite_loop.json")
+w("| SQLite: the confirm UPDATE, plain sqlite3 loop | %.0f TPS |" % sl["tps"])
+w("")
+w("## Register")
+w("")
+w("| backend | concurrency | req/s | OK/s | of hash limit | p50 ms | p99 ms | codes |")
+w("|---|---|---|---|---|---|---|---|")
+for backend, concurrencies in (("pg", (cores, 4, 16, 64)), ("sqlite", (cores, 16))):
+    for c in concurrencies:
+        r = load("register_%s_c%d.json" % (backend, c))
+        if not r:
+            continue
+        w("| %s | %d | %.1f | %.1f | %.0f%% | %.1f | %.1f | %s |" % (
+            "PostgreSQL" if backend == "pg" else "SQLite", c, r["throughput"], r["ok_throughput"],
+            100 * r["ok_throughput"] / hash_rate, r["latency_ms"]["p50"], r["latency_ms"]["p99"],
+            " ".join("%s=%d" % kv for kv in r["codes"].items())))
+w("")
+w("## Confirmation")
+w("")
+w("| backend | path | req/s | p50 ms | p99 ms | ceiling | of ceiling |")
+w("|---|---|---|---|---|---|---|")
+grpc_pg, http_pg = load("confirm_grpc_pg.json"), wrk("confirm_http_pg.wrk.txt")
+grpc_sl, http_sl = load("confirm_grpc_sqlite.json"), wrk("confirm_http_sqlite.wrk.txt")
+w("| PostgreSQL | gRPC ConfirmRegistration, 64 in flight | %.0f | %.2f | %.2f | pgbench %.0f | %.0f%% |" % (
+    grpc_pg["throughput"], grpc_pg["latency_ms"]["p50"], grpc_pg["latency_ms"]["p99"], pg_tps, 100 * grpc_pg["throughput"] / pg_tps))
+w("| PostgreSQL | HTTP confirm link (wrk, 64 connections) | %.0f | %.2f | %.2f | pgbench %.0f | %.0f%% |" % (
+    http_pg["rps"], http_pg["p50"] or 0, http_pg["p99"] or 0, pg_tps, 100 * http_pg["rps"] / pg_tps))
+w("| SQLite | gRPC ConfirmRegistration, 64 in flight | %.0f | %.2f | %.2f | sqlite3 loop %.0f | %.0f%% |" % (
+    grpc_sl["throughput"], grpc_sl["latency_ms"]["p50"], grpc_sl["latency_ms"]["p99"], sl["tps"], 100 * grpc_sl["throughput"] / sl["tps"]))
+w("| SQLite | HTTP confirm link (wrk, 64 connections) | %.0f | %.2f | %.2f | sqlite3 loop %.0f | %.0f%% |" % (
+    http_sl["rps"], http_sl["p50"] or 0, http_sl["p99"] or 0, sl["tps"], 100 * http_sl["rps"] / sl["tps"]))
+w("")
+mem, burst = load("memory.json"), load("burst_500.json")
+w("## Memory")
+w("")
+w("| measure | figure |")
+w("|---|---|")
+w("| resident, idle after start | %.1f MiB |" % (mem["idle_kib"] / 1024))
+w("| peak resident (VmHWM) through a burst of 500 concurrent Register calls | %.1f MiB |" % (mem["peak_kib"] / 1024))
+w("| resident just after the burst | %.1f MiB |" % (mem["after_burst_kib"] / 1024))
+w("| answers to the burst | %s |" % " ".join("%s=%d" % kv for kv in burst["codes"].items()))
+w("")
+mail = load("mail_drain.json")
+w("## Mail")
+w("")
+w("| measure | figure |")
+w("|---|---|")
+w("| outbox drained into a local SMTP server (%d messages) | %.0f messages/s |" % (mail["messages"], mail["messages_per_second"]))
+w("")
+w("## Targets")
+w("")
+reg_cores = load("register_pg_c%d.json" % cores)
+best_reg = max(load("register_pg_c%d.json" % c)["ok_throughput"] for c in (cores, 4, 16, 64))
+burst_codes = set(burst["codes"]) - {"OK", "RESOURCE_EXHAUSTED"}
+rows = [
+    ("Register ≥ 90% of the hash limit (best concurrency)", "%.0f%%" % (100 * best_reg / hash_rate), best_reg >= 0.9 * hash_rate),
+    ("Register p99 ≤ 4 × one hash at concurrency = cores", "%.1f ms vs %.1f ms" % (reg_cores["latency_ms"]["p99"], 4 * hash_ms), reg_cores["latency_ms"]["p99"] <= 4 * hash_ms),
+    ("Confirm over gRPC ≥ 50% of pgbench", "%.0f%%" % (100 * grpc_pg["throughput"] / pg_tps), grpc_pg["throughput"] >= 0.5 * pg_tps),
+    ("Confirm over HTTP ≥ 50% of pgbench", "%.0f%%" % (100 * http_pg["rps"] / pg_tps), http_pg["rps"] >= 0.5 * pg_tps),
+    ("Idle resident ≤ 30 MiB", "%.1f MiB" % (mem["idle_kib"] / 1024), mem["idle_kib"] <= 30 * 1024),
+    ("Peak resident ≤ 150 MiB in the 500 burst", "%.1f MiB" % (mem["peak_kib"] / 1024), mem["peak_kib"] <= 150 * 1024),
+    ("Burst answered only OK or RESOURCE_EXHAUSTED", " ".join(sorted(burst["codes"])), not burst_codes),
+    ("Outbox drains ≥ 500 messages/s", "%.0f/s" % mail["messages_per_second"], mail["messages_per_second"] >= 500),
+]
+w("| target | measured | |")
+w("|---|---|---|")
+for name, measured, ok in rows:
+    w("| %s | %s | %s |" % (name, measured, holds(ok)))
+print("\n".join(out))

@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# Measures account-service against this machine's own limits in one run and
+# writes BENCHMARKS.md: the argon2 hash limit, Register throughput, confirmation
+# throughput over gRPC and HTTP beside PostgreSQL's (pgbench) and SQLite's own
+# ceiling for the same UPDATE, resident memory idle and under a 500-concurrent
+# burst, and the outbox's delivery rate into a local SMTP server.
+#
+#   bench/run.sh                       # BENCH_DURATION=10 seconds per measurement
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+DURATION=${BENCH_DURATION:-10}
+ACCOUNTS=${BENCH_ACCOUNTS:-200000}
+MAILS=${BENCH_MAILS:-5000}
+CORES=$(nproc)
+PG_PORT=${BENCH_PG_PORT:-55460}
+GRPC=127.0.0.1:50151
+HTTP=127.0.0.1:8180
+SECRET=bench-secret-key-0123456789abcdef0123456789abcdef
+WORK=$(mktemp -d /tmp/account-bench.XXXXXX)
+RESULTS=$WORK/results
+mkdir -p "$RESULTS"
+
+step() { printf '\n[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+step "tools"
+if ! command -v wrk >/dev/null; then
+    as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+fi
+PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
+command -v psql >/dev/null && test -x "$PG_BIN/pgbench"
+
+step "building release binaries"
+cargo build --release --locked --workspace
+BIN=$ROOT/target/release/account-service
+LG=$ROOT/target/release/account-loadgen
+
+step "starting a throwaway PostgreSQL on port $PG_PORT"
+id postgres >/dev/null 2>&1 || as_root useradd --system --no-create-home postgres
+PG_DIR=$WORK/pg
+mkdir -p "$PG_DIR" && as_root chown postgres "$PG_DIR"
+pg() { as_root su postgres -s /bin/sh -c "$*"; }
+pg "'$PG_BIN/initdb' -D '$PG_DIR/data' -U postgres -A trust >/dev/null"
+pg "'$PG_BIN/pg_ctl' -D '$PG_DIR/data' -l '$PG_DIR/log' -w -o \"-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_DIR -c max_connections=300\" start" >/dev/null
+SVC_PID=
+cleanup() {
+    [ -n "$SVC_PID" ] && kill "$SVC_PID" 2>/dev/null || true
+    pg "'$PG_BIN/pg_ctl' -D '$PG_DIR/data' -m fast stop" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+ADMIN_URL=postgres://postgres@127.0.0.1:$PG_PORT/postgres
+PG_URL=postgres://postgres@127.0.0.1:$PG_PORT/bench
+psql -q "$ADMIN_URL" -c "CREATE DATABASE bench"
+
+start_service() { # DATABASE_URL [VAR=VALUE ...]
+    local url=$1
+    shift
+    env DATABASE_URL="$url" SECRET_KEY="$SECRET" GRPC_ADDR=$GRPC HTTP_ADDR=$HTTP \
+        EMAIL_BACKEND=console HASH_QUEUE=64 RUST_LOG=warn "$@" \
+        "$BIN" >"$WORK/service.out" 2>>"$WORK/service.err" &
+    SVC_PID=$!
+    for _ in $(seq 1 100); do
+        curl -fs "http://$HTTP/readyz" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    echo "the service did not become ready; its log:" >&2
+    cat "$WORK/service.err" >&2
+    exit 1
+}
+stop_service() {
+    kill -TERM "$SVC_PID"
+    wait "$SVC_PID" || true
+    SVC_PID=
+}
+proc_kib() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$SVC_PID/status"; }
+
+load() { # NAME SUBCOMMAND ARGS...
+    local name=$1
+    shift
+    "$LG" "$@" --addr "http://$GRPC" --duration "$DURATION" --json >"$RESULTS/$name.json"
+    python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("  %-22s %8.1f req/s  p50 %7.2f ms  p99 %7.2f ms  %s" % (sys.argv[2], r["throughput"], r["latency_ms"]["p50"], r["latency_ms"]["p99"], r["codes"]))' "$RESULTS/$name.json" "$name"
+}
+
+wrk_confirm() { # NAME TOKENS_FILE
+    TOKENS_FILE=$2 wrk -t2 -c64 -d"${DURATION}s" --latency -s bench/confirm.lua "http://$HTTP" >"$RESULTS/$1.wrk.txt"
+    grep -E "Requests/sec|Non-2xx" "$RESULTS/$1.wrk.txt" | sed 's/^/  /'
+}
+
+seed_postgres() {
+    psql -q "$PG_URL" -c "INSERT INTO accounts (id, email, password_hash, created_at, updated_at)
+        SELECT md5('bench' || i)::uuid, 'bench' || i || '@bench.example',
+               '\$argon2id\$v=19\$m=19456,t=2,p=1\$c2FsdHNhbHQ\$aGFzaA', now(), now()
+        FROM generate_series(1, $ACCOUNTS) AS i"
+    psql -Atq "$PG_URL" -c "SELECT id FROM accounts WHERE email LIKE 'bench%@bench.example' ORDER BY random()" >"$WORK/ids_pg.txt"
+}
+reset_postgres() { psql -q "$PG_URL" -c "UPDATE accounts SET verified = FALSE WHERE verified"; }
+
+step "machine limit: argon2id hashes per second on $CORES cores"
+"$LG" hash-limit --duration "$DURATION" --json | tee "$RESULTS/hash_limit.json"
+
+step "PostgreSQL: Register throughput at concurrency $CORES, 4, 16, 64"
+start_service "$PG_URL"
+for c in $CORES 4 16 64; do
+    load "register_pg_c$c" register --concurrency "$c" --connections 4
+done
+stop_service
+
+step "PostgreSQL: seeding $ACCOUNTS unverified accounts"
+seed_postgres
+
+step "PostgreSQL: confirmation over gRPC, over HTTP, and pgbench's ceiling for the same UPDATE"
+start_service "$PG_URL"
+reset_postgres
+load confirm_grpc_pg confirm --ids "$WORK/ids_pg.txt" --secret-key "$SECRET" --concurrency 64 --connections 8
+reset_postgres
+"$LG" mint-tokens --ids "$WORK/ids_pg.txt" --secret-key "$SECRET" >"$WORK/tokens_pg.txt"
+wrk_confirm confirm_http_pg "$WORK/tokens_pg.txt"
+stop_service
+reset_postgres
+"$PG_BIN/pgbench" -n -M prepared -c 64 -j 2 -T "$DURATION" -D accounts="$ACCOUNTS" \
+    -f bench/confirm_update.sql "$PG_URL" >"$RESULTS/pgbench_confirm.txt" 2>&1
+grep -E "^tps" "$RESULTS/pgbench_confirm.txt" | sed 's/^/  /'
+
+step "memory: idle, then a burst of 500 concurrent Register calls"
+start_service "$PG_URL"
+sleep 2
+IDLE_KIB=$(proc_kib VmRSS)
+"$LG" register --addr "http://$GRPC" --concurrency 500 --requests 500 --connections 8 --duration 120 --json >"$RESULTS/burst_500.json"
+PEAK_KIB=$(proc_kib VmHWM)
+AFTER_KIB=$(proc_kib VmRSS)
+echo "{\"idle_kib\": $IDLE_KIB, \"peak_kib\": $PEAK_KIB, \"after_burst_kib\": $AFTER_KIB}" | tee "$RESULTS/memory.json"
+cat "$RESULTS/burst_500.json"
+stop_service
+
+step "mail: delivering $MAILS queued messages into a local SMTP server"
+psql -q "$PG_URL" -c "INSERT INTO email_outbox (id, account_id, kind, recipient, subject, text_body, html_body, next_attempt_at, created_at)
+    SELECT md5('mail' || id)::uuid, id, 'welcome', email, 'Ecoms Welcome Mail',
+           repeat('Welcome to Ecoms! Please confirm your e-mail address. ', 8),
+           repeat('<p>Welcome to Ecoms! Please confirm your e-mail address.</p>', 8), now(), now()
+    FROM accounts WHERE email LIKE 'bench%@bench.example' LIMIT $MAILS"
+"$LG" smtp-sink --addr 127.0.0.1:2526 --expect "$MAILS" --timeout 300 --json >"$RESULTS/mail_drain.json" &
+SINK_PID=$!
+sleep 0.5
+start_service "$PG_URL" EMAIL_BACKEND=smtp SMTP_URL=smtp://127.0.0.1:2526
+wait "$SINK_PID"
+cat "$RESULTS/mail_drain.json"
+stop_service
+
+step "SQLite: Register, confirmation over gRPC and HTTP, and a plain sqlite3 loop of the same UPDATE"
+SQLITE_DB=$WORK/bench.sqlite
+start_service "sqlite://$SQLITE_DB"
+for c in $CORES 16; do
+    load "register_sqlite_c$c" register --concurrency "$c" --connections 4
+done
+stop_service
+python3 bench/seed_sqlite.py "$SQLITE_DB" "$ACCOUNTS" "$WORK/ids_sqlite.txt"
+start_service "sqlite://$SQLITE_DB"
+load confirm_grpc_sqlite confirm --ids "$WORK/ids_sqlite.txt" --secret-key "$SECRET" --concurrency 64 --connections 8
+python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('UPDATE accounts SET verified = 0'); c.commit()" "$SQLITE_DB"
+"$LG" mint-tokens --ids "$WORK/ids_sqlite.txt" --secret-key "$SECRET" >"$WORK/tokens_sqlite.txt"
+wrk_confirm confirm_http_sqlite "$WORK/tokens_sqlite.txt"
+stop_service
+python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('UPDATE accounts SET verified = 0'); c.commit()" "$SQLITE_DB"
+python3 bench/sqlite_loop.py "$SQLITE_DB" "$WORK/ids_sqlite.txt" "$DURATION" | tee "$RESULTS/sqlite_loop.json"
+
+step "writing BENCHMARKS.md"
+python3 bench/report.py "$RESULTS" "bench/run.sh (BENCH_DURATION=$DURATION)" >BENCHMARKS.md
+echo "raw results: $RESULTS"
+sed -n '1,60p' BENCHMARKS.md

@@ -1,0 +1,571 @@
+//! account-loadgen: drives account-service over gRPC at a fixed concurrency or
+//! rate and reports throughput, latency percentiles and status codes; also
+//! measures the machine's own limits (argon2 hashes per second) and can act as
+//! a counting SMTP sink for mail throughput runs.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use account_service::auth::{hash_blocking, ConfirmationTokens};
+use account_service::proto::account::v1::account_service_client::AccountServiceClient;
+use account_service::proto::account::v1::{
+    get_account_request, ConfirmRegistrationRequest, GetAccountRequest, RegisterRequest,
+};
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use hdrhistogram::Histogram;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+
+#[derive(Parser)]
+#[command(name = "account-loadgen", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Register new accounts (unique addresses).
+    Register(Load),
+    /// Confirm accounts with tokens minted for the ids in a file.
+    Confirm {
+        #[command(flatten)]
+        load: Load,
+        /// File with one account id per line.
+        #[arg(long)]
+        ids: String,
+        /// The service's SECRET_KEY, to mint confirmation tokens.
+        #[arg(long, env = "SECRET_KEY", hide_env_values = true)]
+        secret_key: String,
+    },
+    /// Look one account up by e-mail, repeatedly.
+    Get(Load),
+    /// Argon2id hashes per second with every core busy (the service's parameters).
+    HashLimit {
+        /// Seconds to measure.
+        #[arg(long, default_value_t = 5.0)]
+        duration: f64,
+        /// Hashing threads (default: the number of cores).
+        #[arg(long)]
+        threads: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a confirmation token for each account id in a file (for wrk).
+    MintTokens {
+        #[arg(long)]
+        ids: String,
+        #[arg(long, env = "SECRET_KEY", hide_env_values = true)]
+        secret_key: String,
+    },
+    /// Accept SMTP mail and report how fast it arrived.
+    SmtpSink {
+        #[arg(long, default_value = "127.0.0.1:2525")]
+        addr: String,
+        /// Stop after this many messages.
+        #[arg(long)]
+        expect: u64,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 120.0)]
+        timeout: f64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Clone)]
+struct Load {
+    /// gRPC endpoint of the service.
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    addr: String,
+    /// HTTP/2 connections to spread requests over.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Requests in flight at once (closed loop).
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Requests per second (open loop) instead of a fixed concurrency.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Seconds to run.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Stop after this many requests.
+    #[arg(long)]
+    requests: Option<u64>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Exit with status 1 if any request failed with INTERNAL, UNKNOWN,
+    /// UNAVAILABLE, DEADLINE_EXCEEDED or a transport error.
+    #[arg(long)]
+    fail_on_error: bool,
+}
+
+/// What the measured requests produced.
+struct Report {
+    scenario: String,
+    elapsed: Duration,
+    latency_us: Histogram<u64>,
+    codes: BTreeMap<String, u64>,
+}
+
+impl Report {
+    fn new(scenario: &str) -> Report {
+        Report {
+            scenario: scenario.to_owned(),
+            elapsed: Duration::ZERO,
+            latency_us: Histogram::new_with_bounds(1, 600_000_000, 3)
+                .expect("valid histogram bounds"),
+            codes: BTreeMap::new(),
+        }
+    }
+
+    fn record(&mut self, latency: Duration, code: &str) {
+        let us = u64::try_from(latency.as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let _ = self.latency_us.record(us.min(600_000_000));
+        *self.codes.entry(code.to_owned()).or_default() += 1;
+    }
+
+    fn merge(&mut self, other: &Report) {
+        let _ = self.latency_us.add(&other.latency_us);
+        for (code, n) in &other.codes {
+            *self.codes.entry(code.clone()).or_default() += n;
+        }
+    }
+
+    fn total(&self) -> u64 {
+        self.codes.values().sum()
+    }
+
+    fn errors(&self) -> u64 {
+        self.codes
+            .iter()
+            .filter(|(c, _)| {
+                matches!(
+                    c.as_str(),
+                    "INTERNAL"
+                        | "UNKNOWN"
+                        | "UNAVAILABLE"
+                        | "DEADLINE_EXCEEDED"
+                        | "CANCELLED"
+                        | "TRANSPORT_ERROR"
+                )
+            })
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    fn print(&self, json: bool) {
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        let ok = self.codes.get("OK").copied().unwrap_or(0);
+        let ms = |q: f64| self.latency_us.value_at_quantile(q) as f64 / 1000.0;
+        if json {
+            let value = serde_json::json!({
+                "scenario": self.scenario,
+                "requests": self.total(),
+                "duration_s": secs,
+                "throughput": self.total() as f64 / secs,
+                "ok_throughput": ok as f64 / secs,
+                "latency_ms": {
+                    "p50": ms(0.50), "p90": ms(0.90), "p99": ms(0.99),
+                    "max": self.latency_us.max() as f64 / 1000.0,
+                    "mean": self.latency_us.mean() / 1000.0,
+                },
+                "codes": self.codes,
+            });
+            println!("{value}");
+        } else {
+            println!(
+                "{}: {} requests in {:.2} s = {:.1} req/s ({:.1} OK/s)",
+                self.scenario,
+                self.total(),
+                secs,
+                self.total() as f64 / secs,
+                ok as f64 / secs
+            );
+            println!(
+                "latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
+                ms(0.50),
+                ms(0.90),
+                ms(0.99),
+                self.latency_us.max() as f64 / 1000.0
+            );
+            let codes: Vec<String> = self.codes.iter().map(|(c, n)| format!("{c}={n}")).collect();
+            println!("codes: {}", codes.join(" "));
+        }
+    }
+}
+
+fn code_name(result: &Result<(), Status>) -> String {
+    match result {
+        Ok(()) => "OK".to_owned(),
+        Err(status) => {
+            // A status built from a failed connection carries the transport error.
+            if status.code() == Code::Unknown || status.code() == Code::Unavailable {
+                if let Some(source) = std::error::Error::source(status) {
+                    if source.is::<tonic::transport::Error>() {
+                        return "TRANSPORT_ERROR".to_owned();
+                    }
+                }
+            }
+            upper_snake(&format!("{:?}", status.code()))
+        }
+    }
+}
+
+fn upper_snake(camel: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in camel.chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
+async fn connect(load: &Load) -> anyhow::Result<Vec<Channel>> {
+    let mut channels = Vec::new();
+    for _ in 0..load.connections.max(1) {
+        let channel = Endpoint::from_shared(load.addr.clone())?
+            .tcp_nodelay(true)
+            .connect_timeout(Duration::from_secs(5))
+            .connect()
+            .await
+            .with_context(|| format!("cannot connect to {}", load.addr))?;
+        channels.push(channel);
+    }
+    Ok(channels)
+}
+
+/// Runs `call(i, channel)` for requests i = 0, 1, … at the configured
+/// concurrency or rate, until the duration or request count is reached.
+async fn drive<F, Fut>(scenario: &str, load: &Load, call: F) -> anyhow::Result<Report>
+where
+    F: Fn(u64, Channel) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), Status>> + Send + 'static,
+{
+    let channels = Arc::new(connect(load).await?);
+    let call = Arc::new(call);
+    let deadline = Instant::now() + Duration::from_secs_f64(load.duration);
+    let limit = load.requests.unwrap_or(u64::MAX);
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut total = Report::new(scenario);
+
+    match load.rate {
+        None => {
+            let mut workers = tokio::task::JoinSet::new();
+            for _ in 0..load.concurrency.max(1) {
+                let (channels, call, next) =
+                    (Arc::clone(&channels), Arc::clone(&call), Arc::clone(&next));
+                let scenario = scenario.to_owned();
+                workers.spawn(async move {
+                    let mut report = Report::new(&scenario);
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= limit || Instant::now() >= deadline {
+                            break;
+                        }
+                        let channel = channels[(i as usize) % channels.len()].clone();
+                        let t0 = Instant::now();
+                        let result = call(i, channel).await;
+                        report.record(t0.elapsed(), &code_name(&result));
+                    }
+                    report
+                });
+            }
+            while let Some(report) = workers.join_next().await {
+                total.merge(&report?);
+            }
+        }
+        Some(rate) => {
+            // Open loop: latency counts from when a request was due, so a
+            // slow service cannot hide its queueing (no coordinated omission).
+            let interval = Duration::from_secs_f64(1.0 / rate.max(0.001));
+            let results = Arc::new(Mutex::new(Report::new(scenario)));
+            let mut tasks = tokio::task::JoinSet::new();
+            let mut i = 0u64;
+            while i < limit {
+                let due = started + interval.mul_f64(i as f64);
+                if due >= deadline {
+                    break;
+                }
+                tokio::time::sleep_until(due.into()).await;
+                let (channels, call, results) = (
+                    Arc::clone(&channels),
+                    Arc::clone(&call),
+                    Arc::clone(&results),
+                );
+                tasks.spawn(async move {
+                    let channel = channels[(i as usize) % channels.len()].clone();
+                    let result = call(i, channel).await;
+                    let latency = due.elapsed();
+                    if let Ok(mut r) = results.lock() {
+                        r.record(latency, &code_name(&result));
+                    }
+                });
+                i += 1;
+            }
+            while tasks.join_next().await.is_some() {}
+            let guard = results.lock();
+            if let Ok(r) = &guard {
+                total.merge(r);
+            }
+            drop(guard);
+        }
+    }
+    total.elapsed = started.elapsed();
+    Ok(total)
+}
+
+fn registration(email: String) -> RegisterRequest {
+    RegisterRequest {
+        email,
+        username: "loadgen".into(),
+        password: "secret123".into(),
+        confirm_password: "secret123".into(),
+        term_and_condition: true,
+        created_from: "loadgen".into(),
+        ..Default::default()
+    }
+}
+
+fn read_ids(path: &str) -> anyhow::Result<Vec<uuid::Uuid>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?;
+    let ids: Vec<uuid::Uuid> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(uuid::Uuid::parse_str)
+        .collect::<Result<_, _>>()
+        .context("every line must be an account id")?;
+    anyhow::ensure!(!ids.is_empty(), "{path} holds no account ids");
+    Ok(ids)
+}
+
+fn mint(ids: &[uuid::Uuid], secret_key: &str) -> anyhow::Result<Vec<String>> {
+    let tokens = ConfirmationTokens::new(secret_key.as_bytes(), None, 86_400);
+    let now = chrono::Utc::now();
+    ids.iter().map(|id| tokens.issue(*id, now)).collect()
+}
+
+fn finish(report: &Report, load: &Load) -> anyhow::Result<()> {
+    report.print(load.json);
+    if load.fail_on_error && report.errors() > 0 {
+        anyhow::bail!(
+            "{} request(s) failed with a server or transport error",
+            report.errors()
+        );
+    }
+    Ok(())
+}
+
+fn hash_limit(duration: f64, threads: Option<usize>, json: bool) -> anyhow::Result<()> {
+    let threads =
+        threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    // One hash on one otherwise idle core: the unit of the latency target.
+    let single = {
+        let t0 = Instant::now();
+        let mut n = 0u32;
+        while t0.elapsed() < Duration::from_secs(1) || n < 3 {
+            hash_blocking("secret123")?;
+            n += 1;
+        }
+        t0.elapsed().as_secs_f64() / f64::from(n)
+    };
+    let deadline = Instant::now() + Duration::from_secs_f64(duration);
+    let started = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    if hash_blocking("secret123").is_ok() {
+                        n += 1;
+                    }
+                }
+                n
+            })
+        })
+        .collect();
+    let mut total = 0u64;
+    for h in handles {
+        total += h
+            .join()
+            .map_err(|_| anyhow::anyhow!("a hashing thread panicked"))?;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let per_second = total as f64 / elapsed;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "scenario": "hash-limit",
+                "threads": threads,
+                "hashes": total,
+                "duration_s": elapsed,
+                "hashes_per_second": per_second,
+                "single_hash_ms": single * 1000.0,
+            })
+        );
+    } else {
+        println!(
+            "hash-limit: {total} argon2id hashes on {threads} threads in {elapsed:.2} s = {per_second:.1}/s; one hash alone {:.2} ms",
+            single * 1000.0
+        );
+    }
+    Ok(())
+}
+
+#[derive(Clone)]
+struct Sink {
+    received: Arc<Mutex<Vec<Instant>>>,
+}
+
+impl mailin_embedded::Handler for Sink {
+    fn data_end(&mut self) -> mailin_embedded::Response {
+        if let Ok(mut r) = self.received.lock() {
+            r.push(Instant::now());
+        }
+        mailin_embedded::response::OK
+    }
+}
+
+fn smtp_sink(addr: &str, expect: u64, timeout: f64, json: bool) -> anyhow::Result<()> {
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let mut server = mailin_embedded::Server::new(Sink {
+        received: Arc::clone(&received),
+    });
+    server
+        .with_name("sink.local")
+        .with_num_threads(64)
+        .with_addr(addr)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    server
+        .with_ssl(mailin_embedded::SslConfig::None)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    std::thread::spawn(move || server.serve().map_err(|e| e.to_string()));
+    eprintln!("smtp-sink listening on {addr}, waiting for {expect} message(s)");
+    let deadline = Instant::now() + Duration::from_secs_f64(timeout);
+    loop {
+        let count = received.lock().map(|r| r.len() as u64).unwrap_or(0);
+        if count >= expect || Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let times = received.lock().map(|r| r.clone()).unwrap_or_default();
+    let count = times.len() as u64;
+    let span = match (times.first(), times.last()) {
+        (Some(a), Some(b)) if count > 1 => b.duration_since(*a).as_secs_f64(),
+        _ => 0.0,
+    };
+    let rate = if span > 0.0 {
+        (count - 1) as f64 / span
+    } else {
+        0.0
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"scenario": "smtp-sink", "messages": count, "span_s": span, "messages_per_second": rate})
+        );
+    } else {
+        println!("smtp-sink: {count} messages over {span:.2} s = {rate:.1}/s");
+    }
+    anyhow::ensure!(
+        count >= expect,
+        "only {count} of {expect} messages arrived in {timeout} s"
+    );
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Register(load) => {
+            let run = uuid::Uuid::new_v4().simple().to_string();
+            let report = drive("register", &load, move |i, channel| {
+                let email = format!("lg-{}-{i}@loadgen.example", &run[..12]);
+                async move {
+                    AccountServiceClient::new(channel)
+                        .register(registration(email))
+                        .await
+                        .map(|_| ())
+                }
+            })
+            .await?;
+            finish(&report, &load)
+        }
+        Command::Confirm {
+            load,
+            ids,
+            secret_key,
+        } => {
+            let tokens = Arc::new(mint(&read_ids(&ids)?, &secret_key)?);
+            let report = drive("confirm", &load, move |i, channel| {
+                let token = tokens[(i as usize) % tokens.len()].clone();
+                async move {
+                    AccountServiceClient::new(channel)
+                        .confirm_registration(ConfirmRegistrationRequest { token })
+                        .await
+                        .map(|_| ())
+                }
+            })
+            .await?;
+            finish(&report, &load)
+        }
+        Command::Get(load) => {
+            let email = format!("lg-get-{}@loadgen.example", uuid::Uuid::new_v4().simple());
+            let channel = connect(&Load {
+                connections: 1,
+                ..load.clone()
+            })
+            .await?
+            .remove(0);
+            AccountServiceClient::new(channel)
+                .register(registration(email.clone()))
+                .await
+                .context("cannot register the account to look up")?;
+            let report = drive("get", &load, move |_, channel| {
+                let email = email.clone();
+                async move {
+                    AccountServiceClient::new(channel)
+                        .get_account(GetAccountRequest {
+                            lookup: Some(get_account_request::Lookup::Email(email)),
+                        })
+                        .await
+                        .map(|_| ())
+                }
+            })
+            .await?;
+            finish(&report, &load)
+        }
+        Command::HashLimit {
+            duration,
+            threads,
+            json,
+        } => hash_limit(duration, threads, json),
+        Command::MintTokens { ids, secret_key } => {
+            for token in mint(&read_ids(&ids)?, &secret_key)? {
+                println!("{token}");
+            }
+            Ok(())
+        }
+        Command::SmtpSink {
+            addr,
+            expect,
+            timeout,
+            json,
+        } => smtp_sink(&addr, expect, timeout, json),
+    }
+}
