@@ -21,6 +21,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_build::configure()
         .build_client(true)
         .build_server(true)
+        // Undecodable requests are the client's fault: INVALID_ARGUMENT, not INTERNAL.
+        .codec_path("crate::grpc::codec::AccountCodec")
         .compile_fds(fds)?;
     Ok(())
 }

@@ -14,13 +14,15 @@ DURATION=${BENCH_DURATION:-10}
 ACCOUNTS=${BENCH_ACCOUNTS:-200000}
 MAILS=${BENCH_MAILS:-5000}
 CORES=$(nproc)
-PG_PORT=${BENCH_PG_PORT:-55460}
-GRPC=127.0.0.1:50151
-HTTP=127.0.0.1:8180
+PG_PORT=${BENCH_PG_PORT:-25460}
+GRPC=127.0.0.1:25151
+HTTP=127.0.0.1:25180
 SECRET=bench-secret-key-0123456789abcdef0123456789abcdef
 WORK=$(mktemp -d /tmp/account-bench.XXXXXX)
 RESULTS=$WORK/results
 mkdir -p "$RESULTS"
+# PostgreSQL runs as its own user and must reach its directory inside.
+chmod 755 "$WORK"
 
 step() { printf '\n[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -34,8 +36,9 @@ command -v psql >/dev/null && test -x "$PG_BIN/pgbench"
 
 step "building release binaries"
 cargo build --release --locked --workspace
-BIN=$ROOT/target/release/account-service
-LG=$ROOT/target/release/account-loadgen
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+BIN=$TARGET/release/account-service
+LG=$TARGET/release/account-loadgen
 
 step "starting a throwaway PostgreSQL on port $PG_PORT"
 id postgres >/dev/null 2>&1 || as_root useradd --system --no-create-home postgres
@@ -140,10 +143,10 @@ psql -q "$PG_URL" -c "INSERT INTO email_outbox (id, account_id, kind, recipient,
            repeat('Welcome to Ecoms! Please confirm your e-mail address. ', 8),
            repeat('<p>Welcome to Ecoms! Please confirm your e-mail address.</p>', 8), now(), now()
     FROM accounts WHERE email LIKE 'bench%@bench.example' LIMIT $MAILS"
-"$LG" smtp-sink --addr 127.0.0.1:2526 --expect "$MAILS" --timeout 300 --json >"$RESULTS/mail_drain.json" &
+"$LG" smtp-sink --addr 127.0.0.1:25526 --expect "$MAILS" --timeout 300 --json >"$RESULTS/mail_drain.json" &
 SINK_PID=$!
 sleep 0.5
-start_service "$PG_URL" EMAIL_BACKEND=smtp SMTP_URL=smtp://127.0.0.1:2526
+start_service "$PG_URL" EMAIL_BACKEND=smtp SMTP_URL=smtp://127.0.0.1:25526
 wait "$SINK_PID"
 cat "$RESULTS/mail_drain.json"
 stop_service

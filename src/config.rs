@@ -146,6 +146,16 @@ pub struct RawSettings {
     /// refused at once with RESOURCE_EXHAUSTED (HTTP 503) instead of queueing.
     #[arg(long, env = "MAX_CONCURRENT_REQUESTS", default_value = "1024")]
     pub max_concurrent_requests: String,
+    /// Seconds to wait for a database connection before a request fails with UNAVAILABLE.
+    #[arg(long, env = "DATABASE_ACQUIRE_TIMEOUT", default_value = "5")]
+    pub database_acquire_timeout: String,
+    /// Seconds a client may take to send an HTTP request head, or stay idle
+    /// between requests, before the sidecar closes the connection.
+    #[arg(long, env = "REQUEST_HEAD_TIMEOUT", default_value = "10")]
+    pub request_head_timeout: String,
+    /// Seconds calls in flight get to finish after SIGTERM before the process exits.
+    #[arg(long, env = "SHUTDOWN_GRACE", default_value = "10")]
+    pub shutdown_grace: String,
     /// Log filter (tracing-subscriber EnvFilter syntax).
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub rust_log: String,
@@ -210,6 +220,9 @@ pub struct Settings {
     pub hash_concurrency: usize,
     pub hash_queue: usize,
     pub max_concurrent_requests: usize,
+    pub database_acquire_timeout: Duration,
+    pub request_head_timeout: Duration,
+    pub shutdown_grace: Duration,
     pub rust_log: String,
 }
 
@@ -245,6 +258,13 @@ fn seconds(variable: &'static str, raw: &str) -> Result<Duration, ConfigError> {
             format!("'{raw}' is not a non-negative number of seconds"),
         )
     })
+}
+
+fn positive_seconds(variable: &'static str, raw: &str) -> Result<Duration, ConfigError> {
+    match seconds(variable, raw)? {
+        d if d.is_zero() => Err(bad(variable, "must be more than zero seconds")),
+        d => Ok(d),
+    }
 }
 
 fn address(variable: &'static str, raw: &str) -> Result<SocketAddr, ConfigError> {
@@ -361,6 +381,15 @@ impl RawSettings {
                 0 => return Err(bad("MAX_CONCURRENT_REQUESTS", "must be at least 1")),
                 n => n,
             },
+            database_acquire_timeout: positive_seconds(
+                "DATABASE_ACQUIRE_TIMEOUT",
+                &self.database_acquire_timeout,
+            )?,
+            request_head_timeout: positive_seconds(
+                "REQUEST_HEAD_TIMEOUT",
+                &self.request_head_timeout,
+            )?,
+            shutdown_grace: seconds("SHUTDOWN_GRACE", &self.shutdown_grace)?,
             rust_log: self.rust_log,
         })
     }
@@ -403,6 +432,9 @@ impl std::fmt::Debug for Settings {
             .field("hash_concurrency", &self.hash_concurrency)
             .field("hash_queue", &self.hash_queue)
             .field("max_concurrent_requests", &self.max_concurrent_requests)
+            .field("database_acquire_timeout", &self.database_acquire_timeout)
+            .field("request_head_timeout", &self.request_head_timeout)
+            .field("shutdown_grace", &self.shutdown_grace)
             .field("rust_log", &self.rust_log)
             .finish()
     }

@@ -1,5 +1,6 @@
 //! The account use cases, free of any transport: register, confirm, look up.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound, Utc};
@@ -45,7 +46,9 @@ impl From<StorageError> for ServiceError {
         match e {
             StorageError::NotFound => ServiceError::NotFound,
             StorageError::Conflict => ServiceError::EmailTaken,
-            e @ StorageError::Unavailable(_) => ServiceError::Unavailable(e),
+            e @ (StorageError::Unavailable(_) | StorageError::NotReady) => {
+                ServiceError::Unavailable(e)
+            }
             other => ServiceError::Unexpected(other.into()),
         }
     }
@@ -75,6 +78,8 @@ pub struct Accounts {
     /// Wakes the delivery worker as soon as a mail is queued.
     mail_queued: Arc<Notify>,
     resend_cooldown: std::time::Duration,
+    /// Set once the database was reached and migrated after start-up.
+    ready: AtomicBool,
 }
 
 /// Database timestamps keep microseconds; rounding here makes what Register
@@ -98,6 +103,21 @@ impl Accounts {
             composer,
             mail_queued,
             resend_cooldown: std::time::Duration::from_secs(60),
+            ready: AtomicBool::new(false),
+        }
+    }
+
+    /// Marks the database as reached and migrated: requests are served from now on.
+    pub fn mark_ready(&self) {
+        self.ready.store(true, Ordering::Release);
+    }
+
+    /// Until the database was first reached, every use case answers UNAVAILABLE.
+    fn ensure_ready(&self) -> Result<(), ServiceError> {
+        if self.ready.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            Err(ServiceError::Unavailable(StorageError::NotReady))
         }
     }
 
@@ -118,6 +138,7 @@ impl Accounts {
     /// Validates the form, stores an unverified account and queues its welcome mail.
     #[tracing::instrument(name = "register", skip_all)]
     pub async fn register(&self, form: RegistrationForm) -> Result<Account, ServiceError> {
+        self.ensure_ready()?;
         let new = NewAccount::parse(form).map_err(ServiceError::Invalid)?;
         // Spares the ~20 ms hash for the common duplicate; the unique index
         // below still decides races.
@@ -160,6 +181,7 @@ impl Accounts {
     /// Verifies the account a confirmation token names.
     #[tracing::instrument(name = "confirm_registration", skip_all)]
     pub async fn confirm(&self, token: &str) -> Result<Account, ServiceError> {
+        self.ensure_ready()?;
         let id = self
             .tokens
             .verify(token, Utc::now())
@@ -173,6 +195,7 @@ impl Accounts {
     /// account; answers the same for unknown and verified addresses.
     #[tracing::instrument(name = "resend_confirmation", skip_all)]
     pub async fn resend_confirmation(&self, email: &str) -> Result<(), ServiceError> {
+        self.ensure_ready()?;
         let email = Email::parse(email).map_err(|problems| {
             ServiceError::Invalid(ValidationErrors(
                 problems
@@ -224,6 +247,7 @@ impl Accounts {
     }
 
     pub async fn get(&self, lookup: Lookup) -> Result<Account, ServiceError> {
+        self.ensure_ready()?;
         match lookup {
             Lookup::Id(raw) => {
                 let id = Uuid::parse_str(raw.trim()).map_err(|_| {
@@ -244,8 +268,11 @@ impl Accounts {
         }
     }
 
-    /// Succeeds when the database answers.
+    /// Succeeds when the database was migrated and answers now.
     pub async fn ready(&self) -> Result<(), StorageError> {
+        if !self.ready.load(Ordering::Acquire) {
+            return Err(StorageError::NotReady);
+        }
         self.storage.ping().await
     }
 }

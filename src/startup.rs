@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use secrecy::ExposeSecret;
@@ -15,10 +16,10 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::{ConfirmationTokens, PasswordHasher};
 use crate::config::{EmailBackend, Settings};
 use crate::grpc::{AccountGrpc, AccountServiceServer};
-use crate::http::{router, HttpState};
+use crate::http::{self, router, HttpState};
 use crate::mail::{
-    ConsoleDispatcher, DeliveryWorker, FileDispatcher, MailComposer, MailDispatcher, RetryPolicy,
-    SmtpDispatcher,
+    error_chain, ConsoleDispatcher, DeliveryWorker, FileDispatcher, MailComposer, MailDispatcher,
+    RetryPolicy, SmtpDispatcher,
 };
 use crate::proto;
 use crate::service::Accounts;
@@ -46,9 +47,8 @@ impl Application {
         let http_listener = TcpListener::bind(settings.http_addr)
             .await
             .with_context(|| format!("cannot listen on HTTP_ADDR {}", settings.http_addr))?;
-        let storage = storage::connect(settings.database_url())
-            .await
-            .context("cannot open the database named by DATABASE_URL")?;
+        let storage = storage::open(settings.database_url(), settings.database_acquire_timeout)
+            .context("cannot use DATABASE_URL")?;
         let dispatcher = dispatcher(&settings)?;
         Self::build_with(settings, grpc_listener, http_listener, storage, dispatcher)
     }
@@ -117,26 +117,30 @@ impl Application {
         self.http_listener.local_addr()
     }
 
-    /// Serves gRPC and HTTP and runs the mail worker until `shutdown`
-    /// completes, then lets calls in flight finish.
+    /// Serves gRPC and HTTP until `shutdown` completes, then drains.
+    ///
+    /// Start-up does not wait for the database: both servers answer at once
+    /// (health NOT_SERVING, `/readyz` 503, RPCs UNAVAILABLE) while the
+    /// database is reached and migrated with backoff; then health turns
+    /// SERVING and the mail worker starts. On shutdown health turns
+    /// NOT_SERVING, new connections and calls are refused, calls in flight
+    /// and the worker's current batch finish, all within SHUTDOWN_GRACE.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let stop = CancellationToken::new();
-        let trigger = stop.clone();
-        tokio::spawn(async move {
-            shutdown.await;
-            trigger.cancel();
-        });
-
         let (health, health_service) = tonic_health::server::health_reporter();
-        health
-            .set_service_status("", tonic_health::ServingStatus::Serving)
-            .await;
-        health
-            .set_serving::<AccountServiceServer<AccountGrpc>>()
-            .await;
+        set_health(&health, tonic_health::ServingStatus::NotServing).await;
+
+        let stop = CancellationToken::new();
+        {
+            let (stop, health) = (stop.clone(), health.clone());
+            tokio::spawn(async move {
+                shutdown.await;
+                set_health(&health, tonic_health::ServingStatus::NotServing).await;
+                stop.cancel();
+            });
+        }
 
         let reflection_sets = [
             proto::FILE_DESCRIPTOR_SET,
@@ -156,6 +160,10 @@ impl Application {
         ));
         let grpc = tonic::transport::Server::builder()
             .tcp_nodelay(true)
+            // Detects peers that vanished without closing their connection.
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            .timeout(REQUEST_TIMEOUT)
             .add_service(health_service)
             .add_service(v1.build_v1()?)
             .add_service(v1alpha.build_v1alpha()?)
@@ -167,7 +175,7 @@ impl Application {
                 stop.clone().cancelled_owned(),
             );
 
-        let http = axum::serve(
+        let http = http::serve(
             self.http_listener,
             router(HttpState {
                 accounts: Arc::clone(&self.accounts),
@@ -178,29 +186,106 @@ impl Application {
                     .to_string(),
                 admission,
             }),
-        )
-        .with_graceful_shutdown(stop.clone().cancelled_owned());
+            self.settings.request_head_timeout,
+            self.settings.shutdown_grace,
+            stop.clone().cancelled_owned(),
+        );
 
-        let listener = {
-            let storage = Arc::clone(self.accounts.storage());
-            let (wake, stop) = (Arc::clone(&self.mail_queued), stop.clone());
-            tokio::spawn(async move { storage.listen_for_mail(wake, stop).await })
+        let background = tokio::spawn(bring_up(
+            Arc::clone(&self.accounts),
+            self.worker,
+            self.mail_queued,
+            health,
+            stop.clone(),
+        ));
+
+        let grace = self.settings.shutdown_grace;
+        let drained = async {
+            let served =
+                tokio::try_join!(async { grpc.await.context("gRPC server failed") }, async {
+                    http.await;
+                    Ok(())
+                });
+            // Whatever ended first, stop the rest too.
+            stop.cancel();
+            background.await.context("background tasks failed")?;
+            served.map(|_| ())
         };
-        let worker = tokio::spawn(self.worker.run(self.mail_queued, stop.clone()));
-
-        let result = tokio::try_join!(async { grpc.await.context("gRPC server failed") }, async {
-            http.await.context("HTTP server failed")
-        },);
-        // Whatever ended first, stop the rest too.
-        stop.cancel();
-        health
-            .set_service_status("", tonic_health::ServingStatus::NotServing)
-            .await;
-        worker.await.context("mail worker failed")?;
-        listener.await.context("mail listener failed")?;
+        let deadline = async {
+            stop.cancelled().await;
+            tokio::time::sleep(grace).await;
+        };
+        let result = tokio::select! {
+            result = drained => result,
+            () = deadline => {
+                tracing::warn!(grace_secs = grace.as_secs_f64(), "shutdown grace period over; exiting with work in flight");
+                Ok(())
+            }
+        };
         self.accounts.storage().close().await;
-        result.map(|_| ())
+        result
     }
+}
+
+/// Longest a single RPC may run before it is cancelled.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+async fn set_health(
+    health: &tonic_health::server::HealthReporter,
+    status: tonic_health::ServingStatus,
+) {
+    health.set_service_status("", status).await;
+    health
+        .set_service_status(
+            <AccountServiceServer<AccountGrpc> as tonic::server::NamedService>::NAME,
+            status,
+        )
+        .await;
+}
+
+/// Reaches and migrates the database with backoff, then serves: marks the
+/// service ready, turns health SERVING and runs the mail worker until `stop`.
+async fn bring_up(
+    accounts: Arc<Accounts>,
+    worker: DeliveryWorker,
+    mail_queued: Arc<Notify>,
+    health: tonic_health::server::HealthReporter,
+    stop: CancellationToken,
+) {
+    let storage = Arc::clone(accounts.storage());
+    let mut delay = Duration::from_millis(250);
+    loop {
+        let attempt = tokio::select! {
+            () = stop.cancelled() => return,
+            attempt = storage.migrate() => attempt,
+        };
+        match attempt {
+            Ok(()) => break,
+            Err(e) => {
+                tracing::warn!(
+                    retry_in_secs = delay.as_secs_f64(),
+                    error = %error_chain(&e),
+                    "database not reachable; retrying"
+                );
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+    accounts.mark_ready();
+    if !stop.is_cancelled() {
+        set_health(&health, tonic_health::ServingStatus::Serving).await;
+    }
+    tracing::info!("database ready; serving");
+    let listener = {
+        let (storage, wake, stop) = (Arc::clone(&storage), Arc::clone(&mail_queued), stop.clone());
+        tokio::spawn(async move { storage.listen_for_mail(wake, stop).await })
+    };
+    worker.run(mail_queued, stop).await;
+    let _ = listener.await;
 }
 
 /// The dispatcher that EMAIL_BACKEND names.

@@ -201,3 +201,18 @@ mod tests {
         assert_eq!(rotated.verify(&old, now), Ok(id));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn arbitrary_input_never_verifies_or_panics(raw in any::<String>(), parts in "[A-Za-z0-9_-]{0,60}(\\.[A-Za-z0-9_-]{0,60}){0,3}") {
+            let tokens = ConfirmationTokens::new(b"key", None, 3600);
+            prop_assert!(tokens.verify(&raw, Utc::now()).is_err());
+            prop_assert!(tokens.verify(&parts, Utc::now()).is_err());
+        }
+    }
+}

@@ -249,3 +249,58 @@ mod tests {
         assert_eq!(errors.to_string(), "email: Enter a valid email address.");
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn field() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            "[\\x00-\\x1f\\x7f \\t]{0,30}",
+            "[a-zA-Z0-9.@+_-]{0,40}",
+            (0usize..2000).prop_map(|n| "ß".repeat(n)),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn parse_never_panics_and_reports_known_fields(
+            email in field(), username in field(), password in field(), confirm in field(),
+            address in field(), first in field(), last in field(), phone in field(), from in field(),
+        ) {
+            let form = RegistrationForm {
+                email, username, password, confirm_password: confirm, term_and_condition: true,
+                address, first_name: first, last_name: last, phone_number: phone, created_from: from,
+            };
+            match NewAccount::parse(form) {
+                Ok(account) => {
+                    prop_assert_eq!(account.email.as_str(), account.email.as_str().to_lowercase());
+                    prop_assert!(Email::parse(account.email.as_str()).is_ok());
+                    prop_assert!(account.password.expose().chars().count() >= 8);
+                }
+                Err(errors) => {
+                    prop_assert!(!errors.0.is_empty());
+                    for v in &errors.0 {
+                        prop_assert!([
+                            "email", "username", "password", "confirm_password", "address",
+                            "first_name", "last_name", "phone_number", "created_from",
+                        ].contains(&v.field));
+                        prop_assert!(!v.description.is_empty());
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn email_normalisation_is_idempotent(raw in field()) {
+            if let Ok(email) = Email::parse(&raw) {
+                let again = Email::parse(email.as_str()).expect("a normalised address stays valid");
+                prop_assert_eq!(again, email);
+            }
+        }
+    }
+}

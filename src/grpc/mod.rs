@@ -3,6 +3,7 @@
 // tonic's handler signatures return `Result<_, Status>`; Status is large by design.
 #![allow(clippy::result_large_err)]
 
+pub mod codec;
 mod status;
 
 use std::sync::Arc;

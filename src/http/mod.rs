@@ -1,6 +1,10 @@
 //! The HTTP sidecar: turns a click on the confirmation link into a redirect,
 //! and answers liveness and readiness probes.
 
+mod serve;
+
+pub use serve::{serve, MAX_HEAD_BYTES};
+
 use std::sync::Arc;
 
 use axum::extract::{RawQuery, State};
@@ -30,6 +34,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/account/confirm-registration", get(confirm_registration))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
+        .layer(axum::middleware::from_fn(serve::limit_head))
         .with_state(state)
 }
 

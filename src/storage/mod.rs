@@ -27,6 +27,9 @@ pub enum StorageError {
     /// The database cannot be reached; worth retrying later.
     #[error("the database is unavailable")]
     Unavailable(#[source] sqlx::Error),
+    /// The database has not been reached (and migrated) since start-up.
+    #[error("the database has not been reached yet")]
+    NotReady,
     #[error("database error")]
     Database(#[source] sqlx::Error),
     #[error("a stored value is malformed: {0}")]
@@ -82,6 +85,10 @@ pub struct ClaimedMessage {
 /// into [`StorageError`] by error kind, never by message text.
 #[async_trait]
 pub trait Storage: Send + Sync + 'static {
+    /// Applies this backend's migrations (idempotent). Also the first contact
+    /// with the database when the storage was opened lazily.
+    async fn migrate(&self) -> Result<(), StorageError>;
+
     /// Succeeds when the database answers a trivial query.
     async fn ping(&self) -> Result<(), StorageError>;
 
@@ -206,15 +213,36 @@ pub struct MailFailure<'a> {
     pub error: &'a str,
 }
 
-/// Opens the backend that `database_url` names and applies its migrations.
-pub async fn connect(database_url: &str) -> Result<Arc<dyn Storage>, StorageError> {
+/// Default bound on waiting for a database connection.
+pub const DEFAULT_ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Opens the backend that `database_url` names without contacting it yet:
+/// connections are made on first use, so the service can start while the
+/// database is down. Call [`Storage::migrate`] before serving.
+pub fn open(
+    database_url: &str,
+    acquire_timeout: std::time::Duration,
+) -> Result<Arc<dyn Storage>, StorageError> {
     if database_url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStorage::connect(database_url).await?))
+        Ok(Arc::new(SqliteStorage::open(
+            database_url,
+            acquire_timeout,
+        )?))
     } else if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
-        Ok(Arc::new(PostgresStorage::connect(database_url).await?))
+        Ok(Arc::new(PostgresStorage::open(
+            database_url,
+            acquire_timeout,
+        )?))
     } else {
         Err(StorageError::Corrupt(
             "DATABASE_URL must start with sqlite: or postgres://".into(),
         ))
     }
+}
+
+/// Opens the backend that `database_url` names and applies its migrations now.
+pub async fn connect(database_url: &str) -> Result<Arc<dyn Storage>, StorageError> {
+    let storage = open(database_url, DEFAULT_ACQUIRE_TIMEOUT)?;
+    storage.migrate().await?;
+    Ok(storage)
 }

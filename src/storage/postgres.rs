@@ -33,15 +33,21 @@ pub struct PostgresStorage {
 }
 
 impl PostgresStorage {
-    pub async fn connect(url: &str) -> Result<Self, StorageError> {
+    /// A pool that connects on first use.
+    pub fn open(url: &str, acquire_timeout: Duration) -> Result<Self, StorageError> {
         let options = PgConnectOptions::from_str(url)?;
         let pool = PgPoolOptions::new()
             .max_connections(16)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
-            .await?;
-        MIGRATOR.run(&pool).await?;
+            .acquire_timeout(acquire_timeout)
+            .connect_lazy_with(options);
         Ok(PostgresStorage { pool })
+    }
+
+    /// Connects and applies the migrations.
+    pub async fn connect(url: &str) -> Result<Self, StorageError> {
+        let storage = Self::open(url, super::DEFAULT_ACQUIRE_TIMEOUT)?;
+        storage.migrate().await?;
+        Ok(storage)
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -121,6 +127,11 @@ fn optional_time(row: &PgRow, column: &str) -> Result<Option<DateTime<Utc>>, Sto
 
 #[async_trait]
 impl Storage for PostgresStorage {
+    async fn migrate(&self) -> Result<(), StorageError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
     async fn ping(&self) -> Result<(), StorageError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())

@@ -29,7 +29,8 @@ pub struct SqliteStorage {
 }
 
 impl SqliteStorage {
-    pub async fn connect(url: &str) -> Result<Self, StorageError> {
+    /// A pool that connects on first use.
+    pub fn open(url: &str, acquire_timeout: Duration) -> Result<Self, StorageError> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -38,11 +39,16 @@ impl SqliteStorage {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
-            .await?;
-        MIGRATOR.run(&pool).await?;
+            .acquire_timeout(acquire_timeout)
+            .connect_lazy_with(options);
         Ok(SqliteStorage { pool })
+    }
+
+    /// Opens the database and applies the migrations.
+    pub async fn connect(url: &str) -> Result<Self, StorageError> {
+        let storage = Self::open(url, super::DEFAULT_ACQUIRE_TIMEOUT)?;
+        storage.migrate().await?;
+        Ok(storage)
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -131,6 +137,11 @@ async fn insert_mail(
 
 #[async_trait]
 impl Storage for SqliteStorage {
+    async fn migrate(&self) -> Result<(), StorageError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
     async fn ping(&self) -> Result<(), StorageError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())

@@ -110,6 +110,11 @@ impl TestDatabase {
         }
     }
 
+    /// The same database reached at another URL (through a relay).
+    pub fn at(url: String) -> TestDatabase {
+        TestDatabase { url, _dir: None }
+    }
+
     /// The same database again, for a second application instance.
     pub fn shared(&self) -> TestDatabase {
         TestDatabase {
@@ -198,6 +203,7 @@ pub fn test_settings(db_url: &str, mail_dir: &Path) -> RawSettings {
     raw.email_claim_lease = "300".into();
     raw.hash_concurrency = Some("2".into());
     raw.hash_queue = "256".into();
+    raw.database_acquire_timeout = "2".into();
     raw
 }
 
@@ -226,6 +232,22 @@ pub async fn spawn_app_with(backend: Backend, customize: impl FnOnce(&mut RawSet
 
 /// Starts the application on an existing database.
 pub async fn spawn_app_on(db: TestDatabase, customize: impl FnOnce(&mut RawSettings)) -> TestApp {
+    start_app(db, customize, true).await
+}
+
+/// Starts the application and returns at once, ready or not.
+pub async fn spawn_app_unready(
+    db: TestDatabase,
+    customize: impl FnOnce(&mut RawSettings),
+) -> TestApp {
+    start_app(db, customize, false).await
+}
+
+async fn start_app(
+    db: TestDatabase,
+    customize: impl FnOnce(&mut RawSettings),
+    wait_until_ready: bool,
+) -> TestApp {
     init_test_logging();
     let mail_tmp = tempfile::tempdir().unwrap();
     let mail_dir = mail_tmp.path().join("mail");
@@ -240,7 +262,10 @@ pub async fn spawn_app_on(db: TestDatabase, customize: impl FnOnce(&mut RawSetti
     customize(&mut raw);
     let settings = raw.validate().unwrap();
 
-    let storage = db.connect().await;
+    // Opened lazily, as the binary does: the application reaches and
+    // migrates the database itself.
+    let storage =
+        account_service::storage::open(&db.url, settings.database_acquire_timeout).unwrap();
     let dispatcher = startup::dispatcher(&settings).unwrap();
     let app = Application::build_with(
         settings,
@@ -264,7 +289,7 @@ pub async fn spawn_app_on(db: TestDatabase, customize: impl FnOnce(&mut RawSetti
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    TestApp {
+    let app = TestApp {
         http_addr,
         client: AccountServiceClient::new(channel.clone()),
         channel,
@@ -275,10 +300,24 @@ pub async fn spawn_app_on(db: TestDatabase, customize: impl FnOnce(&mut RawSetti
         shutdown: Some(tx),
         server: Some(server),
         _mail_tmp: mail_tmp,
+    };
+    if wait_until_ready {
+        app.wait_until_ready().await;
     }
+    app
 }
 
 impl TestApp {
+    /// Waits until `/readyz` answers 200 (the database was reached and migrated).
+    pub async fn wait_until_ready(&self) {
+        let ready = eventually(Duration::from_secs(20), || async {
+            let r = self.http.get(self.http_url("/readyz")).send().await.ok()?;
+            (r.status() == reqwest::StatusCode::OK).then_some(())
+        })
+        .await;
+        assert!(ready.is_some(), "the application did not become ready");
+    }
+
     /// Stops the application and waits until it has.
     pub async fn stop(&mut self) {
         if let Some(tx) = self.shutdown.take() {

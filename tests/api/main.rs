@@ -3,9 +3,11 @@
 
 mod confirm;
 mod delivery;
+mod faults;
 mod get_account;
 mod grpc_meta;
 mod helpers;
+mod hostile;
 mod http;
 mod register;
 mod resend;
