@@ -146,6 +146,9 @@ pub struct RawSettings {
     /// refused at once with RESOURCE_EXHAUSTED (HTTP 503) instead of queueing.
     #[arg(long, env = "MAX_CONCURRENT_REQUESTS", default_value = "1024")]
     pub max_concurrent_requests: String,
+    /// Database connections kept open by each instance.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value = "32")]
+    pub database_max_connections: String,
     /// Seconds to wait for a database connection before a request fails with UNAVAILABLE.
     #[arg(long, env = "DATABASE_ACQUIRE_TIMEOUT", default_value = "5")]
     pub database_acquire_timeout: String,
@@ -220,6 +223,7 @@ pub struct Settings {
     pub hash_concurrency: usize,
     pub hash_queue: usize,
     pub max_concurrent_requests: usize,
+    pub database_max_connections: u32,
     pub database_acquire_timeout: Duration,
     pub request_head_timeout: Duration,
     pub shutdown_grace: Duration,
@@ -381,6 +385,13 @@ impl RawSettings {
                 0 => return Err(bad("MAX_CONCURRENT_REQUESTS", "must be at least 1")),
                 n => n,
             },
+            database_max_connections: match number(
+                "DATABASE_MAX_CONNECTIONS",
+                &self.database_max_connections,
+            )? {
+                0 => return Err(bad("DATABASE_MAX_CONNECTIONS", "must be at least 1")),
+                n => n,
+            },
             database_acquire_timeout: positive_seconds(
                 "DATABASE_ACQUIRE_TIMEOUT",
                 &self.database_acquire_timeout,
@@ -398,6 +409,13 @@ impl RawSettings {
 impl Settings {
     pub fn database_url(&self) -> &str {
         self.database_url.expose_secret()
+    }
+
+    pub fn pool(&self) -> crate::storage::PoolSettings {
+        crate::storage::PoolSettings {
+            max_connections: self.database_max_connections,
+            acquire_timeout: self.database_acquire_timeout,
+        }
     }
 }
 
@@ -432,6 +450,7 @@ impl std::fmt::Debug for Settings {
             .field("hash_concurrency", &self.hash_concurrency)
             .field("hash_queue", &self.hash_queue)
             .field("max_concurrent_requests", &self.max_concurrent_requests)
+            .field("database_max_connections", &self.database_max_connections)
             .field("database_acquire_timeout", &self.database_acquire_timeout)
             .field("request_head_timeout", &self.request_head_timeout)
             .field("shutdown_grace", &self.shutdown_grace)

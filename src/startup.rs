@@ -25,8 +25,8 @@ use crate::proto;
 use crate::service::Accounts;
 use crate::storage::{self, Storage};
 
-/// SMTP connections kept open; matches the worker's batch concurrency.
-const SMTP_POOL_SIZE: u32 = 16;
+/// SMTP connections kept open for the worker's concurrent sends.
+const SMTP_POOL_SIZE: u32 = 32;
 
 pub struct Application {
     grpc_listener: TcpListener,
@@ -47,7 +47,7 @@ impl Application {
         let http_listener = TcpListener::bind(settings.http_addr)
             .await
             .with_context(|| format!("cannot listen on HTTP_ADDR {}", settings.http_addr))?;
-        let storage = storage::open(settings.database_url(), settings.database_acquire_timeout)
+        let storage = storage::open(settings.database_url(), settings.pool())
             .context("cannot use DATABASE_URL")?;
         let dispatcher = dispatcher(&settings)?;
         Self::build_with(settings, grpc_listener, http_listener, storage, dispatcher)

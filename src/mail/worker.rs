@@ -7,6 +7,7 @@ use chrono::Utc;
 use rand::Rng;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use super::{DispatchError, MailComposer, MailDispatcher};
 use crate::storage::{ClaimedMessage, MailFailure, Storage, StorageError};
@@ -69,7 +70,7 @@ impl DeliveryWorker {
             composer,
             policy,
             lease,
-            batch: 16,
+            batch: 64,
             poll_interval: Duration::from_secs(1),
             sent_retention: Duration::from_secs(7 * 86_400),
             prune_interval: Duration::from_secs(3600),
@@ -113,14 +114,21 @@ impl DeliveryWorker {
             tasks.spawn(async move { worker.deliver(item).await });
         }
         let mut first_error = None;
+        let mut sent = Vec::with_capacity(count);
         while let Some(joined) = tasks.join_next().await {
             match joined {
-                Ok(Ok(())) => {}
+                Ok(Ok(Some(id))) => sent.push(id),
+                Ok(Ok(None)) => {}
                 Ok(Err(e)) => {
                     first_error.get_or_insert(e);
                 }
                 Err(e) => tracing::error!(error = %e, "mail delivery task panicked"),
             }
+        }
+        // One write for the whole batch: a crash before it only repeats
+        // sends (at least once), and the shared Message-ID marks them.
+        if let Err(e) = self.storage.mark_mail_sent(&sent, Utc::now()).await {
+            first_error.get_or_insert(e);
         }
         match first_error {
             Some(e) => Err(e),
@@ -177,7 +185,9 @@ struct Delivery {
 }
 
 impl Delivery {
-    async fn deliver(self, item: ClaimedMessage) -> Result<(), StorageError> {
+    /// Sends one message; returns its id when it was delivered (to be marked
+    /// sent with the rest of the batch), or records the failure.
+    async fn deliver(self, item: ClaimedMessage) -> Result<Option<Uuid>, StorageError> {
         let row = &item.message;
         let outcome = match self.composer.message(row) {
             Ok(mail) => self.dispatcher.send(&mail).await,
@@ -186,8 +196,8 @@ impl Delivery {
         let now = Utc::now();
         match outcome {
             Ok(()) => {
-                self.storage.mark_mail_sent(row.id, now).await?;
                 tracing::info!(outbox_id = %row.id, kind = %row.kind, attempts = item.attempts, "mail delivered");
+                return Ok(Some(row.id));
             }
             Err(DispatchError::Transient(e)) if item.attempts <= self.policy.max_retries => {
                 let delay = self.policy.delay_after(item.attempts);
@@ -215,7 +225,7 @@ impl Delivery {
                 tracing::error!(outbox_id = %row.id, kind = %row.kind, attempts = item.attempts, error_kind = kind, error = %chain, "mail delivery failed for good; moved to the dead letters");
             }
         }
-        Ok(())
+        Ok(None)
     }
 }
 

@@ -120,8 +120,8 @@ pub trait Storage: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<ClaimedMessage>, StorageError>;
 
-    /// Records a delivered message.
-    async fn mark_mail_sent(&self, id: Uuid, now: DateTime<Utc>) -> Result<(), StorageError>;
+    /// Records delivered messages, all in one statement.
+    async fn mark_mail_sent(&self, ids: &[Uuid], now: DateTime<Utc>) -> Result<(), StorageError>;
 
     /// Releases a claimed message for another attempt at `next_attempt_at`.
     async fn reschedule_mail(
@@ -213,26 +213,30 @@ pub struct MailFailure<'a> {
     pub error: &'a str,
 }
 
-/// Default bound on waiting for a database connection.
-pub const DEFAULT_ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// How many connections a backend keeps, and how long a request waits for one.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    pub acquire_timeout: std::time::Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings {
+            max_connections: 32,
+            acquire_timeout: std::time::Duration::from_secs(5),
+        }
+    }
+}
 
 /// Opens the backend that `database_url` names without contacting it yet:
 /// connections are made on first use, so the service can start while the
 /// database is down. Call [`Storage::migrate`] before serving.
-pub fn open(
-    database_url: &str,
-    acquire_timeout: std::time::Duration,
-) -> Result<Arc<dyn Storage>, StorageError> {
+pub fn open(database_url: &str, pool: PoolSettings) -> Result<Arc<dyn Storage>, StorageError> {
     if database_url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStorage::open(
-            database_url,
-            acquire_timeout,
-        )?))
+        Ok(Arc::new(SqliteStorage::open(database_url, pool)?))
     } else if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
-        Ok(Arc::new(PostgresStorage::open(
-            database_url,
-            acquire_timeout,
-        )?))
+        Ok(Arc::new(PostgresStorage::open(database_url, pool)?))
     } else {
         Err(StorageError::Corrupt(
             "DATABASE_URL must start with sqlite: or postgres://".into(),
@@ -242,7 +246,7 @@ pub fn open(
 
 /// Opens the backend that `database_url` names and applies its migrations now.
 pub async fn connect(database_url: &str) -> Result<Arc<dyn Storage>, StorageError> {
-    let storage = open(database_url, DEFAULT_ACQUIRE_TIMEOUT)?;
+    let storage = open(database_url, PoolSettings::default())?;
     storage.migrate().await?;
     Ok(storage)
 }

@@ -34,18 +34,18 @@ pub struct PostgresStorage {
 
 impl PostgresStorage {
     /// A pool that connects on first use.
-    pub fn open(url: &str, acquire_timeout: Duration) -> Result<Self, StorageError> {
+    pub fn open(url: &str, pool: super::PoolSettings) -> Result<Self, StorageError> {
         let options = PgConnectOptions::from_str(url)?;
         let pool = PgPoolOptions::new()
-            .max_connections(16)
-            .acquire_timeout(acquire_timeout)
+            .max_connections(pool.max_connections)
+            .acquire_timeout(pool.acquire_timeout)
             .connect_lazy_with(options);
         Ok(PostgresStorage { pool })
     }
 
     /// Connects and applies the migrations.
     pub async fn connect(url: &str) -> Result<Self, StorageError> {
-        let storage = Self::open(url, super::DEFAULT_ACQUIRE_TIMEOUT)?;
+        let storage = Self::open(url, super::PoolSettings::default())?;
         storage.migrate().await?;
         Ok(storage)
     }
@@ -233,12 +233,15 @@ impl Storage for PostgresStorage {
         rows.iter().map(claimed).collect()
     }
 
-    async fn mark_mail_sent(&self, id: Uuid, now: DateTime<Utc>) -> Result<(), StorageError> {
+    async fn mark_mail_sent(&self, ids: &[Uuid], now: DateTime<Utc>) -> Result<(), StorageError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
         sqlx::query(
             "UPDATE email_outbox SET status = 'sent', sent_at = $2, locked_until = NULL, \
-             last_error = NULL WHERE id = $1",
+             last_error = NULL WHERE id = ANY($1)",
         )
-        .bind(id)
+        .bind(ids)
         .bind(now)
         .execute(&self.pool)
         .await?;

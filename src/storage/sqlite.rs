@@ -30,7 +30,7 @@ pub struct SqliteStorage {
 
 impl SqliteStorage {
     /// A pool that connects on first use.
-    pub fn open(url: &str, acquire_timeout: Duration) -> Result<Self, StorageError> {
+    pub fn open(url: &str, pool: super::PoolSettings) -> Result<Self, StorageError> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -38,15 +38,15 @@ impl SqliteStorage {
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(acquire_timeout)
+            .max_connections(pool.max_connections)
+            .acquire_timeout(pool.acquire_timeout)
             .connect_lazy_with(options);
         Ok(SqliteStorage { pool })
     }
 
     /// Opens the database and applies the migrations.
     pub async fn connect(url: &str) -> Result<Self, StorageError> {
-        let storage = Self::open(url, super::DEFAULT_ACQUIRE_TIMEOUT)?;
+        let storage = Self::open(url, super::PoolSettings::default())?;
         storage.migrate().await?;
         Ok(storage)
     }
@@ -243,15 +243,20 @@ impl Storage for SqliteStorage {
         rows.iter().map(claimed).collect()
     }
 
-    async fn mark_mail_sent(&self, id: Uuid, now: DateTime<Utc>) -> Result<(), StorageError> {
-        sqlx::query(
-            "UPDATE email_outbox SET status = 'sent', sent_at = ?2, locked_until = NULL, \
-             last_error = NULL WHERE id = ?1",
-        )
-        .bind(id.to_string())
-        .bind(micros(now))
-        .execute(&self.pool)
-        .await?;
+    async fn mark_mail_sent(&self, ids: &[Uuid], now: DateTime<Utc>) -> Result<(), StorageError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let placeholders = vec!["?"; ids.len()].join(", ");
+        let sql = format!(
+            "UPDATE email_outbox SET status = 'sent', sent_at = ?, locked_until = NULL, \
+             last_error = NULL WHERE id IN ({placeholders})"
+        );
+        let mut query = sqlx::query(&sql).bind(micros(now));
+        for id in ids {
+            query = query.bind(id.to_string());
+        }
+        query.execute(&self.pool).await?;
         Ok(())
     }
 

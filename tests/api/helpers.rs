@@ -264,8 +264,7 @@ async fn start_app(
 
     // Opened lazily, as the binary does: the application reaches and
     // migrates the database itself.
-    let storage =
-        account_service::storage::open(&db.url, settings.database_acquire_timeout).unwrap();
+    let storage = account_service::storage::open(&db.url, settings.pool()).unwrap();
     let dispatcher = startup::dispatcher(&settings).unwrap();
     let app = Application::build_with(
         settings,

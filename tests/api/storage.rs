@@ -200,7 +200,7 @@ async fn sent_and_rescheduled_mail(backend: Backend) {
     let claimed = s.claim_mail(t, lease, 10).await.unwrap();
     assert_eq!(claimed.len(), 2);
 
-    s.mark_mail_sent(claimed[0].message.id, t).await.unwrap();
+    s.mark_mail_sent(&[claimed[0].message.id], t).await.unwrap();
     let retry_at = t + Duration::seconds(60);
     s.reschedule_mail(claimed[1].message.id, retry_at, "busy")
         .await
@@ -346,10 +346,10 @@ async fn pruning_keeps_pending_failed_and_recent_mail(backend: Backend) {
         mails.push(m.id);
     }
     s.claim_mail(t, t + Duration::minutes(5), 10).await.unwrap();
-    s.mark_mail_sent(mails[0], t - Duration::days(8))
+    s.mark_mail_sent(&[mails[0]], t - Duration::days(8))
         .await
         .unwrap();
-    s.mark_mail_sent(mails[1], t - Duration::days(1))
+    s.mark_mail_sent(&[mails[1]], t - Duration::days(1))
         .await
         .unwrap();
     s.reschedule_mail(mails[2], t, "busy").await.unwrap();
@@ -386,7 +386,7 @@ async fn outbox_status_counts_by_state(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(claimed.len(), 2);
-    s.mark_mail_sent(mails[0], t).await.unwrap();
+    s.mark_mail_sent(&[mails[0]], t).await.unwrap();
 
     let status = s.outbox_status(t + Duration::seconds(2)).await.unwrap();
     assert_eq!(status.pending, 2);
