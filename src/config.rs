@@ -83,6 +83,29 @@ pub struct RawSettings {
     /// Key that signs confirmation tokens (HS256). Unset: a development key, with a warning.
     #[arg(long, env = "SECRET_KEY", hide_env_values = true)]
     pub secret_key: Option<String>,
+    /// The previous SECRET_KEY during a rotation: tokens it signed still verify.
+    #[arg(long, env = "SECRET_KEY_PREVIOUS", hide_env_values = true)]
+    pub secret_key_previous: Option<String>,
+    /// development or production. Production refuses to start without a
+    /// SECRET_KEY of at least 32 bytes.
+    #[arg(long, env = "APP_ENV", default_value = "development")]
+    pub app_env: String,
+    /// on: Register with an already registered address answers like a success
+    /// (the owner gets an "you already have an account" mail instead).
+    #[arg(long, env = "ENUMERATION_PROTECTION", default_value = "off")]
+    pub enumeration_protection: String,
+    /// on or off: per-client and per-address limits on Register and ResendConfirmation.
+    #[arg(long, env = "RATE_LIMITS", default_value = "on")]
+    pub rate_limits: String,
+    /// Register and ResendConfirmation calls a minute from one client address (0: no limit).
+    #[arg(long, env = "RATE_LIMIT_PER_CLIENT", default_value = "600")]
+    pub rate_limit_per_client: String,
+    /// Register and ResendConfirmation calls an hour for one target e-mail address (0: no limit).
+    #[arg(long, env = "RATE_LIMIT_PER_EMAIL", default_value = "10")]
+    pub rate_limit_per_email: String,
+    /// Comma-separated IP addresses of proxies whose X-Forwarded-For is believed.
+    #[arg(long, env = "TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: String,
     /// Lifetime of a confirmation link, in seconds.
     #[arg(long, env = "CONFIRMATION_LINK_TIMEOUT", default_value = "3600")]
     pub confirmation_link_timeout: String,
@@ -197,6 +220,24 @@ fn bad(variable: &'static str, message: impl Into<String>) -> ConfigError {
     }
 }
 
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimitSettings {
+    pub per_client_per_minute: u32,
+    pub per_email_per_hour: u32,
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+}
+
+/// Minimum SECRET_KEY length in production: 256 bits, HS256's own strength.
+pub const MIN_PRODUCTION_KEY_BYTES: usize = 32;
+
+fn switch(variable: &'static str, raw: &str) -> Result<bool, ConfigError> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "1" | "yes" => Ok(true),
+        "off" | "false" | "0" | "no" => Ok(false),
+        other => Err(bad(variable, format!("'{other}' is not on or off"))),
+    }
+}
+
 /// Validated settings.
 #[derive(Clone)]
 pub struct Settings {
@@ -205,8 +246,13 @@ pub struct Settings {
     pub http_addr: SocketAddr,
     pub public_base_url: Url,
     pub secret_key: SecretString,
+    pub secret_key_previous: Option<SecretString>,
     /// True when SECRET_KEY was unset and the development key is in use.
     pub using_development_key: bool,
+    pub production: bool,
+    pub enumeration_protection: bool,
+    /// None when RATE_LIMITS=off.
+    pub rate_limits: Option<RateLimitSettings>,
     pub confirmation_link_timeout: u64,
     pub frontend_homepage: Url,
     pub confirmation_mail_request_page: Url,
@@ -289,9 +335,61 @@ impl RawSettings {
                 "must start with sqlite:// or postgres:// (value not shown: it may hold a password)",
             ));
         }
+        let production = match self.app_env.trim().to_ascii_lowercase().as_str() {
+            "production" | "prod" => true,
+            "development" | "dev" | "test" => false,
+            other => {
+                return Err(bad(
+                    "APP_ENV",
+                    format!("unknown environment '{other}' (expected development or production)"),
+                ))
+            }
+        };
         let (secret_key, using_development_key) = match self.secret_key {
             Some(k) if !k.is_empty() => (SecretString::from(k), false),
             _ => (SecretString::from(DEVELOPMENT_SECRET_KEY), true),
+        };
+        if production {
+            if using_development_key || secret_key.expose_secret() == DEVELOPMENT_SECRET_KEY {
+                return Err(bad(
+                    "SECRET_KEY",
+                    "must be set to a secret of your own when APP_ENV=production",
+                ));
+            }
+            if secret_key.expose_secret().len() < MIN_PRODUCTION_KEY_BYTES {
+                return Err(bad(
+                    "SECRET_KEY",
+                    format!(
+                        "must be at least {MIN_PRODUCTION_KEY_BYTES} bytes when APP_ENV=production"
+                    ),
+                ));
+            }
+        }
+        let secret_key_previous = self
+            .secret_key_previous
+            .filter(|k| !k.is_empty())
+            .map(SecretString::from);
+        let rate_limits = if switch("RATE_LIMITS", &self.rate_limits)? {
+            let trusted_proxies = self
+                .trusted_proxies
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    s.parse()
+                        .map_err(|_| bad("TRUSTED_PROXIES", format!("'{s}' is not an IP address")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Some(RateLimitSettings {
+                per_client_per_minute: number(
+                    "RATE_LIMIT_PER_CLIENT",
+                    &self.rate_limit_per_client,
+                )?,
+                per_email_per_hour: number("RATE_LIMIT_PER_EMAIL", &self.rate_limit_per_email)?,
+                trusted_proxies,
+            })
+        } else {
+            None
         };
         let email_backend = match self.email_backend.trim().to_ascii_lowercase().as_str() {
             "console" => EmailBackend::Console,
@@ -353,7 +451,11 @@ impl RawSettings {
             http_addr: address("HTTP_ADDR", &self.http_addr)?,
             public_base_url: http_url("PUBLIC_BASE_URL", &self.public_base_url)?,
             secret_key,
+            secret_key_previous,
             using_development_key,
+            production,
+            enumeration_protection: switch("ENUMERATION_PROTECTION", &self.enumeration_protection)?,
+            rate_limits,
             confirmation_link_timeout: number(
                 "CONFIRMATION_LINK_TIMEOUT",
                 &self.confirmation_link_timeout,
@@ -430,7 +532,14 @@ impl std::fmt::Debug for Settings {
             .field("http_addr", &self.http_addr)
             .field("public_base_url", &self.public_base_url.as_str())
             .field("secret_key", &"[REDACTED]")
+            .field(
+                "secret_key_previous",
+                &self.secret_key_previous.as_ref().map(|_| "[REDACTED]"),
+            )
             .field("using_development_key", &self.using_development_key)
+            .field("production", &self.production)
+            .field("enumeration_protection", &self.enumeration_protection)
+            .field("rate_limits", &self.rate_limits)
             .field("confirmation_link_timeout", &self.confirmation_link_timeout)
             .field("frontend_homepage", &self.frontend_homepage.as_str())
             .field(
@@ -515,6 +624,59 @@ mod tests {
             assert!(!err.to_string().contains('\n'));
             assert!(!err.to_string().contains("hunter2"));
         }
+    }
+
+    #[test]
+    fn production_demands_a_real_secret_key() {
+        let err = parse(&["--app-env", "production"]).unwrap_err();
+        assert_eq!(err.variable, "SECRET_KEY");
+        let err = parse(&["--app-env", "production", "--secret-key", "short"]).unwrap_err();
+        assert_eq!(err.variable, "SECRET_KEY");
+        let err = parse(&[
+            "--app-env",
+            "production",
+            "--secret-key",
+            DEVELOPMENT_SECRET_KEY,
+        ])
+        .unwrap_err();
+        assert_eq!(err.variable, "SECRET_KEY");
+        let ok = parse(&["--app-env", "production", "--secret-key", &"k".repeat(32)]).unwrap();
+        assert!(ok.production && !ok.using_development_key);
+        // Development starts without a key, on the development key.
+        assert!(parse(&[]).unwrap().using_development_key);
+    }
+
+    #[test]
+    fn rate_limits_and_switches() {
+        let s = parse(&[
+            "--trusted-proxies",
+            "10.0.0.1, ::1",
+            "--rate-limit-per-client",
+            "5",
+        ])
+        .unwrap();
+        let limits = s.rate_limits.unwrap();
+        assert_eq!(limits.per_client_per_minute, 5);
+        assert_eq!(limits.trusted_proxies.len(), 2);
+        assert!(parse(&["--rate-limits", "off"])
+            .unwrap()
+            .rate_limits
+            .is_none());
+        assert_eq!(
+            parse(&["--rate-limits", "maybe"]).unwrap_err().variable,
+            "RATE_LIMITS"
+        );
+        assert_eq!(
+            parse(&["--trusted-proxies", "proxy.local"])
+                .unwrap_err()
+                .variable,
+            "TRUSTED_PROXIES"
+        );
+        assert!(
+            parse(&["--enumeration-protection", "on"])
+                .unwrap()
+                .enumeration_protection
+        );
     }
 
     #[test]

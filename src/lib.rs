@@ -10,6 +10,7 @@ pub mod config;
 pub mod domain;
 pub mod grpc;
 pub mod http;
+pub mod limits;
 pub mod mail;
 pub mod service;
 pub mod startup;

@@ -32,6 +32,9 @@ pub enum ServiceError {
     NotFound,
     #[error("the service is busy, try again shortly")]
     Busy,
+    /// Too many calls from one client or for one address.
+    #[error("too many requests; try again in {} s", .0.as_secs().max(1))]
+    RateLimited(std::time::Duration),
     /// The same address asked for a confirmation mail too recently.
     #[error("a confirmation mail was requested for this address recently; try again in {} s", .0.as_secs().max(1))]
     CoolingDown(std::time::Duration),
@@ -63,6 +66,46 @@ impl From<HashError> for ServiceError {
     }
 }
 
+/// The public fields of a registration, echoed back by a quiet answer.
+struct NewAccountView {
+    email: String,
+    username: String,
+    first_name: String,
+    last_name: String,
+    phone_number: String,
+    address: String,
+    term_and_condition: bool,
+    created_from: String,
+}
+
+impl From<NewAccount> for NewAccountView {
+    fn from(n: NewAccount) -> Self {
+        NewAccountView {
+            email: n.email.into_string(),
+            username: n.username,
+            first_name: n.first_name,
+            last_name: n.last_name,
+            phone_number: n.phone_number,
+            address: n.address,
+            term_and_condition: n.term_and_condition,
+            created_from: n.created_from,
+        }
+    }
+}
+
+fn new_account_of(a: &Account) -> NewAccountView {
+    NewAccountView {
+        email: a.email.clone(),
+        username: a.username.clone(),
+        first_name: a.first_name.clone(),
+        last_name: a.last_name.clone(),
+        phone_number: a.phone_number.clone(),
+        address: a.address.clone(),
+        term_and_condition: a.term_and_condition,
+        created_from: a.created_from.clone(),
+    }
+}
+
 /// How an account is looked up.
 #[derive(Debug, Clone)]
 pub enum Lookup {
@@ -80,6 +123,8 @@ pub struct Accounts {
     resend_cooldown: std::time::Duration,
     /// Set once the database was reached and migrated after start-up.
     ready: AtomicBool,
+    /// Answer a taken address like a success, so Register reveals nothing.
+    enumeration_protection: bool,
 }
 
 /// Database timestamps keep microseconds; rounding here makes what Register
@@ -104,7 +149,15 @@ impl Accounts {
             mail_queued,
             resend_cooldown: std::time::Duration::from_secs(60),
             ready: AtomicBool::new(false),
+            enumeration_protection: false,
         }
+    }
+
+    /// With protection on, Register with a taken address answers like a
+    /// success, spends the same time, and mails the owner a notice instead.
+    pub fn with_enumeration_protection(mut self, on: bool) -> Self {
+        self.enumeration_protection = on;
+        self
     }
 
     /// Marks the database as reached and migrated: requests are served from now on.
@@ -140,9 +193,13 @@ impl Accounts {
     pub async fn register(&self, form: RegistrationForm) -> Result<Account, ServiceError> {
         self.ensure_ready()?;
         let new = NewAccount::parse(form).map_err(ServiceError::Invalid)?;
-        // Spares the ~20 ms hash for the common duplicate; the unique index
-        // below still decides races.
+        // Spares the ~20 ms hash for the common duplicate (unless protection
+        // must spend it anyway); the unique index below still decides races.
         match self.storage.account_by_email(new.email.as_str()).await {
+            Ok(existing) if self.enumeration_protection => {
+                self.hasher.hash(new.password.clone()).await?;
+                return self.answer_taken_address(new.into(), existing).await;
+            }
             Ok(_) => return Err(ServiceError::EmailTaken),
             Err(StorageError::NotFound) => {}
             Err(e) => return Err(e.into()),
@@ -172,10 +229,50 @@ impl Accounts {
             .composer
             .welcome(&account, &token, now)
             .map_err(|e| ServiceError::Unexpected(e.into()))?;
-        self.storage.create_account(&account, &hash, &mail).await?;
+        match self.storage.create_account(&account, &hash, &mail).await {
+            Ok(()) => {}
+            Err(StorageError::Conflict) if self.enumeration_protection => {
+                let existing = self.storage.account_by_email(&account.email).await?;
+                return self
+                    .answer_taken_address(new_account_of(&account), existing)
+                    .await;
+            }
+            Err(e) => return Err(e.into()),
+        }
         self.mail_queued.notify_one();
         tracing::info!(account_id = %account.id, "account registered");
         Ok(account)
+    }
+
+    /// The quiet answer to a taken address: the owner is told by mail, and
+    /// the caller gets what a new registration would have returned.
+    async fn answer_taken_address(
+        &self,
+        new: NewAccountView,
+        existing: Account,
+    ) -> Result<Account, ServiceError> {
+        let now = now();
+        let notice = self
+            .composer
+            .account_exists(&existing, now)
+            .map_err(|e| ServiceError::Unexpected(e.into()))?;
+        self.storage.queue_mail(&notice).await?;
+        self.mail_queued.notify_one();
+        tracing::info!("registration for a taken address answered quietly");
+        Ok(Account {
+            id: Uuid::now_v7(),
+            email: new.email,
+            username: new.username,
+            first_name: new.first_name,
+            last_name: new.last_name,
+            phone_number: new.phone_number,
+            address: new.address,
+            verified: false,
+            term_and_condition: new.term_and_condition,
+            created_from: new.created_from,
+            created_at: now,
+            updated_at: now,
+        })
     }
 
     /// Verifies the account a confirmation token names.

@@ -17,6 +17,7 @@ use crate::auth::{ConfirmationTokens, PasswordHasher};
 use crate::config::{EmailBackend, Settings};
 use crate::grpc::{AccountGrpc, AccountServiceServer};
 use crate::http::{self, router, HttpState};
+use crate::limits::RateLimits;
 use crate::mail::{
     error_chain, ConsoleDispatcher, DeliveryWorker, FileDispatcher, MailComposer, MailDispatcher,
     RetryPolicy, SmtpDispatcher,
@@ -73,7 +74,10 @@ impl Application {
         );
         let tokens = ConfirmationTokens::new(
             settings.secret_key.expose_secret().as_bytes(),
-            None,
+            settings
+                .secret_key_previous
+                .as_ref()
+                .map(|k| k.expose_secret().as_bytes()),
             settings.confirmation_link_timeout,
         );
         let hasher = PasswordHasher::new(settings.hash_concurrency, settings.hash_queue);
@@ -86,7 +90,8 @@ impl Application {
                 Arc::clone(&composer),
                 Arc::clone(&mail_queued),
             )
-            .with_resend_cooldown(settings.email_resend_cooldown),
+            .with_resend_cooldown(settings.email_resend_cooldown)
+            .with_enumeration_protection(settings.enumeration_protection),
         );
         let worker = DeliveryWorker::new(
             storage,
@@ -158,6 +163,26 @@ impl Application {
         let admission = Arc::new(tokio::sync::Semaphore::new(
             self.settings.max_concurrent_requests,
         ));
+        let limits = Arc::new(match &self.settings.rate_limits {
+            Some(l) => RateLimits::new(
+                l.per_client_per_minute,
+                l.per_email_per_hour,
+                l.trusted_proxies.clone(),
+            ),
+            None => RateLimits::disabled(),
+        });
+        {
+            let (limits, stop) = (Arc::clone(&limits), stop.clone());
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(Duration::from_secs(60));
+                loop {
+                    tokio::select! {
+                        () = stop.cancelled() => break,
+                        _ = every.tick() => limits.forget_idle(),
+                    }
+                }
+            });
+        }
         let grpc = tonic::transport::Server::builder()
             .tcp_nodelay(true)
             // Detects peers that vanished without closing their connection.
@@ -168,7 +193,12 @@ impl Application {
             .add_service(v1.build_v1()?)
             .add_service(v1alpha.build_v1alpha()?)
             .add_service(
-                AccountGrpc::new(Arc::clone(&self.accounts), Arc::clone(&admission)).into_server(),
+                AccountGrpc::new(
+                    Arc::clone(&self.accounts),
+                    Arc::clone(&admission),
+                    Arc::clone(&limits),
+                )
+                .into_server(),
             )
             .serve_with_incoming_shutdown(
                 TcpListenerStream::new(self.grpc_listener),

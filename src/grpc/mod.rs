@@ -13,6 +13,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::{Request, Response, Status};
 
 use crate::domain::{Account, RegistrationForm};
+use crate::limits::RateLimits;
 use crate::proto::account::v1 as pb;
 use crate::proto::account::v1::account_service_server::AccountService;
 use crate::service::{Accounts, Lookup, ServiceError};
@@ -27,16 +28,36 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 pub struct AccountGrpc {
     accounts: Arc<Accounts>,
     admission: Arc<Semaphore>,
+    limits: Arc<RateLimits>,
 }
 
 impl AccountGrpc {
     /// `admission` bounds the RPCs handled at once; it is shared with the
     /// HTTP sidecar, so the bound covers the whole process.
-    pub fn new(accounts: Arc<Accounts>, admission: Arc<Semaphore>) -> Self {
+    pub fn new(
+        accounts: Arc<Accounts>,
+        admission: Arc<Semaphore>,
+        limits: Arc<RateLimits>,
+    ) -> Self {
         AccountGrpc {
             accounts,
             admission,
+            limits,
         }
+    }
+
+    /// Applies the abuse limits of the calls that create accounts or send
+    /// mail, to the client (peer, or forwarded-for hop behind a trusted
+    /// proxy) and to the target address.
+    fn check_limits<T>(&self, request: &Request<T>, email: &str) -> Result<(), ServiceError> {
+        let forwarded = request
+            .metadata()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok());
+        let client = self.limits.client_address(request.remote_addr(), forwarded);
+        self.limits
+            .check(client, email)
+            .map_err(ServiceError::RateLimited)
     }
 
     pub fn into_server(self) -> AccountServiceServer<Self> {
@@ -118,6 +139,9 @@ impl AccountService for AccountGrpc {
         let Ok(_permit) = self.admit() else {
             return finish("Register", started, Err(ServiceError::Busy));
         };
+        if let Err(e) = self.check_limits(&request, &request.get_ref().email) {
+            return finish("Register", started, Err(e));
+        }
         let result = self
             .accounts
             .register(request.into_inner().into())
@@ -154,6 +178,9 @@ impl AccountService for AccountGrpc {
         let Ok(_permit) = self.admit() else {
             return finish("ResendConfirmation", started, Err(ServiceError::Busy));
         };
+        if let Err(e) = self.check_limits(&request, &request.get_ref().email) {
+            return finish("ResendConfirmation", started, Err(e));
+        }
         let result = self
             .accounts
             .resend_confirmation(&request.into_inner().email)

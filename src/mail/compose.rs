@@ -11,7 +11,15 @@ use crate::domain::Account;
 use crate::storage::OutboxMessage;
 
 /// Templates are compiled into the binary, so it runs from any directory.
-const TEMPLATES: [(&str, &str); 2] = [
+const TEMPLATES: [(&str, &str); 4] = [
+    (
+        "account_exists_mail.html",
+        include_str!("../../templates/account_exists_mail.html"),
+    ),
+    (
+        "account_exists_mail.txt",
+        include_str!("../../templates/account_exists_mail.txt"),
+    ),
     (
         "welcome_mail.html",
         include_str!("../../templates/welcome_mail.html"),
@@ -75,6 +83,29 @@ impl MailComposer {
         now: DateTime<Utc>,
     ) -> Result<OutboxMessage, tera::Error> {
         self.confirmation_mail("confirmation", account, token, now)
+    }
+
+    /// Renders the notice sent instead of a welcome mail when someone
+    /// registers an address that already has an account (with enumeration
+    /// protection on). It carries no link.
+    pub fn account_exists(
+        &self,
+        account: &Account,
+        now: DateTime<Utc>,
+    ) -> Result<OutboxMessage, tera::Error> {
+        let mut context = Context::new();
+        context.insert("name", account.greeting_name());
+        context.insert("site_name", &self.site_name);
+        Ok(OutboxMessage {
+            id: Uuid::now_v7(),
+            account_id: account.id,
+            kind: "account_exists".to_owned(),
+            recipient: account.email.clone(),
+            subject: format!("{} Account Already Exists", self.site_name),
+            text_body: self.tera.render("account_exists_mail.txt", &context)?,
+            html_body: self.tera.render("account_exists_mail.html", &context)?,
+            created_at: now,
+        })
     }
 
     fn confirmation_mail(

@@ -17,7 +17,25 @@ on_both_backends!(
     expired_token_is_refused_over_grpc,
     token_for_a_missing_account,
     forged_and_malformed_tokens_are_refused,
+    concurrent_confirmations_of_one_token_all_succeed_with_one_update,
 );
+
+async fn concurrent_confirmations_of_one_token_all_succeed_with_one_update(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (account, link) = app.register_and_get_link(&unique_email()).await;
+    let token = token_of(&link);
+
+    let calls = (0..50).map(|_| confirm(&app, &token));
+    let results = futures::future::join_all(calls).await;
+
+    let confirmed: Vec<_> = results.into_iter().map(Result::unwrap).collect();
+    assert!(confirmed.iter().all(|a| a.verified && a.id == account.id));
+    // One update: every answer carries the same updated_at.
+    let first = confirmed[0].updated_at;
+    assert!(confirmed.iter().all(|a| a.updated_at == first));
+    assert_ne!(first, account.updated_at);
+    assert_eq!(app.get_by_id(&account.id).await.unwrap().updated_at, first);
+}
 
 async fn confirm(
     app: &TestApp,

@@ -204,6 +204,11 @@ pub fn test_settings(db_url: &str, mail_dir: &Path) -> RawSettings {
     raw.hash_concurrency = Some("2".into());
     raw.hash_queue = "256".into();
     raw.database_acquire_timeout = "2".into();
+    // Every test comes from 127.0.0.1; the limits have tests of their own.
+    raw.rate_limits = "off".into();
+    raw.enumeration_protection = "off".into();
+    raw.app_env = "development".into();
+    raw.secret_key_previous = None;
     raw
 }
 

@@ -1,6 +1,7 @@
 //! Integration tests: the real application on port 0, driven through a
 //! generated gRPC client and a real HTTP client.
 
+mod abuse;
 mod confirm;
 mod delivery;
 mod faults;

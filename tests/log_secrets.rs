@@ -1,0 +1,120 @@
+//! The whole log of register → mail → confirm, captured at TRACE level for
+//! every crate, holds no password, hash, token, signing key or SMTP password.
+//! A binary of its own: the capturing subscriber is process-global.
+
+// Shared test harness; not every helper is used here.
+#[allow(dead_code)]
+#[path = "api/helpers.rs"]
+mod helpers;
+#[allow(dead_code)]
+#[path = "api/smtp_server.rs"]
+mod smtp_server;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use account_service::proto::account::v1::ConfirmRegistrationRequest;
+use helpers::*;
+
+#[derive(Clone)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_reaches_the_log() {
+    let captured = Capture(Arc::new(Mutex::new(Vec::new())));
+    let writer = captured.clone();
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .init();
+
+    let password = "Pa55word-never-logged";
+    let rejected_password = "Other-Pa55-never-logged";
+    let smtp_password = "Smtp-Pa55-never-logged";
+
+    // The full flow, with mail written to files.
+    let app = spawn_app(Backend::Sqlite).await;
+    let email = unique_email();
+    let mut request = registration(&email);
+    request.password = password.into();
+    request.confirm_password = password.into();
+    app.register(request).await.unwrap();
+    let mail = app.wait_for_mails(1).await.remove(0);
+    let token = mail.token();
+    let response = app.http.get(mail.link()).send().await.unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::FOUND);
+    app.client
+        .clone()
+        .confirm_registration(ConfirmRegistrationRequest {
+            token: token.clone(),
+        })
+        .await
+        .unwrap();
+    let mut rejected = registration(&unique_email());
+    rejected.password = rejected_password.into();
+    rejected.confirm_password = format!("{rejected_password}-mismatch");
+    assert!(app.register(rejected).await.is_err());
+    let hash = app.db.password_hash(&email).await;
+
+    // Delivery through an SMTP URL with credentials, to a server that is down,
+    // so that its failures are logged.
+    let closed = smtp_server::reserve_addr();
+    let smtp_app = spawn_app_with(Backend::Sqlite, |s| {
+        s.email_backend = "smtp".into();
+        s.smtp_url = Some(format!("smtp://mailer:{smtp_password}@{closed}"));
+        s.email_retry_delay = "0.05".into();
+        s.email_max_retries = "1".into();
+    })
+    .await;
+    smtp_app
+        .register(registration(&unique_email()))
+        .await
+        .unwrap();
+    let failed = eventually(Duration::from_secs(20), || async {
+        (smtp_app.db.count("failed_email_tasks").await == 1).then_some(())
+    })
+    .await;
+    assert!(failed.is_some(), "the delivery failure was not recorded");
+    drop(smtp_app);
+    drop(app);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let log = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+    // The capture works: the flow is in it.
+    for expected in [
+        "account registered",
+        "account confirmed",
+        "mail delivered",
+        "method=\"Register\"",
+    ] {
+        assert!(log.contains(expected), "the log lacks {expected:?}");
+    }
+    assert!(
+        log.contains("mail delivery failed"),
+        "the SMTP failure was not logged"
+    );
+    for (what, secret) in [
+        ("password", password),
+        ("rejected password", rejected_password),
+        ("password hash", hash.as_str()),
+        ("hash salt and digest", hash.rsplit('$').next().unwrap()),
+        ("token", token.as_str()),
+        ("token signature", token.rsplit('.').next().unwrap()),
+        ("signing key", TEST_SECRET_KEY),
+        ("SMTP password", smtp_password),
+    ] {
+        assert!(!log.contains(secret), "the log holds the {what}");
+    }
+}
