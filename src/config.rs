@@ -10,6 +10,8 @@ use lettre::message::Mailbox;
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
+use crate::telemetry::LogFormat;
+
 /// Signs tokens when SECRET_KEY is unset, so the service starts on a laptop
 /// with no setup. Anyone can forge tokens with it: never use it in production.
 pub const DEVELOPMENT_SECRET_KEY: &str = "development-only-secret-key-do-not-use-in-production";
@@ -34,6 +36,10 @@ pub struct Cli {
 pub enum Command {
     /// Serve gRPC, the HTTP sidecar and the mail worker until SIGINT/SIGTERM (the default).
     Serve,
+    /// Apply the database migrations, then exit.
+    Migrate,
+    /// Validate the configuration and print it, secrets redacted.
+    CheckConfig,
     /// Inspect the mail outbox and replay dead letters.
     #[command(subcommand)]
     Outbox(OutboxCommand),
@@ -182,6 +188,9 @@ pub struct RawSettings {
     /// Seconds calls in flight get to finish after SIGTERM before the process exits.
     #[arg(long, env = "SHUTDOWN_GRACE", default_value = "10")]
     pub shutdown_grace: String,
+    /// pretty or json (default: pretty on a terminal, json otherwise).
+    #[arg(long, env = "LOG_FORMAT")]
+    pub log_format: Option<String>,
     /// Log filter (tracing-subscriber EnvFilter syntax).
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub rust_log: String,
@@ -273,6 +282,7 @@ pub struct Settings {
     pub database_acquire_timeout: Duration,
     pub request_head_timeout: Duration,
     pub shutdown_grace: Duration,
+    pub log_format: LogFormat,
     pub rust_log: String,
 }
 
@@ -503,6 +513,27 @@ impl RawSettings {
                 &self.request_head_timeout,
             )?,
             shutdown_grace: seconds("SHUTDOWN_GRACE", &self.shutdown_grace)?,
+            log_format: match self
+                .log_format
+                .as_deref()
+                .map(|f| f.trim().to_ascii_lowercase())
+            {
+                None => {
+                    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                        LogFormat::Pretty
+                    } else {
+                        LogFormat::Json
+                    }
+                }
+                Some(f) if f == "pretty" => LogFormat::Pretty,
+                Some(f) if f == "json" => LogFormat::Json,
+                Some(other) => {
+                    return Err(bad(
+                        "LOG_FORMAT",
+                        format!("unknown format '{other}' (expected pretty or json)"),
+                    ))
+                }
+            },
             rust_log: self.rust_log,
         })
     }
@@ -563,6 +594,7 @@ impl std::fmt::Debug for Settings {
             .field("database_acquire_timeout", &self.database_acquire_timeout)
             .field("request_head_timeout", &self.request_head_timeout)
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("log_format", &self.log_format)
             .field("rust_log", &self.rust_log)
             .finish()
     }

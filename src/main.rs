@@ -1,5 +1,6 @@
 //! The `account-service` binary: read settings, start, run until a signal.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use account_service::config::{Cli, Command};
@@ -24,11 +25,34 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(&settings.rust_log);
+    telemetry::init(&settings.rust_log, settings.log_format);
 
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings).await,
+        Command::Migrate => migrate(settings).await,
+        Command::CheckConfig => {
+            // A closed stdout (`| head`) is not an error worth a panic.
+            let _ = writeln!(std::io::stdout(), "configuration is valid:\n{settings:#?}");
+            ExitCode::SUCCESS
+        }
         Command::Outbox(command) => outbox(settings, command).await,
+    }
+}
+
+async fn migrate(settings: account_service::config::Settings) -> ExitCode {
+    match account_service::storage::connect(settings.database_url()).await {
+        Ok(storage) => {
+            storage.close().await;
+            let _ = writeln!(std::io::stdout(), "migrations applied");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!(
+                "cannot migrate the database named by DATABASE_URL: {}",
+                account_service::mail::error_chain(&e)
+            );
+            ExitCode::FAILURE
+        }
     }
 }
 

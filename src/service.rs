@@ -12,6 +12,7 @@ use crate::domain::{
     self, Account, Email, FieldViolation, NewAccount, RegistrationForm, ValidationErrors,
 };
 use crate::mail::MailComposer;
+use crate::metrics::Metrics;
 use crate::storage::{Storage, StorageError};
 
 /// Message for a registration whose address is taken.
@@ -125,6 +126,7 @@ pub struct Accounts {
     ready: AtomicBool,
     /// Answer a taken address like a success, so Register reveals nothing.
     enumeration_protection: bool,
+    metrics: Arc<Metrics>,
 }
 
 /// Database timestamps keep microseconds; rounding here makes what Register
@@ -150,7 +152,18 @@ impl Accounts {
             resend_cooldown: std::time::Duration::from_secs(60),
             ready: AtomicBool::new(false),
             enumeration_protection: false,
+            metrics: Arc::new(Metrics::new()),
         }
+    }
+
+    /// Where the use cases count what they do.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// With protection on, Register with a taken address answers like a
@@ -240,6 +253,7 @@ impl Accounts {
             Err(e) => return Err(e.into()),
         }
         self.mail_queued.notify_one();
+        self.metrics.registrations.inc();
         tracing::info!(account_id = %account.id, "account registered");
         Ok(account)
     }
@@ -284,6 +298,7 @@ impl Accounts {
             .verify(token, Utc::now())
             .map_err(ServiceError::Token)?;
         let account = self.storage.mark_verified(id, now()).await?;
+        self.metrics.confirmations.inc();
         tracing::info!(account_id = %account.id, "account confirmed");
         Ok(account)
     }

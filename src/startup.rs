@@ -22,6 +22,7 @@ use crate::mail::{
     error_chain, ConsoleDispatcher, DeliveryWorker, FileDispatcher, MailComposer, MailDispatcher,
     RetryPolicy, SmtpDispatcher,
 };
+use crate::metrics::Metrics;
 use crate::proto;
 use crate::service::Accounts;
 use crate::storage::{self, Storage};
@@ -82,6 +83,7 @@ impl Application {
         );
         let hasher = PasswordHasher::new(settings.hash_concurrency, settings.hash_queue);
         let mail_queued = Arc::new(Notify::new());
+        let metrics = Arc::new(Metrics::new());
         let accounts = Arc::new(
             Accounts::new(
                 Arc::clone(&storage),
@@ -91,7 +93,8 @@ impl Application {
                 Arc::clone(&mail_queued),
             )
             .with_resend_cooldown(settings.email_resend_cooldown)
-            .with_enumeration_protection(settings.enumeration_protection),
+            .with_enumeration_protection(settings.enumeration_protection)
+            .with_metrics(Arc::clone(&metrics)),
         );
         let worker = DeliveryWorker::new(
             storage,
@@ -103,7 +106,8 @@ impl Application {
             },
             settings.email_claim_lease,
         )
-        .with_sent_retention(settings.email_sent_retention);
+        .with_sent_retention(settings.email_sent_retention)
+        .with_metrics(metrics);
         Ok(Application {
             grpc_listener,
             http_listener,

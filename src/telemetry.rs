@@ -1,13 +1,27 @@
-//! Log output: a tracing subscriber built from a filter.
+//! Log output: a tracing subscriber, human-readable or JSON.
 
 use tracing_subscriber::{fmt, EnvFilter};
 
-/// Installs a subscriber that writes to stderr with `filter` (EnvFilter syntax).
-/// Falls back to `info` when the filter does not parse.
-pub fn init(filter: &str) {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Coloured, one line per event, for a person at a terminal.
+    Pretty,
+    /// One JSON object per event with its fields and its span's fields
+    /// (the request id among them), for log collectors.
+    Json,
+}
+
+/// Installs a subscriber that writes to stderr with `filter` (EnvFilter
+/// syntax). Falls back to `info` when the filter does not parse.
+pub fn init(filter: &str, format: LogFormat) {
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Pretty => builder.try_init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+    };
 }

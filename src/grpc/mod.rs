@@ -10,9 +10,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
+use uuid::Uuid;
 
-use crate::domain::{Account, RegistrationForm};
+use crate::domain::{Account, RegistrationForm, ValidationErrors};
 use crate::limits::RateLimits;
 use crate::proto::account::v1 as pb;
 use crate::proto::account::v1::account_service_server::AccountService;
@@ -113,20 +116,71 @@ impl From<pb::RegisterRequest> for RegistrationForm {
     }
 }
 
-/// Logs one RPC (method, status code, latency) and maps its error to a status.
-fn finish<T>(
-    method: &'static str,
-    started: Instant,
-    result: Result<T, ServiceError>,
-) -> Result<Response<T>, Status> {
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let result = result.map_err(|e| to_status(&e));
-    let code = match &result {
-        Ok(_) => tonic::Code::Ok,
-        Err(status) => status.code(),
-    };
-    tracing::info!(method, code = ?code, latency_ms, "rpc");
-    result.map(Response::new)
+/// The caller's `x-request-id` when it is a sane token, else a new one.
+fn request_id(metadata: &tonic::metadata::MetadataMap) -> String {
+    metadata
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| {
+            !id.is_empty()
+                && id.len() <= 64
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+        })
+        .map_or_else(|| Uuid::now_v7().simple().to_string(), str::to_owned)
+}
+
+impl AccountGrpc {
+    /// Runs one RPC inside a span carrying its request id, then logs it as
+    /// one event (method, status code, latency), records its metrics, maps
+    /// its error to a status and returns the request id in `x-request-id`.
+    async fn handle<Req, T, F, Fut>(
+        &self,
+        method: &'static str,
+        request: Request<Req>,
+        call: F,
+    ) -> Result<Response<T>, Status>
+    where
+        F: FnOnce(Request<Req>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ServiceError>>,
+    {
+        let started = Instant::now();
+        let request_id = request_id(request.metadata());
+        let span = tracing::info_span!("rpc", method, request_id = %request_id);
+        let result = async {
+            let _permit = self.admit()?;
+            call(request).await
+        }
+        .instrument(span.clone())
+        .await;
+        let latency = started.elapsed();
+        let result = result.map_err(|e| span.in_scope(|| to_status(&e)));
+        let code = match &result {
+            Ok(_) => tonic::Code::Ok,
+            Err(status) => status.code(),
+        };
+        span.in_scope(|| {
+            tracing::info!(method, code = ?code, latency_ms = latency.as_secs_f64() * 1000.0, "rpc");
+        });
+        self.accounts.metrics().observe_rpc(method, code, latency);
+        let id = MetadataValue::try_from(request_id.as_str()).ok();
+        match result {
+            Ok(value) => {
+                let mut response = Response::new(value);
+                if let Some(id) = id {
+                    response.metadata_mut().insert("x-request-id", id);
+                }
+                Ok(response)
+            }
+            Err(mut status) => {
+                if let Some(id) = id {
+                    status.metadata_mut().insert("x-request-id", id);
+                }
+                Err(status)
+            }
+        }
+    }
 }
 
 #[tonic::async_trait]
@@ -135,85 +189,63 @@ impl AccountService for AccountGrpc {
         &self,
         request: Request<pb::RegisterRequest>,
     ) -> Result<Response<pb::RegisterResponse>, Status> {
-        let started = Instant::now();
-        let Ok(_permit) = self.admit() else {
-            return finish("Register", started, Err(ServiceError::Busy));
-        };
-        if let Err(e) = self.check_limits(&request, &request.get_ref().email) {
-            return finish("Register", started, Err(e));
-        }
-        let result = self
-            .accounts
-            .register(request.into_inner().into())
-            .await
-            .map(|a| pb::RegisterResponse {
-                account: Some(to_proto(a)),
-            });
-        finish("Register", started, result)
+        self.handle("Register", request, |request| async move {
+            self.check_limits(&request, &request.get_ref().email)?;
+            let account = self.accounts.register(request.into_inner().into()).await?;
+            Ok(pb::RegisterResponse {
+                account: Some(to_proto(account)),
+            })
+        })
+        .await
     }
 
     async fn confirm_registration(
         &self,
         request: Request<pb::ConfirmRegistrationRequest>,
     ) -> Result<Response<pb::ConfirmRegistrationResponse>, Status> {
-        let started = Instant::now();
-        let Ok(_permit) = self.admit() else {
-            return finish("ConfirmRegistration", started, Err(ServiceError::Busy));
-        };
-        let result = self
-            .accounts
-            .confirm(&request.into_inner().token)
-            .await
-            .map(|a| pb::ConfirmRegistrationResponse {
-                account: Some(to_proto(a)),
-            });
-        finish("ConfirmRegistration", started, result)
+        self.handle("ConfirmRegistration", request, |request| async move {
+            let account = self.accounts.confirm(&request.into_inner().token).await?;
+            Ok(pb::ConfirmRegistrationResponse {
+                account: Some(to_proto(account)),
+            })
+        })
+        .await
     }
 
     async fn resend_confirmation(
         &self,
         request: Request<pb::ResendConfirmationRequest>,
     ) -> Result<Response<pb::ResendConfirmationResponse>, Status> {
-        let started = Instant::now();
-        let Ok(_permit) = self.admit() else {
-            return finish("ResendConfirmation", started, Err(ServiceError::Busy));
-        };
-        if let Err(e) = self.check_limits(&request, &request.get_ref().email) {
-            return finish("ResendConfirmation", started, Err(e));
-        }
-        let result = self
-            .accounts
-            .resend_confirmation(&request.into_inner().email)
-            .await
-            .map(|()| pb::ResendConfirmationResponse {});
-        finish("ResendConfirmation", started, result)
+        self.handle("ResendConfirmation", request, |request| async move {
+            self.check_limits(&request, &request.get_ref().email)?;
+            self.accounts
+                .resend_confirmation(&request.into_inner().email)
+                .await?;
+            Ok(pb::ResendConfirmationResponse {})
+        })
+        .await
     }
 
     async fn get_account(
         &self,
         request: Request<pb::GetAccountRequest>,
     ) -> Result<Response<pb::GetAccountResponse>, Status> {
-        let started = Instant::now();
-        let Ok(_permit) = self.admit() else {
-            return finish("GetAccount", started, Err(ServiceError::Busy));
-        };
-        let result = match request.into_inner().lookup {
-            Some(pb::get_account_request::Lookup::Id(id)) => {
-                self.accounts.get(Lookup::Id(id)).await
-            }
-            Some(pb::get_account_request::Lookup::Email(email)) => {
-                self.accounts.get(Lookup::Email(email)).await
-            }
-            None => Err(ServiceError::Invalid(
-                crate::domain::ValidationErrors::single(
-                    "lookup",
-                    "Either id or email is required.",
-                ),
-            )),
-        }
-        .map(|a| pb::GetAccountResponse {
-            account: Some(to_proto(a)),
-        });
-        finish("GetAccount", started, result)
+        self.handle("GetAccount", request, |request| async move {
+            let lookup = match request.into_inner().lookup {
+                Some(pb::get_account_request::Lookup::Id(id)) => Lookup::Id(id),
+                Some(pb::get_account_request::Lookup::Email(email)) => Lookup::Email(email),
+                None => {
+                    return Err(ServiceError::Invalid(ValidationErrors::single(
+                        "lookup",
+                        "Either id or email is required.",
+                    )))
+                }
+            };
+            let account = self.accounts.get(lookup).await?;
+            Ok(pb::GetAccountResponse {
+                account: Some(to_proto(account)),
+            })
+        })
+        .await
     }
 }

@@ -34,6 +34,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/account/confirm-registration", get(confirm_registration))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
         .layer(axum::middleware::from_fn(serve::limit_head))
         .with_state(state)
 }
@@ -59,23 +60,74 @@ async fn confirm_registration(
     match state.accounts.confirm(&token).await {
         Ok(_) => {
             tracing::info!(outcome = "confirmed", "confirmation link");
+            state
+                .accounts
+                .metrics()
+                .count_http_confirmation("confirmed");
             found(&state.frontend_homepage)
         }
         Err(ServiceError::Token(e)) => {
             tracing::info!(outcome = e.reason(), "confirmation link");
+            state.accounts.metrics().count_http_confirmation(e.reason());
             found(&state.confirmation_mail_request_page)
         }
         Err(ServiceError::NotFound) => {
             tracing::info!(outcome = "ACCOUNT_NOT_FOUND", "confirmation link");
+            state
+                .accounts
+                .metrics()
+                .count_http_confirmation("ACCOUNT_NOT_FOUND");
             found(&state.confirmation_mail_request_page)
         }
         Err(e) => {
+            state.accounts.metrics().count_http_confirmation("error");
             tracing::error!(error = %error_chain(&e), "confirmation link failed");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "The confirmation could not be completed right now. Please open the link again in a moment.\n",
             )
                 .into_response()
+        }
+    }
+}
+
+/// Prometheus text exposition; the outbox and hash-queue gauges are read now.
+async fn metrics(State(state): State<HttpState>) -> Response {
+    let metrics = state.accounts.metrics();
+    metrics
+        .hash_queue
+        .set(i64::try_from(state.accounts.hasher().queued()).unwrap_or(i64::MAX));
+    if state.accounts.ready().await.is_ok() {
+        match state
+            .accounts
+            .storage()
+            .outbox_status(chrono::Utc::now())
+            .await
+        {
+            Ok(outbox) => {
+                metrics.set_outbox("pending", outbox.pending - outbox.in_flight);
+                metrics.set_outbox("in_flight", outbox.in_flight);
+                metrics.set_outbox("sent", outbox.sent);
+                metrics.set_outbox("failed", outbox.failed);
+            }
+            Err(e) => {
+                tracing::warn!(error = %error_chain(&e), "cannot read the outbox for metrics")
+            }
+        }
+    }
+    match metrics.encode() {
+        Ok(text) => (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot encode metrics");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }
 }

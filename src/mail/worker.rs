@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{DispatchError, MailComposer, MailDispatcher};
+use crate::metrics::Metrics;
 use crate::storage::{ClaimedMessage, MailFailure, Storage, StorageError};
 
 /// When to try a failed message again, and when to give up.
@@ -54,6 +55,7 @@ pub struct DeliveryWorker {
     /// Delivered messages older than this are pruned.
     sent_retention: Duration,
     prune_interval: Duration,
+    metrics: Arc<Metrics>,
 }
 
 impl DeliveryWorker {
@@ -74,7 +76,14 @@ impl DeliveryWorker {
             poll_interval: Duration::from_secs(1),
             sent_retention: Duration::from_secs(7 * 86_400),
             prune_interval: Duration::from_secs(3600),
+            metrics: Arc::new(Metrics::new()),
         }
+    }
+
+    /// Where deliveries, retries and dead letters are counted.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     pub fn with_sent_retention(mut self, retention: Duration) -> Self {
@@ -142,6 +151,7 @@ impl DeliveryWorker {
             dispatcher: Arc::clone(&self.dispatcher),
             composer: Arc::clone(&self.composer),
             policy: self.policy,
+            metrics: Arc::clone(&self.metrics),
         }
     }
 
@@ -182,6 +192,7 @@ struct Delivery {
     dispatcher: Arc<dyn MailDispatcher>,
     composer: Arc<MailComposer>,
     policy: RetryPolicy,
+    metrics: Arc<Metrics>,
 }
 
 impl Delivery {
@@ -196,6 +207,7 @@ impl Delivery {
         let now = Utc::now();
         match outcome {
             Ok(()) => {
+                self.metrics.count_delivery("sent");
                 tracing::info!(outbox_id = %row.id, kind = %row.kind, attempts = item.attempts, "mail delivered");
                 return Ok(Some(row.id));
             }
@@ -205,6 +217,7 @@ impl Delivery {
                     now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::hours(1));
                 let chain = error_chain(e.as_ref());
                 self.storage.reschedule_mail(row.id, next, &chain).await?;
+                self.metrics.count_delivery("retry");
                 tracing::warn!(outbox_id = %row.id, attempts = item.attempts, retry_in_secs = delay.as_secs_f64(), error = %chain, "mail delivery failed; will retry");
             }
             Err(e) => {
@@ -222,6 +235,7 @@ impl Delivery {
                         },
                     )
                     .await?;
+                self.metrics.count_delivery("dead_letter");
                 tracing::error!(outbox_id = %row.id, kind = %row.kind, attempts = item.attempts, error_kind = kind, error = %chain, "mail delivery failed for good; moved to the dead letters");
             }
         }

@@ -561,6 +561,6 @@ pub fn assert_code(result: &Result<impl std::fmt::Debug, Status>, code: Code) {
 
 fn init_test_logging() {
     if let Ok(filter) = std::env::var("TEST_LOG") {
-        account_service::telemetry::init(&filter);
+        account_service::telemetry::init(&filter, account_service::telemetry::LogFormat::Pretty);
     }
 }

@@ -10,6 +10,7 @@ mod grpc_meta;
 mod helpers;
 mod hostile;
 mod http;
+mod operations;
 mod register;
 mod resend;
 mod smtp_server;

@@ -1,0 +1,160 @@
+//! Prometheus metrics: what the service counts, and their text exposition.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RpcLabels {
+    pub method: String,
+    pub code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabels {
+    pub state: String,
+}
+
+/// Every metric the service exports. Cheap to update from any task.
+pub struct Metrics {
+    registry: Registry,
+    pub rpc_requests: Family<RpcLabels, Counter>,
+    pub rpc_latency: Family<RpcLabels, Histogram>,
+    /// Confirmation links followed, by outcome (confirmed, TOKEN_INVALID, …).
+    pub http_confirmations: Family<OutcomeLabels, Counter>,
+    pub registrations: Counter,
+    pub confirmations: Counter,
+    /// Delivery attempts by outcome: sent, retry, dead_letter.
+    pub deliveries: Family<OutcomeLabels, Counter>,
+    /// Outbox rows by state, refreshed at each scrape.
+    pub outbox: Family<StateLabels, Gauge>,
+    /// Registrations waiting for a password hashing thread, refreshed at each scrape.
+    pub hash_queue: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("account");
+        let rpc_requests = Family::<RpcLabels, Counter>::default();
+        // 0.5 ms to ~16 s: confirmations are sub-millisecond, registrations
+        // tens of milliseconds, an overloaded service seconds.
+        let rpc_latency = Family::<RpcLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+        });
+        let http_confirmations = Family::<OutcomeLabels, Counter>::default();
+        let registrations = Counter::default();
+        let confirmations = Counter::default();
+        let deliveries = Family::<OutcomeLabels, Counter>::default();
+        let outbox = Family::<StateLabels, Gauge>::default();
+        let hash_queue = Gauge::default();
+        registry.register(
+            "rpc_requests",
+            "gRPC calls handled, by method and status code",
+            rpc_requests.clone(),
+        );
+        registry.register(
+            "rpc_duration_seconds",
+            "gRPC call latency, by method and status code",
+            rpc_latency.clone(),
+        );
+        registry.register(
+            "http_confirmations",
+            "Confirmation links followed, by outcome",
+            http_confirmations.clone(),
+        );
+        registry.register(
+            "registrations",
+            "Accounts registered",
+            registrations.clone(),
+        );
+        registry.register(
+            "confirmations",
+            "Confirmations that verified an account or found it verified",
+            confirmations.clone(),
+        );
+        registry.register(
+            "mail_deliveries",
+            "Mail delivery attempts, by outcome (sent, retry, dead_letter)",
+            deliveries.clone(),
+        );
+        registry.register(
+            "outbox_messages",
+            "Outbox messages, by state",
+            outbox.clone(),
+        );
+        registry.register(
+            "hash_queue_length",
+            "Registrations waiting for a password hashing thread",
+            hash_queue.clone(),
+        );
+        Metrics {
+            registry,
+            rpc_requests,
+            rpc_latency,
+            http_confirmations,
+            registrations,
+            confirmations,
+            deliveries,
+            outbox,
+            hash_queue,
+        }
+    }
+
+    pub fn observe_rpc(&self, method: &str, code: tonic::Code, latency: Duration) {
+        let labels = RpcLabels {
+            method: method.to_owned(),
+            code: format!("{code:?}"),
+        };
+        self.rpc_requests.get_or_create(&labels).inc();
+        self.rpc_latency
+            .get_or_create(&labels)
+            .observe(latency.as_secs_f64());
+    }
+
+    pub fn count_http_confirmation(&self, outcome: &str) {
+        self.http_confirmations
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn count_delivery(&self, outcome: &str) {
+        self.deliveries
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn set_outbox(&self, state: &str, count: i64) {
+        self.outbox
+            .get_or_create(&StateLabels {
+                state: state.to_owned(),
+            })
+            .set(count);
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
