@@ -152,4 +152,51 @@ w("| target | measured | |")
 w("|---|---|---|")
 for name, measured, ok in rows:
     w("| %s | %s | %s |" % (name, measured, holds(ok)))
+
+def text(name):
+    path = os.path.join(results, name)
+    return open(path).read().strip() if os.path.exists(path) else ""
+
+
+failing = [name for name, _, ok in rows if not ok]
+if failing:
+    w("")
+    w("## Where a target is not met")
+    w("")
+    by_process, service_profile = text("profile_confirm_by_process.txt"), text("profile_confirm_service.txt")
+    if any("Confirm" in f for f in failing):
+        w("**Confirmation vs pgbench.** Both sides of the comparison share the same %d cores, and the" % cores)
+        w("service's side carries more than the UPDATE: the gRPC client (`account-loadgen`, HTTP/2 and")
+        w("protobuf in the same box), HTTP/2 framing and protobuf in the service, JWT verification, and")
+        w("sqlx, where pgbench is a lean C client sending one prepared statement. CPU samples of every")
+        w("process during gRPC confirmation (perf, cpu-clock):")
+        w("")
+        w("```")
+        w(by_process or "(perf was not available)")
+        w("```")
+        w("")
+        w("Inside the service (perf, cpu-clock, by function):")
+        w("")
+        w("```")
+        w(service_profile or "(perf was not available)")
+        w("```")
+        w("")
+        w("What would close it: measure with the load generator on another machine, as a deployment")
+        w("would (its share above goes back to the service and PostgreSQL); batch concurrent")
+        w("confirmations into one `UPDATE … WHERE id = ANY($1)` round trip; trim per-call work on the")
+        w("hot path (span and event formatting, metric label allocation).")
+        w("")
+    if any("hash limit" in f for f in failing):
+        w("**Register vs the hash limit.** The hash limit is measured with nothing else running; during")
+        w("the Register runs the same cores also run the load generator, PostgreSQL's commits and the")
+        w("service's request handling, so the hashing threads get less than all of the CPU. What would")
+        w("close it: a load generator on another machine; fewer context switches between the hashing")
+        w("threads and the async workers (e.g. pinning the hashing threads).")
+        w("")
+    if any("Outbox" in f for f in failing):
+        w("**Outbox drain.** Each batch of up to 64 claimed messages is sent concurrently over a pool of")
+        w("32 SMTP connections, then recorded in one write; the rate is bound by SMTP round trips per")
+        w("message. What would close it: pipelining (SMTP PIPELINING) and overlapping the next claim")
+        w("with the current batch's sends.")
+        w("")
 print("\n".join(out))

@@ -1,0 +1,73 @@
+"""Runs every grpcurl and curl command of README.md, as printed, against the
+service started the README's way (`cargo run`, SQLite, console mail).
+
+$TOKEN and $ACCOUNT_ID, which the README asks the reader to paste, are taken
+from the service's own output: the confirmation link it printed and the
+account it stored."""
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+readme = open("README.md", encoding="utf-8").read()
+commands = []
+for block in re.findall(r"```sh\n(.*?)```", readme, re.S):
+    logical = block.replace("\\\n", " ")
+    for line in logical.splitlines():
+        line = line.strip()
+        if line.startswith(("grpcurl ", "curl ")):
+            commands.append(line)
+if len(commands) < 8:
+    sys.exit(f"expected the README's grpcurl and curl commands, found {len(commands)}")
+
+workdir = tempfile.mkdtemp(prefix="readme-")
+out_path = os.path.join(workdir, "service.out")
+env = dict(os.environ, DATABASE_URL=f"sqlite://{workdir}/account.db")
+for name in ("SECRET_KEY", "EMAIL_BACKEND", "GRPC_ADDR", "HTTP_ADDR", "PUBLIC_BASE_URL", "RATE_LIMITS"):
+    env.pop(name, None)
+with open(out_path, "w") as out:
+    # Its own process group: stopping `cargo run` must stop the service too.
+    service = subprocess.Popen(
+        ["cargo", "run", "--quiet", "--locked"],
+        stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+    )
+try:
+    for _ in range(600):
+        try:
+            if urllib.request.urlopen("http://localhost:8080/readyz", timeout=1).status == 200:
+                break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        sys.exit("the service did not become ready:\n" + open(out_path).read())
+
+    failures = 0
+    for command in commands:
+        text = open(out_path, encoding="utf-8", errors="replace").read()
+        links = re.findall(r"confirm-registration/\?token=(\S+)", text)
+        shell_env = dict(os.environ)
+        if links:
+            shell_env["TOKEN"] = links[-1]
+        try:
+            row = sqlite3.connect(f"{workdir}/account.db").execute("SELECT id FROM accounts LIMIT 1").fetchone()
+            if row:
+                shell_env["ACCOUNT_ID"] = row[0]
+        except sqlite3.Error:
+            pass
+        result = subprocess.run(["bash", "-c", command], env=shell_env, capture_output=True, text=True, timeout=60)
+        status = "ok" if result.returncode == 0 else f"FAILED ({result.returncode})"
+        print(f"[{status}] {command}")
+        if result.returncode != 0:
+            failures += 1
+            print(result.stdout[-2000:], result.stderr[-2000:], sep="\n")
+        time.sleep(0.3)
+    print(f"README commands: {len(commands)} run, {failures} with an error")
+    sys.exit(1 if failures else 0)
+finally:
+    os.killpg(service.pid, signal.SIGTERM)
+    service.wait(timeout=30)
