@@ -94,6 +94,26 @@ impl From<NewAccount> for NewAccountView {
     }
 }
 
+impl NewAccountView {
+    /// A new, unverified account with these fields.
+    fn into_account(self, id: Uuid, now: DateTime<Utc>) -> Account {
+        Account {
+            id,
+            email: self.email,
+            username: self.username,
+            first_name: self.first_name,
+            last_name: self.last_name,
+            phone_number: self.phone_number,
+            address: self.address,
+            verified: false,
+            term_and_condition: self.term_and_condition,
+            created_from: self.created_from,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 fn new_account_of(a: &Account) -> NewAccountView {
     NewAccountView {
         email: a.email.clone(),
@@ -220,20 +240,7 @@ impl Accounts {
         let hash = self.hasher.hash(new.password.clone()).await?;
 
         let now = now();
-        let account = Account {
-            id: Uuid::now_v7(),
-            email: new.email.into_string(),
-            username: new.username,
-            first_name: new.first_name,
-            last_name: new.last_name,
-            phone_number: new.phone_number,
-            address: new.address,
-            verified: false,
-            term_and_condition: new.term_and_condition,
-            created_from: new.created_from,
-            created_at: now,
-            updated_at: now,
-        };
+        let account = NewAccountView::from(new).into_account(Uuid::now_v7(), now);
         let token = self
             .tokens
             .issue(account.id, now)
@@ -273,20 +280,7 @@ impl Accounts {
         self.storage.queue_mail(&notice).await?;
         self.mail_queued.notify_one();
         tracing::info!("registration for a taken address answered quietly");
-        Ok(Account {
-            id: Uuid::now_v7(),
-            email: new.email,
-            username: new.username,
-            first_name: new.first_name,
-            last_name: new.last_name,
-            phone_number: new.phone_number,
-            address: new.address,
-            verified: false,
-            term_and_condition: new.term_and_condition,
-            created_from: new.created_from,
-            created_at: now,
-            updated_at: now,
-        })
+        Ok(new.into_account(Uuid::now_v7(), now))
     }
 
     /// Verifies the account a confirmation token names.
