@@ -176,7 +176,7 @@ pub struct RawSettings {
     #[arg(long, env = "MAX_CONCURRENT_REQUESTS", default_value = "1024")]
     pub max_concurrent_requests: String,
     /// Database connections kept open by each instance.
-    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value = "32")]
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value = "16")]
     pub database_max_connections: String,
     /// Seconds to wait for a database connection before a request fails with UNAVAILABLE.
     #[arg(long, env = "DATABASE_ACQUIRE_TIMEOUT", default_value = "5")]

@@ -223,7 +223,7 @@ pub struct PoolSettings {
 impl Default for PoolSettings {
     fn default() -> Self {
         PoolSettings {
-            max_connections: 32,
+            max_connections: 16,
             acquire_timeout: std::time::Duration::from_secs(5),
         }
     }
