@@ -117,17 +117,16 @@ step "PostgreSQL: confirmation over gRPC, over HTTP, and pgbench's ceiling for t
 start_service "$PG_URL"
 reset_postgres
 load confirm_grpc_pg confirm --ids "$WORK/ids_pg.txt" --secret-key "$SECRET" --concurrency 64 --connections 8
+# Where the CPU goes while confirming: shares of the machine per process, and
+# per function inside the service (perf, when the machine has it).
+reset_postgres
+"$LG" confirm --addr "http://$GRPC" --ids "$WORK/ids_pg.txt" --secret-key "$SECRET" \
+    --concurrency 64 --connections 8 --duration 8 --json >/dev/null &
+LOAD_PID=$!
+sleep 1
+python3 bench/cpu_share.py "$SVC_PID" "$LOAD_PID" 5 | tee "$RESULTS/cpu_share_confirm.json"
+wait "$LOAD_PID"
 if command -v perf >/dev/null; then
-    # Where the CPU goes while confirming: per process (all of them share the
-    # cores) and per function inside the service.
-    reset_postgres
-    "$LG" confirm --addr "http://$GRPC" --ids "$WORK/ids_pg.txt" --secret-key "$SECRET" \
-        --concurrency 64 --connections 8 --duration 8 --json >/dev/null &
-    LOAD_PID=$!
-    sleep 1
-    perf record -q -a -e cpu-clock -F 499 -o "$WORK/perf-all.data" -- sleep 5 >/dev/null 2>&1 || true
-    wait "$LOAD_PID"
-    perf report -q -i "$WORK/perf-all.data" --stdio --sort comm 2>/dev/null | grep -v '^$' | head -12 >"$RESULTS/profile_confirm_by_process.txt" || true
     reset_postgres
     "$LG" confirm --addr "http://$GRPC" --ids "$WORK/ids_pg.txt" --secret-key "$SECRET" \
         --concurrency 64 --connections 8 --duration 8 --json >/dev/null &
@@ -135,7 +134,9 @@ if command -v perf >/dev/null; then
     sleep 1
     perf record -q -e cpu-clock -F 499 -p "$SVC_PID" -o "$WORK/perf-svc.data" -- sleep 5 >/dev/null 2>&1 || true
     wait "$LOAD_PID"
-    perf report -q -i "$WORK/perf-svc.data" --stdio --no-children --sort dso,symbol 2>/dev/null | grep -v '^$' | head -25 >"$RESULTS/profile_confirm_service.txt" || true
+    perf report -q -i "$WORK/perf-svc.data" --stdio --no-children --sort dso,symbol 2>/dev/null \
+        | grep -v '^$' | sed -E 's/[[:space:]]+-[[:space:]]+-[[:space:]]*$//; s/[[:space:]]+$//' | cut -c1-150 \
+        | head -25 >"$RESULTS/profile_confirm_service.txt" || true
 fi
 reset_postgres
 "$LG" mint-tokens --ids "$WORK/ids_pg.txt" --secret-key "$SECRET" >"$WORK/tokens_pg.txt"
