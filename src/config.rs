@@ -185,6 +185,10 @@ pub struct RawSettings {
     /// between requests, before the sidecar closes the connection.
     #[arg(long, env = "REQUEST_HEAD_TIMEOUT", default_value = "10")]
     pub request_head_timeout: String,
+    /// Seconds after which a gRPC connection is closed (gracefully, with
+    /// GOAWAY; clients reconnect), so a slow, idle or stuck client cannot hold one forever.
+    #[arg(long, env = "GRPC_MAX_CONNECTION_AGE", default_value = "1800")]
+    pub grpc_max_connection_age: String,
     /// Seconds calls in flight get to finish after SIGTERM before the process exits.
     #[arg(long, env = "SHUTDOWN_GRACE", default_value = "10")]
     pub shutdown_grace: String,
@@ -281,6 +285,7 @@ pub struct Settings {
     pub database_max_connections: u32,
     pub database_acquire_timeout: Duration,
     pub request_head_timeout: Duration,
+    pub grpc_max_connection_age: Duration,
     pub shutdown_grace: Duration,
     pub log_format: LogFormat,
     pub rust_log: String,
@@ -512,6 +517,10 @@ impl RawSettings {
                 "REQUEST_HEAD_TIMEOUT",
                 &self.request_head_timeout,
             )?,
+            grpc_max_connection_age: positive_seconds(
+                "GRPC_MAX_CONNECTION_AGE",
+                &self.grpc_max_connection_age,
+            )?,
             shutdown_grace: seconds("SHUTDOWN_GRACE", &self.shutdown_grace)?,
             log_format: match self
                 .log_format
@@ -593,6 +602,7 @@ impl std::fmt::Debug for Settings {
             .field("database_max_connections", &self.database_max_connections)
             .field("database_acquire_timeout", &self.database_acquire_timeout)
             .field("request_head_timeout", &self.request_head_timeout)
+            .field("grpc_max_connection_age", &self.grpc_max_connection_age)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("log_format", &self.log_format)
             .field("rust_log", &self.rust_log)

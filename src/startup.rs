@@ -8,9 +8,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use secrecy::ExposeSecret;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{ConfirmationTokens, PasswordHasher};
@@ -193,6 +192,9 @@ impl Application {
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
             .timeout(REQUEST_TIMEOUT)
+            .max_connection_age(self.settings.grpc_max_connection_age)
+            // Header blocks are small in this API; the same bound as the sidecar's.
+            .http2_max_header_list_size(u32::try_from(http::MAX_HEAD_BYTES).unwrap_or(u32::MAX))
             .add_service(health_service)
             .add_service(v1.build_v1()?)
             .add_service(v1alpha.build_v1alpha()?)
@@ -205,7 +207,11 @@ impl Application {
                 .into_server(),
             )
             .serve_with_incoming_shutdown(
-                TcpListenerStream::new(self.grpc_listener),
+                speaking_connections(
+                    self.grpc_listener,
+                    self.settings.request_head_timeout,
+                    stop.clone(),
+                ),
                 stop.clone().cancelled_owned(),
             );
 
@@ -259,6 +265,45 @@ impl Application {
         self.accounts.storage().close().await;
         result
     }
+}
+
+/// Accepted gRPC connections, each handed on only once the client has sent
+/// something: a connection that stays silent for `timeout` is dropped, so idle
+/// sockets cannot pile up before the HTTP/2 handshake (where no other timeout
+/// applies).
+fn speaking_connections(
+    listener: TcpListener,
+    timeout: Duration,
+    stop: CancellationToken,
+) -> impl tokio_stream::Stream<Item = std::io::Result<TcpStream>> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<TcpStream>(64);
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                () = stop.cancelled() => break,
+                accepted = listener.accept() => accepted,
+            };
+            let stream = match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off briefly.
+                    tracing::warn!(error = %e, "gRPC accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                // peek, not readable(): readiness may be reported spuriously.
+                let mut first = [0u8; 1];
+                if let Ok(Ok(1)) = tokio::time::timeout(timeout, stream.peek(&mut first)).await {
+                    let _ = stream.set_nodelay(true);
+                    let _ = tx.send(stream).await;
+                }
+            });
+        }
+    });
+    tokio_stream::StreamExt::map(tokio_stream::wrappers::ReceiverStream::new(rx), Ok)
 }
 
 /// Longest a single RPC may run before it is cancelled.

@@ -213,6 +213,7 @@ pub fn test_settings(db_url: &str, mail_dir: &Path) -> RawSettings {
 }
 
 pub struct TestApp {
+    pub grpc_addr: SocketAddr,
     pub http_addr: SocketAddr,
     pub client: AccountServiceClient<Channel>,
     pub channel: Channel,
@@ -294,6 +295,7 @@ async fn start_app(
         .build()
         .unwrap();
     let app = TestApp {
+        grpc_addr,
         http_addr,
         client: AccountServiceClient::new(channel.clone()),
         channel,

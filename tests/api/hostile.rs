@@ -346,3 +346,17 @@ async fn slow_and_idle_http_clients_are_disconnected() {
         assert!(started.elapsed() >= Duration::from_millis(900));
     }
 }
+
+#[tokio::test]
+async fn grpc_connections_that_never_speak_are_closed() {
+    let app = spawn_app_with(Backend::Sqlite, |s| s.request_head_timeout = "1".into()).await;
+    let mut stream = tokio::net::TcpStream::connect(app.grpc_addr).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut buf)).await;
+
+    assert!(closed.is_ok(), "a silent gRPC connection was left open");
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    // The service still answers on new connections.
+    app.register(registration(&unique_email())).await.unwrap();
+}
