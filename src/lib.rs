@@ -13,6 +13,7 @@ pub mod http;
 pub mod limits;
 pub mod mail;
 pub mod metrics;
+pub mod net;
 pub mod service;
 pub mod startup;
 pub mod storage;

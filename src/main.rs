@@ -49,7 +49,7 @@ async fn migrate(settings: account_service::config::Settings) -> ExitCode {
         Err(e) => {
             eprintln!(
                 "cannot migrate the database named by DATABASE_URL: {}",
-                account_service::mail::error_chain(&e)
+                account_service::telemetry::error_chain(&e)
             );
             ExitCode::FAILURE
         }

@@ -13,7 +13,7 @@ use crate::domain::{
 };
 use crate::mail::MailComposer;
 use crate::metrics::Metrics;
-use crate::storage::{Storage, StorageError};
+use crate::storage::{OutboxMessage, Storage, StorageError};
 
 /// Message for a registration whose address is taken.
 pub const EMAIL_TAKEN: &str = "user with this email already exists.";
@@ -200,7 +200,7 @@ impl Accounts {
 
     /// Until the database was first reached, every use case answers UNAVAILABLE.
     fn ensure_ready(&self) -> Result<(), ServiceError> {
-        if self.ready.load(Ordering::Acquire) {
+        if self.is_ready() {
             Ok(())
         } else {
             Err(ServiceError::Unavailable(StorageError::NotReady))
@@ -241,14 +241,7 @@ impl Accounts {
 
         let now = now();
         let account = NewAccountView::from(new).into_account(Uuid::now_v7(), now);
-        let token = self
-            .tokens
-            .issue(account.id, now)
-            .map_err(ServiceError::Unexpected)?;
-        let mail = self
-            .composer
-            .welcome(&account, &token, now)
-            .map_err(|e| ServiceError::Unexpected(e.into()))?;
+        let mail = self.confirmation_mail(&account, now, MailComposer::welcome)?;
         match self.storage.create_account(&account, &hash, &mail).await {
             Ok(()) => {}
             Err(StorageError::Conflict) if self.enumeration_protection => {
@@ -263,6 +256,26 @@ impl Accounts {
         self.metrics.registrations.inc();
         tracing::info!(account_id = %account.id, "account registered");
         Ok(account)
+    }
+
+    /// A mail carrying a fresh confirmation link for `account`, rendered by
+    /// `render` (the welcome mail, or a resent confirmation).
+    fn confirmation_mail(
+        &self,
+        account: &Account,
+        now: DateTime<Utc>,
+        render: fn(
+            &MailComposer,
+            &Account,
+            &str,
+            DateTime<Utc>,
+        ) -> Result<OutboxMessage, tera::Error>,
+    ) -> Result<OutboxMessage, ServiceError> {
+        let token = self
+            .tokens
+            .issue(account.id, now)
+            .map_err(ServiceError::Unexpected)?;
+        render(&self.composer, account, &token, now).map_err(|e| ServiceError::Unexpected(e.into()))
     }
 
     /// The quiet answer to a taken address: the owner is told by mail, and
@@ -335,14 +348,8 @@ impl Accounts {
         };
         match account {
             Some(account) if !account.verified => {
-                let token = self
-                    .tokens
-                    .issue(account.id, now)
-                    .map_err(ServiceError::Unexpected)?;
-                let mail = self
-                    .composer
-                    .resent_confirmation(&account, &token, now)
-                    .map_err(|e| ServiceError::Unexpected(e.into()))?;
+                let mail =
+                    self.confirmation_mail(&account, now, MailComposer::resent_confirmation)?;
                 self.storage.queue_mail(&mail).await?;
                 self.mail_queued.notify_one();
                 tracing::info!(account_id = %account.id, "confirmation mail queued again");
@@ -374,9 +381,14 @@ impl Accounts {
         }
     }
 
+    /// Whether the database was reached and migrated since start-up.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
     /// Succeeds when the database was migrated and answers now.
     pub async fn ready(&self) -> Result<(), StorageError> {
-        if !self.ready.load(Ordering::Acquire) {
+        if !self.is_ready() {
             return Err(StorageError::NotReady);
         }
         self.storage.ping().await

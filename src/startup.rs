@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use secrecy::ExposeSecret;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -18,13 +18,15 @@ use crate::grpc::{AccountGrpc, AccountServiceServer};
 use crate::http::{self, router, HttpState};
 use crate::limits::RateLimits;
 use crate::mail::{
-    error_chain, ConsoleDispatcher, DeliveryWorker, FileDispatcher, MailComposer, MailDispatcher,
-    RetryPolicy, SmtpDispatcher,
+    ConsoleDispatcher, DeliveryWorker, FileDispatcher, MailComposer, MailDispatcher, RetryPolicy,
+    SmtpDispatcher,
 };
 use crate::metrics::Metrics;
+use crate::net;
 use crate::proto;
 use crate::service::Accounts;
 use crate::storage::{self, Storage};
+use crate::telemetry::error_chain;
 
 /// SMTP connections kept open for the worker's concurrent sends.
 const SMTP_POOL_SIZE: u32 = 32;
@@ -207,7 +209,7 @@ impl Application {
                 .into_server(),
             )
             .serve_with_incoming_shutdown(
-                speaking_connections(
+                net::speaking_connections(
                     self.grpc_listener,
                     self.settings.request_head_timeout,
                     stop.clone(),
@@ -265,45 +267,6 @@ impl Application {
         self.accounts.storage().close().await;
         result
     }
-}
-
-/// Accepted gRPC connections, each handed on only once the client has sent
-/// something: a connection that stays silent for `timeout` is dropped, so idle
-/// sockets cannot pile up before the HTTP/2 handshake (where no other timeout
-/// applies).
-fn speaking_connections(
-    listener: TcpListener,
-    timeout: Duration,
-    stop: CancellationToken,
-) -> impl tokio_stream::Stream<Item = std::io::Result<TcpStream>> {
-    let (tx, rx) = tokio::sync::mpsc::channel::<TcpStream>(64);
-    tokio::spawn(async move {
-        loop {
-            let accepted = tokio::select! {
-                () = stop.cancelled() => break,
-                accepted = listener.accept() => accepted,
-            };
-            let stream = match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off briefly.
-                    tracing::warn!(error = %e, "gRPC accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                // peek, not readable(): readiness may be reported spuriously.
-                let mut first = [0u8; 1];
-                if let Ok(Ok(1)) = tokio::time::timeout(timeout, stream.peek(&mut first)).await {
-                    let _ = stream.set_nodelay(true);
-                    let _ = tx.send(stream).await;
-                }
-            });
-        }
-    });
-    tokio_stream::StreamExt::map(tokio_stream::wrappers::ReceiverStream::new(rx), Ok)
 }
 
 /// Longest a single RPC may run before it is cancelled.

@@ -25,3 +25,15 @@ pub fn init(filter: &str, format: LogFormat) {
             .try_init(),
     };
 }
+
+/// An error and all its sources, on one line.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::mail::error_chain;
 use crate::service::{ServiceError, EMAIL_TAKEN};
+use crate::telemetry::error_chain;
 
 /// `google.rpc.ErrorInfo` domain of this service's errors.
 pub const ERROR_DOMAIN: &str = "account.v1";

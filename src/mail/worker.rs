@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::{DispatchError, MailComposer, MailDispatcher};
 use crate::metrics::Metrics;
 use crate::storage::{ClaimedMessage, MailFailure, Storage, StorageError};
+use crate::telemetry::error_chain;
 
 /// When to try a failed message again, and when to give up.
 #[derive(Debug, Clone, Copy)]
@@ -241,18 +242,6 @@ impl Delivery {
         }
         Ok(None)
     }
-}
-
-/// An error and all its sources, on one line.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 #[cfg(test)]

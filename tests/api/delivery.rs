@@ -134,24 +134,10 @@ async fn permanent_failure_goes_straight_to_the_dead_letters(backend: Backend) {
 
     app.register(registration(&email)).await.unwrap();
 
-    let dead = eventually(WAIT, || async {
-        (app.db.count("failed_email_tasks").await == 1).then_some(())
-    })
-    .await;
-    assert!(dead.is_some(), "no dead letter");
+    let (attempts, error_kind) = dead_letter(&app).await;
     assert_eq!(smtp.refused(), 1);
-    assert_eq!(
-        app.db
-            .scalar("SELECT CAST(attempts AS BIGINT) FROM failed_email_tasks")
-            .await,
-        1
-    );
-    assert_eq!(
-        app.db
-            .text("SELECT error_kind FROM failed_email_tasks")
-            .await,
-        "permanent"
-    );
+    assert_eq!(attempts, 1);
+    assert_eq!(error_kind, "permanent");
     assert_eq!(
         app.db
             .text("SELECT recipient FROM failed_email_tasks")
@@ -163,6 +149,24 @@ async fn permanent_failure_goes_straight_to_the_dead_letters(backend: Backend) {
         "failed"
     );
     assert!(smtp.received().is_empty());
+}
+
+/// Waits for the test's one dead letter; returns its attempts and error kind.
+async fn dead_letter(app: &TestApp) -> (i64, String) {
+    let dead = eventually(WAIT, || async {
+        (app.db.count("failed_email_tasks").await == 1).then_some(())
+    })
+    .await;
+    assert!(dead.is_some(), "no dead letter");
+    let attempts = app
+        .db
+        .scalar("SELECT CAST(attempts AS BIGINT) FROM failed_email_tasks")
+        .await;
+    let error_kind = app
+        .db
+        .text("SELECT error_kind FROM failed_email_tasks")
+        .await;
+    (attempts, error_kind)
 }
 
 fn outbox_command(db_url: &str, args: &[&str]) -> std::process::Output {
@@ -183,25 +187,11 @@ async fn exhausted_retries_become_a_dead_letter_that_can_be_replayed(backend: Ba
     let email = unique_email();
     app.register(registration(&email)).await.unwrap();
 
-    let dead = eventually(WAIT, || async {
-        (app.db.count("failed_email_tasks").await == 1).then_some(())
-    })
-    .await;
-    assert!(dead.is_some(), "no dead letter");
+    let (attempts, error_kind) = dead_letter(&app).await;
     // EMAIL_MAX_RETRIES=2: the first attempt and two retries.
     assert_eq!(smtp.refused(), 3);
-    assert_eq!(
-        app.db
-            .scalar("SELECT CAST(attempts AS BIGINT) FROM failed_email_tasks")
-            .await,
-        3
-    );
-    assert_eq!(
-        app.db
-            .text("SELECT error_kind FROM failed_email_tasks")
-            .await,
-        "transient"
-    );
+    assert_eq!(attempts, 3);
+    assert_eq!(error_kind, "transient");
     let error = app.db.text("SELECT error FROM failed_email_tasks").await;
     assert!(
         error.contains("451"),
@@ -281,42 +271,13 @@ async fn store_account_with_mail(
     storage: &dyn account_service::storage::Storage,
     email: &str,
 ) -> uuid::Uuid {
-    use account_service::auth::PasswordHasher;
-    use account_service::domain::{Account, Password};
-    use account_service::storage::OutboxMessage;
     use chrono::SubsecRound;
 
     let now = Utc::now().trunc_subsecs(6);
-    let account = Account {
-        id: uuid::Uuid::now_v7(),
-        email: email.into(),
-        username: "shopper".into(),
-        first_name: String::new(),
-        last_name: String::new(),
-        phone_number: String::new(),
-        address: String::new(),
-        verified: false,
-        term_and_condition: true,
-        created_from: String::new(),
-        created_at: now,
-        updated_at: now,
-    };
-    let mail = OutboxMessage {
-        id: uuid::Uuid::now_v7(),
-        account_id: account.id,
-        kind: "welcome".into(),
-        recipient: email.into(),
-        subject: "Ecoms Welcome Mail".into(),
-        text_body: "Hello".into(),
-        html_body: "<p>Hello</p>".into(),
-        created_at: now,
-    };
-    let hash = PasswordHasher::new(1, 4)
-        .hash(Password::parse("secret123").unwrap())
-        .await
-        .unwrap();
+    let account = crate::storage::account(email, now);
+    let mail = crate::storage::mail(&account, now);
     storage
-        .create_account(&account, &hash, &mail)
+        .create_account(&account, &crate::storage::hash().await, &mail)
         .await
         .unwrap();
     account.id

@@ -29,7 +29,7 @@ fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
 
-fn account(email: &str, at: DateTime<Utc>) -> Account {
+pub(crate) fn account(email: &str, at: DateTime<Utc>) -> Account {
     Account {
         id: Uuid::now_v7(),
         email: email.into(),
@@ -46,7 +46,7 @@ fn account(email: &str, at: DateTime<Utc>) -> Account {
     }
 }
 
-fn mail(account: &Account, at: DateTime<Utc>) -> OutboxMessage {
+pub(crate) fn mail(account: &Account, at: DateTime<Utc>) -> OutboxMessage {
     OutboxMessage {
         id: Uuid::now_v7(),
         account_id: account.id,
@@ -59,7 +59,7 @@ fn mail(account: &Account, at: DateTime<Utc>) -> OutboxMessage {
     }
 }
 
-async fn hash() -> PasswordHash {
+pub(crate) async fn hash() -> PasswordHash {
     PasswordHasher::new(1, 4)
         .hash(Password::parse("secret123").unwrap())
         .await
