@@ -63,9 +63,12 @@ pub async fn run_outbox(
             };
             let requeued = storage.retry_dead_letters(id, Utc::now()).await?;
             if let (Some(id), 0) = (id, requeued) {
-                anyhow::bail!("no dead letter {id} waiting for a retry");
+                anyhow::bail!(
+                    "nothing requeued: {id} is not a dead letter waiting for a retry \
+                     (unknown id, or already requeued)"
+                );
             }
-            writeln!(out, "requeued {requeued} message(s)")?;
+            writeln!(out, "requeued {requeued}")?;
         }
     }
     Ok(())

@@ -109,6 +109,10 @@ pub struct RawSettings {
     /// Register and ResendConfirmation calls an hour for one target e-mail address (0: no limit).
     #[arg(long, env = "RATE_LIMIT_PER_EMAIL", default_value = "10")]
     pub rate_limit_per_email: String,
+    /// Most keys (client addresses, e-mail addresses) each rate limiter keeps
+    /// in memory; beyond it the idlest are evicted.
+    #[arg(long, env = "RATE_LIMIT_MAX_KEYS", default_value = "100000")]
+    pub rate_limit_max_keys: String,
     /// Comma-separated IP addresses of proxies whose X-Forwarded-For is believed.
     #[arg(long, env = "TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: String,
@@ -189,9 +193,18 @@ pub struct RawSettings {
     /// GOAWAY; clients reconnect), so a slow, idle or stuck client cannot hold one forever.
     #[arg(long, env = "GRPC_MAX_CONNECTION_AGE", default_value = "1800")]
     pub grpc_max_connection_age: String,
-    /// Seconds calls in flight get to finish after SIGTERM before the process exits.
-    #[arg(long, env = "SHUTDOWN_GRACE", default_value = "10")]
+    /// Seconds calls in flight and mail being sent get to finish after
+    /// SIGTERM before the process exits; must exceed SMTP_TIMEOUT.
+    #[arg(long, env = "SHUTDOWN_GRACE", default_value = "15")]
     pub shutdown_grace: String,
+    /// Seconds between refreshes of the outbox gauges that /metrics reports
+    /// (a scrape itself never queries the database).
+    #[arg(long, env = "METRICS_REFRESH", default_value = "10")]
+    pub metrics_refresh: String,
+    /// true: `serve` applies pending migrations at start-up. false: it only
+    /// checks that the schema is current (run `account-service migrate` first).
+    #[arg(long, env = "MIGRATE_ON_START", default_value = "true")]
+    pub migrate_on_start: String,
     /// pretty or json (default: pretty on a terminal, json otherwise).
     #[arg(long, env = "LOG_FORMAT")]
     pub log_format: Option<String>,
@@ -238,7 +251,14 @@ pub struct RateLimitSettings {
     pub per_client_per_minute: u32,
     pub per_email_per_hour: u32,
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    pub max_keys: usize,
 }
+
+/// Longest any duration setting may be: beyond it a value is a typo, and
+/// date arithmetic with it could overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(7 * 86_400);
+/// Shortest confirmation link lifetime: a shopper needs time to open the mail.
+pub const MIN_LINK_TIMEOUT_SECS: u64 = 60;
 
 /// Minimum SECRET_KEY length in production: 256 bits, HS256's own strength.
 pub const MIN_PRODUCTION_KEY_BYTES: usize = 32;
@@ -287,6 +307,8 @@ pub struct Settings {
     pub request_head_timeout: Duration,
     pub grpc_max_connection_age: Duration,
     pub shutdown_grace: Duration,
+    pub metrics_refresh: Duration,
+    pub migrate_on_start: bool,
     pub log_format: LogFormat,
     pub rust_log: String,
 }
@@ -306,23 +328,51 @@ fn number<T: std::str::FromStr>(variable: &'static str, raw: &str) -> Result<T, 
     raw.trim().parse().map_err(|_| {
         bad(
             variable,
-            format!("'{raw}' is not a non-negative whole number"),
+            format!("'{}' is not a non-negative whole number", shown(raw)),
         )
     })
 }
 
-/// A duration in seconds; fractions are allowed (tests use short delays).
+/// A whole number within `min..=max`.
+fn bounded_number<T>(variable: &'static str, raw: &str, min: T, max: T) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    let n: T = number(variable, raw)?;
+    if n < min || n > max {
+        return Err(bad(variable, format!("must be between {min} and {max}")));
+    }
+    Ok(n)
+}
+
+/// A value echoed in an error, cut short so that one line stays one line.
+fn shown(raw: &str) -> String {
+    let one_line: String = raw.chars().filter(|c| !c.is_control()).take(40).collect();
+    one_line
+}
+
+/// A duration in seconds, at most [`MAX_DURATION`]; fractions are allowed
+/// (tests use short delays).
 fn seconds(variable: &'static str, raw: &str) -> Result<Duration, ConfigError> {
-    let secs: f64 = raw
-        .trim()
-        .parse()
-        .map_err(|_| bad(variable, format!("'{raw}' is not a number of seconds")))?;
-    Duration::try_from_secs_f64(secs).map_err(|_| {
+    let secs: f64 = raw.trim().parse().map_err(|_| {
         bad(
             variable,
-            format!("'{raw}' is not a non-negative number of seconds"),
+            format!("'{}' is not a number of seconds", shown(raw)),
         )
-    })
+    })?;
+    let d = Duration::try_from_secs_f64(secs).map_err(|_| {
+        bad(
+            variable,
+            format!("'{}' is not a non-negative number of seconds", shown(raw)),
+        )
+    })?;
+    if d > MAX_DURATION {
+        return Err(bad(
+            variable,
+            format!("must be at most {} seconds (one week)", MAX_DURATION.as_secs()),
+        ));
+    }
+    Ok(d)
 }
 
 fn positive_seconds(variable: &'static str, raw: &str) -> Result<Duration, ConfigError> {
@@ -384,6 +434,22 @@ impl RawSettings {
             .secret_key_previous
             .filter(|k| !k.is_empty())
             .map(SecretString::from);
+        if let (true, Some(previous)) = (production, &secret_key_previous) {
+            if previous.expose_secret() == DEVELOPMENT_SECRET_KEY {
+                return Err(bad(
+                    "SECRET_KEY_PREVIOUS",
+                    "must not be the development key when APP_ENV=production",
+                ));
+            }
+            if previous.expose_secret().len() < MIN_PRODUCTION_KEY_BYTES {
+                return Err(bad(
+                    "SECRET_KEY_PREVIOUS",
+                    format!(
+                        "must be at least {MIN_PRODUCTION_KEY_BYTES} bytes when APP_ENV=production"
+                    ),
+                ));
+            }
+        }
         let rate_limits = if switch("RATE_LIMITS", &self.rate_limits)? {
             let trusted_proxies = self
                 .trusted_proxies
@@ -402,6 +468,12 @@ impl RawSettings {
                 )?,
                 per_email_per_hour: number("RATE_LIMIT_PER_EMAIL", &self.rate_limit_per_email)?,
                 trusted_proxies,
+                max_keys: bounded_number(
+                    "RATE_LIMIT_MAX_KEYS",
+                    &self.rate_limit_max_keys,
+                    1,
+                    10_000_000,
+                )?,
             })
         } else {
             None
@@ -440,13 +512,20 @@ impl RawSettings {
             )
         })?;
         let hash_concurrency = match self.hash_concurrency {
-            Some(raw) => number::<usize>("HASH_CONCURRENCY", &raw)?,
+            Some(raw) => bounded_number::<usize>("HASH_CONCURRENCY", &raw, 1, 1024)?,
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
-        if hash_concurrency == 0 {
-            return Err(bad("HASH_CONCURRENCY", "must be at least 1"));
+        let smtp_timeout = positive_seconds("SMTP_TIMEOUT", &self.smtp_timeout)?;
+        let shutdown_grace = seconds("SHUTDOWN_GRACE", &self.shutdown_grace)?;
+        // The worker lets a send in progress finish on shutdown; a grace
+        // shorter than a send could cut it after the mail server took the
+        // message but before it was recorded, and it would be sent twice.
+        if shutdown_grace <= smtp_timeout {
+            return Err(bad(
+                "SHUTDOWN_GRACE",
+                "must be longer than SMTP_TIMEOUT, so that a send in progress can finish",
+            ));
         }
-        let smtp_timeout = seconds("SMTP_TIMEOUT", &self.smtp_timeout)?;
         let email_claim_lease = seconds("EMAIL_CLAIM_LEASE", &self.email_claim_lease)?;
         // A claim that lapses while its send is still running lets a second
         // worker send the same message.
@@ -471,9 +550,11 @@ impl RawSettings {
             production,
             enumeration_protection: switch("ENUMERATION_PROTECTION", &self.enumeration_protection)?,
             rate_limits,
-            confirmation_link_timeout: number(
+            confirmation_link_timeout: bounded_number(
                 "CONFIRMATION_LINK_TIMEOUT",
                 &self.confirmation_link_timeout,
+                MIN_LINK_TIMEOUT_SECS,
+                MAX_DURATION.as_secs(),
             )?,
             frontend_homepage: http_url("FRONTEND_HOMEPAGE", &self.frontend_homepage)?,
             confirmation_mail_request_page: http_url(
@@ -485,30 +566,28 @@ impl RawSettings {
             email_file_path: PathBuf::from(self.email_file_path.trim()),
             email_from,
             site_name,
-            email_max_retries: number("EMAIL_MAX_RETRIES", &self.email_max_retries)?,
+            email_max_retries: bounded_number("EMAIL_MAX_RETRIES", &self.email_max_retries, 0, 30)?,
             email_retry_delay: seconds("EMAIL_RETRY_DELAY", &self.email_retry_delay)?,
             email_claim_lease,
             email_sent_retention: Duration::from_secs(
-                number::<u64>("EMAIL_SENT_RETENTION", &self.email_sent_retention)?
-                    .saturating_mul(86_400),
+                bounded_number::<u64>("EMAIL_SENT_RETENTION", &self.email_sent_retention, 0, 3650)?
+                    * 86_400,
             ),
             email_resend_cooldown: seconds("EMAIL_RESEND_COOLDOWN", &self.email_resend_cooldown)?,
             hash_concurrency,
-            hash_queue: number("HASH_QUEUE", &self.hash_queue)?,
-            max_concurrent_requests: match number(
+            hash_queue: bounded_number("HASH_QUEUE", &self.hash_queue, 0, 1_000_000)?,
+            max_concurrent_requests: bounded_number(
                 "MAX_CONCURRENT_REQUESTS",
                 &self.max_concurrent_requests,
-            )? {
-                0 => return Err(bad("MAX_CONCURRENT_REQUESTS", "must be at least 1")),
-                n => n,
-            },
-            database_max_connections: match number(
+                1,
+                1_000_000,
+            )?,
+            database_max_connections: bounded_number(
                 "DATABASE_MAX_CONNECTIONS",
                 &self.database_max_connections,
-            )? {
-                0 => return Err(bad("DATABASE_MAX_CONNECTIONS", "must be at least 1")),
-                n => n,
-            },
+                1,
+                10_000,
+            )?,
             database_acquire_timeout: positive_seconds(
                 "DATABASE_ACQUIRE_TIMEOUT",
                 &self.database_acquire_timeout,
@@ -521,7 +600,9 @@ impl RawSettings {
                 "GRPC_MAX_CONNECTION_AGE",
                 &self.grpc_max_connection_age,
             )?,
-            shutdown_grace: seconds("SHUTDOWN_GRACE", &self.shutdown_grace)?,
+            shutdown_grace,
+            metrics_refresh: positive_seconds("METRICS_REFRESH", &self.metrics_refresh)?,
+            migrate_on_start: switch("MIGRATE_ON_START", &self.migrate_on_start)?,
             log_format: match self
                 .log_format
                 .as_deref()
@@ -604,22 +685,43 @@ impl std::fmt::Debug for Settings {
             .field("request_head_timeout", &self.request_head_timeout)
             .field("grpc_max_connection_age", &self.grpc_max_connection_age)
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("metrics_refresh", &self.metrics_refresh)
+            .field("migrate_on_start", &self.migrate_on_start)
             .field("log_format", &self.log_format)
             .field("rust_log", &self.rust_log)
             .finish()
     }
 }
 
-/// A URL with its password replaced, for display.
+/// A URL with every credential replaced, for display: the user name and
+/// password, and any query parameter that may carry a secret (`password`,
+/// `sslpassword`, tokens, keys).
 pub fn redact_url(raw: &str) -> String {
-    match Url::parse(raw) {
-        Ok(mut url) if url.password().is_some() => {
-            let _ = url.set_password(Some("REDACTED"));
-            url.to_string()
-        }
-        Ok(url) => url.to_string(),
-        Err(_) => "[unparsable URL]".to_owned(),
+    const REDACTED: &str = "REDACTED";
+    let Ok(mut url) = Url::parse(raw) else {
+        return "[unparsable URL]".to_owned();
+    };
+    if !url.username().is_empty() {
+        let _ = url.set_username(REDACTED);
     }
+    if url.password().is_some() {
+        let _ = url.set_password(Some(REDACTED));
+    }
+    if url.query().is_some() {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| {
+                let key = k.to_ascii_lowercase();
+                let secret = ["pass", "secret", "token", "key", "auth", "credential"]
+                    .iter()
+                    .any(|s| key.contains(s));
+                let value = if secret { REDACTED.to_owned() } else { v.into_owned() };
+                (k.into_owned(), value)
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    url.to_string()
 }
 
 #[cfg(test)]

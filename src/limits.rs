@@ -1,20 +1,156 @@
-//! Abuse limits: token buckets per client address and per target e-mail
-//! address, for the calls that create accounts or send mail.
+//! Abuse limits: GCRA buckets per client address and per target e-mail
+//! address, for the calls that create accounts or send mail, in bounded maps.
 
-use std::net::{IpAddr, SocketAddr};
-use std::num::NonZeroU32;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use sha2::{Digest, Sha256};
+
+use crate::domain::Email;
+
+/// Keys a limiter keeps by default before it evicts the idlest ones.
+pub const DEFAULT_MAX_KEYS: usize = 100_000;
+
+/// A bucket key for one client: an IPv4 address, or the /64 network of an
+/// IPv6 address (one subscriber usually holds a whole /64, so a per-address
+/// key would let one client rotate through 2^64 buckets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientKey(IpAddr);
+
+impl ClientKey {
+    pub fn of(ip: IpAddr) -> ClientKey {
+        match ip.to_canonical() {
+            IpAddr::V4(v4) => ClientKey(IpAddr::V4(v4)),
+            IpAddr::V6(v6) => {
+                let bits = u128::from(v6) & !((1u128 << 64) - 1);
+                ClientKey(IpAddr::V6(Ipv6Addr::from(bits)))
+            }
+        }
+    }
+
+    pub fn ip(&self) -> IpAddr {
+        self.0
+    }
+}
+
+/// A fixed-size digest of a normalised address: the limiter never holds the
+/// address itself, so a key costs the same whatever a client sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EmailKey([u8; 16]);
+
+impl EmailKey {
+    pub fn of(email: &Email) -> EmailKey {
+        let digest = Sha256::digest(email.as_str().as_bytes());
+        let mut key = [0u8; 16];
+        key.copy_from_slice(&digest[..16]);
+        EmailKey(key)
+    }
+}
+
+/// A keyed rate limiter (the generic cell rate algorithm: one timestamp per
+/// key) holding at most `max_keys` keys.
+///
+/// A key whose bucket is full again carries no information and may be
+/// dropped at any time; when the map is full, those go first, then the keys
+/// closest to full. A std mutex is enough: the critical section is a hash
+/// lookup, never held across an await.
+pub struct KeyedLimiter<K> {
+    /// Time between two allowed calls at the sustained rate.
+    interval: Duration,
+    /// Calls allowed at once from a full bucket.
+    burst: u32,
+    max_keys: usize,
+    origin: Instant,
+    /// Per key, the theoretical arrival time of the next call, in
+    /// nanoseconds since `origin`.
+    tats: Mutex<HashMap<K, u64>>,
+}
+
+impl<K: Eq + Hash + Copy> KeyedLimiter<K> {
+    /// `burst` calls per `period`, refilled evenly. `None` when `burst` is 0 (no limit).
+    pub fn new(burst: u32, period: Duration, max_keys: usize) -> Option<Self> {
+        if burst == 0 {
+            return None;
+        }
+        Some(KeyedLimiter {
+            interval: period / burst,
+            burst,
+            max_keys: max_keys.max(1),
+            origin: Instant::now(),
+            tats: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn nanos(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.origin).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Takes one call from `key`'s bucket; on refusal, how long until one is allowed.
+    pub fn check(&self, key: K) -> Result<(), Duration> {
+        self.check_at(key, Instant::now())
+    }
+
+    fn check_at(&self, key: K, at: Instant) -> Result<(), Duration> {
+        let now = self.nanos(at);
+        let interval = u64::try_from(self.interval.as_nanos()).unwrap_or(u64::MAX);
+        let capacity = interval.saturating_mul(u64::from(self.burst));
+        let mut tats = self.tats.lock().unwrap_or_else(|p| p.into_inner());
+        let tat = tats.get(&key).copied().unwrap_or(now).max(now);
+        let next = tat.saturating_add(interval);
+        if next - now > capacity {
+            return Err(Duration::from_nanos(next - now - capacity));
+        }
+        if !tats.contains_key(&key) && tats.len() >= self.max_keys {
+            evict(&mut tats, now, self.max_keys);
+        }
+        tats.insert(key, next);
+        Ok(())
+    }
+
+    /// Drops the keys whose buckets are full again.
+    pub fn forget_idle(&self) {
+        let now = self.nanos(Instant::now());
+        let mut tats = self.tats.lock().unwrap_or_else(|p| p.into_inner());
+        tats.retain(|_, tat| *tat > now);
+        let keep = tats.len().max(64);
+        tats.shrink_to(keep);
+    }
+
+    /// Keys held now.
+    pub fn len(&self) -> usize {
+        self.tats.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Makes room for at least one key: first drops every idle key, and if the
+/// map is still full, the sixteenth of the keys nearest to a full bucket, so
+/// that a flood of new keys costs amortised O(1) per call, not a scan each.
+fn evict<K: Eq + Hash + Copy>(tats: &mut HashMap<K, u64>, now: u64, max_keys: usize) {
+    tats.retain(|_, tat| *tat > now);
+    if tats.len() < max_keys {
+        return;
+    }
+    let mut by_age: Vec<(u64, K)> = tats.iter().map(|(k, t)| (*t, *k)).collect();
+    let drop = (by_age.len() / 16).max(1);
+    by_age.select_nth_unstable_by_key(drop - 1, |(t, _)| *t);
+    for (_, key) in &by_age[..drop] {
+        tats.remove(key);
+    }
+}
 
 pub struct RateLimits {
-    per_client: Option<DefaultKeyedRateLimiter<IpAddr>>,
-    per_email: Option<DefaultKeyedRateLimiter<String>>,
+    per_client: Option<KeyedLimiter<ClientKey>>,
+    per_email: Option<KeyedLimiter<EmailKey>>,
     /// Peers whose X-Forwarded-For header is believed (load balancers, the
     /// shop's own front end); everyone else is limited by peer address.
     trusted_proxies: Vec<IpAddr>,
-    clock: DefaultClock,
 }
 
 impl RateLimits {
@@ -24,59 +160,69 @@ impl RateLimits {
             per_client: None,
             per_email: None,
             trusted_proxies: Vec::new(),
-            clock: DefaultClock::default(),
         }
     }
 
-    /// `per_client_per_minute` requests a minute from one client address and
-    /// `per_email_per_hour` a hour for one target address; 0 turns that limit off.
+    /// `per_client_per_minute` requests a minute from one client and
+    /// `per_email_per_hour` an hour for one target address (0 turns that
+    /// limit off); each limiter holds at most `max_keys` keys.
     pub fn new(
         per_client_per_minute: u32,
         per_email_per_hour: u32,
         trusted_proxies: Vec<IpAddr>,
+        max_keys: usize,
     ) -> Self {
         RateLimits {
-            per_client: NonZeroU32::new(per_client_per_minute)
-                .map(|n| RateLimiter::keyed(Quota::per_minute(n))),
-            per_email: NonZeroU32::new(per_email_per_hour)
-                .map(|n| RateLimiter::keyed(Quota::per_hour(n))),
-            trusted_proxies,
-            clock: DefaultClock::default(),
+            per_client: KeyedLimiter::new(
+                per_client_per_minute,
+                Duration::from_secs(60),
+                max_keys,
+            ),
+            per_email: KeyedLimiter::new(per_email_per_hour, Duration::from_secs(3600), max_keys),
+            trusted_proxies: trusted_proxies.into_iter().map(|ip| ip.to_canonical()).collect(),
         }
     }
 
-    /// The address a request is accounted to: the first X-Forwarded-For hop
-    /// when the peer is a trusted proxy, the peer's own address otherwise.
-    pub fn client_address(
+    fn is_trusted(&self, ip: IpAddr) -> bool {
+        self.trusted_proxies.contains(&ip.to_canonical())
+    }
+
+    /// The client a request is accounted to. From a trusted proxy, that is
+    /// the rightmost X-Forwarded-For hop that is not itself a trusted proxy:
+    /// every hop right of it was written by a proxy we trust, while hops
+    /// further left were written by the client and may say anything.
+    /// `forwarded_for` holds every X-Forwarded-For header value, in order.
+    pub fn client_address<'a>(
         &self,
         peer: Option<SocketAddr>,
-        forwarded_for: Option<&str>,
+        forwarded_for: impl IntoIterator<Item = &'a str>,
     ) -> Option<IpAddr> {
         let peer = peer?.ip();
-        if self.trusted_proxies.contains(&peer) {
-            let first_hop = forwarded_for
-                .and_then(|h| h.split(',').next())
-                .and_then(|hop| hop.trim().parse::<IpAddr>().ok());
-            if let Some(client) = first_hop {
-                return Some(client);
+        if !self.is_trusted(peer) {
+            return Some(peer);
+        }
+        let headers: Vec<&str> = forwarded_for.into_iter().collect();
+        let mut nearest = peer;
+        for hop in headers.iter().rev().flat_map(|h| h.rsplit(',')) {
+            match parse_hop(hop) {
+                Some(ip) if self.is_trusted(ip) => nearest = ip,
+                Some(ip) => return Some(ip),
+                // A trusted proxy writes addresses; anything else is the
+                // client's own text, so the nearest trusted hop is all we know.
+                None => return Some(nearest),
             }
         }
-        Some(peer)
+        Some(nearest)
     }
 
-    /// Takes one token from the client's bucket and one from the target
-    /// address's; on refusal, how long until the call would be allowed.
-    pub fn check(&self, client: Option<IpAddr>, email: &str) -> Result<(), Duration> {
+    /// Takes one call from the client's bucket and, for a valid address, one
+    /// from that address's; on refusal, how long until a call is allowed.
+    pub fn check(&self, client: Option<IpAddr>, email: Option<&Email>) -> Result<(), Duration> {
         if let (Some(limiter), Some(client)) = (&self.per_client, client) {
-            limiter
-                .check_key(&client)
-                .map_err(|not_until| not_until.wait_time_from(self.clock.now()))?;
+            limiter.check(ClientKey::of(client))?;
         }
-        let email = crate::domain::email_normalize(email);
-        if let (Some(limiter), false) = (&self.per_email, email.is_empty()) {
-            limiter
-                .check_key(&email)
-                .map_err(|not_until| not_until.wait_time_from(self.clock.now()))?;
+        if let (Some(limiter), Some(email)) = (&self.per_email, email) {
+            limiter.check(EmailKey::of(email))?;
         }
         Ok(())
     }
@@ -85,14 +231,35 @@ impl RateLimits {
     /// rather than every address ever seen.
     pub fn forget_idle(&self) {
         if let Some(l) = &self.per_client {
-            l.retain_recent();
-            l.shrink_to_fit();
+            l.forget_idle();
         }
         if let Some(l) = &self.per_email {
-            l.retain_recent();
-            l.shrink_to_fit();
+            l.forget_idle();
         }
     }
+
+    /// Keys held by the per-client and the per-address limiter.
+    pub fn keys(&self) -> (usize, usize) {
+        (
+            self.per_client.as_ref().map_or(0, KeyedLimiter::len),
+            self.per_email.as_ref().map_or(0, KeyedLimiter::len),
+        )
+    }
+}
+
+/// One X-Forwarded-For hop: `ip`, `ip:port`, `[v6]` or `[v6]:port`.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim();
+    if let Ok(ip) = hop.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    if let Ok(addr) = hop.parse::<SocketAddr>() {
+        return Some(addr.ip());
+    }
+    hop.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .and_then(|h| h.parse::<Ipv6Addr>().ok())
+        .map(IpAddr::V6)
 }
 
 #[cfg(test)]
@@ -103,32 +270,106 @@ mod tests {
         Some(SocketAddr::new(ip.parse().unwrap(), 4000))
     }
 
+    fn email(raw: &str) -> Email {
+        Email::parse(raw).unwrap()
+    }
+
+    fn ip(raw: &str) -> Option<IpAddr> {
+        Some(raw.parse().unwrap())
+    }
+
     #[test]
-    fn forwarded_for_is_believed_only_from_trusted_proxies() {
-        let limits = RateLimits::new(1, 1, vec!["10.0.0.1".parse().unwrap()]);
-        let via_proxy = limits.client_address(peer("10.0.0.1"), Some("203.0.113.7, 10.0.0.1"));
-        assert_eq!(via_proxy, Some("203.0.113.7".parse().unwrap()));
-        let spoofed = limits.client_address(peer("198.51.100.9"), Some("203.0.113.7"));
-        assert_eq!(spoofed, Some("198.51.100.9".parse().unwrap()));
-        let garbage = limits.client_address(peer("10.0.0.1"), Some("not-an-ip"));
-        assert_eq!(garbage, Some("10.0.0.1".parse().unwrap()));
+    fn forwarded_for_is_read_from_the_right_and_only_from_trusted_proxies() {
+        let limits = RateLimits::new(1, 1, vec!["10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap()], 10);
+        let one = |xff: &[&str]| limits.client_address(peer("10.0.0.1"), xff.iter().copied());
+        // The leftmost hop is whatever the client wrote.
+        assert_eq!(one(&["1.1.1.1, 203.0.113.7"]), ip("203.0.113.7"));
+        // Trusted hops on the right are skipped.
+        assert_eq!(one(&["1.1.1.1, 203.0.113.7, 10.0.0.2"]), ip("203.0.113.7"));
+        // Several headers are one list, in order.
+        assert_eq!(one(&["1.1.1.1", "203.0.113.7"]), ip("203.0.113.7"));
+        // Ports and brackets.
+        assert_eq!(one(&["203.0.113.7:5555"]), ip("203.0.113.7"));
+        assert_eq!(one(&["[2001:db8::1]:443"]), ip("2001:db8::1"));
+        assert_eq!(one(&["[2001:db8::1]"]), ip("2001:db8::1"));
+        assert_eq!(one(&["2001:db8::1"]), ip("2001:db8::1"));
+        // Garbage right after the trusted hops: the nearest trusted hop.
+        assert_eq!(one(&["203.0.113.7, not-an-ip"]), ip("10.0.0.1"));
+        assert_eq!(one(&["203.0.113.7, garbage, 10.0.0.2"]), ip("10.0.0.2"));
+        assert_eq!(one(&[]), ip("10.0.0.1"));
+        // An untrusted peer's header is ignored.
+        let spoofed = limits.client_address(peer("198.51.100.9"), ["203.0.113.7"]);
+        assert_eq!(spoofed, ip("198.51.100.9"));
+    }
+
+    #[test]
+    fn ipv6_clients_share_a_bucket_per_64() {
+        let limits = RateLimits::new(1, 0, vec![], 10);
+        assert!(limits.check(ip("2001:db8:1:2::1"), None).is_ok());
+        assert!(limits.check(ip("2001:db8:1:2:ffff::9"), None).is_err());
+        assert!(limits.check(ip("2001:db8:1:3::1"), None).is_ok());
+        // An IPv4-mapped address is its IPv4 address.
+        assert!(limits.check(ip("192.0.2.1"), None).is_ok());
+        assert!(limits.check(ip("::ffff:192.0.2.1"), None).is_err());
     }
 
     #[test]
     fn buckets_are_per_client_and_per_email() {
-        let limits = RateLimits::new(2, 1, vec![]);
-        let a = Some("192.0.2.1".parse().unwrap());
-        let b = Some("192.0.2.2".parse().unwrap());
-        assert!(limits.check(a, "x@example.com").is_ok());
+        let limits = RateLimits::new(2, 1, vec![], 100);
+        let a = ip("192.0.2.1");
+        let b = ip("192.0.2.2");
+        assert!(limits.check(a, Some(&email("x@example.com"))).is_ok());
         // Same address, other case: the same bucket.
-        let wait = limits.check(b, "X@Example.com ").unwrap_err();
+        let wait = limits
+            .check(b, Some(&email("X@Example.com ")))
+            .unwrap_err();
         assert!(wait > Duration::ZERO);
-        assert!(limits.check(a, "y@example.com").is_ok());
+        assert!(limits.check(a, Some(&email("y@example.com"))).is_ok());
         assert!(
-            limits.check(a, "z@example.com").is_err(),
+            limits.check(a, Some(&email("z@example.com"))).is_err(),
             "client bucket empty"
         );
-        assert!(limits.check(b, "z@example.com").is_ok());
-        assert!(RateLimits::disabled().check(a, "x@example.com").is_ok());
+        assert!(limits.check(b, Some(&email("z@example.com"))).is_ok());
+        assert!(RateLimits::disabled()
+            .check(a, Some(&email("x@example.com")))
+            .is_ok());
+    }
+
+    #[test]
+    fn gcra_allows_the_burst_then_refills_evenly() {
+        let limiter = KeyedLimiter::new(3, Duration::from_secs(3), 10).unwrap();
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            assert!(limiter.check_at(1u8, t0).is_ok());
+        }
+        let wait = limiter.check_at(1u8, t0).unwrap_err();
+        assert!(wait <= Duration::from_secs(1) && wait > Duration::from_millis(900), "{wait:?}");
+        assert!(limiter.check_at(1u8, t0 + Duration::from_millis(1001)).is_ok());
+        assert!(limiter.check_at(1u8, t0 + Duration::from_millis(1002)).is_err());
+    }
+
+    #[test]
+    fn the_map_never_holds_more_than_max_keys() {
+        let limiter = KeyedLimiter::new(5, Duration::from_secs(3600), 1000).unwrap();
+        for key in 0..50_000u32 {
+            assert!(limiter.check(key).is_ok());
+            assert!(limiter.len() <= 1000);
+        }
+        // A key that is busy right now survives a flood of new keys less
+        // often than not; what matters is that the bound holds and calls
+        // are still answered.
+        assert!(limiter.len() <= 1000);
+    }
+
+    #[test]
+    fn idle_keys_go_first() {
+        let limiter = KeyedLimiter::new(1, Duration::from_millis(1), 3).unwrap();
+        let t0 = Instant::now();
+        limiter.check_at(1u8, t0).unwrap();
+        limiter.check_at(2u8, t0).unwrap();
+        limiter.check_at(3u8, t0).unwrap();
+        // All three are full again at t0 + 1 ms; a fourth key drops them.
+        limiter.check_at(4u8, t0 + Duration::from_millis(5)).unwrap();
+        assert_eq!(limiter.len(), 1);
     }
 }

@@ -10,10 +10,11 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    // A missing .env is normal; a malformed one is reported.
-    if let Err(e) = dotenvy::dotenv() {
+    // A missing .env is normal; a malformed one is reported by line, never
+    // with its content (it holds secrets).
+    if let Err(e) = dotenvy::from_path(DOTENV) {
         if !e.not_found() {
-            eprintln!("cannot read .env: {e}");
+            eprintln!("{}", dotenv_error(&e));
             return ExitCode::from(2);
         }
     }
@@ -39,10 +40,40 @@ async fn main() -> ExitCode {
     }
 }
 
+/// The settings file read at start-up, in the working directory.
+const DOTENV: &str = ".env";
+
+/// What went wrong with the `.env` file, naming the file and the line but
+/// not repeating what the line says.
+fn dotenv_error(e: &dotenvy::Error) -> String {
+    match e {
+        dotenvy::Error::LineParse(line, _) => {
+            let number = std::fs::read_to_string(DOTENV).ok().and_then(|text| {
+                let first = line.lines().next().unwrap_or_default();
+                text.lines().position(|l| l == first).map(|i| i + 1)
+            });
+            match number {
+                Some(n) => format!("cannot read {DOTENV}: line {n} is not KEY=VALUE (its content is not shown)"),
+                None => format!("cannot read {DOTENV}: a line is not KEY=VALUE (its content is not shown)"),
+            }
+        }
+        dotenvy::Error::Io(io) => format!("cannot read {DOTENV}: {io}"),
+        dotenvy::Error::EnvVar(_) => {
+            format!("cannot read {DOTENV}: a value is not valid Unicode (not shown)")
+        }
+        _ => format!("cannot read {DOTENV}"),
+    }
+}
+
 async fn migrate(settings: account_service::config::Settings) -> ExitCode {
-    match account_service::storage::connect(settings.database_url()).await {
-        Ok(storage) => {
-            storage.close().await;
+    let migrated = async {
+        let storage = account_service::storage::open(settings.database_url(), settings.pool())?;
+        let result = storage.migrate().await;
+        storage.close().await;
+        result
+    };
+    match migrated.await {
+        Ok(()) => {
             let _ = writeln!(std::io::stdout(), "migrations applied");
             ExitCode::SUCCESS
         }
@@ -60,13 +91,23 @@ async fn outbox(
     settings: account_service::config::Settings,
     command: account_service::config::OutboxCommand,
 ) -> ExitCode {
-    let storage = match account_service::storage::connect(settings.database_url()).await {
+    // Operators' commands never change the schema: they work on a database
+    // that `account-service migrate` brought up to this binary's version.
+    let storage = match account_service::storage::open(settings.database_url(), settings.pool()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("cannot open the database named by DATABASE_URL: {e}");
             return ExitCode::FAILURE;
         }
     };
+    if let Err(e) = storage.check_schema().await {
+        storage.close().await;
+        eprintln!(
+            "cannot use the database named by DATABASE_URL: {}",
+            account_service::telemetry::error_chain(&e)
+        );
+        return ExitCode::FAILURE;
+    }
     let mut out = std::io::stdout().lock();
     let result = account_service::admin::run_outbox(storage.as_ref(), command, &mut out).await;
     storage.close().await;

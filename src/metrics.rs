@@ -183,3 +183,34 @@ impl Metrics {
         Ok(out)
     }
 }
+
+/// Keeps the outbox gauges current from one aggregate query every `every`,
+/// until `stop`: a scrape reads the last snapshot and never touches the
+/// database, so scraping often costs nothing.
+pub async fn refresh_outbox_gauges(
+    storage: std::sync::Arc<dyn crate::storage::Storage>,
+    metrics: std::sync::Arc<Metrics>,
+    every: Duration,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        match storage.outbox_status(chrono::Utc::now()).await {
+            Ok(outbox) => {
+                metrics.set_outbox("pending", outbox.pending - outbox.in_flight);
+                metrics.set_outbox("in_flight", outbox.in_flight);
+                metrics.set_outbox("sent", outbox.sent);
+                metrics.set_outbox("failed", outbox.failed);
+            }
+            Err(e) => tracing::warn!(
+                error = %crate::telemetry::error_chain(&e),
+                "cannot read the outbox for metrics"
+            ),
+        }
+    }
+}

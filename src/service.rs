@@ -8,9 +8,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::auth::{ConfirmationTokens, HashError, PasswordHasher, TokenError};
-use crate::domain::{
-    self, Account, Email, FieldViolation, NewAccount, RegistrationForm, ValidationErrors,
-};
+use crate::domain::{self, Account, Email, FieldViolation, NewAccount, ValidationErrors};
 use crate::mail::MailComposer;
 use crate::metrics::Metrics;
 use crate::storage::{OutboxMessage, Storage, StorageError};
@@ -130,8 +128,57 @@ fn new_account_of(a: &Account) -> NewAccountView {
 /// How an account is looked up.
 #[derive(Debug, Clone)]
 pub enum Lookup {
-    Id(String),
-    Email(String),
+    Id(Uuid),
+    Email(Email),
+}
+
+impl Lookup {
+    /// An id as a client sent it: a UUID, surrounding white space ignored.
+    pub fn id(raw: &str) -> Result<Lookup, ValidationErrors> {
+        if domain::has_nul(raw) {
+            return Err(ValidationErrors::single("id", domain::NULL_CHARACTERS));
+        }
+        Uuid::parse_str(raw.trim())
+            .map(Lookup::Id)
+            .map_err(|_| ValidationErrors::single("id", INVALID_UUID))
+    }
+
+    /// An address as a client sent it, validated like everywhere else.
+    pub fn email(raw: &str) -> Result<Lookup, ValidationErrors> {
+        parse_email(raw).map(Lookup::Email)
+    }
+}
+
+/// Parses an address sent on its own (ResendConfirmation, GetAccount), with
+/// the messages Register gives for the same field.
+pub fn parse_email(raw: &str) -> Result<Email, ValidationErrors> {
+    Email::parse(raw).map_err(|problems| {
+        ValidationErrors(
+            problems
+                .into_iter()
+                .map(|description| FieldViolation {
+                    field: "email",
+                    description,
+                })
+                .collect(),
+        )
+    })
+}
+
+/// Stands in for a missing account so that an unknown address costs what a
+/// known one does; nothing made from it is stored or sent.
+fn placeholder_account(email: &Email, now: DateTime<Utc>) -> Account {
+    NewAccountView {
+        email: email.as_str().to_owned(),
+        username: String::new(),
+        first_name: String::new(),
+        last_name: String::new(),
+        phone_number: String::new(),
+        address: String::new(),
+        term_and_condition: false,
+        created_from: String::new(),
+    }
+    .into_account(Uuid::nil(), now)
 }
 
 pub struct Accounts {
@@ -221,11 +268,10 @@ impl Accounts {
         &self.hasher
     }
 
-    /// Validates the form, stores an unverified account and queues its welcome mail.
+    /// Stores an unverified account and queues its welcome mail.
     #[tracing::instrument(name = "register", skip_all)]
-    pub async fn register(&self, form: RegistrationForm) -> Result<Account, ServiceError> {
+    pub async fn register(&self, new: NewAccount) -> Result<Account, ServiceError> {
         self.ensure_ready()?;
-        let new = NewAccount::parse(form).map_err(ServiceError::Invalid)?;
         // Spares the ~20 ms hash for the common duplicate (unless protection
         // must spend it anyway); the unique index below still decides races.
         match self.storage.account_by_email(new.email.as_str()).await {
@@ -299,6 +345,12 @@ impl Accounts {
     /// Verifies the account a confirmation token names.
     #[tracing::instrument(name = "confirm_registration", skip_all)]
     pub async fn confirm(&self, token: &str) -> Result<Account, ServiceError> {
+        if domain::has_nul(token) {
+            return Err(ServiceError::Invalid(ValidationErrors::single(
+                "token",
+                domain::NULL_CHARACTERS,
+            )));
+        }
         self.ensure_ready()?;
         let id = self
             .tokens
@@ -312,49 +364,42 @@ impl Accounts {
 
     /// Queues a fresh confirmation mail when `email` belongs to an unverified
     /// account; answers the same for unknown and verified addresses.
+    ///
+    /// Every case takes the same path, so the answer's timing reveals
+    /// nothing: one lookup, one token and one rendering (of a mail that is
+    /// thrown away unless it is for an unverified account), then one
+    /// transaction that records the cooldown and queues the mail when there
+    /// is one to queue.
     #[tracing::instrument(name = "resend_confirmation", skip_all)]
-    pub async fn resend_confirmation(&self, email: &str) -> Result<(), ServiceError> {
+    pub async fn resend_confirmation(&self, email: &Email) -> Result<(), ServiceError> {
         self.ensure_ready()?;
-        let email = Email::parse(email).map_err(|problems| {
-            ServiceError::Invalid(ValidationErrors(
-                problems
-                    .into_iter()
-                    .map(|description| FieldViolation {
-                        field: "email",
-                        description,
-                    })
-                    .collect(),
-            ))
-        })?;
         let now = now();
         let cooldown = chrono::Duration::from_std(self.resend_cooldown)
             .map_err(|e| ServiceError::Unexpected(e.into()))?;
-        // The cooldown is claimed before the account is looked up, so it
-        // holds the same for addresses that exist and those that do not.
-        if let Some(last) = self
+        let (account, deliver) = match self.storage.account_by_email(email.as_str()).await {
+            Ok(account) => {
+                let deliver = !account.verified;
+                (account, deliver)
+            }
+            Err(StorageError::NotFound) => (placeholder_account(email, now), false),
+            Err(e) => return Err(e.into()),
+        };
+        let mail = self.confirmation_mail(&account, now, MailComposer::resent_confirmation)?;
+        let claimed = self
             .storage
-            .claim_resend(email.as_str(), now, now - cooldown)
-            .await?
-        {
+            .request_resend(email.as_str(), now, now - cooldown, &mail, deliver)
+            .await?;
+        if let Some(last) = claimed {
             let wait = (last + cooldown - now)
                 .to_std()
                 .unwrap_or(std::time::Duration::from_secs(1));
             return Err(ServiceError::CoolingDown(wait));
         }
-        let account = match self.storage.account_by_email(email.as_str()).await {
-            Ok(account) => Some(account),
-            Err(StorageError::NotFound) => None,
-            Err(e) => return Err(e.into()),
-        };
-        match account {
-            Some(account) if !account.verified => {
-                let mail =
-                    self.confirmation_mail(&account, now, MailComposer::resent_confirmation)?;
-                self.storage.queue_mail(&mail).await?;
-                self.mail_queued.notify_one();
-                tracing::info!(account_id = %account.id, "confirmation mail queued again");
-            }
-            _ => tracing::debug!("confirmation mail not queued: no unverified account"),
+        if deliver {
+            self.mail_queued.notify_one();
+            tracing::info!(account_id = %account.id, "confirmation mail queued again");
+        } else {
+            tracing::debug!("confirmation mail not queued: no unverified account");
         }
         Ok(())
     }
@@ -362,22 +407,8 @@ impl Accounts {
     pub async fn get(&self, lookup: Lookup) -> Result<Account, ServiceError> {
         self.ensure_ready()?;
         match lookup {
-            Lookup::Id(raw) => {
-                let id = Uuid::parse_str(raw.trim()).map_err(|_| {
-                    ServiceError::Invalid(ValidationErrors::single("id", INVALID_UUID))
-                })?;
-                Ok(self.storage.account_by_id(id).await?)
-            }
-            Lookup::Email(raw) => {
-                let email = domain::email_normalize(&raw);
-                if email.is_empty() {
-                    return Err(ServiceError::Invalid(ValidationErrors::single(
-                        "email",
-                        domain::REQUIRED,
-                    )));
-                }
-                Ok(self.storage.account_by_email(&email).await?)
-            }
+            Lookup::Id(id) => Ok(self.storage.account_by_id(id).await?),
+            Lookup::Email(email) => Ok(self.storage.account_by_email(email.as_str()).await?),
         }
     }
 

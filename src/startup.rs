@@ -25,7 +25,7 @@ use crate::metrics::Metrics;
 use crate::net;
 use crate::proto;
 use crate::service::Accounts;
-use crate::storage::{self, Storage};
+use crate::storage::{self, Storage, StorageError};
 use crate::telemetry::error_chain;
 
 /// SMTP connections kept open for the worker's concurrent sends.
@@ -108,6 +108,7 @@ impl Application {
             settings.email_claim_lease,
         )
         .with_sent_retention(settings.email_sent_retention)
+        .with_resend_cooldown(settings.email_resend_cooldown)
         .with_metrics(metrics);
         Ok(Application {
             grpc_listener,
@@ -173,6 +174,7 @@ impl Application {
                 l.per_client_per_minute,
                 l.per_email_per_hour,
                 l.trusted_proxies.clone(),
+                l.max_keys,
             ),
             None => RateLimits::disabled(),
         });
@@ -193,10 +195,13 @@ impl Application {
             // Detects peers that vanished without closing their connection.
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-            .timeout(REQUEST_TIMEOUT)
+            .timeout(crate::grpc::REQUEST_TIMEOUT)
             .max_connection_age(self.settings.grpc_max_connection_age)
             // Header blocks are small in this API; the same bound as the sidecar's.
             .http2_max_header_list_size(u32::try_from(http::MAX_HEAD_BYTES).unwrap_or(u32::MAX))
+            .layer(tower::util::MapResponseLayer::new(
+                crate::grpc::oversized_as_resource_exhausted::<tonic::body::Body>,
+            ))
             .add_service(health_service)
             .add_service(v1.build_v1()?)
             .add_service(v1alpha.build_v1alpha()?)
@@ -238,6 +243,10 @@ impl Application {
             self.worker,
             self.mail_queued,
             health,
+            BringUp {
+                migrate: self.settings.migrate_on_start,
+                metrics_refresh: self.settings.metrics_refresh,
+            },
             stop.clone(),
         ));
 
@@ -250,7 +259,7 @@ impl Application {
                 });
             // Whatever ended first, stop the rest too.
             stop.cancel();
-            background.await.context("background tasks failed")?;
+            background.await.context("background tasks failed")??;
             served.map(|_| ())
         };
         let deadline = async {
@@ -269,8 +278,6 @@ impl Application {
     }
 }
 
-/// Longest a single RPC may run before it is cancelled.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 async fn set_health(
     health: &tonic_health::server::HealthReporter,
@@ -285,35 +292,56 @@ async fn set_health(
         .await;
 }
 
-/// Reaches and migrates the database with backoff, then serves: marks the
-/// service ready, turns health SERVING and runs the mail worker until `stop`.
+/// How the database is brought up, and what runs once it is.
+struct BringUp {
+    /// Apply pending migrations (MIGRATE_ON_START), or only check the schema.
+    migrate: bool,
+    /// How often the outbox gauges of /metrics are refreshed.
+    metrics_refresh: Duration,
+}
+
+/// Reaches the database with backoff and migrates it (or checks its schema),
+/// then serves: marks the service ready, turns health SERVING and runs the
+/// mail worker and the metrics refresh until `stop`.
+///
+/// A database that cannot be reached is waited for; one whose schema does
+/// not match this binary is a fatal error that stops the whole process,
+/// since no amount of waiting fixes it.
 async fn bring_up(
     accounts: Arc<Accounts>,
     worker: DeliveryWorker,
     mail_queued: Arc<Notify>,
     health: tonic_health::server::HealthReporter,
+    plan: BringUp,
     stop: CancellationToken,
-) {
+) -> anyhow::Result<()> {
     let storage = Arc::clone(accounts.storage());
-    let mut delay = Duration::from_millis(250);
+    let mut backoff =
+        crate::backoff::Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
     loop {
         let attempt = tokio::select! {
-            () = stop.cancelled() => return,
-            attempt = storage.migrate() => attempt,
+            () = stop.cancelled() => return Ok(()),
+            attempt = async {
+                if plan.migrate { storage.migrate().await } else { storage.check_schema().await }
+            } => attempt,
         };
         match attempt {
             Ok(()) => break,
+            Err(StorageError::Schema(problem)) => {
+                stop.cancel();
+                anyhow::bail!("database schema: {problem}");
+            }
             Err(e) => {
+                let delay = backoff.next_delay();
                 tracing::warn!(
                     retry_in_secs = delay.as_secs_f64(),
                     error = %error_chain(&e),
                     "database not reachable; retrying"
                 );
                 tokio::select! {
-                    () = stop.cancelled() => return,
+                    () = stop.cancelled() => return Ok(()),
                     () = tokio::time::sleep(delay) => {}
                 }
-                delay = (delay * 2).min(Duration::from_secs(30));
             }
         }
     }
@@ -326,8 +354,16 @@ async fn bring_up(
         let (storage, wake, stop) = (Arc::clone(&storage), Arc::clone(&mail_queued), stop.clone());
         tokio::spawn(async move { storage.listen_for_mail(wake, stop).await })
     };
+    let gauges = tokio::spawn(crate::metrics::refresh_outbox_gauges(
+        Arc::clone(&storage),
+        Arc::clone(accounts.metrics()),
+        plan.metrics_refresh,
+        stop.clone(),
+    ));
     worker.run(mail_queued, stop).await;
     let _ = listener.await;
+    let _ = gauges.await;
+    Ok(())
 }
 
 /// The dispatcher that EMAIL_BACKEND names.

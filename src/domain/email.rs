@@ -1,6 +1,6 @@
 //! An e-mail address that passed validation, normalised to lower case.
 
-use super::{char_len, too_long, REQUIRED};
+use super::{char_len, has_nul, too_long, NULL_CHARACTERS, REQUIRED};
 
 /// Longest accepted address, in characters.
 pub const EMAIL_MAX_CHARS: usize = 300;
@@ -16,20 +16,40 @@ pub struct Email(String);
 
 impl Email {
     /// Parses an address, returning every message that applies when it is not valid.
+    ///
+    /// The stored form must itself be a valid address that parses to itself:
+    /// lower-casing can lengthen a string or produce combining marks
+    /// (`İ` becomes `i` + U+0307), and such an address is refused rather
+    /// than stored in a form that a later lookup could not match.
     pub fn parse(raw: &str) -> Result<Email, Vec<String>> {
+        if has_nul(raw) {
+            return Err(vec![NULL_CHARACTERS.to_owned()]);
+        }
         let trimmed = raw.trim();
         if trimmed.is_empty() {
             return Err(vec![REQUIRED.to_owned()]);
         }
         let mut problems = Vec::new();
+        // The length is checked before anything scans the whole string.
         if char_len(trimmed) > EMAIL_MAX_CHARS {
             problems.push(too_long(EMAIL_MAX_CHARS));
+            if !is_valid_address(trimmed) {
+                problems.push(INVALID_EMAIL.to_owned());
+            }
+            return Err(problems);
         }
-        if !is_valid_address(trimmed) {
+        let normalized = normalize(trimmed);
+        if char_len(&normalized) > EMAIL_MAX_CHARS {
+            problems.push(too_long(EMAIL_MAX_CHARS));
+        }
+        if !is_valid_address(trimmed)
+            || !is_valid_address(&normalized)
+            || normalize(&normalized) != normalized
+        {
             problems.push(INVALID_EMAIL.to_owned());
         }
         if problems.is_empty() {
-            Ok(Email(normalize(trimmed)))
+            Ok(Email(normalized))
         } else {
             Err(problems)
         }
@@ -138,8 +158,9 @@ mod tests {
             "user@example-.com",
             "a@b@example.com",
             "user@exa_mple.com",
-            "user\0@example.com",
             "user@1.2.3.4",
+            // Lower-cases to `i` + a combining dot, which is not a letter.
+            "İnci@example.com",
         ] {
             assert_eq!(
                 Email::parse(bad),
@@ -147,6 +168,50 @@ mod tests {
                 "{bad:?} should be invalid"
             );
         }
+    }
+
+    #[test]
+    fn nul_gets_its_own_message() {
+        for raw in ["user\0@example.com", "\0", "  \0  ", "a@b.co\0"] {
+            assert_eq!(Email::parse(raw), Err(vec![NULL_CHARACTERS.to_owned()]));
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever is accepted is stored in a form that parses to itself, so
+        /// a lookup or a second registration with the stored form matches.
+        #[test]
+        fn accepted_addresses_are_fixed_points(
+            local in "[a-zA-Z0-9\u{80}-\u{2FFF}\u{10400}-\u{1044F}.+_-]{1,20}",
+            domain in "[a-zA-Z\u{C0}-\u{24F}\u{370}-\u{3FF}\u{400}-\u{4FF}\u{1E00}-\u{1FFF}]{1,10}",
+        ) {
+            let raw = format!("{local}@{domain}.example");
+            if let Ok(email) = Email::parse(&raw) {
+                proptest::prop_assert_eq!(normalize(email.as_str()), email.as_str());
+                proptest::prop_assert_eq!(Email::parse(email.as_str()), Ok(email.clone()));
+                proptest::prop_assert!(char_len(email.as_str()) <= EMAIL_MAX_CHARS);
+            }
+        }
+    }
+
+    #[test]
+    fn case_mappings_that_change_length_are_handled() {
+        // Each either parses to a fixed point or is refused as invalid.
+        for raw in [
+            "İnci@example.com",
+            "ẞtraße@example.com",
+            "ΣΟΦΙΑΣ@example.gr",
+            "KELVIN\u{212A}@example.com",
+            "ǅemal@example.com",
+            "ﬀ@example.com",
+        ] {
+            match Email::parse(raw) {
+                Ok(email) => assert_eq!(Email::parse(email.as_str()), Ok(email.clone()), "{raw}"),
+                Err(problems) => assert_eq!(problems, vec![INVALID_EMAIL.to_owned()], "{raw}"),
+            }
+        }
+        let long = format!("{}@example.com", "İ".repeat(200));
+        assert!(Email::parse(&long).is_err());
     }
 
     #[test]

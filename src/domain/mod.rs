@@ -12,6 +12,14 @@ pub use password::Password;
 
 /// Message for an empty required field.
 pub const REQUIRED: &str = "This field is required.";
+/// Message for a string holding U+0000, which no backend stores as text.
+pub const NULL_CHARACTERS: &str = "Null characters are not allowed.";
+
+/// Whether `s` holds a NUL character. Such a field gets exactly
+/// [`NULL_CHARACTERS`], whatever else may be wrong with it.
+pub fn has_nul(s: &str) -> bool {
+    s.contains('\0')
+}
 
 /// Message for a field longer than `max` characters.
 pub fn too_long(max: usize) -> String {

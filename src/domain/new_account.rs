@@ -1,6 +1,6 @@
 //! A registration form as received, and the validated account it parses into.
 
-use super::{char_len, too_long, Email, Password, REQUIRED};
+use super::{char_len, has_nul, too_long, Email, Password, NULL_CHARACTERS, REQUIRED};
 
 pub const USERNAME_MAX_CHARS: usize = 200;
 pub const NAME_MAX_CHARS: usize = 150;
@@ -95,9 +95,11 @@ impl NewAccount {
         let password = Password::parse(password_raw)
             .map_err(|e| errors.add("password", e))
             .ok();
-        if confirm_raw.is_empty() {
+        if has_nul(confirm_raw) {
+            errors.add("confirm_password", vec![NULL_CHARACTERS.to_owned()]);
+        } else if confirm_raw.is_empty() {
             errors.add("confirm_password", vec![REQUIRED.to_owned()]);
-        } else if !password_raw.is_empty() && confirm_raw != password_raw {
+        } else if !password_raw.is_empty() && !has_nul(password_raw) && confirm_raw != password_raw {
             errors.add("confirm_password", vec![PASSWORDS_DO_NOT_MATCH.to_owned()]);
         }
 
@@ -136,7 +138,9 @@ impl NewAccount {
 
 fn bounded(errors: &mut ValidationErrors, field: &'static str, raw: &str, max: usize) -> String {
     let value = raw.trim();
-    if char_len(value) > max {
+    if has_nul(value) {
+        errors.add(field, vec![NULL_CHARACTERS.to_owned()]);
+    } else if char_len(value) > max {
         errors.add(field, vec![too_long(max)]);
     }
     value.to_owned()
@@ -165,6 +169,45 @@ mod tests {
         assert_eq!(account.email.as_str(), "shopper@example.com");
         assert_eq!(account.username, "shopper");
         assert_eq!(account.password.expose(), "secret123");
+    }
+
+    #[test]
+    fn nul_in_any_field_is_named_on_that_field() {
+        let fields = [
+            "email",
+            "username",
+            "password",
+            "confirm_password",
+            "address",
+            "first_name",
+            "last_name",
+            "phone_number",
+            "created_from",
+        ];
+        for field in fields {
+            let mut form = valid();
+            let slot = match field {
+                "email" => &mut form.email,
+                "username" => &mut form.username,
+                "password" => &mut form.password,
+                "confirm_password" => &mut form.confirm_password,
+                "address" => &mut form.address,
+                "first_name" => &mut form.first_name,
+                "last_name" => &mut form.last_name,
+                "phone_number" => &mut form.phone_number,
+                _ => &mut form.created_from,
+            };
+            slot.push_str("a\0b");
+            let errors = NewAccount::parse(form).unwrap_err();
+            assert!(
+                errors.0.contains(&FieldViolation {
+                    field,
+                    description: NULL_CHARACTERS.to_owned()
+                }),
+                "{field}: {errors}"
+            );
+            assert!(errors.0.iter().all(|v| v.field == field || v.field == "confirm_password"), "{field}: {errors}");
+        }
     }
 
     #[test]

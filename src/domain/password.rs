@@ -2,7 +2,7 @@
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{char_len, too_long, REQUIRED};
+use super::{char_len, has_nul, too_long, NULL_CHARACTERS, REQUIRED};
 
 pub const PASSWORD_MIN_CHARS: usize = 8;
 pub const PASSWORD_MAX_CHARS: usize = 128;
@@ -19,6 +19,9 @@ impl Password {
     pub fn parse(raw: &str) -> Result<Password, Vec<String>> {
         if raw.is_empty() {
             return Err(vec![REQUIRED.to_owned()]);
+        }
+        if has_nul(raw) {
+            return Err(vec![NULL_CHARACTERS.to_owned()]);
         }
         let mut problems = Vec::new();
         let len = char_len(raw);

@@ -7,7 +7,8 @@ pub mod codec;
 mod status;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::metadata::MetadataValue;
@@ -15,11 +16,11 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::domain::{Account, RegistrationForm, ValidationErrors};
+use crate::domain::{Account, Email, NewAccount, RegistrationForm, ValidationErrors};
 use crate::limits::RateLimits;
 use crate::proto::account::v1 as pb;
 use crate::proto::account::v1::account_service_server::AccountService;
-use crate::service::{Accounts, Lookup, ServiceError};
+use crate::service::{parse_email, Accounts, Lookup, ServiceError};
 
 pub use pb::account_service_server::AccountServiceServer;
 pub use status::to_status;
@@ -27,6 +28,9 @@ pub use status::to_status;
 /// Largest request message accepted; every valid request is far smaller.
 /// Larger ones are refused before they are decoded.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// Longest a single RPC may run before it is cancelled.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct AccountGrpc {
     accounts: Arc<Accounts>,
@@ -51,16 +55,22 @@ impl AccountGrpc {
 
     /// Applies the abuse limits of the calls that create accounts or send
     /// mail, to the client (peer, or forwarded-for hop behind a trusted
-    /// proxy) and to the target address.
-    fn check_limits<T>(&self, request: &Request<T>, email: &str) -> Result<(), ServiceError> {
+    /// proxy) and to the target address. Only a parsed address reaches the
+    /// limiter: invalid input is refused before it.
+    fn check_limits(&self, client: Option<IpAddr>, email: &Email) -> Result<(), ServiceError> {
+        self.limits
+            .check(client, Some(email))
+            .map_err(ServiceError::RateLimited)
+    }
+
+    /// The client a request is accounted to (see [`RateLimits::client_address`]).
+    fn client<T>(&self, request: &Request<T>) -> Option<IpAddr> {
         let forwarded = request
             .metadata()
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok());
-        let client = self.limits.client_address(request.remote_addr(), forwarded);
-        self.limits
-            .check(client, email)
-            .map_err(ServiceError::RateLimited)
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok());
+        self.limits.client_address(request.remote_addr(), forwarded)
     }
 
     pub fn into_server(self) -> AccountServiceServer<Self> {
@@ -76,6 +86,30 @@ impl AccountGrpc {
             .try_acquire_owned()
             .map_err(|_| ServiceError::Busy)
     }
+}
+
+/// tonic refuses a message over the size limit with OUT_OF_RANGE; gRPC's
+/// status-code table gives RESOURCE_EXHAUSTED for exactly that case, so the
+/// answer is rewritten on its way out (it is a headers-only response).
+pub fn oversized_as_resource_exhausted<B>(
+    mut response: tonic::codegen::http::Response<B>,
+) -> tonic::codegen::http::Response<B> {
+    let headers = response.headers_mut();
+    let too_large = headers.get("grpc-status").map(|v| v.as_bytes()) == Some(b"11")
+        && headers.get("grpc-message").is_some_and(|m| {
+            let m = m.as_bytes();
+            m.windows(5).any(|w| w == b"large") && m.starts_with(b"Error,")
+        });
+    if too_large {
+        headers.insert("grpc-status", tonic::codegen::http::HeaderValue::from_static("8"));
+        headers.insert(
+            "grpc-message",
+            tonic::codegen::http::HeaderValue::from_static(
+                "request%20message%20larger%20than%2065536%20bytes",
+            ),
+        );
+    }
+    response
 }
 
 fn to_proto(a: Account) -> pb::Account {
@@ -131,6 +165,64 @@ fn request_id(metadata: &tonic::metadata::MetadataMap) -> String {
         .map_or_else(|| Uuid::now_v7().simple().to_string(), str::to_owned)
 }
 
+/// The deadline a client set with `grpc-timeout` (`<digits><unit>`, unit
+/// one of H M S m u n), if it is well-formed.
+fn client_deadline(metadata: &tonic::metadata::MetadataMap) -> Option<Duration> {
+    let raw = metadata.get("grpc-timeout")?.to_str().ok()?;
+    if raw.len() < 2 || raw.len() > 9 {
+        return None;
+    }
+    let (digits, unit) = raw.split_at(raw.len() - 1);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// Records one RPC (log line and metrics) exactly once: when it answers, or,
+/// if its future is dropped first (the caller cancelled, or a deadline
+/// passed), as Cancelled or DeadlineExceeded.
+struct CallRecord<'a> {
+    grpc: &'a AccountGrpc,
+    method: &'static str,
+    started: Instant,
+    span: tracing::Span,
+    /// The earliest of the client's deadline and the server's own limit.
+    deadline: Duration,
+    recorded: bool,
+}
+
+impl CallRecord<'_> {
+    fn record(&mut self, code: tonic::Code) {
+        self.recorded = true;
+        let latency = self.started.elapsed();
+        let method = self.method;
+        self.span.in_scope(|| {
+            tracing::info!(method, code = ?code, latency_ms = latency.as_secs_f64() * 1000.0, "rpc");
+        });
+        self.grpc.accounts.metrics().observe_rpc(method, code, latency);
+    }
+}
+
+impl Drop for CallRecord<'_> {
+    fn drop(&mut self) {
+        if !self.recorded {
+            let code = if self.started.elapsed() >= self.deadline {
+                tonic::Code::DeadlineExceeded
+            } else {
+                tonic::Code::Cancelled
+            };
+            self.record(code);
+        }
+    }
+}
+
 impl AccountGrpc {
     /// Runs one RPC inside a span carrying its request id, then logs it as
     /// one event (method, status code, latency), records its metrics, maps
@@ -145,25 +237,28 @@ impl AccountGrpc {
         F: FnOnce(Request<Req>) -> Fut,
         Fut: std::future::Future<Output = Result<T, ServiceError>>,
     {
-        let started = Instant::now();
         let request_id = request_id(request.metadata());
         let span = tracing::info_span!("rpc", method, request_id = %request_id);
+        let mut record = CallRecord {
+            grpc: self,
+            method,
+            started: Instant::now(),
+            span: span.clone(),
+            deadline: client_deadline(request.metadata())
+                .map_or(REQUEST_TIMEOUT, |d| d.min(REQUEST_TIMEOUT)),
+            recorded: false,
+        };
         let result = async {
             let _permit = self.admit()?;
             call(request).await
         }
         .instrument(span.clone())
         .await;
-        let latency = started.elapsed();
         let result = result.map_err(|e| span.in_scope(|| to_status(&e)));
-        let code = match &result {
+        record.record(match &result {
             Ok(_) => tonic::Code::Ok,
             Err(status) => status.code(),
-        };
-        span.in_scope(|| {
-            tracing::info!(method, code = ?code, latency_ms = latency.as_secs_f64() * 1000.0, "rpc");
         });
-        self.accounts.metrics().observe_rpc(method, code, latency);
         let id = MetadataValue::try_from(request_id.as_str()).ok();
         match result {
             Ok(value) => {
@@ -190,8 +285,11 @@ impl AccountService for AccountGrpc {
         request: Request<pb::RegisterRequest>,
     ) -> Result<Response<pb::RegisterResponse>, Status> {
         self.handle("Register", request, |request| async move {
-            self.check_limits(&request, &request.get_ref().email)?;
-            let account = self.accounts.register(request.into_inner().into()).await?;
+            let client = self.client(&request);
+            let new =
+                NewAccount::parse(request.into_inner().into()).map_err(ServiceError::Invalid)?;
+            self.check_limits(client, &new.email)?;
+            let account = self.accounts.register(new).await?;
             Ok(pb::RegisterResponse {
                 account: Some(to_proto(account)),
             })
@@ -217,10 +315,10 @@ impl AccountService for AccountGrpc {
         request: Request<pb::ResendConfirmationRequest>,
     ) -> Result<Response<pb::ResendConfirmationResponse>, Status> {
         self.handle("ResendConfirmation", request, |request| async move {
-            self.check_limits(&request, &request.get_ref().email)?;
-            self.accounts
-                .resend_confirmation(&request.into_inner().email)
-                .await?;
+            let client = self.client(&request);
+            let email = parse_email(&request.get_ref().email).map_err(ServiceError::Invalid)?;
+            self.check_limits(client, &email)?;
+            self.accounts.resend_confirmation(&email).await?;
             Ok(pb::ResendConfirmationResponse {})
         })
         .await
@@ -232,15 +330,16 @@ impl AccountService for AccountGrpc {
     ) -> Result<Response<pb::GetAccountResponse>, Status> {
         self.handle("GetAccount", request, |request| async move {
             let lookup = match request.into_inner().lookup {
-                Some(pb::get_account_request::Lookup::Id(id)) => Lookup::Id(id),
-                Some(pb::get_account_request::Lookup::Email(email)) => Lookup::Email(email),
+                Some(pb::get_account_request::Lookup::Id(id)) => Lookup::id(&id),
+                Some(pb::get_account_request::Lookup::Email(email)) => Lookup::email(&email),
                 None => {
                     return Err(ServiceError::Invalid(ValidationErrors::single(
                         "lookup",
                         "Either id or email is required.",
                     )))
                 }
-            };
+            }
+            .map_err(ServiceError::Invalid)?;
             let account = self.accounts.get(lookup).await?;
             Ok(pb::GetAccountResponse {
                 account: Some(to_proto(account)),

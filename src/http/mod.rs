@@ -49,6 +49,17 @@ async fn confirm_registration(
     State(state): State<HttpState>,
     RawQuery(query): RawQuery,
 ) -> Response {
+    // The same bound as gRPC's: over it, refuse at once without touching
+    // the database.
+    let Ok(_permit) = Arc::clone(&state.admission).try_acquire_owned() else {
+        state.accounts.metrics().count_http_confirmation("busy");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "1")],
+            "The service is busy. Please open the link again in a moment.\n",
+        )
+            .into_response();
+    };
     let token = query
         .as_deref()
         .and_then(|q| {
@@ -71,6 +82,14 @@ async fn confirm_registration(
             state.accounts.metrics().count_http_confirmation(e.reason());
             found(&state.confirmation_mail_request_page)
         }
+        Err(ServiceError::Invalid(_)) => {
+            tracing::info!(outcome = "TOKEN_INVALID", "confirmation link");
+            state
+                .accounts
+                .metrics()
+                .count_http_confirmation("TOKEN_INVALID");
+            found(&state.confirmation_mail_request_page)
+        }
         Err(ServiceError::NotFound) => {
             tracing::info!(outcome = "ACCOUNT_NOT_FOUND", "confirmation link");
             state
@@ -91,31 +110,14 @@ async fn confirm_registration(
     }
 }
 
-/// Prometheus text exposition; the outbox and hash-queue gauges are read now.
+/// Prometheus text exposition. The hash-queue gauge is read now; the outbox
+/// gauges come from the snapshot that a background task refreshes every
+/// METRICS_REFRESH, so a scrape never queries the database.
 async fn metrics(State(state): State<HttpState>) -> Response {
     let metrics = state.accounts.metrics();
     metrics
         .hash_queue
         .set(i64::try_from(state.accounts.hasher().queued()).unwrap_or(i64::MAX));
-    // The outbox query itself tells whether the database answers.
-    if state.accounts.is_ready() {
-        match state
-            .accounts
-            .storage()
-            .outbox_status(chrono::Utc::now())
-            .await
-        {
-            Ok(outbox) => {
-                metrics.set_outbox("pending", outbox.pending - outbox.in_flight);
-                metrics.set_outbox("in_flight", outbox.in_flight);
-                metrics.set_outbox("sent", outbox.sent);
-                metrics.set_outbox("failed", outbox.failed);
-            }
-            Err(e) => {
-                tracing::warn!(error = %error_chain(&e), "cannot read the outbox for metrics")
-            }
-        }
-    }
     match metrics.encode() {
         Ok(text) => (
             StatusCode::OK,

@@ -55,6 +55,8 @@ pub struct DeliveryWorker {
     poll_interval: Duration,
     /// Delivered messages older than this are pruned.
     sent_retention: Duration,
+    /// Resend cooldowns older than this no longer hold anything back and are pruned.
+    resend_cooldown: Duration,
     prune_interval: Duration,
     metrics: Arc<Metrics>,
 }
@@ -76,6 +78,7 @@ impl DeliveryWorker {
             batch: 64,
             poll_interval: Duration::from_secs(1),
             sent_retention: Duration::from_secs(7 * 86_400),
+            resend_cooldown: Duration::from_secs(60),
             prune_interval: Duration::from_secs(3600),
             metrics: Arc::new(Metrics::new()),
         }
@@ -92,43 +95,70 @@ impl DeliveryWorker {
         self
     }
 
-    /// Deletes delivered messages older than the retention.
+    pub fn with_resend_cooldown(mut self, cooldown: Duration) -> Self {
+        self.resend_cooldown = cooldown;
+        self
+    }
+
+    /// Housekeeping: deletes delivered messages older than the retention and
+    /// resend cooldowns that have run out. Returns how many rows went.
     pub async fn prune(&self) -> Result<u64, StorageError> {
-        let retention =
-            chrono::Duration::from_std(self.sent_retention).unwrap_or(chrono::Duration::MAX);
-        let cutoff = Utc::now()
-            .checked_sub_signed(retention)
-            .unwrap_or(chrono::DateTime::<Utc>::MIN_UTC);
-        let pruned = self.storage.prune_sent(cutoff).await?;
+        let now = Utc::now();
+        let before = |age: Duration| {
+            chrono::Duration::from_std(age)
+                .ok()
+                .and_then(|age| now.checked_sub_signed(age))
+                .unwrap_or(chrono::DateTime::<Utc>::MIN_UTC)
+        };
+        let pruned = self.storage.prune_sent(before(self.sent_retention)).await?;
         if pruned > 0 {
             tracing::info!(pruned, "pruned delivered mail past its retention");
         }
-        Ok(pruned)
+        let cooldowns = self
+            .storage
+            .prune_resend_cooldowns(before(self.resend_cooldown))
+            .await?;
+        if cooldowns > 0 {
+            tracing::debug!(cooldowns, "pruned expired resend cooldowns");
+        }
+        Ok(pruned + cooldowns)
     }
 
     /// Claims the due messages (one batch) and delivers them concurrently.
-    pub async fn try_execute_task(&self) -> Result<ExecutionOutcome, StorageError> {
+    ///
+    /// Once `stop` is cancelled, sends that have not started are not
+    /// started: their claims are released so that another instance (or the
+    /// next start) takes them at once instead of after the lease.
+    pub async fn try_execute_task(
+        &self,
+        stop: &CancellationToken,
+    ) -> Result<ExecutionOutcome, StorageError> {
         let now = Utc::now();
         let lease = chrono::Duration::from_std(self.lease).unwrap_or(chrono::Duration::minutes(5));
+        let claim = Uuid::new_v4();
         let claimed = self
             .storage
-            .claim_mail(now, now + lease, self.batch)
+            .claim_mail(now, now + lease, self.batch, claim)
             .await?;
         if claimed.is_empty() {
             return Ok(ExecutionOutcome::EmptyQueue);
         }
+        let lease_end = tokio::time::Instant::now() + self.lease;
         let count = claimed.len();
         let mut tasks = tokio::task::JoinSet::new();
         for item in claimed {
             let worker = self.clone_parts();
-            tasks.spawn(async move { worker.deliver(item).await });
+            let stop = stop.clone();
+            tasks.spawn(async move { worker.deliver(item, claim, &stop).await });
         }
         let mut first_error = None;
         let mut sent = Vec::with_capacity(count);
+        let mut unstarted = Vec::new();
         while let Some(joined) = tasks.join_next().await {
             match joined {
-                Ok(Ok(Some(id))) => sent.push(id),
-                Ok(Ok(None)) => {}
+                Ok(Ok(Delivered::Sent(id))) => sent.push(id),
+                Ok(Ok(Delivered::NotStarted(id))) => unstarted.push(id),
+                Ok(Ok(Delivered::Recorded)) => {}
                 Ok(Err(e)) => {
                     first_error.get_or_insert(e);
                 }
@@ -137,12 +167,60 @@ impl DeliveryWorker {
         }
         // One write for the whole batch: a crash before it only repeats
         // sends (at least once), and the shared Message-ID marks them.
-        if let Err(e) = self.storage.mark_mail_sent(&sent, Utc::now()).await {
+        if let Err(e) = self.mark_sent(&sent, claim, lease_end).await {
             first_error.get_or_insert(e);
+        }
+        if !unstarted.is_empty() {
+            match self.storage.release_mail(&unstarted, claim).await {
+                Ok(released) => {
+                    tracing::info!(released, "released mail not yet sent for another worker")
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
         }
         match first_error {
             Some(e) => Err(e),
             None => Ok(ExecutionOutcome::Handled(count)),
+        }
+    }
+
+    /// Records the batch's delivered messages, retrying with backoff while
+    /// the claim's lease lasts: a mark that is given up on means the
+    /// messages are sent again once the lease runs out.
+    async fn mark_sent(
+        &self,
+        ids: &[Uuid],
+        claim: Uuid,
+        lease_end: tokio::time::Instant,
+    ) -> Result<(), StorageError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut backoff =
+            crate::backoff::Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+        loop {
+            match self.storage.mark_mail_sent(ids, claim, Utc::now()).await {
+                Ok(marked) => {
+                    if marked < ids.len() as u64 {
+                        tracing::warn!(
+                            sent = ids.len(),
+                            marked,
+                            "some delivered mail was no longer held by this worker's claim"
+                        );
+                    }
+                    return Ok(());
+                }
+                Err(e) => {
+                    let delay = backoff.next_delay();
+                    if tokio::time::Instant::now() + delay >= lease_end {
+                        return Err(e);
+                    }
+                    tracing::warn!(error = %error_chain(&e), retry_in_secs = delay.as_secs_f64(), "cannot record delivered mail; retrying");
+                    tokio::time::sleep(delay).await;
+                }
+            }
         }
     }
 
@@ -170,7 +248,7 @@ impl DeliveryWorker {
                 }
                 next_prune = tokio::time::Instant::now() + self.prune_interval;
             }
-            let pause = match self.try_execute_task().await {
+            let pause = match self.try_execute_task(&stop).await {
                 Ok(ExecutionOutcome::Handled(_)) => continue,
                 Ok(ExecutionOutcome::EmptyQueue) => self.poll_interval,
                 Err(e) => {
@@ -187,6 +265,16 @@ impl DeliveryWorker {
     }
 }
 
+/// What became of one claimed message.
+enum Delivered {
+    /// Handed to the mail server; to be marked sent with the batch.
+    Sent(Uuid),
+    /// Not attempted: the worker is stopping.
+    NotStarted(Uuid),
+    /// Rescheduled or moved to the dead letters.
+    Recorded,
+}
+
 /// One message's delivery, run as its own task.
 struct Delivery {
     storage: Arc<dyn Storage>,
@@ -199,8 +287,16 @@ struct Delivery {
 impl Delivery {
     /// Sends one message; returns its id when it was delivered (to be marked
     /// sent with the rest of the batch), or records the failure.
-    async fn deliver(self, item: ClaimedMessage) -> Result<Option<Uuid>, StorageError> {
+    async fn deliver(
+        self,
+        item: ClaimedMessage,
+        claim: Uuid,
+        stop: &CancellationToken,
+    ) -> Result<Delivered, StorageError> {
         let row = &item.message;
+        if stop.is_cancelled() {
+            return Ok(Delivered::NotStarted(row.id));
+        }
         let outcome = match self.composer.message(row) {
             Ok(mail) => self.dispatcher.send(&mail).await,
             Err(e) => Err(DispatchError::Permanent(e)),
@@ -210,14 +306,16 @@ impl Delivery {
             Ok(()) => {
                 self.metrics.count_delivery("sent");
                 tracing::info!(outbox_id = %row.id, kind = %row.kind, attempts = item.attempts, "mail delivered");
-                return Ok(Some(row.id));
+                return Ok(Delivered::Sent(row.id));
             }
             Err(DispatchError::Transient(e)) if item.attempts <= self.policy.max_retries => {
                 let delay = self.policy.delay_after(item.attempts);
                 let next =
                     now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::hours(1));
                 let chain = error_chain(e.as_ref());
-                self.storage.reschedule_mail(row.id, next, &chain).await?;
+                self.storage
+                    .reschedule_mail(row.id, claim, next, &chain)
+                    .await?;
                 self.metrics.count_delivery("retry");
                 tracing::warn!(outbox_id = %row.id, attempts = item.attempts, retry_in_secs = delay.as_secs_f64(), error = %chain, "mail delivery failed; will retry");
             }
@@ -229,6 +327,7 @@ impl Delivery {
                 self.storage
                     .fail_mail(
                         row.id,
+                        claim,
                         now,
                         &MailFailure {
                             kind,
@@ -240,7 +339,7 @@ impl Delivery {
                 tracing::error!(outbox_id = %row.id, kind = %row.kind, attempts = item.attempts, error_kind = kind, error = %chain, "mail delivery failed for good; moved to the dead letters");
             }
         }
-        Ok(None)
+        Ok(Delivered::Recorded)
     }
 }
 

@@ -34,6 +34,25 @@ pub enum StorageError {
     Database(#[source] sqlx::Error),
     #[error("a stored value is malformed: {0}")]
     Corrupt(String),
+    /// The database's schema does not match this binary's migrations: not
+    /// worth retrying, an operator must act.
+    #[error("{0}")]
+    Schema(String),
+}
+
+/// Whether a database error code means the server is going away, starting
+/// or out of connections (worth retrying elsewhere or later), rather than a
+/// problem with the statement. PostgreSQL: SQLSTATE class 08 (connection
+/// exception), 57P (operator intervention: shutdown, crash, starting up) and
+/// 53300 (too many connections). SQLite: the database stayed locked by
+/// another writer past the busy timeout (primary codes 5 and 6).
+pub fn is_unavailable_code(postgres: bool, code: &str) -> bool {
+    if postgres {
+        code.starts_with("08") || code.starts_with("57P") || code == "53300"
+    } else {
+        code.parse::<u32>()
+            .is_ok_and(|c| matches!(c & 0xff, 5 | 6))
+    }
 }
 
 impl From<sqlx::Error> for StorageError {
@@ -41,6 +60,16 @@ impl From<sqlx::Error> for StorageError {
         match e {
             sqlx::Error::RowNotFound => StorageError::NotFound,
             sqlx::Error::Database(ref db) if db.is_unique_violation() => StorageError::Conflict,
+            sqlx::Error::Database(ref db)
+                if db.code().is_some_and(|code| {
+                    let postgres = db
+                        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                        .is_some();
+                    is_unavailable_code(postgres, &code)
+                }) =>
+            {
+                StorageError::Unavailable(e)
+            }
             sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
             | sqlx::Error::PoolTimedOut
@@ -55,6 +84,16 @@ impl From<sqlx::migrate::MigrateError> for StorageError {
     fn from(e: sqlx::migrate::MigrateError) -> Self {
         match e {
             sqlx::migrate::MigrateError::Execute(inner) => inner.into(),
+            sqlx::migrate::MigrateError::VersionMissing(v) => StorageError::Schema(format!(
+                "the database has migration {v}, which this binary does not know \
+                 (was it migrated by a newer release?)"
+            )),
+            sqlx::migrate::MigrateError::VersionMismatch(v) => StorageError::Schema(format!(
+                "migration {v} as applied to the database differs from this binary's"
+            )),
+            sqlx::migrate::MigrateError::Dirty(v) => StorageError::Schema(format!(
+                "migration {v} failed part-way; repair the database before starting"
+            )),
             other => StorageError::Database(sqlx::Error::Migrate(Box::new(other))),
         }
     }
@@ -112,49 +151,77 @@ pub trait Storage: Send + Sync + 'static {
     /// Sets `verified` (and `updated_at`, only if it changes) and returns the account.
     async fn mark_verified(&self, id: Uuid, now: DateTime<Utc>) -> Result<Account, StorageError>;
 
-    /// Claims up to `limit` due pending messages until `lease_until`, counting an attempt on each.
+    /// Claims up to `limit` due pending messages until `lease_until` under
+    /// the token `claim`, counting an attempt on each.
     async fn claim_mail(
         &self,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: u32,
+        claim: Uuid,
     ) -> Result<Vec<ClaimedMessage>, StorageError>;
 
-    /// Records delivered messages, all in one statement.
-    async fn mark_mail_sent(&self, ids: &[Uuid], now: DateTime<Utc>) -> Result<(), StorageError>;
+    /// Records delivered messages, all in one statement, if `claim` still
+    /// holds them. Returns how many were marked.
+    async fn mark_mail_sent(
+        &self,
+        ids: &[Uuid],
+        claim: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StorageError>;
 
-    /// Releases a claimed message for another attempt at `next_attempt_at`.
+    /// Releases a claimed message for another attempt at `next_attempt_at`,
+    /// if `claim` still holds it.
     async fn reschedule_mail(
         &self,
         id: Uuid,
+        claim: Uuid,
         next_attempt_at: DateTime<Utc>,
         error: &str,
     ) -> Result<(), StorageError>;
 
-    /// Moves a claimed message to the dead letters (`failed_email_tasks`).
+    /// Moves a claimed message to the dead letters (`failed_email_tasks`),
+    /// if `claim` still holds it.
     async fn fail_mail(
         &self,
         id: Uuid,
+        claim: Uuid,
         now: DateTime<Utc>,
         failure: &MailFailure<'_>,
     ) -> Result<(), StorageError>;
 
+    /// Gives claimed messages whose sending never started back to the queue
+    /// at once (the attempt is not counted), if `claim` still holds them.
+    async fn release_mail(&self, ids: &[Uuid], claim: Uuid) -> Result<u64, StorageError>;
+
     /// Queues a mail for an existing account.
     async fn queue_mail(&self, mail: &OutboxMessage) -> Result<(), StorageError>;
 
-    /// Records a confirmation-mail request for `email` at `now`, unless the
-    /// last one was after `cooldown_start`. `Ok(None)` when recorded,
+    /// In one transaction: records a confirmation-mail request for `email`
+    /// at `now`, unless the last one was after `cooldown_start`, and when it
+    /// was recorded and `deliver` is set, queues `mail`. The same statements
+    /// run whether or not `deliver` is set. `Ok(None)` when recorded,
     /// `Ok(Some(last))` with the last request's time when still cooling down.
-    async fn claim_resend(
+    async fn request_resend(
         &self,
         email: &str,
         now: DateTime<Utc>,
         cooldown_start: DateTime<Utc>,
+        mail: &OutboxMessage,
+        deliver: bool,
     ) -> Result<Option<DateTime<Utc>>, StorageError>;
+
+    /// Deletes cooldowns recorded before `before` (they no longer hold
+    /// anything back). Returns how many were deleted.
+    async fn prune_resend_cooldowns(&self, before: DateTime<Utc>) -> Result<u64, StorageError>;
 
     /// Deletes delivered messages sent before `sent_before`; dead letters and
     /// the messages they refer to are kept. Returns how many were deleted.
     async fn prune_sent(&self, sent_before: DateTime<Utc>) -> Result<u64, StorageError>;
+
+    /// Checks, without changing anything, that the database holds exactly
+    /// this binary's migrations: `Schema` naming what to do otherwise.
+    async fn check_schema(&self) -> Result<(), StorageError>;
 
     /// Counts of the outbox by state, for operators.
     async fn outbox_status(&self, now: DateTime<Utc>) -> Result<OutboxStatus, StorageError>;
@@ -163,7 +230,7 @@ pub trait Storage: Send + Sync + 'static {
     async fn dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>, StorageError>;
 
     /// Sends one dead letter (`Some(id)`) or all of them back to the queue
-    /// with attempts reset. Returns how many were requeued.
+    /// with attempts reset. Returns how many messages were requeued.
     async fn retry_dead_letters(
         &self,
         id: Option<Uuid>,
@@ -174,6 +241,48 @@ pub trait Storage: Send + Sync + 'static {
     /// Backends without cross-process notification return at once; their
     /// workers rely on in-process wake-ups and polling.
     async fn listen_for_mail(&self, _wake: Arc<Notify>, _stop: CancellationToken) {}
+}
+
+/// Compares the migrations applied to a database (version, checksum, in
+/// version order; `None` when it has no migrations table) with a binary's.
+fn compare_schema(
+    migrator: &sqlx::migrate::Migrator,
+    applied: Option<Vec<(i64, Vec<u8>)>>,
+) -> Result<(), StorageError> {
+    let run_migrate = "run `account-service migrate` first";
+    let Some(applied) = applied else {
+        return Err(StorageError::Schema(format!(
+            "the database has no schema yet; {run_migrate}"
+        )));
+    };
+    let known: std::collections::HashMap<i64, &[u8]> = migrator
+        .iter()
+        .filter(|m| m.migration_type.is_up_migration())
+        .map(|m| (m.version, m.checksum.as_ref()))
+        .collect();
+    for (version, checksum) in &applied {
+        match known.get(version) {
+            None => {
+                return Err(StorageError::Schema(format!(
+                    "the database has migration {version}, which this binary does not know \
+                     (was it migrated by a newer release?)"
+                )))
+            }
+            Some(k) if *k != checksum.as_slice() => {
+                return Err(StorageError::Schema(format!(
+                    "migration {version} as applied to the database differs from this binary's"
+                )))
+            }
+            Some(_) => {}
+        }
+    }
+    let pending = known.len().saturating_sub(applied.len());
+    if pending > 0 {
+        return Err(StorageError::Schema(format!(
+            "the database schema is older than this binary ({pending} migration(s) pending); {run_migrate}"
+        )));
+    }
+    Ok(())
 }
 
 /// The outbox at a glance.
@@ -242,11 +351,4 @@ pub fn open(database_url: &str, pool: PoolSettings) -> Result<Arc<dyn Storage>, 
             "DATABASE_URL must start with sqlite: or postgres://".into(),
         ))
     }
-}
-
-/// Opens the backend that `database_url` names and applies its migrations now.
-pub async fn connect(database_url: &str) -> Result<Arc<dyn Storage>, StorageError> {
-    let storage = open(database_url, PoolSettings::default())?;
-    storage.migrate().await?;
-    Ok(storage)
 }

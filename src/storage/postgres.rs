@@ -213,11 +213,12 @@ impl Storage for PostgresStorage {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: u32,
+        claim: Uuid,
     ) -> Result<Vec<ClaimedMessage>, StorageError> {
         // SKIP LOCKED lets workers of several instances claim disjoint rows
         // concurrently instead of queueing on each other's row locks.
         let rows = sqlx::query(&format!(
-            "UPDATE email_outbox SET locked_until = $2, attempts = attempts + 1, \
+            "UPDATE email_outbox SET locked_until = $2, attempts = attempts + 1, claim_token = $4, \
                  last_attempt_at = $1, first_attempt_at = COALESCE(first_attempt_at, $1) \
              WHERE id IN (SELECT id FROM email_outbox \
                  WHERE status = 'pending' AND next_attempt_at <= $1 \
@@ -228,39 +229,49 @@ impl Storage for PostgresStorage {
         .bind(now)
         .bind(lease_until)
         .bind(i64::from(limit))
+        .bind(claim)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(claimed).collect()
     }
 
-    async fn mark_mail_sent(&self, ids: &[Uuid], now: DateTime<Utc>) -> Result<(), StorageError> {
+    async fn mark_mail_sent(
+        &self,
+        ids: &[Uuid],
+        claim: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StorageError> {
         if ids.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
-        sqlx::query(
+        let done = sqlx::query(
             "UPDATE email_outbox SET status = 'sent', sent_at = $2, locked_until = NULL, \
-             last_error = NULL WHERE id = ANY($1)",
+             claim_token = NULL, last_error = NULL \
+             WHERE id = ANY($1) AND claim_token = $3 AND status = 'pending'",
         )
         .bind(ids)
         .bind(now)
+        .bind(claim)
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(done.rows_affected())
     }
 
     async fn reschedule_mail(
         &self,
         id: Uuid,
+        claim: Uuid,
         next_attempt_at: DateTime<Utc>,
         error: &str,
     ) -> Result<(), StorageError> {
         sqlx::query(
-            "UPDATE email_outbox SET next_attempt_at = $2, locked_until = NULL, last_error = $3 \
-             WHERE id = $1 AND status = 'pending'",
+            "UPDATE email_outbox SET next_attempt_at = $2, locked_until = NULL, claim_token = NULL, \
+             last_error = $3 WHERE id = $1 AND claim_token = $4 AND status = 'pending'",
         )
         .bind(id)
         .bind(next_attempt_at)
         .bind(error)
+        .bind(claim)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -269,16 +280,18 @@ impl Storage for PostgresStorage {
     async fn fail_mail(
         &self,
         id: Uuid,
+        claim: Uuid,
         now: DateTime<Utc>,
         failure: &MailFailure<'_>,
     ) -> Result<(), StorageError> {
         let mut tx = self.pool.begin().await?;
         let moved = sqlx::query(
-            "UPDATE email_outbox SET status = 'failed', locked_until = NULL, last_error = $2 \
-             WHERE id = $1 AND status = 'pending'",
+            "UPDATE email_outbox SET status = 'failed', locked_until = NULL, claim_token = NULL, \
+             last_error = $2 WHERE id = $1 AND claim_token = $3 AND status = 'pending'",
         )
         .bind(id)
         .bind(failure.error)
+        .bind(claim)
         .execute(&mut *tx)
         .await?;
         if moved.rows_affected() == 1 {
@@ -300,6 +313,22 @@ impl Storage for PostgresStorage {
         Ok(())
     }
 
+    async fn release_mail(&self, ids: &[Uuid], claim: Uuid) -> Result<u64, StorageError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let done = sqlx::query(
+            "UPDATE email_outbox SET locked_until = NULL, claim_token = NULL, \
+             attempts = GREATEST(attempts - 1, 0) \
+             WHERE id = ANY($1) AND claim_token = $2 AND status = 'pending'",
+        )
+        .bind(ids)
+        .bind(claim)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     async fn queue_mail(&self, mail: &OutboxMessage) -> Result<(), StorageError> {
         let mut tx = self.pool.begin().await?;
         insert_mail(&mut tx, mail).await?;
@@ -307,12 +336,15 @@ impl Storage for PostgresStorage {
         Ok(())
     }
 
-    async fn claim_resend(
+    async fn request_resend(
         &self,
         email: &str,
         now: DateTime<Utc>,
         cooldown_start: DateTime<Utc>,
+        mail: &OutboxMessage,
+        deliver: bool,
     ) -> Result<Option<DateTime<Utc>>, StorageError> {
+        let mut tx = self.pool.begin().await?;
         // One atomic upsert: of two concurrent requests only one can win.
         let claimed = sqlx::query(
             "INSERT INTO resend_cooldowns (email, last_requested_at) VALUES ($1, $2) \
@@ -322,16 +354,77 @@ impl Storage for PostgresStorage {
         .bind(email)
         .bind(now)
         .bind(cooldown_start)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
-        if claimed.is_some() {
-            return Ok(None);
+        if claimed.is_none() {
+            let row =
+                sqlx::query("SELECT last_requested_at FROM resend_cooldowns WHERE email = $1")
+                    .bind(email)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            tx.rollback().await?;
+            return Ok(Some(row.try_get("last_requested_at")?));
         }
-        let row = sqlx::query("SELECT last_requested_at FROM resend_cooldowns WHERE email = $1")
-            .bind(email)
-            .fetch_one(&self.pool)
+        // Run whether or not there is a mail to queue, so that every address
+        // costs the same statements; `deliver` decides whether a row results.
+        sqlx::query(
+            "INSERT INTO email_outbox (id, account_id, kind, recipient, subject, text_body, \
+             html_body, next_attempt_at, created_at) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $8 WHERE $9",
+        )
+        .bind(mail.id)
+        .bind(mail.account_id)
+        .bind(mail.kind.as_str())
+        .bind(&mail.recipient)
+        .bind(&mail.subject)
+        .bind(&mail.text_body)
+        .bind(&mail.html_body)
+        .bind(mail.created_at)
+        .bind(deliver)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("SELECT pg_notify($1, '') WHERE $2")
+            .bind(MAIL_CHANNEL)
+            .bind(deliver)
+            .execute(&mut *tx)
             .await?;
-        Ok(Some(row.try_get("last_requested_at")?))
+        tx.commit().await?;
+        Ok(None)
+    }
+
+    async fn prune_resend_cooldowns(&self, before: DateTime<Utc>) -> Result<u64, StorageError> {
+        let done = sqlx::query("DELETE FROM resend_cooldowns WHERE last_requested_at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn check_schema(&self) -> Result<(), StorageError> {
+        let exists: Option<String> =
+            sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")
+                .fetch_one(&self.pool)
+                .await?;
+        let applied = match exists {
+            None => None,
+            Some(_) => {
+                let rows = sqlx::query(
+                    "SELECT version, checksum, success FROM _sqlx_migrations ORDER BY version",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                let mut applied = Vec::with_capacity(rows.len());
+                for row in rows {
+                    let version: i64 = row.try_get("version")?;
+                    if !row.try_get::<bool, _>("success")? {
+                        return Err(sqlx::migrate::MigrateError::Dirty(version).into());
+                    }
+                    applied.push((version, row.try_get("checksum")?));
+                }
+                Some(applied)
+            }
+        };
+        super::compare_schema(&MIGRATOR, applied)
     }
 
     async fn prune_sent(&self, sent_before: DateTime<Utc>) -> Result<u64, StorageError> {
@@ -401,9 +494,10 @@ impl Storage for PostgresStorage {
         now: DateTime<Utc>,
     ) -> Result<u64, StorageError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
+        let requeued = sqlx::query(
             "UPDATE email_outbox SET status = 'pending', attempts = 0, next_attempt_at = $1, \
-                 locked_until = NULL, last_error = NULL, first_attempt_at = NULL, last_attempt_at = NULL \
+                 locked_until = NULL, claim_token = NULL, last_error = NULL, \
+                 first_attempt_at = NULL, last_attempt_at = NULL \
              WHERE status = 'failed' AND id IN (SELECT outbox_id FROM failed_email_tasks \
                  WHERE retried_at IS NULL AND ($2::uuid IS NULL OR id = $2))",
         )
@@ -411,7 +505,7 @@ impl Storage for PostgresStorage {
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        let marked = sqlx::query(
+        sqlx::query(
             "UPDATE failed_email_tasks SET retried_at = $1 \
              WHERE retried_at IS NULL AND ($2::uuid IS NULL OR id = $2)",
         )
@@ -421,25 +515,37 @@ impl Storage for PostgresStorage {
         .await?;
         notify_workers(&mut tx).await?;
         tx.commit().await?;
-        Ok(marked.rows_affected())
+        Ok(requeued.rows_affected())
     }
 
     async fn listen_for_mail(&self, wake: Arc<Notify>, stop: CancellationToken) {
+        // Failures back off (the worker keeps polling meanwhile), so a
+        // database that refuses LISTEN is not hammered with reconnections.
+        let mut backoff = crate::backoff::Backoff::new(
+            Duration::from_millis(250),
+            Duration::from_secs(30),
+        );
         while !stop.is_cancelled() {
-            let mut listener = match PgListener::connect_with(&self.pool).await {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot LISTEN for queued mail; retrying");
-                    tokio::select! {
-                        () = stop.cancelled() => return,
-                        () = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                    }
-                }
+            let listening = async {
+                let mut listener = PgListener::connect_with(&self.pool).await?;
+                listener.listen(MAIL_CHANNEL).await?;
+                Ok::<_, sqlx::Error>(listener)
             };
-            if let Err(e) = listener.listen(MAIL_CHANNEL).await {
-                tracing::warn!(error = %e, "cannot LISTEN for queued mail; retrying");
-                continue;
-            }
+            let mut listener = tokio::select! {
+                () = stop.cancelled() => return,
+                listening = listening => match listening {
+                    Ok(listener) => listener,
+                    Err(e) => {
+                        let delay = backoff.next_delay();
+                        tracing::warn!(error = %e, retry_in_secs = delay.as_secs_f64(), "cannot LISTEN for queued mail; polling meanwhile");
+                        tokio::select! {
+                            () = stop.cancelled() => return,
+                            () = tokio::time::sleep(delay) => continue,
+                        }
+                    }
+                },
+            };
+            backoff.reset();
             // Mail queued while the listener was down would otherwise wait for a poll.
             wake.notify_one();
             loop {

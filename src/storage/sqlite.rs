@@ -223,11 +223,12 @@ impl Storage for SqliteStorage {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: u32,
+        claim: Uuid,
     ) -> Result<Vec<ClaimedMessage>, StorageError> {
         // One statement: SQLite takes the write lock before reading, so two
         // workers can never claim the same row.
         let rows = sqlx::query(&format!(
-            "UPDATE email_outbox SET locked_until = ?2, attempts = attempts + 1, \
+            "UPDATE email_outbox SET locked_until = ?2, attempts = attempts + 1, claim_token = ?4, \
                  last_attempt_at = ?1, first_attempt_at = COALESCE(first_attempt_at, ?1) \
              WHERE id IN (SELECT id FROM email_outbox \
                  WHERE status = 'pending' AND next_attempt_at <= ?1 \
@@ -238,41 +239,51 @@ impl Storage for SqliteStorage {
         .bind(micros(now))
         .bind(micros(lease_until))
         .bind(i64::from(limit))
+        .bind(claim.to_string())
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(claimed).collect()
     }
 
-    async fn mark_mail_sent(&self, ids: &[Uuid], now: DateTime<Utc>) -> Result<(), StorageError> {
+    async fn mark_mail_sent(
+        &self,
+        ids: &[Uuid],
+        claim: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StorageError> {
         if ids.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         let placeholders = vec!["?"; ids.len()].join(", ");
         let sql = format!(
             "UPDATE email_outbox SET status = 'sent', sent_at = ?, locked_until = NULL, \
-             last_error = NULL WHERE id IN ({placeholders})"
+             claim_token = NULL, last_error = NULL \
+             WHERE claim_token = ? AND status = 'pending' AND id IN ({placeholders})"
         );
-        let mut query = sqlx::query(&sql).bind(micros(now));
+        let mut query = sqlx::query(&sql)
+            .bind(micros(now))
+            .bind(claim.to_string());
         for id in ids {
             query = query.bind(id.to_string());
         }
-        query.execute(&self.pool).await?;
-        Ok(())
+        Ok(query.execute(&self.pool).await?.rows_affected())
     }
 
     async fn reschedule_mail(
         &self,
         id: Uuid,
+        claim: Uuid,
         next_attempt_at: DateTime<Utc>,
         error: &str,
     ) -> Result<(), StorageError> {
         sqlx::query(
-            "UPDATE email_outbox SET next_attempt_at = ?2, locked_until = NULL, last_error = ?3 \
-             WHERE id = ?1 AND status = 'pending'",
+            "UPDATE email_outbox SET next_attempt_at = ?2, locked_until = NULL, claim_token = NULL, \
+             last_error = ?3 WHERE id = ?1 AND claim_token = ?4 AND status = 'pending'",
         )
         .bind(id.to_string())
         .bind(micros(next_attempt_at))
         .bind(error)
+        .bind(claim.to_string())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -281,16 +292,18 @@ impl Storage for SqliteStorage {
     async fn fail_mail(
         &self,
         id: Uuid,
+        claim: Uuid,
         now: DateTime<Utc>,
         failure: &MailFailure<'_>,
     ) -> Result<(), StorageError> {
         let mut tx = self.pool.begin().await?;
         let moved = sqlx::query(
-            "UPDATE email_outbox SET status = 'failed', locked_until = NULL, last_error = ?2 \
-             WHERE id = ?1 AND status = 'pending'",
+            "UPDATE email_outbox SET status = 'failed', locked_until = NULL, claim_token = NULL, \
+             last_error = ?2 WHERE id = ?1 AND claim_token = ?3 AND status = 'pending'",
         )
         .bind(id.to_string())
         .bind(failure.error)
+        .bind(claim.to_string())
         .execute(&mut *tx)
         .await?;
         if moved.rows_affected() == 1 {
@@ -312,6 +325,23 @@ impl Storage for SqliteStorage {
         Ok(())
     }
 
+    async fn release_mail(&self, ids: &[Uuid], claim: Uuid) -> Result<u64, StorageError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let placeholders = vec!["?"; ids.len()].join(", ");
+        let sql = format!(
+            "UPDATE email_outbox SET locked_until = NULL, claim_token = NULL, \
+             attempts = MAX(attempts - 1, 0) \
+             WHERE claim_token = ? AND status = 'pending' AND id IN ({placeholders})"
+        );
+        let mut query = sqlx::query(&sql).bind(claim.to_string());
+        for id in ids {
+            query = query.bind(id.to_string());
+        }
+        Ok(query.execute(&self.pool).await?.rows_affected())
+    }
+
     async fn queue_mail(&self, mail: &OutboxMessage) -> Result<(), StorageError> {
         let mut tx = self.pool.begin().await?;
         insert_mail(&mut tx, mail).await?;
@@ -319,12 +349,15 @@ impl Storage for SqliteStorage {
         Ok(())
     }
 
-    async fn claim_resend(
+    async fn request_resend(
         &self,
         email: &str,
         now: DateTime<Utc>,
         cooldown_start: DateTime<Utc>,
+        mail: &OutboxMessage,
+        deliver: bool,
     ) -> Result<Option<DateTime<Utc>>, StorageError> {
+        let mut tx = self.pool.begin().await?;
         // One atomic upsert: of two concurrent requests only one can win.
         let claimed = sqlx::query(
             "INSERT INTO resend_cooldowns (email, last_requested_at) VALUES (?1, ?2) \
@@ -334,16 +367,73 @@ impl Storage for SqliteStorage {
         .bind(email)
         .bind(micros(now))
         .bind(micros(cooldown_start))
+        .fetch_optional(&mut *tx)
+        .await?;
+        if claimed.is_none() {
+            let row =
+                sqlx::query("SELECT last_requested_at FROM resend_cooldowns WHERE email = ?1")
+                    .bind(email)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            tx.rollback().await?;
+            return Ok(Some(time(&row, "last_requested_at")?));
+        }
+        // Run whether or not there is a mail to queue, so that every address
+        // costs the same statements; `deliver` decides whether a row results.
+        sqlx::query(
+            "INSERT INTO email_outbox (id, account_id, kind, recipient, subject, text_body, \
+             html_body, next_attempt_at, created_at) \
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8 WHERE ?9",
+        )
+        .bind(mail.id.to_string())
+        .bind(mail.account_id.to_string())
+        .bind(mail.kind.as_str())
+        .bind(&mail.recipient)
+        .bind(&mail.subject)
+        .bind(&mail.text_body)
+        .bind(&mail.html_body)
+        .bind(micros(mail.created_at))
+        .bind(deliver)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(None)
+    }
+
+    async fn prune_resend_cooldowns(&self, before: DateTime<Utc>) -> Result<u64, StorageError> {
+        let done = sqlx::query("DELETE FROM resend_cooldowns WHERE last_requested_at < ?1")
+            .bind(micros(before))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn check_schema(&self) -> Result<(), StorageError> {
+        let exists: Option<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+        )
         .fetch_optional(&self.pool)
         .await?;
-        if claimed.is_some() {
-            return Ok(None);
-        }
-        let row = sqlx::query("SELECT last_requested_at FROM resend_cooldowns WHERE email = ?1")
-            .bind(email)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(Some(time(&row, "last_requested_at")?))
+        let applied = match exists {
+            None => None,
+            Some(_) => {
+                let rows = sqlx::query(
+                    "SELECT version, checksum, success FROM _sqlx_migrations ORDER BY version",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                let mut applied = Vec::with_capacity(rows.len());
+                for row in rows {
+                    let version: i64 = row.try_get("version")?;
+                    if !row.try_get::<bool, _>("success")? {
+                        return Err(sqlx::migrate::MigrateError::Dirty(version).into());
+                    }
+                    applied.push((version, row.try_get("checksum")?));
+                }
+                Some(applied)
+            }
+        };
+        super::compare_schema(&MIGRATOR, applied)
     }
 
     async fn prune_sent(&self, sent_before: DateTime<Utc>) -> Result<u64, StorageError> {
@@ -413,9 +503,10 @@ impl Storage for SqliteStorage {
     ) -> Result<u64, StorageError> {
         let id = id.map(|id| id.to_string());
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
+        let requeued = sqlx::query(
             "UPDATE email_outbox SET status = 'pending', attempts = 0, next_attempt_at = ?1, \
-                 locked_until = NULL, last_error = NULL, first_attempt_at = NULL, last_attempt_at = NULL \
+                 locked_until = NULL, claim_token = NULL, last_error = NULL, \
+                 first_attempt_at = NULL, last_attempt_at = NULL \
              WHERE status = 'failed' AND id IN (SELECT outbox_id FROM failed_email_tasks \
                  WHERE retried_at IS NULL AND (?2 IS NULL OR id = ?2))",
         )
@@ -423,7 +514,7 @@ impl Storage for SqliteStorage {
         .bind(&id)
         .execute(&mut *tx)
         .await?;
-        let marked = sqlx::query(
+        sqlx::query(
             "UPDATE failed_email_tasks SET retried_at = ?1 \
              WHERE retried_at IS NULL AND (?2 IS NULL OR id = ?2)",
         )
@@ -432,6 +523,6 @@ impl Storage for SqliteStorage {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(marked.rows_affected())
+        Ok(requeued.rows_affected())
     }
 }

@@ -172,6 +172,21 @@ impl TestDatabase {
         }
     }
 
+    /// Runs one statement straight on the database.
+    pub async fn execute(&self, sql: &str) {
+        if self.url.starts_with("sqlite:") {
+            let mut c = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+            sqlx::query(sql).execute(&mut c).await.unwrap();
+        } else {
+            let mut c = sqlx::PgConnection::connect(&self.url).await.unwrap();
+            sqlx::query(sql).execute(&mut c).await.unwrap();
+        }
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.url.starts_with("sqlite:")
+    }
+
     /// A single text value computed by `sql`, read straight from the database.
     pub async fn text(&self, sql: &str) -> String {
         if self.url.starts_with("sqlite:") {

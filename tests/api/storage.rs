@@ -21,9 +21,18 @@ on_both_backends!(
     dead_letters_keep_the_message,
     dead_letters_are_listed_and_requeued,
     resend_cooldown_is_claimed_atomically,
+    resend_queues_its_mail_in_the_cooldowns_transaction,
+    expired_cooldowns_are_pruned,
     pruning_keeps_pending_failed_and_recent_mail,
     outbox_status_counts_by_state,
+    a_lapsed_claim_cannot_record_an_outcome,
+    released_claims_are_due_at_once,
+    schema_check_reads_without_changing,
+    unknown_applied_migration_is_fatal,
 );
+
+/// The claim token of every claim in these tests unless one says otherwise.
+const CLAIM: Uuid = Uuid::from_u128(0xc1a1);
 
 fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
@@ -82,7 +91,7 @@ async fn account_and_mail_are_stored_together(backend: Backend) {
 
     assert_eq!(s.account_by_id(a.id).await.unwrap(), a);
     assert_eq!(s.account_by_email("a@example.com").await.unwrap(), a);
-    let claimed = s.claim_mail(t, t + Duration::minutes(5), 10).await.unwrap();
+    let claimed = s.claim_mail(t, t + Duration::minutes(5), 10, CLAIM).await.unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].message, m);
     assert_eq!(claimed[0].attempts, 1);
@@ -169,16 +178,16 @@ async fn claims_are_exclusive_until_the_lease_ends(backend: Backend) {
         .unwrap();
     let lease_end = t + Duration::seconds(30);
 
-    assert_eq!(s.claim_mail(t, lease_end, 10).await.unwrap().len(), 1);
+    assert_eq!(s.claim_mail(t, lease_end, 10, CLAIM).await.unwrap().len(), 1);
     // Held by the first claim.
     assert!(s
-        .claim_mail(t + Duration::seconds(29), lease_end, 10)
+        .claim_mail(t + Duration::seconds(29), lease_end, 10, CLAIM)
         .await
         .unwrap()
         .is_empty());
     // The claimant died: after the lease another worker takes it over.
     let retaken = s
-        .claim_mail(lease_end, lease_end + Duration::seconds(30), 10)
+        .claim_mail(lease_end, lease_end + Duration::seconds(30), 10, CLAIM)
         .await
         .unwrap();
     assert_eq!(retaken.len(), 1);
@@ -197,22 +206,22 @@ async fn sent_and_rescheduled_mail(backend: Backend) {
         .await
         .unwrap();
     let lease = t + Duration::minutes(5);
-    let claimed = s.claim_mail(t, lease, 10).await.unwrap();
+    let claimed = s.claim_mail(t, lease, 10, CLAIM).await.unwrap();
     assert_eq!(claimed.len(), 2);
 
-    s.mark_mail_sent(&[claimed[0].message.id], t).await.unwrap();
+    s.mark_mail_sent(&[claimed[0].message.id], CLAIM, t).await.unwrap();
     let retry_at = t + Duration::seconds(60);
-    s.reschedule_mail(claimed[1].message.id, retry_at, "busy")
+    s.reschedule_mail(claimed[1].message.id, CLAIM, retry_at, "busy")
         .await
         .unwrap();
 
     // Not due yet: nothing to claim, even though the lease was released.
     assert!(s
-        .claim_mail(t + Duration::seconds(59), lease, 10)
+        .claim_mail(t + Duration::seconds(59), lease, 10, CLAIM)
         .await
         .unwrap()
         .is_empty());
-    let due = s.claim_mail(retry_at, lease, 10).await.unwrap();
+    let due = s.claim_mail(retry_at, lease, 10, CLAIM).await.unwrap();
     assert_eq!(due.len(), 1);
     assert_eq!(due[0].message.id, claimed[1].message.id);
     assert_eq!(due[0].attempts, 2);
@@ -225,23 +234,19 @@ async fn dead_letters_keep_the_message(backend: Backend) {
     s.create_account(&a, &hash().await, &mail(&a, t))
         .await
         .unwrap();
-    let claimed = s.claim_mail(t, t + Duration::minutes(5), 10).await.unwrap();
+    let claimed = s.claim_mail(t, t + Duration::minutes(5), 10, CLAIM).await.unwrap();
 
-    s.fail_mail(
-        claimed[0].message.id,
-        t,
-        &MailFailure {
+    s.fail_mail(claimed[0].message.id, CLAIM, t, &MailFailure {
             kind: "permanent",
             error: "550 no such user",
-        },
-    )
+        })
     .await
     .unwrap();
 
     assert_eq!(db.count("failed_email_tasks").await, 1);
     assert_eq!(db.count("email_outbox").await, 1);
     assert!(s
-        .claim_mail(t + Duration::hours(1), t + Duration::hours(2), 10)
+        .claim_mail(t + Duration::hours(1), t + Duration::hours(2), 10, CLAIM)
         .await
         .unwrap()
         .is_empty());
@@ -255,13 +260,13 @@ async fn dead_letters_are_listed_and_requeued(backend: Backend) {
         let a = account(email, t);
         let m = mail(&a, t);
         s.create_account(&a, &hash().await, &m).await.unwrap();
-        s.claim_mail(t, t + Duration::minutes(5), 1).await.unwrap();
+        s.claim_mail(t, t + Duration::minutes(5), 1, CLAIM).await.unwrap();
         let failed_at = t + Duration::seconds(i as i64);
         let failure = MailFailure {
             kind: "transient",
             error: "451 try later",
         };
-        s.fail_mail(m.id, failed_at, &failure).await.unwrap();
+        s.fail_mail(m.id, CLAIM, failed_at, &failure).await.unwrap();
         ids.push(m.id);
     }
 
@@ -282,7 +287,7 @@ async fn dead_letters_are_listed_and_requeued(backend: Backend) {
         1
     );
     assert_eq!(s.dead_letters(10).await.unwrap().len(), 1);
-    let requeued = s.claim_mail(t, t + Duration::minutes(5), 10).await.unwrap();
+    let requeued = s.claim_mail(t, t + Duration::minutes(5), 10, CLAIM).await.unwrap();
     assert_eq!(requeued.len(), 1);
     assert_eq!(requeued[0].message.id, ids[1]);
     assert_eq!(requeued[0].attempts, 1, "attempts start again");
@@ -290,44 +295,98 @@ async fn dead_letters_are_listed_and_requeued(backend: Backend) {
     assert!(s.dead_letters(10).await.unwrap().is_empty());
 }
 
+/// A resend request for `email` that queues nothing.
+async fn resend(
+    s: &dyn Storage,
+    email: &str,
+    at: DateTime<Utc>,
+    cooldown: Duration,
+) -> Result<Option<DateTime<Utc>>, StorageError> {
+    let nobody = account(email, at);
+    s.request_resend(email, at, at - cooldown, &mail(&nobody, at), false)
+        .await
+}
+
 async fn resend_cooldown_is_claimed_atomically(backend: Backend) {
-    let (_db, s) = store(&backend).await;
+    let (db, s) = store(&backend).await;
+    let s = s.as_ref();
     let t = now();
     let cooldown = Duration::seconds(60);
 
-    assert_eq!(
-        s.claim_resend("a@example.com", t, t - cooldown)
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(resend(s, "a@example.com", t, cooldown).await.unwrap(), None);
     let later = t + Duration::seconds(10);
     assert_eq!(
-        s.claim_resend("a@example.com", later, later - cooldown)
-            .await
-            .unwrap(),
+        resend(s, "a@example.com", later, cooldown).await.unwrap(),
         Some(t)
     );
     assert_eq!(
-        s.claim_resend("b@example.com", later, later - cooldown)
-            .await
-            .unwrap(),
+        resend(s, "b@example.com", later, cooldown).await.unwrap(),
         None
     );
     let after = t + Duration::seconds(60);
     assert_eq!(
-        s.claim_resend("a@example.com", after, after - cooldown)
-            .await
-            .unwrap(),
+        resend(s, "a@example.com", after, cooldown).await.unwrap(),
         None
     );
 
     // Concurrent requests: exactly one wins.
     let at = t + Duration::seconds(300);
-    let attempts = (0..10).map(|_| s.claim_resend("c@example.com", at, at - cooldown));
+    let attempts = (0..10).map(|_| resend(s, "c@example.com", at, cooldown));
     let results = futures::future::join_all(attempts).await;
     let winners = results.iter().filter(|r| matches!(r, Ok(None))).count();
     assert_eq!(winners, 1, "{results:?}");
+    // Nothing was to be delivered, so nothing was queued.
+    assert_eq!(db.count("email_outbox").await, 0);
+}
+
+async fn resend_queues_its_mail_in_the_cooldowns_transaction(backend: Backend) {
+    let (db, s) = store(&backend).await;
+    let t = now();
+    let cooldown = Duration::seconds(60);
+    let a = account("a@example.com", t);
+    s.create_account(&a, &hash().await, &mail(&a, t))
+        .await
+        .unwrap();
+    let resent = mail(&a, t);
+
+    assert_eq!(
+        s.request_resend("a@example.com", t, t - cooldown, &resent, true)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(db.count("email_outbox").await, 2);
+    // Cooling down: the mail is not queued again.
+    let again = mail(&a, t);
+    let later = t + Duration::seconds(1);
+    assert_eq!(
+        s.request_resend("a@example.com", later, later - cooldown, &again, true)
+            .await
+            .unwrap(),
+        Some(t)
+    );
+    assert_eq!(db.count("email_outbox").await, 2);
+}
+
+async fn expired_cooldowns_are_pruned(backend: Backend) {
+    let (db, s) = store(&backend).await;
+    let s = s.as_ref();
+    let t = now();
+    let cooldown = Duration::seconds(60);
+    resend(s, "old@example.com", t - Duration::seconds(61), cooldown)
+        .await
+        .unwrap();
+    resend(s, "new@example.com", t - Duration::seconds(1), cooldown)
+        .await
+        .unwrap();
+
+    assert_eq!(s.prune_resend_cooldowns(t - cooldown).await.unwrap(), 1);
+    assert_eq!(db.count("resend_cooldowns").await, 1);
+    // The live cooldown still holds.
+    assert!(resend(s, "new@example.com", t, cooldown)
+        .await
+        .unwrap()
+        .is_some());
 }
 
 async fn pruning_keeps_pending_failed_and_recent_mail(backend: Backend) {
@@ -345,19 +404,19 @@ async fn pruning_keeps_pending_failed_and_recent_mail(backend: Backend) {
         s.create_account(&a, &hash().await, &m).await.unwrap();
         mails.push(m.id);
     }
-    s.claim_mail(t, t + Duration::minutes(5), 10).await.unwrap();
-    s.mark_mail_sent(&[mails[0]], t - Duration::days(8))
+    s.claim_mail(t, t + Duration::minutes(5), 10, CLAIM).await.unwrap();
+    s.mark_mail_sent(&[mails[0]], CLAIM, t - Duration::days(8))
         .await
         .unwrap();
-    s.mark_mail_sent(&[mails[1]], t - Duration::days(1))
+    s.mark_mail_sent(&[mails[1]], CLAIM, t - Duration::days(1))
         .await
         .unwrap();
-    s.reschedule_mail(mails[2], t, "busy").await.unwrap();
+    s.reschedule_mail(mails[2], CLAIM, t, "busy").await.unwrap();
     let failure = MailFailure {
         kind: "permanent",
         error: "550",
     };
-    s.fail_mail(mails[3], t, &failure).await.unwrap();
+    s.fail_mail(mails[3], CLAIM, t, &failure).await.unwrap();
 
     assert_eq!(s.prune_sent(t - Duration::days(7)).await.unwrap(), 1);
     assert_eq!(db.count("email_outbox").await, 3);
@@ -382,11 +441,11 @@ async fn outbox_status_counts_by_state(backend: Backend) {
         mails.push(m.id);
     }
     let claimed = s
-        .claim_mail(t + Duration::seconds(1), t + Duration::minutes(5), 2)
+        .claim_mail(t + Duration::seconds(1), t + Duration::minutes(5), 2, CLAIM)
         .await
         .unwrap();
     assert_eq!(claimed.len(), 2);
-    s.mark_mail_sent(&[mails[0]], t).await.unwrap();
+    s.mark_mail_sent(&[mails[0]], CLAIM, t).await.unwrap();
 
     let status = s.outbox_status(t + Duration::seconds(2)).await.unwrap();
     assert_eq!(status.pending, 2);
@@ -394,4 +453,112 @@ async fn outbox_status_counts_by_state(backend: Backend) {
     assert_eq!(status.sent, 1);
     assert_eq!(status.failed, 0);
     assert_eq!(status.oldest_pending, Some(t + Duration::seconds(1)));
+}
+
+async fn a_lapsed_claim_cannot_record_an_outcome(backend: Backend) {
+    let (db, s) = store(&backend).await;
+    let t = now();
+    let a = account("a@example.com", t);
+    let m = mail(&a, t);
+    s.create_account(&a, &hash().await, &m).await.unwrap();
+    let late = Uuid::new_v4();
+    let current = Uuid::new_v4();
+    s.claim_mail(t, t + Duration::seconds(30), 10, late)
+        .await
+        .unwrap();
+    // The late worker's lease ran out; another worker took the row over and
+    // gave up on it for good.
+    let retaken = s
+        .claim_mail(t + Duration::seconds(31), t + Duration::minutes(5), 10, current)
+        .await
+        .unwrap();
+    assert_eq!(retaken.len(), 1);
+    let failure = MailFailure {
+        kind: "permanent",
+        error: "550",
+    };
+    s.fail_mail(m.id, current, t, &failure).await.unwrap();
+
+    // The late worker's outcomes change nothing.
+    assert_eq!(s.mark_mail_sent(&[m.id], late, t).await.unwrap(), 0);
+    s.reschedule_mail(m.id, late, t, "busy").await.unwrap();
+    s.fail_mail(m.id, late, t, &failure).await.unwrap();
+    assert_eq!(db.text("SELECT status FROM email_outbox").await, "failed");
+    assert_eq!(db.count("failed_email_tasks").await, 1);
+
+    // Nor can it overwrite a row held by a live claim.
+    let b = account("b@example.com", t);
+    let n = mail(&b, t);
+    s.create_account(&b, &hash().await, &n).await.unwrap();
+    s.claim_mail(t, t + Duration::minutes(5), 10, current)
+        .await
+        .unwrap();
+    assert_eq!(s.mark_mail_sent(&[n.id], late, t).await.unwrap(), 0);
+    assert_eq!(s.mark_mail_sent(&[n.id], current, t).await.unwrap(), 1);
+}
+
+async fn released_claims_are_due_at_once(backend: Backend) {
+    let (_db, s) = store(&backend).await;
+    let t = now();
+    let a = account("a@example.com", t);
+    let m = mail(&a, t);
+    s.create_account(&a, &hash().await, &m).await.unwrap();
+    s.claim_mail(t, t + Duration::minutes(5), 10, CLAIM)
+        .await
+        .unwrap();
+
+    assert_eq!(s.release_mail(&[m.id], Uuid::new_v4()).await.unwrap(), 0);
+    assert_eq!(s.release_mail(&[m.id], CLAIM).await.unwrap(), 1);
+    let again = s
+        .claim_mail(t + Duration::seconds(1), t + Duration::minutes(5), 10, CLAIM)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1, "released before its lease ran out");
+    assert_eq!(again[0].attempts, 1, "a send never started is not an attempt");
+}
+
+async fn schema_check_reads_without_changing(backend: Backend) {
+    let db = TestDatabase::create(&backend).await;
+    let s = account_service::storage::open(&db.url, Default::default()).unwrap();
+    let err = s.check_schema().await.unwrap_err();
+    assert!(matches!(err, StorageError::Schema(_)), "{err:?}");
+    assert!(err.to_string().contains("account-service migrate"), "{err}");
+    // Still no schema: the check created nothing.
+    assert!(s.check_schema().await.is_err());
+    s.migrate().await.unwrap();
+    s.check_schema().await.unwrap();
+    // One migration missing: older schema.
+    db.execute("DELETE FROM _sqlx_migrations WHERE version = (SELECT MAX(version) FROM _sqlx_migrations)")
+        .await;
+    let err = s.check_schema().await.unwrap_err();
+    assert!(err.to_string().contains("older"), "{err}");
+    s.close().await;
+}
+
+async fn unknown_applied_migration_is_fatal(backend: Backend) {
+    let db = TestDatabase::create(&backend).await;
+    let s = account_service::storage::open(&db.url, Default::default()).unwrap();
+    s.migrate().await.unwrap();
+    db.execute(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         SELECT 29990101000000, 'from a newer release', success, checksum, execution_time \
+         FROM _sqlx_migrations ORDER BY version LIMIT 1",
+    )
+    .await;
+    for err in [s.migrate().await.unwrap_err(), s.check_schema().await.unwrap_err()] {
+        assert!(matches!(err, StorageError::Schema(_)), "{err:?}");
+        assert!(err.to_string().contains("29990101000000"), "{err}");
+    }
+    // A changed checksum is fatal too.
+    db.execute("DELETE FROM _sqlx_migrations WHERE version = 29990101000000")
+        .await;
+    let other = if db.is_sqlite() { "X'00'" } else { "'\\x00'::bytea" };
+    db.execute(&format!(
+        "UPDATE _sqlx_migrations SET checksum = {other} \
+         WHERE version = (SELECT MIN(version) FROM _sqlx_migrations)"
+    ))
+    .await;
+    let err = s.migrate().await.unwrap_err();
+    assert!(matches!(err, StorageError::Schema(_)), "{err:?}");
+    s.close().await;
 }
