@@ -138,7 +138,13 @@ async fn insert_mail(
 #[async_trait]
 impl Storage for SqliteStorage {
     async fn migrate(&self) -> Result<(), StorageError> {
-        MIGRATOR.run(&self.pool).await?;
+        // On a connection of its own, closed afterwards: a migration that
+        // fails part-way leaves the migrator's session lock behind, and a
+        // pooled connection would keep holding it.
+        let mut conn = self.pool.acquire().await?.detach();
+        let result = MIGRATOR.run_direct(&mut conn).await;
+        let _ = sqlx::Connection::close(conn).await;
+        result?;
         Ok(())
     }
 

@@ -228,8 +228,101 @@ async fn exists(channel: &Channel, email: &str) -> bool {
 
 crate::on_both_backends!(
     sigterm_drains_calls_in_flight_and_exits,
-    sigkill_mid_burst_loses_nothing
+    sigkill_mid_burst_loses_nothing,
+    sigterm_mid_delivery_sends_every_mail_exactly_once,
+    a_schema_from_a_newer_release_stops_start_up,
 );
+
+/// Waits up to `limit` for the process to exit.
+async fn exit_within(process: &mut Process, limit: Duration) -> std::process::ExitStatus {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(exit) = process.child.try_wait().unwrap() {
+            return exit;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "the process did not exit in time: {}",
+            process.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn sigterm_mid_delivery_sends_every_mail_exactly_once(backend: Backend) {
+    let db = TestDatabase::create(&backend).await;
+    // Every message takes 3 s at the mail server.
+    let smtp = SmtpServer::start(Behaviour::Slow(Duration::from_secs(3)));
+    let settings = [("SHUTDOWN_GRACE", "10")];
+    let mut process = Process::start(&db.url, &smtp.url(), &settings);
+    process.wait_ready().await;
+    let channel = process.channel().await;
+    let emails: Vec<String> = (0..10).map(|_| unique_email()).collect();
+    let started = std::time::Instant::now();
+    for email in &emails {
+        AccountServiceClient::new(channel.clone())
+            .register(registration(email))
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(1).saturating_sub(started.elapsed())).await;
+    process.signal("TERM");
+    let exit = exit_within(&mut process, Duration::from_secs(12)).await;
+    assert!(exit.success(), "{}", process.log());
+
+    // The next start sends whatever is left, without waiting for a lease.
+    let process = Process::start(&db.url, &smtp.url(), &settings);
+    process.wait_ready().await;
+    smtp.wait_for(10, Duration::from_secs(30)).await;
+    // Anything sent twice would arrive within another send's time.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let received = smtp.received();
+    let mut per_recipient: HashMap<String, usize> = HashMap::new();
+    for mail in &received {
+        *per_recipient.entry(mail.to.clone()).or_default() += 1;
+    }
+    for email in &emails {
+        assert_eq!(per_recipient.get(email), Some(&1), "{email}: {per_recipient:?}");
+    }
+    assert_eq!(received.len(), 10);
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM email_outbox WHERE status = 'sent'")
+            .await,
+        10
+    );
+}
+
+async fn a_schema_from_a_newer_release_stops_start_up(backend: Backend) {
+    let db = TestDatabase::create(&backend).await;
+    let storage = db.connect().await;
+    storage.close().await;
+    db.execute(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         SELECT 29990101000000, 'from a newer release', success, checksum, execution_time \
+         FROM _sqlx_migrations ORDER BY version LIMIT 1",
+    )
+    .await;
+    let smtp = SmtpServer::start(Behaviour::Accept);
+    let mut process = Process::start(&db.url, &smtp.url(), &[]);
+    let exit = exit_within(&mut process, Duration::from_secs(15)).await;
+    assert!(!exit.success());
+    let log = process.log();
+    assert!(log.contains("29990101000000"), "{log}");
+    assert!(!log.contains("database not reachable"), "{log}");
+    // The outbox commands refuse it as well, and never migrate.
+    for args in [&["outbox", "status"][..], &["outbox", "failed"]] {
+        let output = Command::new(env!("CARGO_BIN_EXE_account-service"))
+            .env_clear()
+            .env("DATABASE_URL", &db.url)
+            .current_dir(std::env::temp_dir())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("29990101000000"), "{stderr}");
+    }
+}
 
 async fn sigterm_drains_calls_in_flight_and_exits(backend: Backend) {
     let db = TestDatabase::create(&backend).await;

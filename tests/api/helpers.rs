@@ -219,6 +219,8 @@ pub fn test_settings(db_url: &str, mail_dir: &Path) -> RawSettings {
     raw.hash_concurrency = Some("2".into());
     raw.hash_queue = "256".into();
     raw.database_acquire_timeout = "2".into();
+    // Outbox gauges follow the outbox closely enough for tests to read them.
+    raw.metrics_refresh = "0.2".into();
     // Every test comes from 127.0.0.1; the limits have tests of their own.
     raw.rate_limits = "off".into();
     raw.enumeration_protection = "off".into();

@@ -7,6 +7,7 @@ mod delivery;
 mod faults;
 mod get_account;
 mod grpc_meta;
+mod hardening;
 mod helpers;
 mod hostile;
 mod http;

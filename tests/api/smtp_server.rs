@@ -20,6 +20,8 @@ pub enum Behaviour {
     AlwaysFailTransiently,
     /// `550` for every message.
     RejectPermanently,
+    /// Accept every message, taking this long over each.
+    Slow(Duration),
 }
 
 struct State {
@@ -65,7 +67,7 @@ impl Handler for Recorder {
                     "Requested action not taken: mailbox unavailable".into(),
                 )
             }
-            Behaviour::Accept | Behaviour::FailTransiently(_) => START_DATA,
+            Behaviour::Accept | Behaviour::FailTransiently(_) | Behaviour::Slow(_) => START_DATA,
         }
     }
 
@@ -75,6 +77,10 @@ impl Handler for Recorder {
     }
 
     fn data_end(&mut self) -> Response {
+        let behaviour = self.state.lock().unwrap().behaviour;
+        if let Behaviour::Slow(delay) = behaviour {
+            std::thread::sleep(delay);
+        }
         let mut state = self.state.lock().unwrap();
         state.received.push(std::mem::take(&mut self.data));
         OK
