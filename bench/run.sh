@@ -158,6 +158,22 @@ echo "{\"idle_kib\": $IDLE_KIB, \"peak_kib\": $PEAK_KIB, \"after_burst_kib\": $A
 cat "$RESULTS/burst_500.json"
 stop_service
 
+step "memory: ResendConfirmation flooded with 5000 invalid 60 KiB addresses, then 20000 distinct valid ones"
+# The per-address limiter is on (it is what such a flood targets); all load
+# comes from one address, so the per-client limit is off.
+start_service "$PG_URL" RATE_LIMITS=on RATE_LIMIT_PER_CLIENT=0
+sleep 1
+"$LG" resend-flood --addr "http://$GRPC" --pid "$SVC_PID" --json | tee "$RESULTS/resend_flood.json"
+stop_service
+
+step "timing: ResendConfirmation for unknown, verified and unverified addresses"
+start_service "$PG_URL"
+"$LG" resend-timing --addr "http://$GRPC" --accounts 300 --secret-key "$SECRET" --json | tee "$RESULTS/resend_timing_pg.json"
+stop_service
+start_service "sqlite://$WORK/timing.sqlite"
+"$LG" resend-timing --addr "http://$GRPC" --accounts 300 --secret-key "$SECRET" --json | tee "$RESULTS/resend_timing_sqlite.json"
+stop_service
+
 step "mail: delivering $MAILS queued messages into a local SMTP server"
 psql -q "$PG_URL" -c "INSERT INTO email_outbox (id, account_id, kind, recipient, subject, text_body, html_body, next_attempt_at, created_at)
     SELECT md5('mail' || id)::uuid, id, 'welcome', email, 'Ecoms Welcome Mail',

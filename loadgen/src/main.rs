@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use account_service::auth::{hash_blocking, ConfirmationTokens};
 use account_service::proto::account::v1::account_service_client::AccountServiceClient;
 use account_service::proto::account::v1::{
+    ResendConfirmationRequest,
     get_account_request, ConfirmRegistrationRequest, GetAccountRequest, RegisterRequest,
 };
 use anyhow::Context;
@@ -61,6 +62,43 @@ enum Command {
         ids: String,
         #[arg(long, env = "SECRET_KEY", hide_env_values = true)]
         secret_key: String,
+    },
+    /// Median ResendConfirmation latency for unknown, verified and unverified
+    /// addresses, side by side (each address asked once, interleaved). The
+    /// service needs RATE_LIMITS=off (all calls come from one address).
+    ResendTiming {
+        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        addr: String,
+        /// Addresses of each kind.
+        #[arg(long, default_value_t = 300)]
+        accounts: usize,
+        /// The service's SECRET_KEY, to confirm the verified accounts.
+        #[arg(long, env = "SECRET_KEY", hide_env_values = true)]
+        secret_key: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// ResendConfirmation flooded with huge invalid addresses, then with
+    /// distinct valid ones; reports the service's resident memory before and
+    /// after (from /proc, so on the same machine) and every answer's code.
+    ResendFlood {
+        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        addr: String,
+        /// The service's process id.
+        #[arg(long)]
+        pid: u32,
+        /// Calls carrying an invalid address of `--invalid-kib` KiB.
+        #[arg(long, default_value_t = 5000)]
+        invalid: u64,
+        #[arg(long, default_value_t = 60)]
+        invalid_kib: usize,
+        /// Calls with distinct valid addresses.
+        #[arg(long, default_value_t = 20_000)]
+        valid: u64,
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        #[arg(long)]
+        json: bool,
     },
     /// Accept SMTP mail and report how fast it arrived.
     SmtpSink {
@@ -567,5 +605,190 @@ async fn main() -> anyhow::Result<()> {
             timeout,
             json,
         } => smtp_sink(&addr, expect, timeout, json),
+        Command::ResendTiming {
+            addr,
+            accounts,
+            secret_key,
+            json,
+        } => resend_timing(&addr, accounts, &secret_key, json).await,
+        Command::ResendFlood {
+            addr,
+            pid,
+            invalid,
+            invalid_kib,
+            valid,
+            concurrency,
+            json,
+        } => {
+            resend_flood(
+                &addr,
+                pid,
+                (invalid, invalid_kib),
+                valid,
+                concurrency,
+                json,
+            )
+            .await
+        }
     }
+}
+
+async fn resend(channel: &Channel, email: String) -> Result<(), Status> {
+    AccountServiceClient::new(channel.clone())
+        .resend_confirmation(ResendConfirmationRequest { email })
+        .await
+        .map(|_| ())
+}
+
+async fn resend_timing(
+    addr: &str,
+    accounts: usize,
+    secret_key: &str,
+    json: bool,
+) -> anyhow::Result<()> {
+    let channel = Endpoint::from_shared(addr.to_owned())?
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .with_context(|| format!("cannot connect to {addr}"))?;
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let address = |kind: &str, i: usize| format!("rt-{}-{kind}-{i}@loadgen.example", &run[..8]);
+    let mut client = AccountServiceClient::new(channel.clone());
+    let mut verified_ids = Vec::new();
+    for i in 0..accounts {
+        client
+            .register(registration(address("unverified", i)))
+            .await
+            .context("cannot register an unverified account")?;
+        let account = client
+            .register(registration(address("verified", i)))
+            .await
+            .context("cannot register an account to verify")?
+            .into_inner()
+            .account
+            .context("Register answered no account")?;
+        verified_ids.push(uuid::Uuid::parse_str(&account.id)?);
+    }
+    for token in mint(&verified_ids, secret_key)? {
+        client
+            .confirm_registration(ConfirmRegistrationRequest { token })
+            .await
+            .context("cannot confirm an account")?;
+    }
+    let kinds = ["unknown", "verified", "unverified"];
+    let mut latencies: Vec<Vec<Duration>> = vec![Vec::new(); kinds.len()];
+    // Interleaved, so that drift over the run affects every kind alike.
+    for i in 0..accounts {
+        for (k, kind) in kinds.iter().enumerate() {
+            let t0 = Instant::now();
+            resend(&channel, address(kind, i))
+                .await
+                .with_context(|| format!("ResendConfirmation failed for a {kind} address"))?;
+            latencies[k].push(t0.elapsed());
+        }
+    }
+    let medians: Vec<f64> = latencies
+        .iter_mut()
+        .map(|l| {
+            l.sort();
+            l[l.len() / 2].as_secs_f64() * 1000.0
+        })
+        .collect();
+    let (lo, hi) = medians
+        .iter()
+        .fold((f64::MAX, 0.0f64), |(lo, hi), m| (lo.min(*m), hi.max(*m)));
+    let spread = (hi / lo - 1.0) * 100.0;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "accounts": accounts,
+                "median_ms": { "unknown": medians[0], "verified": medians[1], "unverified": medians[2] },
+                "spread_percent": spread,
+            })
+        );
+    } else {
+        println!(
+            "ResendConfirmation median ms over {accounts} addresses each: unknown {:.3}  verified {:.3}  unverified {:.3}  (largest/smallest: +{spread:.1}%)",
+            medians[0], medians[1], medians[2]
+        );
+    }
+    Ok(())
+}
+
+/// Resident memory of a process on this machine, in KiB.
+fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("cannot read /proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmRSS line")
+}
+
+async fn resend_flood(
+    addr: &str,
+    pid: u32,
+    (invalid, invalid_kib): (u64, usize),
+    valid: u64,
+    concurrency: usize,
+    json: bool,
+) -> anyhow::Result<()> {
+    let load = |requests| Load {
+        addr: addr.to_owned(),
+        connections: 4,
+        concurrency,
+        rate: None,
+        duration: 3600.0,
+        requests: Some(requests),
+        json,
+        fail_on_error: true,
+    };
+    let before = rss_kib(pid)?;
+    let huge = Arc::new(format!("{}@", "x".repeat(invalid_kib * 1024)));
+    let load_invalid = load(invalid);
+    let invalid_report = drive("resend_invalid_huge", &load_invalid, move |i, channel| {
+        let email = format!("{huge}{i}");
+        async move { resend(&channel, email).await }
+    })
+    .await?;
+    let middle = rss_kib(pid)?;
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let load_valid = load(valid);
+    let valid_report = drive("resend_valid_distinct", &load_valid, move |i, channel| {
+        let email = format!("flood-{}-{i}@loadgen.example", &run[..8]);
+        async move { resend(&channel, email).await }
+    })
+    .await?;
+    let after = rss_kib(pid)?;
+    let grown = after.saturating_sub(before) as f64 / 1024.0;
+    for report in [&invalid_report, &valid_report] {
+        anyhow::ensure!(
+            report.errors() == 0,
+            "{}: {} request(s) failed with a server or transport error",
+            report.scenario,
+            report.errors()
+        );
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "rss_before_kib": before,
+                "rss_after_invalid_kib": middle,
+                "rss_after_kib": after,
+                "grown_mib": grown,
+                "invalid": { "requests": invalid_report.total(), "codes": invalid_report.codes, "seconds": invalid_report.elapsed.as_secs_f64() },
+                "valid": { "requests": valid_report.total(), "codes": valid_report.codes, "seconds": valid_report.elapsed.as_secs_f64() },
+            })
+        );
+    } else {
+        invalid_report.print(false);
+        valid_report.print(false);
+        println!(
+            "resident memory: {before} KiB before, {middle} KiB after the invalid flood, {after} KiB after the valid flood (+{grown:.1} MiB)"
+        );
+    }
+    Ok(())
 }

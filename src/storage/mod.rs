@@ -352,3 +352,25 @@ pub fn open(database_url: &str, pool: PoolSettings) -> Result<Arc<dyn Storage>, 
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::is_unavailable_code;
+
+    #[test]
+    fn codes_that_mean_try_again() {
+        for code in ["08000", "08003", "08006", "08P01", "57P01", "57P02", "57P03", "53300"] {
+            assert!(is_unavailable_code(true, code), "{code}");
+        }
+        for code in ["23505", "22021", "53100", "57014", "42P01", "40001"] {
+            assert!(!is_unavailable_code(true, code), "{code}");
+        }
+        // SQLite: BUSY, LOCKED and their extended codes (BUSY_SNAPSHOT = 517).
+        for code in ["5", "6", "261", "517", "262"] {
+            assert!(is_unavailable_code(false, code), "{code}");
+        }
+        for code in ["1", "19", "2067", "08006"] {
+            assert!(!is_unavailable_code(false, code), "{code}");
+        }
+    }
+}

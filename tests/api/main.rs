@@ -9,6 +9,7 @@ mod get_account;
 mod grpc_meta;
 mod hardening;
 mod helpers;
+mod memory;
 mod hostile;
 mod http;
 mod operations;

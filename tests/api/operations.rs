@@ -41,9 +41,12 @@ async fn metrics_count_what_happens() {
         .await
         .unwrap();
     let _ = app.register(RegisterRequest::default()).await;
+    // The outbox gauges follow a snapshot refreshed every METRICS_REFRESH.
     let after = eventually(Duration::from_secs(10), || async {
         let text = scrape(&app).await;
-        (sample(&text, "account_mail_deliveries_total{outcome=\"sent\"}") >= 1.0).then_some(text)
+        (sample(&text, "account_mail_deliveries_total{outcome=\"sent\"}") >= 1.0
+            && sample(&text, "account_outbox_messages{state=\"sent\"}") >= 1.0)
+            .then_some(text)
     })
     .await
     .expect("the delivery was not counted");
@@ -201,6 +204,14 @@ async fn json_logs_carry_the_request_id() {
         .to_str()
         .unwrap()
         .to_owned();
+    // Stop once the mail is out (a send not yet started would be left to
+    // the next start, and log nothing here).
+    let delivered = eventually(Duration::from_secs(10), || async {
+        let files = std::fs::read_dir(mail.path()).ok()?.count();
+        (files > 0).then_some(())
+    })
+    .await;
+    assert!(delivered.is_some(), "the mail was not delivered");
     let _ = Command::new("kill").arg(child.id().to_string()).status();
     let output = child.wait_with_output().unwrap();
 
