@@ -186,7 +186,9 @@ pub struct RawSettings {
     #[arg(long, env = "DATABASE_ACQUIRE_TIMEOUT", default_value = "5")]
     pub database_acquire_timeout: String,
     /// Seconds a client may take to send an HTTP request head, or stay idle
-    /// between requests, before the sidecar closes the connection.
+    /// between requests, before the sidecar closes the connection; also the
+    /// time a gRPC connection has to complete the HTTP/2 preface and its
+    /// first request head.
     #[arg(long, env = "REQUEST_HEAD_TIMEOUT", default_value = "10")]
     pub request_head_timeout: String,
     /// Seconds after which a gRPC connection is closed (gracefully, with

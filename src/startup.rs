@@ -214,7 +214,7 @@ impl Application {
                 .into_server(),
             )
             .serve_with_incoming_shutdown(
-                net::speaking_connections(
+                net::grpc_connections(
                     self.grpc_listener,
                     self.settings.request_head_timeout,
                     stop.clone(),

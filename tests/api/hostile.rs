@@ -1,9 +1,15 @@
 //! Hostile input: arbitrary and oversized fields, malformed bytes, forged
-//! tokens, oversized HTTP heads and slow clients. Nothing panics, nothing
-//! answers INTERNAL, nothing forged verifies an account.
+//! tokens, oversized HTTP heads and slow HTTP and gRPC clients. Nothing
+//! panics, nothing answers INTERNAL, nothing forged verifies an account.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use account_service::proto::account::v1::account_service_client::AccountServiceClient;
 use account_service::proto::account::v1::{
     ConfirmRegistrationRequest, RegisterRequest, RegisterResponse,
 };
@@ -356,4 +362,105 @@ async fn grpc_connections_that_never_speak_are_closed() {
     assert!(started.elapsed() >= Duration::from_millis(900));
     // The service still answers on new connections.
     app.register(registration(&unique_email())).await.unwrap();
+}
+
+/// The HTTP/2 client connection preface.
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Opens a gRPC connection, sends `opening` and then nothing; the server must
+/// close it once REQUEST_HEAD_TIMEOUT (1 s here) is over, and not before.
+async fn assert_closed_after_head_timeout(app: &TestApp, opening: &[u8]) {
+    let mut stream = tokio::net::TcpStream::connect(app.grpc_addr).await.unwrap();
+    let started = std::time::Instant::now();
+    stream.write_all(opening).await.unwrap();
+    let mut buf = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut buf)).await;
+
+    assert!(
+        closed.is_ok(),
+        "a gRPC connection that sent \"{}\" and went quiet was left open",
+        opening.escape_ascii()
+    );
+    assert!(started.elapsed() >= Duration::from_millis(900));
+}
+
+#[tokio::test]
+async fn grpc_connections_that_send_one_byte_and_go_quiet_are_closed() {
+    let app = spawn_app_with(Backend::Sqlite, |s| s.request_head_timeout = "1".into()).await;
+
+    assert_closed_after_head_timeout(&app, b"P").await;
+
+    app.register(registration(&unique_email())).await.unwrap();
+}
+
+#[tokio::test]
+async fn grpc_connections_that_never_send_a_request_head_are_closed() {
+    let app = spawn_app_with(Backend::Sqlite, |s| s.request_head_timeout = "1".into()).await;
+    // The preface and an empty SETTINGS frame: the HTTP/2 handshake, no request.
+    let mut opening = PREFACE.to_vec();
+    opening.extend_from_slice(&[0, 0, 0, 0x4, 0, 0, 0, 0, 0]);
+
+    assert_closed_after_head_timeout(&app, &opening).await;
+
+    app.register(registration(&unique_email())).await.unwrap();
+}
+
+/// Dials the gRPC server as tonic's own connector would, counting the dials:
+/// a channel reconnects by itself, so a dropped connection would otherwise go
+/// unnoticed.
+#[derive(Clone)]
+struct CountingConnector {
+    addr: std::net::SocketAddr,
+    dials: Arc<AtomicUsize>,
+}
+
+impl tonic::codegen::Service<http::Uri> for CountingConnector {
+    type Response = hyper_util::rt::TokioIo<tokio::net::TcpStream>;
+    type Error = std::io::Error;
+    type Future = Pin<Box<dyn Future<Output = std::io::Result<Self::Response>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: http::Uri) -> Self::Future {
+        self.dials.fetch_add(1, Ordering::SeqCst);
+        let addr = self.addr;
+        Box::pin(async move {
+            let stream = tokio::net::TcpStream::connect(addr).await?;
+            Ok(hyper_util::rt::TokioIo::new(stream))
+        })
+    }
+}
+
+#[tokio::test]
+async fn grpc_connections_may_idle_after_their_first_request() {
+    let app = spawn_app_with(Backend::Sqlite, |s| s.request_head_timeout = "1".into()).await;
+    let dials = Arc::new(AtomicUsize::new(0));
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", app.grpc_addr))
+        .unwrap()
+        .connect_with_connector(CountingConnector {
+            addr: app.grpc_addr,
+            dials: Arc::clone(&dials),
+        })
+        .await
+        .unwrap();
+    let mut client = AccountServiceClient::new(channel);
+    client
+        .register(registration(&unique_email()))
+        .await
+        .unwrap();
+
+    // The deadline covers only the first request head, not idle time after it.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+
+    client
+        .register(registration(&unique_email()))
+        .await
+        .unwrap();
+    assert_eq!(
+        dials.load(Ordering::SeqCst),
+        1,
+        "the idle connection was closed and the channel had to reconnect"
+    );
 }
