@@ -371,7 +371,10 @@ fn seconds(variable: &'static str, raw: &str) -> Result<Duration, ConfigError> {
     if d > MAX_DURATION {
         return Err(bad(
             variable,
-            format!("must be at most {} seconds (one week)", MAX_DURATION.as_secs()),
+            format!(
+                "must be at most {} seconds (one week)",
+                MAX_DURATION.as_secs()
+            ),
         ));
     }
     Ok(d)
@@ -717,7 +720,11 @@ pub fn redact_url(raw: &str) -> String {
                 let secret = ["pass", "secret", "token", "key", "auth", "credential"]
                     .iter()
                     .any(|s| key.contains(s));
-                let value = if secret { REDACTED.to_owned() } else { v.into_owned() };
+                let value = if secret {
+                    REDACTED.to_owned()
+                } else {
+                    v.into_owned()
+                };
                 (k.into_owned(), value)
             })
             .collect();

@@ -173,13 +173,12 @@ impl RateLimits {
         max_keys: usize,
     ) -> Self {
         RateLimits {
-            per_client: KeyedLimiter::new(
-                per_client_per_minute,
-                Duration::from_secs(60),
-                max_keys,
-            ),
+            per_client: KeyedLimiter::new(per_client_per_minute, Duration::from_secs(60), max_keys),
             per_email: KeyedLimiter::new(per_email_per_hour, Duration::from_secs(3600), max_keys),
-            trusted_proxies: trusted_proxies.into_iter().map(|ip| ip.to_canonical()).collect(),
+            trusted_proxies: trusted_proxies
+                .into_iter()
+                .map(|ip| ip.to_canonical())
+                .collect(),
         }
     }
 
@@ -280,7 +279,12 @@ mod tests {
 
     #[test]
     fn forwarded_for_is_read_from_the_right_and_only_from_trusted_proxies() {
-        let limits = RateLimits::new(1, 1, vec!["10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap()], 10);
+        let limits = RateLimits::new(
+            1,
+            1,
+            vec!["10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap()],
+            10,
+        );
         let one = |xff: &[&str]| limits.client_address(peer("10.0.0.1"), xff.iter().copied());
         // The leftmost hop is whatever the client wrote.
         assert_eq!(one(&["1.1.1.1, 203.0.113.7"]), ip("203.0.113.7"));
@@ -320,9 +324,7 @@ mod tests {
         let b = ip("192.0.2.2");
         assert!(limits.check(a, Some(&email("x@example.com"))).is_ok());
         // Same address, other case: the same bucket.
-        let wait = limits
-            .check(b, Some(&email("X@Example.com ")))
-            .unwrap_err();
+        let wait = limits.check(b, Some(&email("X@Example.com "))).unwrap_err();
         assert!(wait > Duration::ZERO);
         assert!(limits.check(a, Some(&email("y@example.com"))).is_ok());
         assert!(
@@ -343,9 +345,16 @@ mod tests {
             assert!(limiter.check_at(1u8, t0).is_ok());
         }
         let wait = limiter.check_at(1u8, t0).unwrap_err();
-        assert!(wait <= Duration::from_secs(1) && wait > Duration::from_millis(900), "{wait:?}");
-        assert!(limiter.check_at(1u8, t0 + Duration::from_millis(1001)).is_ok());
-        assert!(limiter.check_at(1u8, t0 + Duration::from_millis(1002)).is_err());
+        assert!(
+            wait <= Duration::from_secs(1) && wait > Duration::from_millis(900),
+            "{wait:?}"
+        );
+        assert!(limiter
+            .check_at(1u8, t0 + Duration::from_millis(1001))
+            .is_ok());
+        assert!(limiter
+            .check_at(1u8, t0 + Duration::from_millis(1002))
+            .is_err());
     }
 
     #[test]
@@ -369,7 +378,9 @@ mod tests {
         limiter.check_at(2u8, t0).unwrap();
         limiter.check_at(3u8, t0).unwrap();
         // All three are full again at t0 + 1 ms; a fourth key drops them.
-        limiter.check_at(4u8, t0 + Duration::from_millis(5)).unwrap();
+        limiter
+            .check_at(4u8, t0 + Duration::from_millis(5))
+            .unwrap();
         assert_eq!(limiter.len(), 1);
     }
 }

@@ -53,8 +53,12 @@ fn dotenv_error(e: &dotenvy::Error) -> String {
                 text.lines().position(|l| l == first).map(|i| i + 1)
             });
             match number {
-                Some(n) => format!("cannot read {DOTENV}: line {n} is not KEY=VALUE (its content is not shown)"),
-                None => format!("cannot read {DOTENV}: a line is not KEY=VALUE (its content is not shown)"),
+                Some(n) => format!(
+                    "cannot read {DOTENV}: line {n} is not KEY=VALUE (its content is not shown)"
+                ),
+                None => format!(
+                    "cannot read {DOTENV}: a line is not KEY=VALUE (its content is not shown)"
+                ),
             }
         }
         dotenvy::Error::Io(io) => format!("cannot read {DOTENV}: {io}"),

@@ -395,8 +395,9 @@ impl Accounts {
                 .unwrap_or(std::time::Duration::from_secs(1));
             return Err(ServiceError::CoolingDown(wait));
         }
+        // Woken in every case, for the same reason as the NOTIFY above.
+        self.mail_queued.notify_one();
         if deliver {
-            self.mail_queued.notify_one();
             tracing::info!(account_id = %account.id, "confirmation mail queued again");
         } else {
             tracing::debug!("confirmation mail not queued: no unverified account");

@@ -278,7 +278,6 @@ impl Application {
     }
 }
 
-
 async fn set_health(
     health: &tonic_health::server::HealthReporter,
     status: tonic_health::ServingStatus,

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use account_service::auth::{hash_blocking, ConfirmationTokens};
 use account_service::proto::account::v1::account_service_client::AccountServiceClient;
 use account_service::proto::account::v1::{
-    ResendConfirmationRequest,
     get_account_request, ConfirmRegistrationRequest, GetAccountRequest, RegisterRequest,
+    ResendConfirmationRequest,
 };
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -619,17 +619,7 @@ async fn main() -> anyhow::Result<()> {
             valid,
             concurrency,
             json,
-        } => {
-            resend_flood(
-                &addr,
-                pid,
-                (invalid, invalid_kib),
-                valid,
-                concurrency,
-                json,
-            )
-            .await
-        }
+        } => resend_flood(&addr, pid, (invalid, invalid_kib), valid, concurrency, json).await,
     }
 }
 
@@ -677,14 +667,31 @@ async fn resend_timing(
     }
     let kinds = ["unknown", "verified", "unverified"];
     let mut latencies: Vec<Vec<Duration>> = vec![Vec::new(); kinds.len()];
-    // Interleaved, so that drift over the run affects every kind alike.
+    // Interleaved in a shuffled order, so that drift over the run and the
+    // delivery work a queued mail sets off land on every kind alike; a
+    // pause after each call lets that work finish, as it would between one
+    // prober's requests.
+    let mut seed = u64::from_le_bytes(
+        uuid::Uuid::new_v4().as_bytes()[..8]
+            .try_into()
+            .unwrap_or([7; 8]),
+    ) | 1;
     for i in 0..accounts {
-        for (k, kind) in kinds.iter().enumerate() {
+        let mut order = [0usize, 1, 2];
+        for j in (1..order.len()).rev() {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            order.swap(j, (seed % (j as u64 + 1)) as usize);
+        }
+        for k in order {
+            let kind = kinds[k];
             let t0 = Instant::now();
             resend(&channel, address(kind, i))
                 .await
                 .with_context(|| format!("ResendConfirmation failed for a {kind} address"))?;
             latencies[k].push(t0.elapsed());
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
     let medians: Vec<f64> = latencies

@@ -99,7 +99,8 @@ impl NewAccount {
             errors.add("confirm_password", vec![NULL_CHARACTERS.to_owned()]);
         } else if confirm_raw.is_empty() {
             errors.add("confirm_password", vec![REQUIRED.to_owned()]);
-        } else if !password_raw.is_empty() && !has_nul(password_raw) && confirm_raw != password_raw {
+        } else if !password_raw.is_empty() && !has_nul(password_raw) && confirm_raw != password_raw
+        {
             errors.add("confirm_password", vec![PASSWORDS_DO_NOT_MATCH.to_owned()]);
         }
 
@@ -206,7 +207,13 @@ mod tests {
                 }),
                 "{field}: {errors}"
             );
-            assert!(errors.0.iter().all(|v| v.field == field || v.field == "confirm_password"), "{field}: {errors}");
+            assert!(
+                errors
+                    .0
+                    .iter()
+                    .all(|v| v.field == field || v.field == "confirm_password"),
+                "{field}: {errors}"
+            );
         }
     }
 

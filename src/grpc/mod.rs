@@ -6,8 +6,8 @@
 pub mod codec;
 mod status;
 
-use std::sync::Arc;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -101,7 +101,10 @@ pub fn oversized_as_resource_exhausted<B>(
             m.windows(5).any(|w| w == b"large") && m.starts_with(b"Error,")
         });
     if too_large {
-        headers.insert("grpc-status", tonic::codegen::http::HeaderValue::from_static("8"));
+        headers.insert(
+            "grpc-status",
+            tonic::codegen::http::HeaderValue::from_static("8"),
+        );
         headers.insert(
             "grpc-message",
             tonic::codegen::http::HeaderValue::from_static(
@@ -206,7 +209,10 @@ impl CallRecord<'_> {
         self.span.in_scope(|| {
             tracing::info!(method, code = ?code, latency_ms = latency.as_secs_f64() * 1000.0, "rpc");
         });
-        self.grpc.accounts.metrics().observe_rpc(method, code, latency);
+        self.grpc
+            .accounts
+            .metrics()
+            .observe_rpc(method, code, latency);
     }
 }
 

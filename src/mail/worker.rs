@@ -34,6 +34,9 @@ impl RetryPolicy {
     }
 }
 
+/// How long the worker waits between being woken and claiming.
+const WAKE_DELAY: Duration = Duration::from_millis(3);
+
 /// What one step of the worker did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExecutionOutcome {
@@ -257,7 +260,13 @@ impl DeliveryWorker {
                 }
             };
             tokio::select! {
-                () = wake.notified() => {}
+                () = wake.notified() => {
+                    // A short pause before claiming: the call that queued the
+                    // mail answers first (so its latency does not carry the
+                    // delivery's work and reveals nothing), and mail queued
+                    // meanwhile is claimed in the same batch.
+                    tokio::time::sleep(WAKE_DELAY).await;
+                }
                 () = tokio::time::sleep(pause) => {}
                 () = stop.cancelled() => break,
             }

@@ -50,8 +50,7 @@ pub fn is_unavailable_code(postgres: bool, code: &str) -> bool {
     if postgres {
         code.starts_with("08") || code.starts_with("57P") || code == "53300"
     } else {
-        code.parse::<u32>()
-            .is_ok_and(|c| matches!(c & 0xff, 5 | 6))
+        code.parse::<u32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6))
     }
 }
 
@@ -359,7 +358,9 @@ mod tests {
 
     #[test]
     fn codes_that_mean_try_again() {
-        for code in ["08000", "08003", "08006", "08P01", "57P01", "57P02", "57P03", "53300"] {
+        for code in [
+            "08000", "08003", "08006", "08P01", "57P01", "57P02", "57P03", "53300",
+        ] {
             assert!(is_unavailable_code(true, code), "{code}");
         }
         for code in ["23505", "22021", "53100", "57014", "42P01", "40001"] {

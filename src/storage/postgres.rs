@@ -389,11 +389,9 @@ impl Storage for PostgresStorage {
         .bind(deliver)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("SELECT pg_notify($1, '') WHERE $2")
-            .bind(MAIL_CHANNEL)
-            .bind(deliver)
-            .execute(&mut *tx)
-            .await?;
+        // Every case wakes the workers, so that the work a wake-up sets off
+        // (on this instance and the others) does not tell the cases apart.
+        notify_workers(&mut tx).await?;
         tx.commit().await?;
         Ok(None)
     }
@@ -527,10 +525,8 @@ impl Storage for PostgresStorage {
     async fn listen_for_mail(&self, wake: Arc<Notify>, stop: CancellationToken) {
         // Failures back off (the worker keeps polling meanwhile), so a
         // database that refuses LISTEN is not hammered with reconnections.
-        let mut backoff = crate::backoff::Backoff::new(
-            Duration::from_millis(250),
-            Duration::from_secs(30),
-        );
+        let mut backoff =
+            crate::backoff::Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
         while !stop.is_cancelled() {
             let listening = async {
                 let mut listener = PgListener::connect_with(&self.pool).await?;

@@ -266,9 +266,7 @@ impl Storage for SqliteStorage {
              claim_token = NULL, last_error = NULL \
              WHERE claim_token = ? AND status = 'pending' AND id IN ({placeholders})"
         );
-        let mut query = sqlx::query(&sql)
-            .bind(micros(now))
-            .bind(claim.to_string());
+        let mut query = sqlx::query(&sql).bind(micros(now)).bind(claim.to_string());
         for id in ids {
             query = query.bind(id.to_string());
         }

@@ -242,7 +242,10 @@ async fn a_crashed_workers_claim_is_taken_over_after_the_lease(backend: Backend)
     let account_id = store_account_with_mail(storage.as_ref(), &email).await;
     let claimed_at = Utc::now();
     let lease_end = claimed_at + chrono::Duration::milliseconds(1500);
-    let claimed = storage.claim_mail(claimed_at, lease_end, 10, uuid::Uuid::new_v4()).await.unwrap();
+    let claimed = storage
+        .claim_mail(claimed_at, lease_end, 10, uuid::Uuid::new_v4())
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].message.account_id, account_id);
 

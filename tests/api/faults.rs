@@ -282,7 +282,11 @@ async fn sigterm_mid_delivery_sends_every_mail_exactly_once(backend: Backend) {
         *per_recipient.entry(mail.to.clone()).or_default() += 1;
     }
     for email in &emails {
-        assert_eq!(per_recipient.get(email), Some(&1), "{email}: {per_recipient:?}");
+        assert_eq!(
+            per_recipient.get(email),
+            Some(&1),
+            "{email}: {per_recipient:?}"
+        );
     }
     assert_eq!(received.len(), 10);
     assert_eq!(

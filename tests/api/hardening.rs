@@ -84,7 +84,10 @@ async fn nul_is_refused_on_every_field_of_every_rpc(backend: Backend) {
     assert_eq!(status.code(), Code::InvalidArgument);
     assert_eq!(violations(&status), vec![("email".into(), NUL.into())]);
     for (lookup, field) in [
-        (get_account_request::Lookup::Email("a\0@example.com".into()), "email"),
+        (
+            get_account_request::Lookup::Email("a\0@example.com".into()),
+            "email",
+        ),
         (
             get_account_request::Lookup::Id("0190a0a0-0000-7000-8000-00000000000\0".into()),
             "id",
@@ -177,10 +180,16 @@ async fn a_busy_sidecar_refuses_links_without_touching_the_database(backend: Bac
     let busy = app.http.get(&other_link).send().await.unwrap();
     assert_eq!(busy.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(busy.headers()["retry-after"], "1");
-    assert!(started.elapsed() < Duration::from_secs(1), "refused at once");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "refused at once"
+    );
 
     lock.release().await;
-    assert_eq!(in_flight.await.unwrap().unwrap(), reqwest::StatusCode::FOUND);
+    assert_eq!(
+        in_flight.await.unwrap().unwrap(),
+        reqwest::StatusCode::FOUND
+    );
     // The refused link changed nothing; it works once the service is free.
     assert!(!app.get_by_id(&other.id).await.unwrap().verified);
     let again = app.http.get(&other_link).send().await.unwrap();
@@ -199,7 +208,10 @@ impl LockedAccount {
     async fn take(db: &TestDatabase, id: &str) -> LockedAccount {
         if db.is_sqlite() {
             let mut c = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
-            sqlx::query("BEGIN IMMEDIATE").execute(&mut c).await.unwrap();
+            sqlx::query("BEGIN IMMEDIATE")
+                .execute(&mut c)
+                .await
+                .unwrap();
             LockedAccount::Sqlite(c)
         } else {
             let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
@@ -227,7 +239,11 @@ impl LockedAccount {
 
 /// Transactions committed in one PostgreSQL database so far.
 async fn commits(admin_url: &str, db_url: &str) -> i64 {
-    let name = url::Url::parse(db_url).unwrap().path().trim_start_matches('/').to_owned();
+    let name = url::Url::parse(db_url)
+        .unwrap()
+        .path()
+        .trim_start_matches('/')
+        .to_owned();
     let mut c = sqlx::PgConnection::connect(admin_url).await.unwrap();
     sqlx::query("SELECT pg_stat_clear_snapshot()")
         .execute(&mut c)
@@ -265,8 +281,20 @@ async fn scraping_metrics_costs_no_database_work() {
     // The mail worker polls meanwhile (a ping and a claim, each its own
     // transaction, every second of these ~5 s); 200 scrapes that each
     // queried the outbox would add 200 more.
-    assert!(after - before <= 20, "{} transactions for 200 scrapes", after - before);
-    let text = app.http.get(app.http_url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(
+        after - before <= 20,
+        "{} transactions for 200 scrapes",
+        after - before
+    );
+    let text = app
+        .http
+        .get(app.http_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(text.contains("account_outbox_messages"), "{text}");
 }
 
@@ -293,7 +321,11 @@ async fn a_terminated_database_session_is_unavailable_not_internal() {
     };
     // The service's session waits on the lock; an operator terminates it
     // (SQLSTATE 57P01, as at a server shutdown).
-    let name = url::Url::parse(&app.db.url).unwrap().path().trim_start_matches('/').to_owned();
+    let name = url::Url::parse(&app.db.url)
+        .unwrap()
+        .path()
+        .trim_start_matches('/')
+        .to_owned();
     let mut admin = sqlx::PgConnection::connect(admin_url).await.unwrap();
     let mut terminated = None;
     for _ in 0..100 {
@@ -311,7 +343,10 @@ async fn a_terminated_database_session_is_unavailable_not_internal() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(terminated.is_some(), "the confirmation never waited on the lock");
+    assert!(
+        terminated.is_some(),
+        "the confirmation never waited on the lock"
+    );
     let status = confirm.await.unwrap().unwrap_err();
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
     lock.release().await;
@@ -353,7 +388,9 @@ async fn the_rightmost_untrusted_forwarded_hop_is_the_client() {
     };
     call(&["198.51.100.1, 203.0.113.7"]).await.unwrap();
     // A different leftmost hop (written by the client) is the same client.
-    let status = call(&["192.0.2.99, 203.0.113.7:4711, 10.0.0.2"]).await.unwrap_err();
+    let status = call(&["192.0.2.99, 203.0.113.7:4711, 10.0.0.2"])
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::ResourceExhausted);
     // IPv6 clients are limited per /64.
     call(&["[2001:db8:1:2::1]:443"]).await.unwrap();
@@ -414,13 +451,15 @@ async fn cancelled_and_timed_out_calls_are_counted() {
             .text()
             .await
             .ok()?;
-        let deadline =
-            "account_rpc_requests_total{method=\"Register\",code=\"DeadlineExceeded\"}";
+        let deadline = "account_rpc_requests_total{method=\"Register\",code=\"DeadlineExceeded\"}";
         let cancelled = "account_rpc_requests_total{method=\"Register\",code=\"Cancelled\"}";
         (sample(&text, deadline) >= 1.0 && sample(&text, cancelled) >= 1.0).then_some(text)
     })
     .await;
-    assert!(text.is_some(), "cancelled or timed-out calls were not counted");
+    assert!(
+        text.is_some(),
+        "cancelled or timed-out calls were not counted"
+    );
 }
 
 fn binary() -> Command {
@@ -446,9 +485,22 @@ fn check_config_redacts_every_credential() {
         .unwrap();
     assert!(output.status.success(), "{output:?}");
     let shown = String::from_utf8(output.stdout).unwrap();
-    assert!(shown.contains("sslmode=require") && shown.contains("relay.internal"), "{shown}");
-    for secret in ["hunter2", "pw-in-query", "ssl-secret", "smtp-hunter3", "smtp-token", "mailer"] {
-        assert!(!shown.contains(secret), "check-config printed {secret}: {shown}");
+    assert!(
+        shown.contains("sslmode=require") && shown.contains("relay.internal"),
+        "{shown}"
+    );
+    for secret in [
+        "hunter2",
+        "pw-in-query",
+        "ssl-secret",
+        "smtp-hunter3",
+        "smtp-token",
+        "mailer",
+    ] {
+        assert!(
+            !shown.contains(secret),
+            "check-config printed {secret}: {shown}"
+        );
     }
 }
 
@@ -467,7 +519,10 @@ fn a_malformed_env_file_is_named_by_line_without_its_content() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8(output.stderr).unwrap();
-    assert!(stderr.contains(".env") && stderr.contains("line 3"), "{stderr}");
+    assert!(
+        stderr.contains(".env") && stderr.contains("line 3"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("hunter2"), "{stderr}");
 }
 
@@ -507,9 +562,17 @@ fn absurd_settings_are_one_line_errors_never_panics() {
             .output()
             .unwrap();
         let stderr = String::from_utf8(output.stderr).unwrap();
-        assert_eq!(output.status.code(), Some(2), "{variable}={value}: {stderr}");
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{variable}={value}: {stderr}"
+        );
         assert!(stderr.contains(variable), "{variable}={value}: {stderr}");
-        assert_eq!(stderr.trim_end().lines().count(), 1, "{variable}={value}: {stderr}");
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "{variable}={value}: {stderr}"
+        );
     }
 }
 
@@ -534,7 +597,11 @@ fn the_previous_key_obeys_the_production_policy() {
 #[tokio::test]
 async fn operators_commands_never_migrate() {
     let db = TestDatabase::create(&Backend::Sqlite).await;
-    for args in [&["outbox", "status"][..], &["outbox", "failed"], &["outbox", "retry", "--all"]] {
+    for args in [
+        &["outbox", "status"][..],
+        &["outbox", "failed"],
+        &["outbox", "retry", "--all"],
+    ] {
         let output = binary()
             .env("DATABASE_URL", &db.url)
             .args(args)
@@ -582,8 +649,8 @@ async fn operators_commands_never_migrate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_messages_are_resource_exhausted() {
     let app = spawn_app(Backend::Sqlite).await;
-    let mut client = AccountServiceClient::new(app.channel.clone())
-        .max_encoding_message_size(usize::MAX);
+    let mut client =
+        AccountServiceClient::new(app.channel.clone()).max_encoding_message_size(usize::MAX);
     let status = client
         .get_account(GetAccountRequest {
             lookup: Some(get_account_request::Lookup::Email("a".repeat(70 * 1024))),

@@ -95,7 +95,11 @@ async fn floods_of_addresses_do_not_pin_memory() {
     let _service = Service(child);
     let client = reqwest::Client::new();
     let ready = eventually(Duration::from_secs(20), || async {
-        let r = client.get(format!("http://{http}/readyz")).send().await.ok()?;
+        let r = client
+            .get(format!("http://{http}/readyz"))
+            .send()
+            .await
+            .ok()?;
         r.status().is_success().then_some(())
     })
     .await;
@@ -107,7 +111,11 @@ async fn floods_of_addresses_do_not_pin_memory() {
         .unwrap();
 
     // Warm up every code path once, so that what is measured is growth.
-    flood(&channel, (0..200).map(|i| format!("warm-{i}@flood.example"))).await;
+    flood(
+        &channel,
+        (0..200).map(|i| format!("warm-{i}@flood.example")),
+    )
+    .await;
     let before = rss_kib(pid);
 
     let huge = format!("{}@", "x".repeat(60 * 1024));
@@ -132,5 +140,8 @@ async fn floods_of_addresses_do_not_pin_memory() {
 
     let grown_mib = after.saturating_sub(before) as f64 / 1024.0;
     eprintln!("resident memory: {before} KiB before, {after} KiB after (+{grown_mib:.1} MiB)");
-    assert!(grown_mib < 40.0, "resident memory grew by {grown_mib:.1} MiB");
+    assert!(
+        grown_mib < 40.0,
+        "resident memory grew by {grown_mib:.1} MiB"
+    );
 }

@@ -91,7 +91,10 @@ async fn account_and_mail_are_stored_together(backend: Backend) {
 
     assert_eq!(s.account_by_id(a.id).await.unwrap(), a);
     assert_eq!(s.account_by_email("a@example.com").await.unwrap(), a);
-    let claimed = s.claim_mail(t, t + Duration::minutes(5), 10, CLAIM).await.unwrap();
+    let claimed = s
+        .claim_mail(t, t + Duration::minutes(5), 10, CLAIM)
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].message, m);
     assert_eq!(claimed[0].attempts, 1);
@@ -178,7 +181,10 @@ async fn claims_are_exclusive_until_the_lease_ends(backend: Backend) {
         .unwrap();
     let lease_end = t + Duration::seconds(30);
 
-    assert_eq!(s.claim_mail(t, lease_end, 10, CLAIM).await.unwrap().len(), 1);
+    assert_eq!(
+        s.claim_mail(t, lease_end, 10, CLAIM).await.unwrap().len(),
+        1
+    );
     // Held by the first claim.
     assert!(s
         .claim_mail(t + Duration::seconds(29), lease_end, 10, CLAIM)
@@ -209,7 +215,9 @@ async fn sent_and_rescheduled_mail(backend: Backend) {
     let claimed = s.claim_mail(t, lease, 10, CLAIM).await.unwrap();
     assert_eq!(claimed.len(), 2);
 
-    s.mark_mail_sent(&[claimed[0].message.id], CLAIM, t).await.unwrap();
+    s.mark_mail_sent(&[claimed[0].message.id], CLAIM, t)
+        .await
+        .unwrap();
     let retry_at = t + Duration::seconds(60);
     s.reschedule_mail(claimed[1].message.id, CLAIM, retry_at, "busy")
         .await
@@ -234,12 +242,20 @@ async fn dead_letters_keep_the_message(backend: Backend) {
     s.create_account(&a, &hash().await, &mail(&a, t))
         .await
         .unwrap();
-    let claimed = s.claim_mail(t, t + Duration::minutes(5), 10, CLAIM).await.unwrap();
+    let claimed = s
+        .claim_mail(t, t + Duration::minutes(5), 10, CLAIM)
+        .await
+        .unwrap();
 
-    s.fail_mail(claimed[0].message.id, CLAIM, t, &MailFailure {
+    s.fail_mail(
+        claimed[0].message.id,
+        CLAIM,
+        t,
+        &MailFailure {
             kind: "permanent",
             error: "550 no such user",
-        })
+        },
+    )
     .await
     .unwrap();
 
@@ -260,7 +276,9 @@ async fn dead_letters_are_listed_and_requeued(backend: Backend) {
         let a = account(email, t);
         let m = mail(&a, t);
         s.create_account(&a, &hash().await, &m).await.unwrap();
-        s.claim_mail(t, t + Duration::minutes(5), 1, CLAIM).await.unwrap();
+        s.claim_mail(t, t + Duration::minutes(5), 1, CLAIM)
+            .await
+            .unwrap();
         let failed_at = t + Duration::seconds(i as i64);
         let failure = MailFailure {
             kind: "transient",
@@ -287,7 +305,10 @@ async fn dead_letters_are_listed_and_requeued(backend: Backend) {
         1
     );
     assert_eq!(s.dead_letters(10).await.unwrap().len(), 1);
-    let requeued = s.claim_mail(t, t + Duration::minutes(5), 10, CLAIM).await.unwrap();
+    let requeued = s
+        .claim_mail(t, t + Duration::minutes(5), 10, CLAIM)
+        .await
+        .unwrap();
     assert_eq!(requeued.len(), 1);
     assert_eq!(requeued[0].message.id, ids[1]);
     assert_eq!(requeued[0].attempts, 1, "attempts start again");
@@ -404,7 +425,9 @@ async fn pruning_keeps_pending_failed_and_recent_mail(backend: Backend) {
         s.create_account(&a, &hash().await, &m).await.unwrap();
         mails.push(m.id);
     }
-    s.claim_mail(t, t + Duration::minutes(5), 10, CLAIM).await.unwrap();
+    s.claim_mail(t, t + Duration::minutes(5), 10, CLAIM)
+        .await
+        .unwrap();
     s.mark_mail_sent(&[mails[0]], CLAIM, t - Duration::days(8))
         .await
         .unwrap();
@@ -469,7 +492,12 @@ async fn a_lapsed_claim_cannot_record_an_outcome(backend: Backend) {
     // The late worker's lease ran out; another worker took the row over and
     // gave up on it for good.
     let retaken = s
-        .claim_mail(t + Duration::seconds(31), t + Duration::minutes(5), 10, current)
+        .claim_mail(
+            t + Duration::seconds(31),
+            t + Duration::minutes(5),
+            10,
+            current,
+        )
         .await
         .unwrap();
     assert_eq!(retaken.len(), 1);
@@ -510,11 +538,19 @@ async fn released_claims_are_due_at_once(backend: Backend) {
     assert_eq!(s.release_mail(&[m.id], Uuid::new_v4()).await.unwrap(), 0);
     assert_eq!(s.release_mail(&[m.id], CLAIM).await.unwrap(), 1);
     let again = s
-        .claim_mail(t + Duration::seconds(1), t + Duration::minutes(5), 10, CLAIM)
+        .claim_mail(
+            t + Duration::seconds(1),
+            t + Duration::minutes(5),
+            10,
+            CLAIM,
+        )
         .await
         .unwrap();
     assert_eq!(again.len(), 1, "released before its lease ran out");
-    assert_eq!(again[0].attempts, 1, "a send never started is not an attempt");
+    assert_eq!(
+        again[0].attempts, 1,
+        "a send never started is not an attempt"
+    );
 }
 
 async fn schema_check_reads_without_changing(backend: Backend) {
@@ -528,8 +564,10 @@ async fn schema_check_reads_without_changing(backend: Backend) {
     s.migrate().await.unwrap();
     s.check_schema().await.unwrap();
     // One migration missing: older schema.
-    db.execute("DELETE FROM _sqlx_migrations WHERE version = (SELECT MAX(version) FROM _sqlx_migrations)")
-        .await;
+    db.execute(
+        "DELETE FROM _sqlx_migrations WHERE version = (SELECT MAX(version) FROM _sqlx_migrations)",
+    )
+    .await;
     let err = s.check_schema().await.unwrap_err();
     assert!(err.to_string().contains("older"), "{err}");
     s.close().await;
@@ -545,14 +583,21 @@ async fn unknown_applied_migration_is_fatal(backend: Backend) {
          FROM _sqlx_migrations ORDER BY version LIMIT 1",
     )
     .await;
-    for err in [s.migrate().await.unwrap_err(), s.check_schema().await.unwrap_err()] {
+    for err in [
+        s.migrate().await.unwrap_err(),
+        s.check_schema().await.unwrap_err(),
+    ] {
         assert!(matches!(err, StorageError::Schema(_)), "{err:?}");
         assert!(err.to_string().contains("29990101000000"), "{err}");
     }
     // A changed checksum is fatal too.
     db.execute("DELETE FROM _sqlx_migrations WHERE version = 29990101000000")
         .await;
-    let other = if db.is_sqlite() { "X'00'" } else { "'\\x00'::bytea" };
+    let other = if db.is_sqlite() {
+        "X'00'"
+    } else {
+        "'\\x00'::bytea"
+    };
     db.execute(&format!(
         "UPDATE _sqlx_migrations SET checksum = {other} \
          WHERE version = (SELECT MIN(version) FROM _sqlx_migrations)"
