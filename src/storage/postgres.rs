@@ -527,27 +527,21 @@ impl Storage for PostgresStorage {
         // database that refuses LISTEN is not hammered with reconnections.
         let mut backoff =
             crate::backoff::Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
-        while !stop.is_cancelled() {
-            let listening = async {
-                let mut listener = PgListener::connect_with(&self.pool).await?;
-                listener.listen(MAIL_CHANNEL).await?;
-                Ok::<_, sqlx::Error>(listener)
-            };
-            let mut listener = tokio::select! {
-                () = stop.cancelled() => return,
-                listening = listening => match listening {
-                    Ok(listener) => listener,
-                    Err(e) => {
-                        let delay = backoff.next_delay();
-                        tracing::warn!(error = %e, retry_in_secs = delay.as_secs_f64(), "cannot LISTEN for queued mail; polling meanwhile");
-                        tokio::select! {
-                            () = stop.cancelled() => return,
-                            () = tokio::time::sleep(delay) => continue,
-                        }
-                    }
+        loop {
+            let listening = crate::backoff::until_ok(
+                &mut backoff,
+                &stop,
+                "LISTEN for queued mail (polling meanwhile)",
+                || async {
+                    let mut listener = PgListener::connect_with(&self.pool).await?;
+                    listener.listen(MAIL_CHANNEL).await?;
+                    Ok::<_, sqlx::Error>(listener)
                 },
+            )
+            .await;
+            let Some(mut listener) = listening else {
+                return;
             };
-            backoff.reset();
             // Mail queued while the listener was down would otherwise wait for a poll.
             wake.notify_one();
             loop {
