@@ -388,9 +388,12 @@ fn positive_seconds(variable: &'static str, raw: &str) -> Result<Duration, Confi
 }
 
 fn address(variable: &'static str, raw: &str) -> Result<SocketAddr, ConfigError> {
-    raw.trim()
-        .parse()
-        .map_err(|_| bad(variable, format!("'{raw}' is not an IP:PORT address")))
+    raw.trim().parse().map_err(|_| {
+        bad(
+            variable,
+            format!("'{}' is not an IP:PORT address", shown(raw)),
+        )
+    })
 }
 
 impl RawSettings {
@@ -455,34 +458,34 @@ impl RawSettings {
                 ));
             }
         }
-        let rate_limits = if switch("RATE_LIMITS", &self.rate_limits)? {
-            let trusted_proxies = self
-                .trusted_proxies
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(|s| {
-                    s.parse()
-                        .map_err(|_| bad("TRUSTED_PROXIES", format!("'{s}' is not an IP address")))
+        // Checked even when the limits are off, so that turning them on
+        // later cannot reveal a typo at the worst moment.
+        let trusted_proxies = self
+            .trusted_proxies
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse().map_err(|_| {
+                    bad(
+                        "TRUSTED_PROXIES",
+                        format!("'{}' is not an IP address", shown(s)),
+                    )
                 })
-                .collect::<Result<Vec<_>, _>>()?;
-            Some(RateLimitSettings {
-                per_client_per_minute: number(
-                    "RATE_LIMIT_PER_CLIENT",
-                    &self.rate_limit_per_client,
-                )?,
-                per_email_per_hour: number("RATE_LIMIT_PER_EMAIL", &self.rate_limit_per_email)?,
-                trusted_proxies,
-                max_keys: bounded_number(
-                    "RATE_LIMIT_MAX_KEYS",
-                    &self.rate_limit_max_keys,
-                    1,
-                    10_000_000,
-                )?,
             })
-        } else {
-            None
+            .collect::<Result<Vec<_>, _>>()?;
+        let limits = RateLimitSettings {
+            per_client_per_minute: number("RATE_LIMIT_PER_CLIENT", &self.rate_limit_per_client)?,
+            per_email_per_hour: number("RATE_LIMIT_PER_EMAIL", &self.rate_limit_per_email)?,
+            trusted_proxies,
+            max_keys: bounded_number(
+                "RATE_LIMIT_MAX_KEYS",
+                &self.rate_limit_max_keys,
+                1,
+                10_000_000,
+            )?,
         };
+        let rate_limits = switch("RATE_LIMITS", &self.rate_limits)?.then_some(limits);
         let email_backend = match self.email_backend.trim().to_ascii_lowercase().as_str() {
             "console" => EmailBackend::Console,
             "file" => EmailBackend::File,
@@ -513,7 +516,10 @@ impl RawSettings {
         let email_from: Mailbox = self.email_from.trim().parse().map_err(|e| {
             bad(
                 "EMAIL_FROM",
-                format!("'{}' is not an e-mail address ({e})", self.email_from),
+                format!(
+                    "'{}' is not an e-mail address ({e})",
+                    shown(&self.email_from)
+                ),
             )
         })?;
         let hash_concurrency = match self.hash_concurrency {
@@ -532,12 +538,12 @@ impl RawSettings {
             ));
         }
         let email_claim_lease = seconds("EMAIL_CLAIM_LEASE", &self.email_claim_lease)?;
-        // A claim that lapses while its send is still running lets a second
-        // worker send the same message.
-        if email_claim_lease <= smtp_timeout {
+        // A claim that lapses while its batch is still being sent (in at most
+        // two rounds of sends) lets a second worker send the same messages.
+        if email_claim_lease <= smtp_timeout * 2 {
             return Err(bad(
                 "EMAIL_CLAIM_LEASE",
-                "must be longer than SMTP_TIMEOUT, or a slow send could be duplicated",
+                "must be longer than twice SMTP_TIMEOUT, or a slow batch could be sent twice",
             ));
         }
         let site_name = self.site_name.trim().to_owned();

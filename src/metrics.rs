@@ -61,7 +61,7 @@ pub struct Metrics {
     pub confirmations: Counter,
     /// Delivery attempts by outcome: sent, retry, dead_letter.
     pub deliveries: Family<OutcomeLabels, Counter>,
-    /// Outbox rows by state, refreshed at each scrape.
+    /// Outbox rows by state, from a snapshot refreshed every METRICS_REFRESH.
     pub outbox: Family<StateLabels, Gauge>,
     /// Registrations waiting for a password hashing thread, refreshed at each scrape.
     pub hash_queue: Gauge,

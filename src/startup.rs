@@ -29,7 +29,7 @@ use crate::storage::{self, Storage, StorageError};
 use crate::telemetry::error_chain;
 
 /// SMTP connections kept open for the worker's concurrent sends.
-const SMTP_POOL_SIZE: u32 = 32;
+const SMTP_POOL_SIZE: u32 = crate::mail::SEND_SLOTS as u32;
 
 pub struct Application {
     grpc_listener: TcpListener,

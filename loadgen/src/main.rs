@@ -636,6 +636,7 @@ async fn resend_timing(
     secret_key: &str,
     json: bool,
 ) -> anyhow::Result<()> {
+    anyhow::ensure!(accounts > 0, "--accounts must be at least 1");
     let channel = Endpoint::from_shared(addr.to_owned())?
         .tcp_nodelay(true)
         .connect()

@@ -15,7 +15,7 @@ pub use compose::MailComposer;
 pub use console::ConsoleDispatcher;
 pub use file::FileDispatcher;
 pub use smtp::SmtpDispatcher;
-pub use worker::{DeliveryWorker, ExecutionOutcome, RetryPolicy};
+pub use worker::{DeliveryWorker, ExecutionOutcome, RetryPolicy, BATCH, SEND_SLOTS};
 
 /// Why a delivery attempt failed, which decides whether it is tried again.
 #[derive(Debug, thiserror::Error)]

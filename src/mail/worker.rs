@@ -37,6 +37,12 @@ impl RetryPolicy {
 /// How long the worker waits between being woken and claiming.
 const WAKE_DELAY: Duration = Duration::from_millis(3);
 
+/// Sends in progress at once; the SMTP pool keeps as many connections.
+pub const SEND_SLOTS: usize = 32;
+/// Messages claimed at once: a batch is sent in at most two rounds of
+/// [`SEND_SLOTS`], which is what EMAIL_CLAIM_LEASE is checked against.
+pub const BATCH: u32 = 2 * SEND_SLOTS as u32;
+
 /// What one step of the worker did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExecutionOutcome {
@@ -55,6 +61,9 @@ pub struct DeliveryWorker {
     /// any send may take, so only a dead worker's claim ever lapses.
     lease: Duration,
     batch: u32,
+    /// Bounds the sends in progress; a delivery waiting for a slot has not
+    /// started, and is handed back if the worker stops meanwhile.
+    send_slots: Arc<tokio::sync::Semaphore>,
     poll_interval: Duration,
     /// Delivered messages older than this are pruned.
     sent_retention: Duration,
@@ -78,7 +87,8 @@ impl DeliveryWorker {
             composer,
             policy,
             lease,
-            batch: 64,
+            batch: BATCH,
+            send_slots: Arc::new(tokio::sync::Semaphore::new(SEND_SLOTS)),
             poll_interval: Duration::from_secs(1),
             sent_retention: Duration::from_secs(7 * 86_400),
             resend_cooldown: Duration::from_secs(60),
@@ -113,14 +123,16 @@ impl DeliveryWorker {
                 .and_then(|age| now.checked_sub_signed(age))
                 .unwrap_or(chrono::DateTime::<Utc>::MIN_UTC)
         };
-        let pruned = self.storage.prune_sent(before(self.sent_retention)).await?;
-        if pruned > 0 {
-            tracing::info!(pruned, "pruned delivered mail past its retention");
-        }
+        // Both run even when the first fails.
+        let pruned = self.storage.prune_sent(before(self.sent_retention)).await;
         let cooldowns = self
             .storage
             .prune_resend_cooldowns(before(self.resend_cooldown))
-            .await?;
+            .await;
+        let (pruned, cooldowns) = (pruned?, cooldowns?);
+        if pruned > 0 {
+            tracing::info!(pruned, "pruned delivered mail past its retention");
+        }
         if cooldowns > 0 {
             tracing::debug!(cooldowns, "pruned expired resend cooldowns");
         }
@@ -229,6 +241,7 @@ impl DeliveryWorker {
 
     fn clone_parts(&self) -> Delivery {
         Delivery {
+            send_slots: Arc::clone(&self.send_slots),
             storage: Arc::clone(&self.storage),
             dispatcher: Arc::clone(&self.dispatcher),
             composer: Arc::clone(&self.composer),
@@ -274,6 +287,16 @@ impl DeliveryWorker {
     }
 }
 
+/// An error text as the database can store it: a mail server's reply may
+/// hold NUL (PostgreSQL refuses it in text) or be arbitrarily long.
+fn storable(text: String) -> String {
+    const MAX_CHARS: usize = 4000;
+    text.chars()
+        .filter(|c| *c != '\0')
+        .take(MAX_CHARS)
+        .collect()
+}
+
 /// What became of one claimed message.
 enum Delivered {
     /// Handed to the mail server; to be marked sent with the batch.
@@ -286,6 +309,7 @@ enum Delivered {
 
 /// One message's delivery, run as its own task.
 struct Delivery {
+    send_slots: Arc<tokio::sync::Semaphore>,
     storage: Arc<dyn Storage>,
     dispatcher: Arc<dyn MailDispatcher>,
     composer: Arc<MailComposer>,
@@ -303,9 +327,14 @@ impl Delivery {
         stop: &CancellationToken,
     ) -> Result<Delivered, StorageError> {
         let row = &item.message;
-        if stop.is_cancelled() {
+        let slot = tokio::select! {
+            biased;
+            () = stop.cancelled() => None,
+            slot = Arc::clone(&self.send_slots).acquire_owned() => slot.ok(),
+        };
+        let Some(_slot) = slot else {
             return Ok(Delivered::NotStarted(row.id));
-        }
+        };
         let outcome = match self.composer.message(row) {
             Ok(mail) => self.dispatcher.send(&mail).await,
             Err(e) => Err(DispatchError::Permanent(e)),
@@ -321,7 +350,7 @@ impl Delivery {
                 let delay = self.policy.delay_after(item.attempts);
                 let next =
                     now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::hours(1));
-                let chain = error_chain(e.as_ref());
+                let chain = storable(error_chain(e.as_ref()));
                 self.storage
                     .reschedule_mail(row.id, claim, next, &chain)
                     .await?;
@@ -333,6 +362,7 @@ impl Delivery {
                     DispatchError::Transient(inner) => ("transient", error_chain(inner.as_ref())),
                     DispatchError::Permanent(inner) => ("permanent", error_chain(inner.as_ref())),
                 };
+                let chain = storable(chain);
                 self.storage
                     .fail_mail(
                         row.id,
@@ -355,6 +385,12 @@ impl Delivery {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_errors_hold_no_nul_and_are_bounded() {
+        assert_eq!(storable("451 \0busy\0".into()), "451 busy");
+        assert_eq!(storable("x".repeat(10_000)).len(), 4000);
+    }
 
     #[test]
     fn delay_doubles_with_bounded_jitter() {

@@ -83,6 +83,15 @@ impl From<sqlx::migrate::MigrateError> for StorageError {
     fn from(e: sqlx::migrate::MigrateError) -> Self {
         match e {
             sqlx::migrate::MigrateError::Execute(inner) => inner.into(),
+            // The database going away mid-migration is worth waiting for;
+            // a migration its SQL cannot apply is not.
+            sqlx::migrate::MigrateError::ExecuteMigration(inner, v) => match inner.into() {
+                e @ StorageError::Unavailable(_) => e,
+                e => StorageError::Schema(format!(
+                    "migration {v} cannot be applied: {}",
+                    crate::telemetry::error_chain(&e)
+                )),
+            },
             sqlx::migrate::MigrateError::VersionMissing(v) => StorageError::Schema(format!(
                 "the database has migration {v}, which this binary does not know \
                  (was it migrated by a newer release?)"
@@ -249,6 +258,8 @@ fn compare_schema(
     applied: Option<Vec<(i64, Vec<u8>)>>,
 ) -> Result<(), StorageError> {
     let run_migrate = "run `account-service migrate` first";
+    let newer =
+        "was it migrated by a newer release? Run this binary's own release, or the newer one";
     let Some(applied) = applied else {
         return Err(StorageError::Schema(format!(
             "the database has no schema yet; {run_migrate}"
@@ -261,12 +272,9 @@ fn compare_schema(
         .collect();
     for (version, checksum) in &applied {
         match known.get(version) {
-            None => {
-                return Err(StorageError::Schema(format!(
-                    "the database has migration {version}, which this binary does not know \
-                     (was it migrated by a newer release?)"
-                )))
-            }
+            None => return Err(StorageError::Schema(format!(
+                "the database has migration {version}, which this binary does not know ({newer})"
+            ))),
             Some(k) if *k != checksum.as_slice() => {
                 return Err(StorageError::Schema(format!(
                     "migration {version} as applied to the database differs from this binary's"

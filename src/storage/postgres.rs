@@ -498,28 +498,31 @@ impl Storage for PostgresStorage {
         now: DateTime<Utc>,
     ) -> Result<u64, StorageError> {
         let mut tx = self.pool.begin().await?;
-        let requeued = sqlx::query(
+        let requeued: Vec<Uuid> = sqlx::query_scalar(
             "UPDATE email_outbox SET status = 'pending', attempts = 0, next_attempt_at = $1, \
                  locked_until = NULL, claim_token = NULL, last_error = NULL, \
                  first_attempt_at = NULL, last_attempt_at = NULL \
              WHERE status = 'failed' AND id IN (SELECT outbox_id FROM failed_email_tasks \
-                 WHERE retried_at IS NULL AND ($2::uuid IS NULL OR id = $2))",
+                 WHERE retried_at IS NULL AND ($2::uuid IS NULL OR id = $2)) \
+             RETURNING id",
         )
         .bind(now)
         .bind(id)
-        .execute(&mut *tx)
+        .fetch_all(&mut *tx)
         .await?;
+        // Only the dead letters whose message went back to the queue.
         sqlx::query(
             "UPDATE failed_email_tasks SET retried_at = $1 \
-             WHERE retried_at IS NULL AND ($2::uuid IS NULL OR id = $2)",
+             WHERE retried_at IS NULL AND outbox_id = ANY($2) AND ($3::uuid IS NULL OR id = $3)",
         )
         .bind(now)
+        .bind(&requeued)
         .bind(id)
         .execute(&mut *tx)
         .await?;
         notify_workers(&mut tx).await?;
         tx.commit().await?;
-        Ok(requeued.rows_affected())
+        Ok(requeued.len() as u64)
     }
 
     async fn listen_for_mail(&self, wake: Arc<Notify>, stop: CancellationToken) {

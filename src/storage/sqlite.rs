@@ -507,26 +507,31 @@ impl Storage for SqliteStorage {
     ) -> Result<u64, StorageError> {
         let id = id.map(|id| id.to_string());
         let mut tx = self.pool.begin().await?;
-        let requeued = sqlx::query(
+        let requeued: Vec<String> = sqlx::query_scalar(
             "UPDATE email_outbox SET status = 'pending', attempts = 0, next_attempt_at = ?1, \
                  locked_until = NULL, claim_token = NULL, last_error = NULL, \
                  first_attempt_at = NULL, last_attempt_at = NULL \
              WHERE status = 'failed' AND id IN (SELECT outbox_id FROM failed_email_tasks \
-                 WHERE retried_at IS NULL AND (?2 IS NULL OR id = ?2))",
+                 WHERE retried_at IS NULL AND (?2 IS NULL OR id = ?2)) \
+             RETURNING id",
         )
         .bind(micros(now))
         .bind(&id)
-        .execute(&mut *tx)
+        .fetch_all(&mut *tx)
         .await?;
-        sqlx::query(
-            "UPDATE failed_email_tasks SET retried_at = ?1 \
-             WHERE retried_at IS NULL AND (?2 IS NULL OR id = ?2)",
-        )
-        .bind(micros(now))
-        .bind(&id)
-        .execute(&mut *tx)
-        .await?;
+        // Only the dead letters whose message went back to the queue.
+        for outbox_id in &requeued {
+            sqlx::query(
+                "UPDATE failed_email_tasks SET retried_at = ?1 \
+                 WHERE retried_at IS NULL AND outbox_id = ?2 AND (?3 IS NULL OR id = ?3)",
+            )
+            .bind(micros(now))
+            .bind(outbox_id)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
-        Ok(requeued.rows_affected())
+        Ok(requeued.len() as u64)
     }
 }

@@ -230,6 +230,7 @@ crate::on_both_backends!(
     sigterm_drains_calls_in_flight_and_exits,
     sigkill_mid_burst_loses_nothing,
     sigterm_mid_delivery_sends_every_mail_exactly_once,
+    sigterm_hands_back_mail_it_had_not_started,
     a_schema_from_a_newer_release_stops_start_up,
 );
 
@@ -294,6 +295,63 @@ async fn sigterm_mid_delivery_sends_every_mail_exactly_once(backend: Backend) {
             .await,
         10
     );
+}
+
+async fn sigterm_hands_back_mail_it_had_not_started(backend: Backend) {
+    let db = TestDatabase::create(&backend).await;
+    let smtp = SmtpServer::start(Behaviour::Slow(Duration::from_secs(3)));
+    // A lease far longer than the test: a message still claimed after the
+    // stop could only be sent again once it ran out.
+    let settings = [("SHUTDOWN_GRACE", "10"), ("EMAIL_CLAIM_LEASE", "300")];
+    let mut process = Process::start(&db.url, &smtp.url(), &settings);
+    process.wait_ready().await;
+    let channel = process.channel().await;
+    let emails: Vec<String> = (0..50).map(|_| unique_email()).collect();
+    let calls: Vec<_> = emails
+        .iter()
+        .map(|email| {
+            let mut client = AccountServiceClient::new(channel.clone());
+            let request = registration(email);
+            tokio::spawn(async move { client.register(request).await })
+        })
+        .collect();
+    for call in calls {
+        call.await.unwrap().unwrap();
+    }
+    // The first batch (the first mail or two) is out; the rest was claimed
+    // next, 32 sends at a time, the others waiting for a send slot.
+    smtp.wait_for(1, Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    process.signal("TERM");
+    let exit = exit_within(&mut process, Duration::from_secs(12)).await;
+    assert!(exit.success(), "{}", process.log());
+    let pending = db
+        .scalar("SELECT COUNT(*) FROM email_outbox WHERE status = 'pending'")
+        .await;
+    assert!(
+        pending > 0,
+        "every mail went out before the stop: nothing was handed back"
+    );
+    assert_eq!(
+        db.scalar(
+            "SELECT COUNT(*) FROM email_outbox WHERE status = 'pending' \
+             AND (claim_token IS NOT NULL OR locked_until IS NOT NULL)"
+        )
+        .await,
+        0,
+        "unsent mail still held by the stopped worker's claim"
+    );
+
+    let _next = Process::start(&db.url, &smtp.url(), &settings);
+    smtp.wait_for(50, Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut per_recipient: HashMap<String, usize> = HashMap::new();
+    for mail in smtp.received() {
+        *per_recipient.entry(mail.to.clone()).or_default() += 1;
+    }
+    for email in &emails {
+        assert_eq!(per_recipient.get(email), Some(&1), "{email}");
+    }
 }
 
 async fn a_schema_from_a_newer_release_stops_start_up(backend: Backend) {
