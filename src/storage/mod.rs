@@ -272,9 +272,11 @@ fn compare_schema(
         .collect();
     for (version, checksum) in &applied {
         match known.get(version) {
-            None => return Err(StorageError::Schema(format!(
+            None => {
+                return Err(StorageError::Schema(format!(
                 "the database has migration {version}, which this binary does not know ({newer})"
-            ))),
+            )))
+            }
             Some(k) if *k != checksum.as_slice() => {
                 return Err(StorageError::Schema(format!(
                     "migration {version} as applied to the database differs from this binary's"

@@ -94,6 +94,14 @@ async fn insert_mail(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     mail: &OutboxMessage,
 ) -> Result<(), StorageError> {
+    insert_mail_row(tx, mail).await?;
+    notify_workers(tx).await
+}
+
+async fn insert_mail_row(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    mail: &OutboxMessage,
+) -> Result<(), StorageError> {
     sqlx::query(
         "INSERT INTO email_outbox (id, account_id, kind, recipient, subject, text_body, \
          html_body, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
@@ -108,7 +116,7 @@ async fn insert_mail(
     .bind(mail.created_at)
     .execute(&mut **tx)
     .await?;
-    notify_workers(tx).await
+    Ok(())
 }
 
 async fn notify_workers(
@@ -371,24 +379,16 @@ impl Storage for PostgresStorage {
             tx.rollback().await?;
             return Ok(Some(row.try_get("last_requested_at")?));
         }
-        // Run whether or not there is a mail to queue, so that every address
-        // costs the same statements; `deliver` decides whether a row results.
-        sqlx::query(
-            "INSERT INTO email_outbox (id, account_id, kind, recipient, subject, text_body, \
-             html_body, next_attempt_at, created_at) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $8 WHERE $9",
-        )
-        .bind(mail.id)
-        .bind(mail.account_id)
-        .bind(mail.kind.as_str())
-        .bind(&mail.recipient)
-        .bind(&mail.subject)
-        .bind(&mail.text_body)
-        .bind(&mail.html_body)
-        .bind(mail.created_at)
-        .bind(deliver)
-        .execute(&mut *tx)
-        .await?;
+        // The mail is written in every case and removed again when there is
+        // nobody to send it to: the same statements and nearly the same work
+        // for every address. The account reference is checked at commit, so
+        // a removed row (of an unknown address) is never checked.
+        insert_mail_row(&mut tx, mail).await?;
+        sqlx::query("DELETE FROM email_outbox WHERE id = $1 AND NOT $2")
+            .bind(mail.id)
+            .bind(deliver)
+            .execute(&mut *tx)
+            .await?;
         // Every case wakes the workers, so that the work a wake-up sets off
         // (on this instance and the others) does not tell the cases apart.
         notify_workers(&mut tx).await?;

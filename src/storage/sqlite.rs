@@ -362,6 +362,10 @@ impl Storage for SqliteStorage {
         deliver: bool,
     ) -> Result<Option<DateTime<Utc>>, StorageError> {
         let mut tx = self.pool.begin().await?;
+        // Reset by SQLite itself when the transaction ends.
+        sqlx::query("PRAGMA defer_foreign_keys = ON")
+            .execute(&mut *tx)
+            .await?;
         // One atomic upsert: of two concurrent requests only one can win.
         let claimed = sqlx::query(
             "INSERT INTO resend_cooldowns (email, last_requested_at) VALUES (?1, ?2) \
@@ -382,24 +386,16 @@ impl Storage for SqliteStorage {
             tx.rollback().await?;
             return Ok(Some(time(&row, "last_requested_at")?));
         }
-        // Run whether or not there is a mail to queue, so that every address
-        // costs the same statements; `deliver` decides whether a row results.
-        sqlx::query(
-            "INSERT INTO email_outbox (id, account_id, kind, recipient, subject, text_body, \
-             html_body, next_attempt_at, created_at) \
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8 WHERE ?9",
-        )
-        .bind(mail.id.to_string())
-        .bind(mail.account_id.to_string())
-        .bind(mail.kind.as_str())
-        .bind(&mail.recipient)
-        .bind(&mail.subject)
-        .bind(&mail.text_body)
-        .bind(&mail.html_body)
-        .bind(micros(mail.created_at))
-        .bind(deliver)
-        .execute(&mut *tx)
-        .await?;
+        // The mail is written in every case and removed again when there is
+        // nobody to send it to: the same statements and nearly the same work
+        // for every address. Foreign keys are checked at commit in this
+        // transaction, so a removed row (of an unknown address) is never checked.
+        insert_mail(&mut tx, mail).await?;
+        sqlx::query("DELETE FROM email_outbox WHERE id = ?1 AND NOT ?2")
+            .bind(mail.id.to_string())
+            .bind(deliver)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(None)
     }
