@@ -17,3 +17,4 @@ mod register;
 mod resend;
 mod smtp_server;
 mod storage;
+mod worker;

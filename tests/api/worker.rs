@@ -1,0 +1,196 @@
+//! The delivery worker's own step, driven directly over real storage with a
+//! database that refuses the first "sent" record.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use account_service::auth::PasswordHash;
+use account_service::domain::Account;
+use account_service::mail::{
+    DeliveryWorker, ExecutionOutcome, FileDispatcher, MailComposer, RetryPolicy,
+};
+use account_service::storage::{
+    ClaimedMessage, DeadLetter, MailFailure, OutboxMessage, OutboxStatus, Storage, StorageError,
+};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::helpers::*;
+use crate::on_both_backends;
+
+on_both_backends!(a_failed_sent_record_is_retried_not_dropped);
+
+/// Real storage whose first `failures` sent-marks fail as if the database
+/// had gone away for a moment.
+struct FlakySentMarks {
+    inner: Arc<dyn Storage>,
+    failures: AtomicU32,
+}
+
+#[async_trait]
+impl Storage for FlakySentMarks {
+    async fn migrate(&self) -> Result<(), StorageError> {
+        self.inner.migrate().await
+    }
+    async fn ping(&self) -> Result<(), StorageError> {
+        self.inner.ping().await
+    }
+    async fn close(&self) {
+        self.inner.close().await
+    }
+    async fn create_account(
+        &self,
+        a: &Account,
+        h: &PasswordHash,
+        m: &OutboxMessage,
+    ) -> Result<(), StorageError> {
+        self.inner.create_account(a, h, m).await
+    }
+    async fn account_by_id(&self, id: Uuid) -> Result<Account, StorageError> {
+        self.inner.account_by_id(id).await
+    }
+    async fn account_by_email(&self, email: &str) -> Result<Account, StorageError> {
+        self.inner.account_by_email(email).await
+    }
+    async fn mark_verified(&self, id: Uuid, now: DateTime<Utc>) -> Result<Account, StorageError> {
+        self.inner.mark_verified(id, now).await
+    }
+    async fn claim_mail(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+        claim: Uuid,
+    ) -> Result<Vec<ClaimedMessage>, StorageError> {
+        self.inner.claim_mail(now, lease_until, limit, claim).await
+    }
+    async fn mark_mail_sent(
+        &self,
+        ids: &[Uuid],
+        claim: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StorageError> {
+        let left = self.failures.load(Ordering::SeqCst);
+        if left > 0 {
+            self.failures.store(left - 1, Ordering::SeqCst);
+            return Err(StorageError::NotReady);
+        }
+        self.inner.mark_mail_sent(ids, claim, now).await
+    }
+    async fn reschedule_mail(
+        &self,
+        id: Uuid,
+        claim: Uuid,
+        next: DateTime<Utc>,
+        error: &str,
+    ) -> Result<(), StorageError> {
+        self.inner.reschedule_mail(id, claim, next, error).await
+    }
+    async fn fail_mail(
+        &self,
+        id: Uuid,
+        claim: Uuid,
+        now: DateTime<Utc>,
+        failure: &MailFailure<'_>,
+    ) -> Result<(), StorageError> {
+        self.inner.fail_mail(id, claim, now, failure).await
+    }
+    async fn release_mail(&self, ids: &[Uuid], claim: Uuid) -> Result<u64, StorageError> {
+        self.inner.release_mail(ids, claim).await
+    }
+    async fn queue_mail(&self, mail: &OutboxMessage) -> Result<(), StorageError> {
+        self.inner.queue_mail(mail).await
+    }
+    async fn request_resend(
+        &self,
+        email: &str,
+        now: DateTime<Utc>,
+        cooldown_start: DateTime<Utc>,
+        mail: &OutboxMessage,
+        deliver: bool,
+    ) -> Result<Option<DateTime<Utc>>, StorageError> {
+        self.inner
+            .request_resend(email, now, cooldown_start, mail, deliver)
+            .await
+    }
+    async fn prune_resend_cooldowns(&self, before: DateTime<Utc>) -> Result<u64, StorageError> {
+        self.inner.prune_resend_cooldowns(before).await
+    }
+    async fn prune_sent(&self, before: DateTime<Utc>) -> Result<u64, StorageError> {
+        self.inner.prune_sent(before).await
+    }
+    async fn check_schema(&self) -> Result<(), StorageError> {
+        self.inner.check_schema().await
+    }
+    async fn outbox_status(&self, now: DateTime<Utc>) -> Result<OutboxStatus, StorageError> {
+        self.inner.outbox_status(now).await
+    }
+    async fn dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>, StorageError> {
+        self.inner.dead_letters(limit).await
+    }
+    async fn retry_dead_letters(
+        &self,
+        id: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StorageError> {
+        self.inner.retry_dead_letters(id, now).await
+    }
+}
+
+async fn a_failed_sent_record_is_retried_not_dropped(backend: Backend) {
+    let db = TestDatabase::create(&backend).await;
+    let real = db.connect().await;
+    for i in 0..3 {
+        let now = Utc::now();
+        let a = crate::storage::account(&format!("w{i}@example.com"), now);
+        let m = crate::storage::mail(&a, now);
+        real.create_account(&a, &crate::storage::hash().await, &m)
+            .await
+            .unwrap();
+    }
+    let storage: Arc<dyn Storage> = Arc::new(FlakySentMarks {
+        inner: Arc::clone(&real),
+        failures: AtomicU32::new(2),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let composer = MailComposer::new(
+        "Ecoms <noreply@ecoms.example>".parse().unwrap(),
+        "Ecoms".into(),
+        "http://localhost:8080",
+        3600,
+    )
+    .unwrap();
+    let worker = DeliveryWorker::new(
+        storage,
+        Arc::new(FileDispatcher::new(dir.path().to_owned()).unwrap()),
+        Arc::new(composer),
+        RetryPolicy {
+            max_retries: 2,
+            base_delay: std::time::Duration::from_secs(60),
+        },
+        std::time::Duration::from_secs(60),
+    );
+
+    let outcome = worker
+        .try_execute_task(&CancellationToken::new())
+        .await
+        .unwrap();
+
+    assert_eq!(outcome, ExecutionOutcome::Handled(3));
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 3);
+    // Recorded after two refusals, not left to be sent again after the lease.
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM email_outbox WHERE status = 'sent'")
+            .await,
+        3
+    );
+    assert_eq!(
+        worker
+            .try_execute_task(&CancellationToken::new())
+            .await
+            .unwrap(),
+        ExecutionOutcome::EmptyQueue
+    );
+}
