@@ -1,6 +1,11 @@
 //! Log output: a tracing subscriber, human-readable or JSON.
 
-use tracing_subscriber::{fmt, EnvFilter};
+use tracing::Subscriber;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{fmt, EnvFilter, Layer};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -11,19 +16,36 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs a subscriber that writes to stderr with `filter` (EnvFilter
-/// syntax). Falls back to `info` when the filter does not parse.
-pub fn init(filter: &str, format: LogFormat) {
-    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Pretty => builder.try_init(),
-        LogFormat::Json => builder
+/// The production formatting layer, writing to `writer`: the one `init`
+/// installs, and the one tests capture (so that what they search is what
+/// the service writes).
+pub fn layer<S, W>(format: LogFormat, writer: W) -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    match format {
+        LogFormat::Pretty => fmt::layer().with_writer(writer).boxed(),
+        LogFormat::Json => fmt::layer()
             .json()
             .with_current_span(true)
             .with_span_list(false)
-            .try_init(),
-    };
+            .with_writer(writer)
+            .boxed(),
+    }
+}
+
+/// The log filter from `filter` (EnvFilter syntax), `info` when it does not parse.
+pub fn filter(filter: &str) -> EnvFilter {
+    EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"))
+}
+
+/// Installs the production subscriber, writing to stderr.
+pub fn init(filter_directives: &str, format: LogFormat) {
+    let _ = tracing_subscriber::registry()
+        .with(filter(filter_directives))
+        .with(layer(format, std::io::stderr))
+        .try_init();
 }
 
 /// An error and all its sources, on one line.

@@ -1,6 +1,7 @@
 //! The whole log of register → mail → confirm, captured at TRACE level for
-//! every crate, holds no password, hash, token, signing key or SMTP password.
-//! A binary of its own: the capturing subscriber is process-global.
+//! every crate through the production layers (JSON and text), holds no
+//! password, hash, token, signing key or SMTP password. A binary of its own:
+//! the capturing subscriber is process-global.
 
 // Shared test harness; not every helper is used here.
 #[allow(dead_code)]
@@ -32,12 +33,21 @@ impl Write for Capture {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_reaches_the_log() {
-    let captured = Capture(Arc::new(Mutex::new(Vec::new())));
-    let writer = captured.clone();
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
+    use account_service::telemetry::{self, LogFormat};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
+    let json = Capture(Arc::new(Mutex::new(Vec::new())));
+    let text = Capture(Arc::new(Mutex::new(Vec::new())));
+    let (json_writer, text_writer) = (json.clone(), text.clone());
+    tracing_subscriber::registry()
+        .with(telemetry::filter("trace"))
+        .with(telemetry::layer(LogFormat::Json, move || {
+            json_writer.clone()
+        }))
+        .with(telemetry::layer(LogFormat::Pretty, move || {
+            text_writer.clone()
+        }))
         .init();
 
     let password = "Pa55word-never-logged";
@@ -91,30 +101,43 @@ async fn no_secret_reaches_the_log() {
     drop(app);
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    let log = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+    for (format, captured) in [("JSON", &json), ("text", &text)] {
+        let log = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+        check_log(
+            format,
+            &log,
+            &[
+                ("password", password),
+                ("rejected password", rejected_password),
+                ("password hash", hash.as_str()),
+                ("hash salt and digest", hash.rsplit('$').next().unwrap()),
+                ("token", token.as_str()),
+                ("token signature", token.rsplit('.').next().unwrap()),
+                ("signing key", TEST_SECRET_KEY),
+                ("SMTP password", smtp_password),
+            ],
+        );
+    }
+}
+
+fn check_log(format: &str, log: &str, secrets: &[(&str, &str)]) {
     // The capture works: the flow is in it.
     for expected in [
         "account registered",
         "account confirmed",
         "mail delivered",
-        "method=\"Register\"",
+        "Register",
     ] {
-        assert!(log.contains(expected), "the log lacks {expected:?}");
+        assert!(
+            log.contains(expected),
+            "the {format} log lacks {expected:?}"
+        );
     }
     assert!(
         log.contains("mail delivery failed"),
-        "the SMTP failure was not logged"
+        "the SMTP failure was not logged ({format})"
     );
-    for (what, secret) in [
-        ("password", password),
-        ("rejected password", rejected_password),
-        ("password hash", hash.as_str()),
-        ("hash salt and digest", hash.rsplit('$').next().unwrap()),
-        ("token", token.as_str()),
-        ("token signature", token.rsplit('.').next().unwrap()),
-        ("signing key", TEST_SECRET_KEY),
-        ("SMTP password", smtp_password),
-    ] {
-        assert!(!log.contains(secret), "the log holds the {what}");
+    for (what, secret) in secrets {
+        assert!(!log.contains(secret), "the {format} log holds the {what}");
     }
 }

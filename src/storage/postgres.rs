@@ -42,17 +42,6 @@ impl PostgresStorage {
             .connect_lazy_with(options);
         Ok(PostgresStorage { pool })
     }
-
-    /// Connects and applies the migrations.
-    pub async fn connect(url: &str) -> Result<Self, StorageError> {
-        let storage = Self::open(url, super::PoolSettings::default())?;
-        storage.migrate().await?;
-        Ok(storage)
-    }
-
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
 }
 
 fn account(row: &PgRow) -> Result<Account, StorageError> {

@@ -43,17 +43,6 @@ impl SqliteStorage {
             .connect_lazy_with(options);
         Ok(SqliteStorage { pool })
     }
-
-    /// Opens the database and applies the migrations.
-    pub async fn connect(url: &str) -> Result<Self, StorageError> {
-        let storage = Self::open(url, super::PoolSettings::default())?;
-        storage.migrate().await?;
-        Ok(storage)
-    }
-
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
-    }
 }
 
 fn micros(t: DateTime<Utc>) -> i64 {

@@ -12,7 +12,7 @@ use account_service::proto::account::v1::account_service_client::AccountServiceC
 use account_service::proto::account::v1::{get_account_request, Account};
 use account_service::proto::account::v1::{GetAccountRequest, RegisterRequest};
 use account_service::startup::{self, Application};
-use account_service::storage::{PostgresStorage, SqliteStorage, Storage};
+use account_service::storage::Storage;
 use clap::Parser;
 use sqlx::Connection;
 use tokio::net::TcpListener;
@@ -123,12 +123,11 @@ impl TestDatabase {
         }
     }
 
+    /// The storage the service would open on this database, migrated.
     pub async fn connect(&self) -> Arc<dyn Storage> {
-        if self.url.starts_with("sqlite:") {
-            Arc::new(SqliteStorage::connect(&self.url).await.unwrap())
-        } else {
-            Arc::new(PostgresStorage::connect(&self.url).await.unwrap())
-        }
+        let storage = account_service::storage::open(&self.url, Default::default()).unwrap();
+        storage.migrate().await.unwrap();
+        storage
     }
 
     /// The stored password hash of an account, read straight from the table.
