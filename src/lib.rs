@@ -15,6 +15,7 @@ pub mod limits;
 pub mod mail;
 pub mod metrics;
 pub mod net;
+pub mod readiness;
 pub mod service;
 pub mod startup;
 pub mod storage;

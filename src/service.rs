@@ -1,6 +1,5 @@
 //! The account use cases, free of any transport: register, confirm, look up.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound, Utc};
@@ -11,6 +10,7 @@ use crate::auth::{ConfirmationTokens, HashError, PasswordHasher, TokenError};
 use crate::domain::{self, Account, Email, FieldViolation, NewAccount, ValidationErrors};
 use crate::mail::MailComposer;
 use crate::metrics::Metrics;
+use crate::readiness::Readiness;
 use crate::storage::{OutboxMessage, Storage, StorageError};
 
 /// Message for a registration whose address is taken.
@@ -189,8 +189,8 @@ pub struct Accounts {
     /// Wakes the delivery worker as soon as a mail is queued.
     mail_queued: Arc<Notify>,
     resend_cooldown: std::time::Duration,
-    /// Set once the database was reached and migrated after start-up.
-    ready: AtomicBool,
+    /// Until the database was first reached, every use case answers UNAVAILABLE.
+    readiness: Arc<Readiness>,
     /// Answer a taken address like a success, so Register reveals nothing.
     enumeration_protection: bool,
     metrics: Arc<Metrics>,
@@ -211,13 +211,13 @@ impl Accounts {
         mail_queued: Arc<Notify>,
     ) -> Self {
         Accounts {
-            storage,
             hasher,
             tokens,
             composer,
             mail_queued,
             resend_cooldown: std::time::Duration::from_secs(60),
-            ready: AtomicBool::new(false),
+            readiness: Arc::new(Readiness::new(Arc::clone(&storage))),
+            storage,
             enumeration_protection: false,
             metrics: Arc::new(Metrics::new()),
         }
@@ -229,8 +229,10 @@ impl Accounts {
         self
     }
 
-    pub fn metrics(&self) -> &Arc<Metrics> {
-        &self.metrics
+    /// The readiness that start-up marks once the database was reached.
+    pub fn with_readiness(mut self, readiness: Arc<Readiness>) -> Self {
+        self.readiness = readiness;
+        self
     }
 
     /// With protection on, Register with a taken address answers like a
@@ -240,14 +242,9 @@ impl Accounts {
         self
     }
 
-    /// Marks the database as reached and migrated: requests are served from now on.
-    pub fn mark_ready(&self) {
-        self.ready.store(true, Ordering::Release);
-    }
-
     /// Until the database was first reached, every use case answers UNAVAILABLE.
     fn ensure_ready(&self) -> Result<(), ServiceError> {
-        if self.is_ready() {
+        if self.readiness.is_ready() {
             Ok(())
         } else {
             Err(ServiceError::Unavailable(StorageError::NotReady))
@@ -258,14 +255,6 @@ impl Accounts {
     pub fn with_resend_cooldown(mut self, cooldown: std::time::Duration) -> Self {
         self.resend_cooldown = cooldown;
         self
-    }
-
-    pub fn storage(&self) -> &Arc<dyn Storage> {
-        &self.storage
-    }
-
-    pub fn hasher(&self) -> &PasswordHasher {
-        &self.hasher
     }
 
     /// Stores an unverified account and queues its welcome mail.
@@ -411,18 +400,5 @@ impl Accounts {
             Lookup::Id(id) => Ok(self.storage.account_by_id(id).await?),
             Lookup::Email(email) => Ok(self.storage.account_by_email(email.as_str()).await?),
         }
-    }
-
-    /// Whether the database was reached and migrated since start-up.
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
-    }
-
-    /// Succeeds when the database was migrated and answers now.
-    pub async fn ready(&self) -> Result<(), StorageError> {
-        if !self.is_ready() {
-            return Err(StorageError::NotReady);
-        }
-        self.storage.ping().await
     }
 }

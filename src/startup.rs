@@ -24,6 +24,7 @@ use crate::mail::{
 use crate::metrics::Metrics;
 use crate::net;
 use crate::proto;
+use crate::readiness::Readiness;
 use crate::service::Accounts;
 use crate::storage::{self, Storage, StorageError};
 use crate::telemetry::error_chain;
@@ -35,6 +36,10 @@ pub struct Application {
     grpc_listener: TcpListener,
     http_listener: TcpListener,
     accounts: Arc<Accounts>,
+    storage: Arc<dyn Storage>,
+    metrics: Arc<Metrics>,
+    hasher: PasswordHasher,
+    readiness: Arc<Readiness>,
     worker: DeliveryWorker,
     mail_queued: Arc<Notify>,
     settings: Settings,
@@ -85,20 +90,22 @@ impl Application {
         let hasher = PasswordHasher::new(settings.hash_concurrency, settings.hash_queue);
         let mail_queued = Arc::new(Notify::new());
         let metrics = Arc::new(Metrics::new());
+        let readiness = Arc::new(Readiness::new(Arc::clone(&storage)));
         let accounts = Arc::new(
             Accounts::new(
                 Arc::clone(&storage),
-                hasher,
+                hasher.clone(),
                 tokens,
                 Arc::clone(&composer),
                 Arc::clone(&mail_queued),
             )
             .with_resend_cooldown(settings.email_resend_cooldown)
             .with_enumeration_protection(settings.enumeration_protection)
-            .with_metrics(Arc::clone(&metrics)),
+            .with_metrics(Arc::clone(&metrics))
+            .with_readiness(Arc::clone(&readiness)),
         );
         let worker = DeliveryWorker::new(
-            storage,
+            Arc::clone(&storage),
             dispatcher,
             composer,
             RetryPolicy {
@@ -109,11 +116,15 @@ impl Application {
         )
         .with_sent_retention(settings.email_sent_retention)
         .with_resend_cooldown(settings.email_resend_cooldown)
-        .with_metrics(metrics);
+        .with_metrics(Arc::clone(&metrics));
         Ok(Application {
             grpc_listener,
             http_listener,
             accounts,
+            storage,
+            metrics,
+            hasher,
+            readiness,
             worker,
             mail_queued,
             settings,
@@ -208,6 +219,7 @@ impl Application {
             .add_service(
                 AccountGrpc::new(
                     Arc::clone(&self.accounts),
+                    Arc::clone(&self.metrics),
                     Arc::clone(&admission),
                     Arc::clone(&limits),
                 )
@@ -226,6 +238,9 @@ impl Application {
             self.http_listener,
             router(HttpState {
                 accounts: Arc::clone(&self.accounts),
+                metrics: Arc::clone(&self.metrics),
+                hasher: self.hasher.clone(),
+                readiness: Arc::clone(&self.readiness),
                 frontend_homepage: self.settings.frontend_homepage.to_string(),
                 confirmation_mail_request_page: self
                     .settings
@@ -239,11 +254,13 @@ impl Application {
         );
 
         let background = tokio::spawn(bring_up(
-            Arc::clone(&self.accounts),
             self.worker,
             self.mail_queued,
             health,
             BringUp {
+                storage: Arc::clone(&self.storage),
+                readiness: Arc::clone(&self.readiness),
+                metrics: Arc::clone(&self.metrics),
                 migrate: self.settings.migrate_on_start,
                 metrics_refresh: self.settings.metrics_refresh,
             },
@@ -273,7 +290,7 @@ impl Application {
                 Ok(())
             }
         };
-        self.accounts.storage().close().await;
+        self.storage.close().await;
         result
     }
 }
@@ -293,6 +310,11 @@ async fn set_health(
 
 /// How the database is brought up, and what runs once it is.
 struct BringUp {
+    storage: Arc<dyn Storage>,
+    /// Marked once the database was reached (and migrated).
+    readiness: Arc<Readiness>,
+    /// Where the outbox gauges go.
+    metrics: Arc<Metrics>,
     /// Apply pending migrations (MIGRATE_ON_START), or only check the schema.
     migrate: bool,
     /// How often the outbox gauges of /metrics are refreshed.
@@ -307,14 +329,13 @@ struct BringUp {
 /// not match this binary is a fatal error that stops the whole process,
 /// since no amount of waiting fixes it.
 async fn bring_up(
-    accounts: Arc<Accounts>,
     worker: DeliveryWorker,
     mail_queued: Arc<Notify>,
     health: tonic_health::server::HealthReporter,
     plan: BringUp,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
-    let storage = Arc::clone(accounts.storage());
+    let storage = Arc::clone(&plan.storage);
     let mut backoff =
         crate::backoff::Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
     loop {
@@ -344,7 +365,7 @@ async fn bring_up(
             }
         }
     }
-    accounts.mark_ready();
+    plan.readiness.mark_ready();
     if !stop.is_cancelled() {
         set_health(&health, tonic_health::ServingStatus::Serving).await;
     }
@@ -355,7 +376,7 @@ async fn bring_up(
     };
     let gauges = tokio::spawn(crate::metrics::refresh_outbox_gauges(
         Arc::clone(&storage),
-        Arc::clone(accounts.metrics()),
+        plan.metrics,
         plan.metrics_refresh,
         stop.clone(),
     ));

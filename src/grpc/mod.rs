@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use crate::domain::{Account, Email, NewAccount, RegistrationForm, ValidationErrors};
 use crate::limits::RateLimits;
+use crate::metrics::Metrics;
 use crate::proto::account::v1 as pb;
 use crate::proto::account::v1::account_service_server::AccountService;
 use crate::service::{parse_email, Accounts, Lookup, ServiceError};
@@ -34,6 +35,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct AccountGrpc {
     accounts: Arc<Accounts>,
+    metrics: Arc<Metrics>,
     admission: Arc<Semaphore>,
     limits: Arc<RateLimits>,
 }
@@ -43,11 +45,13 @@ impl AccountGrpc {
     /// HTTP sidecar, so the bound covers the whole process.
     pub fn new(
         accounts: Arc<Accounts>,
+        metrics: Arc<Metrics>,
         admission: Arc<Semaphore>,
         limits: Arc<RateLimits>,
     ) -> Self {
         AccountGrpc {
             accounts,
+            metrics,
             admission,
             limits,
         }
@@ -209,10 +213,7 @@ impl CallRecord<'_> {
         self.span.in_scope(|| {
             tracing::info!(method, code = ?code, latency_ms = latency.as_secs_f64() * 1000.0, "rpc");
         });
-        self.grpc
-            .accounts
-            .metrics()
-            .observe_rpc(method, code, latency);
+        self.grpc.metrics.observe_rpc(method, code, latency);
     }
 }
 

@@ -14,12 +14,19 @@ use axum::routing::get;
 use axum::Router;
 use tokio::sync::Semaphore;
 
+use crate::auth::PasswordHasher;
+use crate::metrics::Metrics;
+use crate::readiness::Readiness;
 use crate::service::{Accounts, ServiceError};
 use crate::telemetry::error_chain;
 
 #[derive(Clone)]
 pub struct HttpState {
     pub accounts: Arc<Accounts>,
+    pub metrics: Arc<Metrics>,
+    /// Read for the hash-queue gauge.
+    pub hasher: PasswordHasher,
+    pub readiness: Arc<Readiness>,
     /// Where a successful confirmation lands.
     pub frontend_homepage: String,
     /// Where a failed confirmation lands, to ask for a new mail.
@@ -52,7 +59,7 @@ async fn confirm_registration(
     // The same bound as gRPC's: over it, refuse at once without touching
     // the database.
     let Ok(_permit) = Arc::clone(&state.admission).try_acquire_owned() else {
-        state.accounts.metrics().count_http_confirmation("busy");
+        state.metrics.count_http_confirmation("busy");
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             [(header::RETRY_AFTER, "1")],
@@ -71,35 +78,26 @@ async fn confirm_registration(
     match state.accounts.confirm(&token).await {
         Ok(_) => {
             tracing::info!(outcome = "confirmed", "confirmation link");
-            state
-                .accounts
-                .metrics()
-                .count_http_confirmation("confirmed");
+            state.metrics.count_http_confirmation("confirmed");
             found(&state.frontend_homepage)
         }
         Err(ServiceError::Token(e)) => {
             tracing::info!(outcome = e.reason(), "confirmation link");
-            state.accounts.metrics().count_http_confirmation(e.reason());
+            state.metrics.count_http_confirmation(e.reason());
             found(&state.confirmation_mail_request_page)
         }
         Err(ServiceError::Invalid(_)) => {
             tracing::info!(outcome = "TOKEN_INVALID", "confirmation link");
-            state
-                .accounts
-                .metrics()
-                .count_http_confirmation("TOKEN_INVALID");
+            state.metrics.count_http_confirmation("TOKEN_INVALID");
             found(&state.confirmation_mail_request_page)
         }
         Err(ServiceError::NotFound) => {
             tracing::info!(outcome = "ACCOUNT_NOT_FOUND", "confirmation link");
-            state
-                .accounts
-                .metrics()
-                .count_http_confirmation("ACCOUNT_NOT_FOUND");
+            state.metrics.count_http_confirmation("ACCOUNT_NOT_FOUND");
             found(&state.confirmation_mail_request_page)
         }
         Err(e) => {
-            state.accounts.metrics().count_http_confirmation("error");
+            state.metrics.count_http_confirmation("error");
             tracing::error!(error = %error_chain(&e), "confirmation link failed");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -114,10 +112,10 @@ async fn confirm_registration(
 /// gauges come from the snapshot that a background task refreshes every
 /// METRICS_REFRESH, so a scrape never queries the database.
 async fn metrics(State(state): State<HttpState>) -> Response {
-    let metrics = state.accounts.metrics();
+    let metrics = state.metrics;
     metrics
         .hash_queue
-        .set(i64::try_from(state.accounts.hasher().queued()).unwrap_or(i64::MAX));
+        .set(i64::try_from(state.hasher.queued()).unwrap_or(i64::MAX));
     match metrics.encode() {
         Ok(text) => (
             StatusCode::OK,
@@ -136,7 +134,7 @@ async fn metrics(State(state): State<HttpState>) -> Response {
 }
 
 async fn ready(State(state): State<HttpState>) -> Response {
-    match state.accounts.ready().await {
+    match state.readiness.check().await {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
         Err(e) => {
             tracing::warn!(error = %error_chain(&e), "readiness check failed");
