@@ -251,11 +251,16 @@ pub trait Storage: Send + Sync + 'static {
     async fn listen_for_mail(&self, _wake: Arc<Notify>, _stop: CancellationToken) {}
 }
 
-/// Compares the migrations applied to a database (version, checksum, in
-/// version order; `None` when it has no migrations table) with a binary's.
+/// The migrations applied to a database, as both backends read them.
+const APPLIED_MIGRATIONS: &str =
+    "SELECT version, success, checksum FROM _sqlx_migrations ORDER BY version";
+
+/// Compares the migrations applied to a database (version, success,
+/// checksum, in version order; `None` when it has no migrations table) with
+/// a binary's.
 fn compare_schema(
     migrator: &sqlx::migrate::Migrator,
-    applied: Option<Vec<(i64, Vec<u8>)>>,
+    applied: Option<Vec<(i64, bool, Vec<u8>)>>,
 ) -> Result<(), StorageError> {
     let run_migrate = "run `account-service migrate` first";
     let newer =
@@ -270,7 +275,10 @@ fn compare_schema(
         .filter(|m| m.migration_type.is_up_migration())
         .map(|m| (m.version, m.checksum.as_ref()))
         .collect();
-    for (version, checksum) in &applied {
+    for (version, success, checksum) in &applied {
+        if !success {
+            return Err(sqlx::migrate::MigrateError::Dirty(*version).into());
+        }
         match known.get(version) {
             None => {
                 return Err(StorageError::Schema(format!(

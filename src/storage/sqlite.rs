@@ -405,22 +405,11 @@ impl Storage for SqliteStorage {
         .await?;
         let applied = match exists {
             None => None,
-            Some(_) => {
-                let rows = sqlx::query(
-                    "SELECT version, checksum, success FROM _sqlx_migrations ORDER BY version",
-                )
-                .fetch_all(&self.pool)
-                .await?;
-                let mut applied = Vec::with_capacity(rows.len());
-                for row in rows {
-                    let version: i64 = row.try_get("version")?;
-                    if !row.try_get::<bool, _>("success")? {
-                        return Err(sqlx::migrate::MigrateError::Dirty(version).into());
-                    }
-                    applied.push((version, row.try_get("checksum")?));
-                }
-                Some(applied)
-            }
+            Some(_) => Some(
+                sqlx::query_as::<_, (i64, bool, Vec<u8>)>(super::APPLIED_MIGRATIONS)
+                    .fetch_all(&self.pool)
+                    .await?,
+            ),
         };
         super::compare_schema(&MIGRATOR, applied)
     }
