@@ -5,7 +5,7 @@ use std::io::Write;
 use chrono::Utc;
 use uuid::Uuid;
 
-use crate::config::OutboxCommand;
+use crate::cli::OutboxCommand;
 use crate::storage::Storage;
 
 /// Runs one outbox subcommand, writing its report to `out`.

@@ -4,11 +4,13 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
 
+use crate::config::LimitSettings;
 use crate::domain::Email;
 
 /// Keys a limiter keeps by default before it evicts the idlest ones.
@@ -180,6 +182,34 @@ impl RateLimits {
                 .map(|ip| ip.to_canonical())
                 .collect(),
         }
+    }
+
+    /// The limits the settings describe: none at all when RATE_LIMITS=off.
+    pub fn from_settings(settings: &LimitSettings) -> Self {
+        if !settings.rate_limits {
+            return RateLimits::disabled();
+        }
+        RateLimits::new(
+            settings.rate_limit_per_client,
+            settings.rate_limit_per_email,
+            settings.trusted_proxies.0.clone(),
+            settings.rate_limit_max_keys,
+        )
+    }
+
+    /// Forgets idle keys once a minute until `stop`, so that memory follows
+    /// the clients of the last minutes rather than of all time.
+    pub fn spawn_sweeper(self: &Arc<Self>, stop: CancellationToken) {
+        let limits = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    _ = every.tick() => limits.forget_idle(),
+                }
+            }
+        });
     }
 
     fn is_trusted(&self, ip: IpAddr) -> bool {

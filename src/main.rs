@@ -3,7 +3,8 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use account_service::config::{Cli, Command};
+use account_service::cli::{Cli, Command};
+use account_service::config::{ConfigError, Settings};
 use account_service::startup::Application;
 use account_service::telemetry;
 use clap::Parser;
@@ -18,15 +19,28 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    let cli = Cli::parse();
-    let settings = match cli.settings.validate() {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => match ConfigError::from_clap(&e) {
+            Some(bad) => {
+                eprintln!("{bad}");
+                return ExitCode::from(2);
+            }
+            // Help, version and usage errors, as clap renders them.
+            None => e.exit(),
+        },
+    };
+    let settings = match cli.settings.check() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::from(2);
         }
     };
-    telemetry::init(&settings.rust_log, settings.log_format);
+    telemetry::init(
+        &settings.telemetry.rust_log,
+        settings.telemetry.log_format(),
+    );
 
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings).await,
@@ -69,9 +83,12 @@ fn dotenv_error(e: &dotenvy::Error) -> String {
     }
 }
 
-async fn migrate(settings: account_service::config::Settings) -> ExitCode {
+async fn migrate(settings: Settings) -> ExitCode {
     let migrated = async {
-        let storage = account_service::storage::open(settings.database_url(), settings.pool())?;
+        let storage = account_service::storage::open(
+            settings.database.database_url.expose(),
+            settings.database.pool(),
+        )?;
         let result = storage.migrate().await;
         storage.close().await;
         result
@@ -91,13 +108,13 @@ async fn migrate(settings: account_service::config::Settings) -> ExitCode {
     }
 }
 
-async fn outbox(
-    settings: account_service::config::Settings,
-    command: account_service::config::OutboxCommand,
-) -> ExitCode {
+async fn outbox(settings: Settings, command: account_service::cli::OutboxCommand) -> ExitCode {
     // Operators' commands never change the schema: they work on a database
     // that `account-service migrate` brought up to this binary's version.
-    let storage = match account_service::storage::open(settings.database_url(), settings.pool()) {
+    let storage = match account_service::storage::open(
+        settings.database.database_url.expose(),
+        settings.database.pool(),
+    ) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("cannot open the database named by DATABASE_URL: {e}");
@@ -124,8 +141,8 @@ async fn outbox(
     }
 }
 
-async fn serve(settings: account_service::config::Settings) -> ExitCode {
-    if settings.using_development_key {
+async fn serve(settings: Settings) -> ExitCode {
+    if settings.security.using_development_key() {
         tracing::warn!(
             "SECRET_KEY is not set: confirmation links are signed with the public development key, \
              so anyone can forge them. Set SECRET_KEY to a long random value outside local development."

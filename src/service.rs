@@ -203,12 +203,16 @@ fn now() -> DateTime<Utc> {
 }
 
 impl Accounts {
+    /// `readiness` is marked by start-up once the database was reached;
+    /// `metrics` is where the use cases count what they do.
     pub fn new(
         storage: Arc<dyn Storage>,
         hasher: PasswordHasher,
         tokens: ConfirmationTokens,
         composer: Arc<MailComposer>,
         mail_queued: Arc<Notify>,
+        readiness: Arc<Readiness>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Accounts {
             hasher,
@@ -216,23 +220,11 @@ impl Accounts {
             composer,
             mail_queued,
             resend_cooldown: std::time::Duration::from_secs(60),
-            readiness: Arc::new(Readiness::new(Arc::clone(&storage))),
+            readiness,
             storage,
             enumeration_protection: false,
-            metrics: Arc::new(Metrics::new()),
+            metrics,
         }
-    }
-
-    /// Where the use cases count what they do.
-    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
-        self.metrics = metrics;
-        self
-    }
-
-    /// The readiness that start-up marks once the database was reached.
-    pub fn with_readiness(mut self, readiness: Arc<Readiness>) -> Self {
-        self.readiness = readiness;
-        self
     }
 
     /// With protection on, Register with a taken address answers like a

@@ -7,30 +7,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
+use tonic_health::ServingStatus;
 
 use crate::auth::{ConfirmationTokens, PasswordHasher};
-use crate::config::{EmailBackend, Settings};
-use crate::grpc::{AccountGrpc, AccountServiceServer};
+use crate::config::Settings;
+use crate::grpc::{self, AccountGrpc, ConnectionLimits, Health};
 use crate::http::{self, router, HttpState};
 use crate::limits::RateLimits;
-use crate::mail::{
-    ConsoleDispatcher, DeliveryWorker, FileDispatcher, MailComposer, MailDispatcher, RetryPolicy,
-    SmtpDispatcher,
-};
+use crate::mail::{self, DeliveryWorker, MailComposer, MailDispatcher, RetryPolicy};
 use crate::metrics::Metrics;
-use crate::net;
-use crate::proto;
 use crate::readiness::Readiness;
 use crate::service::Accounts;
 use crate::storage::{self, Storage, StorageError};
 use crate::telemetry::error_chain;
-
-/// SMTP connections kept open for the worker's concurrent sends.
-const SMTP_POOL_SIZE: u32 = crate::mail::SEND_SLOTS as u32;
 
 pub struct Application {
     grpc_listener: TcpListener,
@@ -46,18 +38,23 @@ pub struct Application {
 }
 
 impl Application {
-    /// Binds GRPC_ADDR and HTTP_ADDR, connects to the database (applying
-    /// migrations) and wires the mail dispatcher that EMAIL_BACKEND names.
+    /// Binds GRPC_ADDR and HTTP_ADDR, opens the database named by
+    /// DATABASE_URL (reached and migrated once running) and wires the mail
+    /// dispatcher that EMAIL_BACKEND names.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let grpc_listener = TcpListener::bind(settings.grpc_addr)
-            .await
-            .with_context(|| format!("cannot listen on GRPC_ADDR {}", settings.grpc_addr))?;
-        let http_listener = TcpListener::bind(settings.http_addr)
-            .await
-            .with_context(|| format!("cannot listen on HTTP_ADDR {}", settings.http_addr))?;
-        let storage = storage::open(settings.database_url(), settings.pool())
-            .context("cannot use DATABASE_URL")?;
-        let dispatcher = dispatcher(&settings)?;
+        let bind = |name: &'static str, addr: SocketAddr| async move {
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {name} {addr}"))
+        };
+        let grpc_listener = bind("GRPC_ADDR", settings.server.grpc_addr).await?;
+        let http_listener = bind("HTTP_ADDR", settings.server.http_addr).await?;
+        let storage = storage::open(
+            settings.database.database_url.expose(),
+            settings.database.pool(),
+        )
+        .context("cannot use DATABASE_URL")?;
+        let dispatcher = mail::dispatcher(&settings.mail)?;
         Self::build_with(settings, grpc_listener, http_listener, storage, dispatcher)
     }
 
@@ -70,57 +67,54 @@ impl Application {
         storage: Arc<dyn Storage>,
         dispatcher: Arc<dyn MailDispatcher>,
     ) -> anyhow::Result<Self> {
+        let (security, delivery) = (&settings.security, &settings.delivery);
         let composer = Arc::new(
             MailComposer::new(
-                settings.email_from.clone(),
-                settings.site_name.clone(),
-                settings.public_base_url.as_str(),
-                settings.confirmation_link_timeout,
+                settings.mail.email_from.clone(),
+                settings.mail.site_name.clone(),
+                settings.server.public_base_url.as_str(),
+                security.confirmation_link_timeout,
             )
-            .context("mail templates")?,
+            .context("cannot load the mail templates")?,
         );
         let tokens = ConfirmationTokens::new(
-            settings.secret_key.expose_secret().as_bytes(),
-            settings
-                .secret_key_previous
-                .as_ref()
-                .map(|k| k.expose_secret().as_bytes()),
-            settings.confirmation_link_timeout,
+            security.signing_key().as_bytes(),
+            security.previous_key().map(str::as_bytes),
+            security.confirmation_link_timeout,
         );
-        let hasher = PasswordHasher::new(settings.hash_concurrency, settings.hash_queue);
+        let limits = &settings.limits;
+        let hasher = PasswordHasher::new(limits.hash_concurrency(), limits.hash_queue);
         let mail_queued = Arc::new(Notify::new());
         let metrics = Arc::new(Metrics::new());
         let readiness = Arc::new(Readiness::new(Arc::clone(&storage)));
-        let accounts = Arc::new(
-            Accounts::new(
-                Arc::clone(&storage),
-                hasher.clone(),
-                tokens,
-                Arc::clone(&composer),
-                Arc::clone(&mail_queued),
-            )
-            .with_resend_cooldown(settings.email_resend_cooldown)
-            .with_enumeration_protection(settings.enumeration_protection)
-            .with_metrics(Arc::clone(&metrics))
-            .with_readiness(Arc::clone(&readiness)),
-        );
+        let accounts = Accounts::new(
+            Arc::clone(&storage),
+            hasher.clone(),
+            tokens,
+            Arc::clone(&composer),
+            Arc::clone(&mail_queued),
+            Arc::clone(&readiness),
+            Arc::clone(&metrics),
+        )
+        .with_resend_cooldown(delivery.email_resend_cooldown)
+        .with_enumeration_protection(security.enumeration_protection);
         let worker = DeliveryWorker::new(
             Arc::clone(&storage),
             dispatcher,
             composer,
             RetryPolicy {
-                max_retries: settings.email_max_retries,
-                base_delay: settings.email_retry_delay,
+                max_retries: delivery.email_max_retries,
+                base_delay: delivery.email_retry_delay,
             },
-            settings.email_claim_lease,
+            delivery.email_claim_lease,
+            Arc::clone(&metrics),
         )
-        .with_sent_retention(settings.email_sent_retention)
-        .with_resend_cooldown(settings.email_resend_cooldown)
-        .with_metrics(Arc::clone(&metrics));
+        .with_sent_retention(delivery.email_sent_retention)
+        .with_resend_cooldown(delivery.email_resend_cooldown);
         Ok(Application {
             grpc_listener,
             http_listener,
-            accounts,
+            accounts: Arc::new(accounts),
             storage,
             metrics,
             hasher,
@@ -151,89 +145,37 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let (health, health_service) = tonic_health::server::health_reporter();
-        set_health(&health, tonic_health::ServingStatus::NotServing).await;
-
+        let server = &self.settings.server;
         let stop = CancellationToken::new();
+        // One bound on the requests handled at once, across both servers.
+        let admission = Arc::new(Semaphore::new(self.settings.limits.max_concurrent_requests));
+        let limits = Arc::new(RateLimits::from_settings(&self.settings.limits));
+        limits.spawn_sweeper(stop.clone());
+
+        let grpc = grpc::serve(
+            self.grpc_listener,
+            AccountGrpc::new(
+                Arc::clone(&self.accounts),
+                Arc::clone(&self.metrics),
+                Arc::clone(&admission),
+                limits,
+            ),
+            ConnectionLimits {
+                head_timeout: server.request_head_timeout,
+                max_age: server.grpc_max_connection_age,
+            },
+            stop.clone(),
+        )
+        .await?;
+        let health = grpc.health.clone();
         {
             let (stop, health) = (stop.clone(), health.clone());
             tokio::spawn(async move {
                 shutdown.await;
-                set_health(&health, tonic_health::ServingStatus::NotServing).await;
+                health.set(ServingStatus::NotServing).await;
                 stop.cancel();
             });
         }
-
-        let reflection_sets = [
-            proto::FILE_DESCRIPTOR_SET,
-            tonic_health::pb::FILE_DESCRIPTOR_SET,
-            tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
-            tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
-        ];
-        let mut v1 = tonic_reflection::server::Builder::configure();
-        let mut v1alpha = tonic_reflection::server::Builder::configure();
-        for set in reflection_sets {
-            v1 = v1.register_encoded_file_descriptor_set(set);
-            v1alpha = v1alpha.register_encoded_file_descriptor_set(set);
-        }
-
-        let admission = Arc::new(tokio::sync::Semaphore::new(
-            self.settings.max_concurrent_requests,
-        ));
-        let limits = Arc::new(match &self.settings.rate_limits {
-            Some(l) => RateLimits::new(
-                l.per_client_per_minute,
-                l.per_email_per_hour,
-                l.trusted_proxies.clone(),
-                l.max_keys,
-            ),
-            None => RateLimits::disabled(),
-        });
-        {
-            let (limits, stop) = (Arc::clone(&limits), stop.clone());
-            tokio::spawn(async move {
-                let mut every = tokio::time::interval(Duration::from_secs(60));
-                loop {
-                    tokio::select! {
-                        () = stop.cancelled() => break,
-                        _ = every.tick() => limits.forget_idle(),
-                    }
-                }
-            });
-        }
-        let grpc = tonic::transport::Server::builder()
-            .tcp_nodelay(true)
-            // Detects peers that vanished without closing their connection.
-            .http2_keepalive_interval(Some(Duration::from_secs(30)))
-            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-            .timeout(crate::grpc::REQUEST_TIMEOUT)
-            .max_connection_age(self.settings.grpc_max_connection_age)
-            // Header blocks are small in this API; the same bound as the sidecar's.
-            .http2_max_header_list_size(u32::try_from(http::MAX_HEAD_BYTES).unwrap_or(u32::MAX))
-            .layer(tower::util::MapResponseLayer::new(
-                crate::grpc::oversized_as_resource_exhausted::<tonic::body::Body>,
-            ))
-            .add_service(health_service)
-            .add_service(v1.build_v1()?)
-            .add_service(v1alpha.build_v1alpha()?)
-            .add_service(
-                AccountGrpc::new(
-                    Arc::clone(&self.accounts),
-                    Arc::clone(&self.metrics),
-                    Arc::clone(&admission),
-                    Arc::clone(&limits),
-                )
-                .into_server(),
-            )
-            .serve_with_incoming_shutdown(
-                net::grpc_connections(
-                    self.grpc_listener,
-                    self.settings.request_head_timeout,
-                    stop.clone(),
-                ),
-                stop.clone().cancelled_owned(),
-            );
-
         let http = http::serve(
             self.http_listener,
             router(HttpState {
@@ -241,18 +183,17 @@ impl Application {
                 metrics: Arc::clone(&self.metrics),
                 hasher: self.hasher.clone(),
                 readiness: Arc::clone(&self.readiness),
-                frontend_homepage: self.settings.frontend_homepage.to_string(),
-                confirmation_mail_request_page: self
-                    .settings
+                frontend_homepage: server.frontend_homepage.as_str().to_owned(),
+                confirmation_mail_request_page: server
                     .confirmation_mail_request_page
-                    .to_string(),
+                    .as_str()
+                    .to_owned(),
                 admission,
             }),
-            self.settings.request_head_timeout,
-            self.settings.shutdown_grace,
+            server.request_head_timeout,
+            server.shutdown_grace,
             stop.clone().cancelled_owned(),
         );
-
         let background = tokio::spawn(bring_up(
             self.worker,
             self.mail_queued,
@@ -261,51 +202,45 @@ impl Application {
                 storage: Arc::clone(&self.storage),
                 readiness: Arc::clone(&self.readiness),
                 metrics: Arc::clone(&self.metrics),
-                migrate: self.settings.migrate_on_start,
-                metrics_refresh: self.settings.metrics_refresh,
+                migrate: self.settings.database.migrate_on_start,
+                metrics_refresh: self.settings.telemetry.metrics_refresh,
             },
             stop.clone(),
         ));
 
-        let grace = self.settings.shutdown_grace;
         let drained = async {
-            let served =
-                tokio::try_join!(async { grpc.await.context("gRPC server failed") }, async {
-                    http.await;
-                    Ok(())
-                });
+            let served = tokio::try_join!(grpc.run(), async {
+                http.await;
+                Ok(())
+            });
             // Whatever ended first, stop the rest too.
             stop.cancel();
             background.await.context("background tasks failed")??;
             served.map(|_| ())
         };
-        let deadline = async {
-            stop.cancelled().await;
-            tokio::time::sleep(grace).await;
-        };
-        let result = tokio::select! {
-            result = drained => result,
-            () = deadline => {
-                tracing::warn!(grace_secs = grace.as_secs_f64(), "shutdown grace period over; exiting with work in flight");
-                Ok(())
-            }
-        };
+        let result = within_grace(drained, &stop, server.shutdown_grace).await;
         self.storage.close().await;
         result
     }
 }
 
-async fn set_health(
-    health: &tonic_health::server::HealthReporter,
-    status: tonic_health::ServingStatus,
-) {
-    health.set_service_status("", status).await;
-    health
-        .set_service_status(
-            <AccountServiceServer<AccountGrpc> as tonic::server::NamedService>::NAME,
-            status,
-        )
-        .await;
+/// Runs `drained` to its end, or until `grace` after `stop` was cancelled.
+async fn within_grace(
+    drained: impl Future<Output = anyhow::Result<()>>,
+    stop: &CancellationToken,
+    grace: Duration,
+) -> anyhow::Result<()> {
+    let deadline = async {
+        stop.cancelled().await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        result = drained => result,
+        () = deadline => {
+            tracing::warn!(grace_secs = grace.as_secs_f64(), "shutdown grace period over; exiting with work in flight");
+            Ok(())
+        }
+    }
 }
 
 /// How the database is brought up, and what runs once it is.
@@ -331,7 +266,7 @@ struct BringUp {
 async fn bring_up(
     worker: DeliveryWorker,
     mail_queued: Arc<Notify>,
-    health: tonic_health::server::HealthReporter,
+    health: Health,
     plan: BringUp,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -367,7 +302,7 @@ async fn bring_up(
     }
     plan.readiness.mark_ready();
     if !stop.is_cancelled() {
-        set_health(&health, tonic_health::ServingStatus::Serving).await;
+        health.set(ServingStatus::Serving).await;
     }
     tracing::info!("database ready; serving");
     let listener = {
@@ -384,24 +319,4 @@ async fn bring_up(
     let _ = listener.await;
     let _ = gauges.await;
     Ok(())
-}
-
-/// The dispatcher that EMAIL_BACKEND names.
-pub fn dispatcher(settings: &Settings) -> anyhow::Result<Arc<dyn MailDispatcher>> {
-    Ok(match &settings.email_backend {
-        EmailBackend::Console => Arc::new(ConsoleDispatcher),
-        EmailBackend::Smtp(url) => Arc::new(
-            SmtpDispatcher::from_url(url.expose_secret(), settings.smtp_timeout, SMTP_POOL_SIZE)
-                // lettre's error names no credentials, but the URL is not repeated either.
-                .map_err(|e| anyhow::anyhow!("SMTP_URL is not usable: {e}"))?,
-        ),
-        EmailBackend::File => Arc::new(
-            FileDispatcher::new(settings.email_file_path.clone()).with_context(|| {
-                format!(
-                    "cannot create EMAIL_FILE_PATH {}",
-                    settings.email_file_path.display()
-                )
-            })?,
-        ),
-    })
 }

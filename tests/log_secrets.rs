@@ -3,20 +3,12 @@
 //! password, hash, token, signing key or SMTP password. A binary of its own:
 //! the capturing subscriber is process-global.
 
-// Shared test harness; not every helper is used here.
-#[allow(dead_code)]
-#[path = "api/helpers.rs"]
-mod helpers;
-#[allow(dead_code)]
-#[path = "api/smtp_server.rs"]
-mod smtp_server;
-
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use account_service::proto::account::v1::ConfirmRegistrationRequest;
-use helpers::*;
+use account_testkit::*;
 
 #[derive(Clone)]
 struct Capture(Arc<Mutex<Vec<u8>>>);
@@ -81,13 +73,15 @@ async fn no_secret_reaches_the_log() {
     // Delivery through an SMTP URL with credentials, to a server that is down,
     // so that its failures are logged.
     let closed = smtp_server::reserve_addr();
-    let smtp_app = spawn_app_with(Backend::Sqlite, |s| {
-        s.email_backend = "smtp".into();
-        s.smtp_url = Some(format!("smtp://mailer:{smtp_password}@{closed}"));
-        s.email_retry_delay = "0.05".into();
-        s.email_max_retries = "1".into();
-    })
-    .await;
+    let smtp_app = spawn_app(Backend::Sqlite)
+        .set("EMAIL_BACKEND", "smtp")
+        .set(
+            "SMTP_URL",
+            format!("smtp://mailer:{smtp_password}@{closed}"),
+        )
+        .set("EMAIL_RETRY_DELAY", "0.05")
+        .set("EMAIL_MAX_RETRIES", "1")
+        .await;
     smtp_app
         .register(registration(&unique_email()))
         .await

@@ -4,6 +4,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod codec;
+mod serve;
 mod status;
 
 use std::net::IpAddr;
@@ -24,6 +25,7 @@ use crate::proto::account::v1::account_service_server::AccountService;
 use crate::service::{parse_email, Accounts, Lookup, ServiceError};
 
 pub use pb::account_service_server::AccountServiceServer;
+pub use serve::{serve, ConnectionLimits, GrpcServer, Health};
 pub use status::to_status;
 
 /// Largest request message accepted; every valid request is far smaller.

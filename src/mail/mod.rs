@@ -7,9 +7,14 @@ mod file;
 mod smtp;
 mod worker;
 
+use std::sync::Arc;
+
+use anyhow::Context;
 use async_trait::async_trait;
 use lettre::Message;
 use uuid::Uuid;
+
+use crate::config::{EmailBackend, MailSettings};
 
 pub use compose::MailComposer;
 pub use console::ConsoleDispatcher;
@@ -45,4 +50,27 @@ pub trait MailDispatcher: Send + Sync + 'static {
     /// Delivers `mail`. May be called again for the same outbox row after a
     /// failure or a crash.
     async fn send(&self, mail: &OutgoingMail) -> Result<(), DispatchError>;
+}
+
+/// SMTP connections kept open for the worker's concurrent sends.
+const SMTP_POOL_SIZE: u32 = SEND_SLOTS as u32;
+
+/// The dispatcher that EMAIL_BACKEND names.
+pub fn dispatcher(settings: &MailSettings) -> anyhow::Result<Arc<dyn MailDispatcher>> {
+    Ok(match (settings.email_backend, settings.smtp_url()) {
+        (EmailBackend::Console, _) => Arc::new(ConsoleDispatcher),
+        (EmailBackend::Smtp, Some(url)) => Arc::new(
+            SmtpDispatcher::from_url(url.expose(), settings.smtp_timeout, SMTP_POOL_SIZE)
+                // lettre's error names no credentials, but the URL is not repeated either.
+                .map_err(|e| anyhow::anyhow!("SMTP_URL is not usable: {e}"))?,
+        ),
+        (EmailBackend::Smtp, None) => anyhow::bail!("SMTP_URL must be set when EMAIL_BACKEND=smtp"),
+        (EmailBackend::File, _) => {
+            let dir = &settings.email_file_path;
+            Arc::new(
+                FileDispatcher::new(dir.clone())
+                    .with_context(|| format!("cannot create EMAIL_FILE_PATH {}", dir.display()))?,
+            )
+        }
+    })
 }

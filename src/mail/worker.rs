@@ -80,6 +80,7 @@ impl DeliveryWorker {
         composer: Arc<MailComposer>,
         policy: RetryPolicy,
         lease: Duration,
+        metrics: Arc<Metrics>,
     ) -> Self {
         DeliveryWorker {
             storage,
@@ -93,14 +94,8 @@ impl DeliveryWorker {
             sent_retention: Duration::from_secs(7 * 86_400),
             resend_cooldown: Duration::from_secs(60),
             prune_interval: Duration::from_secs(3600),
-            metrics: Arc::new(Metrics::new()),
+            metrics,
         }
-    }
-
-    /// Where deliveries, retries and dead letters are counted.
-    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
-        self.metrics = metrics;
-        self
     }
 
     pub fn with_sent_retention(mut self, retention: Duration) -> Self {

@@ -12,7 +12,7 @@ use crate::on_both_backends;
 on_both_backends!(enumeration_protection_answers_alike_and_tells_the_owner);
 
 async fn enumeration_protection_answers_alike_and_tells_the_owner(backend: Backend) {
-    let app = spawn_app_with(backend, |s| s.enumeration_protection = "on".into()).await;
+    let app = spawn_app(backend).set("ENUMERATION_PROTECTION", "on").await;
     let email = unique_email();
     let original = app.register(registration(&email)).await.unwrap();
     app.wait_for_mails(1).await;
@@ -63,13 +63,12 @@ fn resend_request(email: &str, forwarded_for: Option<&str>) -> Request<ResendCon
 
 #[tokio::test]
 async fn rate_limits_per_client_address() {
-    let app = spawn_app_with(Backend::Sqlite, |s| {
-        s.rate_limits = "on".into();
-        s.rate_limit_per_client = "3".into();
-        s.rate_limit_per_email = "0".into();
-        s.email_resend_cooldown = "0".into();
-    })
-    .await;
+    let app = spawn_app(Backend::Sqlite)
+        .set("RATE_LIMITS", "on")
+        .set("RATE_LIMIT_PER_CLIENT", "3")
+        .set("RATE_LIMIT_PER_EMAIL", "0")
+        .set("EMAIL_RESEND_COOLDOWN", "0")
+        .await;
     let mut client = app.client.clone();
 
     for _ in 0..3 {
@@ -101,14 +100,13 @@ async fn rate_limits_per_client_address() {
 
 #[tokio::test]
 async fn trusted_proxies_forward_the_client_address() {
-    let app = spawn_app_with(Backend::Sqlite, |s| {
-        s.rate_limits = "on".into();
-        s.rate_limit_per_client = "2".into();
-        s.rate_limit_per_email = "0".into();
-        s.email_resend_cooldown = "0".into();
-        s.trusted_proxies = "127.0.0.1".into();
-    })
-    .await;
+    let app = spawn_app(Backend::Sqlite)
+        .set("RATE_LIMITS", "on")
+        .set("RATE_LIMIT_PER_CLIENT", "2")
+        .set("RATE_LIMIT_PER_EMAIL", "0")
+        .set("EMAIL_RESEND_COOLDOWN", "0")
+        .set("TRUSTED_PROXIES", "127.0.0.1")
+        .await;
     let mut client = app.client.clone();
 
     for shopper in ["203.0.113.1", "203.0.113.2"] {
@@ -128,13 +126,12 @@ async fn trusted_proxies_forward_the_client_address() {
 
 #[tokio::test]
 async fn rate_limits_per_target_address() {
-    let app = spawn_app_with(Backend::Sqlite, |s| {
-        s.rate_limits = "on".into();
-        s.rate_limit_per_client = "0".into();
-        s.rate_limit_per_email = "2".into();
-        s.email_resend_cooldown = "0".into();
-    })
-    .await;
+    let app = spawn_app(Backend::Sqlite)
+        .set("RATE_LIMITS", "on")
+        .set("RATE_LIMIT_PER_CLIENT", "0")
+        .set("RATE_LIMIT_PER_EMAIL", "2")
+        .set("EMAIL_RESEND_COOLDOWN", "0")
+        .await;
     let email = unique_email();
     app.register(registration(&email)).await.unwrap();
     app.client
@@ -159,10 +156,9 @@ async fn rate_limits_per_target_address() {
 #[tokio::test]
 async fn tokens_signed_with_the_previous_key_verify_during_a_rotation() {
     let old_key = "the-previous-secret-key-0123456789abcdef";
-    let app = spawn_app_with(Backend::Sqlite, |s| {
-        s.secret_key_previous = Some(old_key.into());
-    })
-    .await;
+    let app = spawn_app(Backend::Sqlite)
+        .set("SECRET_KEY_PREVIOUS", old_key)
+        .await;
     let email = unique_email();
     let account = app.register(registration(&email)).await.unwrap();
     let old_token = account_service::auth::ConfirmationTokens::new(old_key.as_bytes(), None, 3600)

@@ -4,7 +4,6 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use account_service::config::RawSettings;
 use chrono::Utc;
 
 use crate::helpers::*;
@@ -22,13 +21,13 @@ on_both_backends!(
 
 const WAIT: Duration = Duration::from_secs(20);
 
-fn smtp_settings(url: String) -> impl FnOnce(&mut RawSettings) {
-    move |s| {
-        s.email_backend = "smtp".into();
-        s.smtp_url = Some(url);
-        s.smtp_timeout = "5".into();
-        s.email_retry_delay = "0.1".into();
-    }
+fn smtp_settings(url: String) -> [(&'static str, String); 4] {
+    [
+        ("EMAIL_BACKEND", "smtp".into()),
+        ("SMTP_URL", url),
+        ("SMTP_TIMEOUT", "5".into()),
+        ("EMAIL_RETRY_DELAY", "0.1".into()),
+    ]
 }
 
 /// Waits a little longer and checks nothing else arrived.
@@ -43,7 +42,7 @@ async fn assert_settled(smtp: &SmtpServer, expected: usize) {
 
 async fn registration_mail_reaches_the_smtp_server_and_confirms(backend: Backend) {
     let smtp = SmtpServer::start(Behaviour::Accept);
-    let app = spawn_app_with(backend, smtp_settings(smtp.url())).await;
+    let app = spawn_app(backend).set_all(smtp_settings(smtp.url())).await;
     let email = unique_email();
 
     let account = app.register(registration(&email)).await.unwrap();
@@ -71,11 +70,10 @@ async fn registration_mail_reaches_the_smtp_server_and_confirms(backend: Backend
 
 async fn mail_waits_for_an_smtp_server_that_is_down(backend: Backend) {
     let addr = reserve_addr();
-    let app = spawn_app_with(backend, |s| {
-        smtp_settings(SmtpServer::url_at(addr))(s);
-        s.email_max_retries = "8".into();
-    })
-    .await;
+    let app = spawn_app(backend)
+        .set_all(smtp_settings(SmtpServer::url_at(addr)))
+        .set("EMAIL_MAX_RETRIES", "8")
+        .await;
     let email = unique_email();
 
     // Register answers OK although no mail server listens.
@@ -102,7 +100,7 @@ async fn mail_waits_for_an_smtp_server_that_is_down(backend: Backend) {
 
 async fn temporary_failures_are_retried_then_delivered_once(backend: Backend) {
     let smtp = SmtpServer::start(Behaviour::FailTransiently(2));
-    let app = spawn_app_with(backend, smtp_settings(smtp.url())).await;
+    let app = spawn_app(backend).set_all(smtp_settings(smtp.url())).await;
 
     app.register(registration(&unique_email())).await.unwrap();
 
@@ -129,7 +127,7 @@ async fn temporary_failures_are_retried_then_delivered_once(backend: Backend) {
 
 async fn permanent_failure_goes_straight_to_the_dead_letters(backend: Backend) {
     let smtp = SmtpServer::start(Behaviour::RejectPermanently);
-    let app = spawn_app_with(backend, smtp_settings(smtp.url())).await;
+    let app = spawn_app(backend).set_all(smtp_settings(smtp.url())).await;
     let email = unique_email();
 
     app.register(registration(&email)).await.unwrap();
@@ -183,7 +181,7 @@ fn outbox_command(db_url: &str, args: &[&str]) -> std::process::Output {
 
 async fn exhausted_retries_become_a_dead_letter_that_can_be_replayed(backend: Backend) {
     let smtp = SmtpServer::start(Behaviour::AlwaysFailTransiently);
-    let app = spawn_app_with(backend, smtp_settings(smtp.url())).await;
+    let app = spawn_app(backend).set_all(smtp_settings(smtp.url())).await;
     let email = unique_email();
     app.register(registration(&email)).await.unwrap();
 
@@ -252,7 +250,9 @@ async fn a_crashed_workers_claim_is_taken_over_after_the_lease(backend: Backend)
     // A live instance takes the row over once the lease has run out, and
     // sends it once.
     let smtp = SmtpServer::start(Behaviour::Accept);
-    let survivor = spawn_app_on(db.shared(), smtp_settings(smtp.url())).await;
+    let survivor = spawn_app(db.shared())
+        .set_all(smtp_settings(smtp.url()))
+        .await;
     let mails = smtp.wait_for(1, WAIT).await;
     assert!(
         Utc::now() >= lease_end,
@@ -293,8 +293,12 @@ async fn two_instances_deliver_a_burst_exactly_once() {
     };
     let smtp = SmtpServer::start(Behaviour::Accept);
     let db = TestDatabase::create(&backend).await;
-    let a = spawn_app_on(db.shared(), smtp_settings(smtp.url())).await;
-    let b = spawn_app_on(db.shared(), smtp_settings(smtp.url())).await;
+    let a = spawn_app(db.shared())
+        .set_all(smtp_settings(smtp.url()))
+        .await;
+    let b = spawn_app(db.shared())
+        .set_all(smtp_settings(smtp.url()))
+        .await;
 
     let emails: Vec<String> = (0..200).map(|_| unique_email()).collect();
     let mut results = Vec::new();

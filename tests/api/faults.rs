@@ -101,7 +101,7 @@ async fn database_down_at_start_up_and_gone_mid_run() {
     let through_relay = TestDatabase::at(via(&db.url, &relay));
 
     // Start-up with the database unreachable: the service answers, but is not ready.
-    let app = spawn_app_unready(through_relay, |_| {}).await;
+    let app = spawn_app(through_relay).unready().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let ready = app.http.get(app.http_url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);

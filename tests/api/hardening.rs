@@ -162,7 +162,7 @@ async fn addresses_whose_case_mapping_changes_length(backend: Backend) {
 }
 
 async fn a_busy_sidecar_refuses_links_without_touching_the_database(backend: Backend) {
-    let app = spawn_app_with(backend, |s| s.max_concurrent_requests = "1".into()).await;
+    let app = spawn_app(backend).set("MAX_CONCURRENT_REQUESTS", "1").await;
     let (held, held_link) = app.register_and_get_link(&unique_email()).await;
     let (other, other_link) = app.register_and_get_link(&unique_email()).await;
 
@@ -264,7 +264,9 @@ async fn scraping_metrics_costs_no_database_work() {
     let Backend::Postgres { admin_url } = &backend else {
         unreachable!()
     };
-    let app = spawn_app_with(backend.clone(), |s| s.metrics_refresh = "10".into()).await;
+    let app = spawn_app(backend.clone())
+        .set("METRICS_REFRESH", "10")
+        .await;
     app.register(registration(&unique_email())).await.unwrap();
     app.wait_for_mails(1).await;
     // The statistics collector reports with a delay of up to a second.
@@ -366,13 +368,12 @@ async fn a_terminated_database_session_is_unavailable_not_internal() {
 
 #[tokio::test]
 async fn the_rightmost_untrusted_forwarded_hop_is_the_client() {
-    let app = spawn_app_with(Backend::Sqlite, |s| {
-        s.rate_limits = "on".into();
-        s.rate_limit_per_client = "1".into();
-        s.rate_limit_per_email = "0".into();
-        s.trusted_proxies = "127.0.0.1, 10.0.0.2".into();
-    })
-    .await;
+    let app = spawn_app(Backend::Sqlite)
+        .set("RATE_LIMITS", "on")
+        .set("RATE_LIMIT_PER_CLIENT", "1")
+        .set("RATE_LIMIT_PER_EMAIL", "0")
+        .set("TRUSTED_PROXIES", "127.0.0.1, 10.0.0.2")
+        .await;
     let mut client = app.client.clone();
     let call = |hops: &'static [&'static str]| {
         let mut request = Request::new(ResendConfirmationRequest {
@@ -414,7 +415,9 @@ fn sample(text: &str, series: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelled_and_timed_out_calls_are_counted() {
-    let app = spawn_app_with(Backend::Sqlite, |s| s.hash_concurrency = Some("1".into())).await;
+    let app = spawn_app(Backend::Sqlite)
+        .set("HASH_CONCURRENCY", "1")
+        .await;
     // Keep the single hashing thread busy, so that the next calls wait.
     let busy: Vec<_> = (0..8)
         .map(|_| {

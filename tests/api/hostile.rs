@@ -332,7 +332,9 @@ async fn oversized_request_heads_are_refused() {
 
 #[tokio::test]
 async fn slow_and_idle_http_clients_are_disconnected() {
-    let app = spawn_app_with(Backend::Sqlite, |s| s.request_head_timeout = "1".into()).await;
+    let app = spawn_app(Backend::Sqlite)
+        .set("REQUEST_HEAD_TIMEOUT", "1")
+        .await;
 
     for opening in [&b""[..], b"GET /healthz HTTP/1.1\r\nHost: x\r\n"] {
         let mut stream = tokio::net::TcpStream::connect(app.http_addr).await.unwrap();
@@ -352,7 +354,9 @@ async fn slow_and_idle_http_clients_are_disconnected() {
 
 #[tokio::test]
 async fn grpc_connections_that_never_speak_are_closed() {
-    let app = spawn_app_with(Backend::Sqlite, |s| s.request_head_timeout = "1".into()).await;
+    let app = spawn_app(Backend::Sqlite)
+        .set("REQUEST_HEAD_TIMEOUT", "1")
+        .await;
     let mut stream = tokio::net::TcpStream::connect(app.grpc_addr).await.unwrap();
     let started = std::time::Instant::now();
     let mut buf = Vec::new();
@@ -386,7 +390,9 @@ async fn assert_closed_after_head_timeout(app: &TestApp, opening: &[u8]) {
 
 #[tokio::test]
 async fn grpc_connections_that_send_one_byte_and_go_quiet_are_closed() {
-    let app = spawn_app_with(Backend::Sqlite, |s| s.request_head_timeout = "1".into()).await;
+    let app = spawn_app(Backend::Sqlite)
+        .set("REQUEST_HEAD_TIMEOUT", "1")
+        .await;
 
     assert_closed_after_head_timeout(&app, b"P").await;
 
@@ -395,7 +401,9 @@ async fn grpc_connections_that_send_one_byte_and_go_quiet_are_closed() {
 
 #[tokio::test]
 async fn grpc_connections_that_never_send_a_request_head_are_closed() {
-    let app = spawn_app_with(Backend::Sqlite, |s| s.request_head_timeout = "1".into()).await;
+    let app = spawn_app(Backend::Sqlite)
+        .set("REQUEST_HEAD_TIMEOUT", "1")
+        .await;
     // The preface and an empty SETTINGS frame: the HTTP/2 handshake, no request.
     let mut opening = PREFACE.to_vec();
     opening.extend_from_slice(&[0, 0, 0, 0x4, 0, 0, 0, 0, 0]);
@@ -435,7 +443,9 @@ impl tonic::codegen::Service<http::Uri> for CountingConnector {
 
 #[tokio::test]
 async fn grpc_connections_may_idle_after_their_first_request() {
-    let app = spawn_app_with(Backend::Sqlite, |s| s.request_head_timeout = "1".into()).await;
+    let app = spawn_app(Backend::Sqlite)
+        .set("REQUEST_HEAD_TIMEOUT", "1")
+        .await;
     let dials = Arc::new(AtomicUsize::new(0));
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", app.grpc_addr))
         .unwrap()

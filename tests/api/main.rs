@@ -8,13 +8,14 @@ mod faults;
 mod get_account;
 mod grpc_meta;
 mod hardening;
-mod helpers;
 mod hostile;
 mod http;
 mod memory;
 mod operations;
 mod register;
 mod resend;
-mod smtp_server;
 mod storage;
 mod worker;
+
+use account_testkit as helpers;
+use account_testkit::{on_both_backends, smtp_server};

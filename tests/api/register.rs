@@ -361,12 +361,11 @@ async fn concurrent_registrations_of_one_address_make_one_account(backend: Backe
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overload_is_refused_at_once_with_resource_exhausted() {
-    let app = spawn_app_with(Backend::Sqlite, |s| {
-        s.hash_concurrency = Some("1".into());
-        s.hash_queue = "1".into();
-        s.max_concurrent_requests = "4".into();
-    })
-    .await;
+    let app = spawn_app(Backend::Sqlite)
+        .set("HASH_CONCURRENCY", "1")
+        .set("HASH_QUEUE", "1")
+        .set("MAX_CONCURRENT_REQUESTS", "4")
+        .await;
 
     let calls = (0..24).map(|_| app.register(registration(&unique_email())));
     let results = futures::future::join_all(calls).await;

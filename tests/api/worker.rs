@@ -171,6 +171,7 @@ async fn a_failed_sent_record_is_retried_not_dropped(backend: Backend) {
             base_delay: std::time::Duration::from_secs(60),
         },
         std::time::Duration::from_secs(60),
+        Arc::new(account_service::metrics::Metrics::new()),
     );
 
     let outcome = worker

@@ -1,26 +1,30 @@
-//! Test harness: one application per test, with its own database and mail directory.
+//! Test harness for account-service: the real application on port 0 with
+//! its own database and mail directory, direct database access for checks,
+//! and a real SMTP server.
 
-use std::future::Future;
+pub mod smtp_server;
+
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use account_service::auth::ConfirmationTokens;
-use account_service::config::{Cli, RawSettings};
+use account_service::cli::Cli;
+use account_service::config::{DatabaseKind, DatabaseUrl};
 use account_service::proto::account::v1::account_service_client::AccountServiceClient;
 use account_service::proto::account::v1::{get_account_request, Account};
 use account_service::proto::account::v1::{GetAccountRequest, RegisterRequest};
-use account_service::startup::{self, Application};
+use account_service::startup::Application;
 use account_service::storage::Storage;
-use clap::Parser;
 use sqlx::Connection;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
-
 /// Signing key of every test application.
 pub const TEST_SECRET_KEY: &str = "integration-test-secret-key-0123456789abcdef";
 pub const HOMEPAGE: &str = "https://shop.example.com/";
@@ -61,11 +65,11 @@ macro_rules! on_both_backends {
             mod $name {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn sqlite() {
-                    super::$name($crate::helpers::Backend::Sqlite).await
+                    super::$name($crate::Backend::Sqlite).await
                 }
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres() {
-                    if let Some(backend) = $crate::helpers::Backend::postgres() {
+                    if let Some(backend) = $crate::Backend::postgres() {
                         super::$name(backend).await
                     }
                 }
@@ -132,26 +136,11 @@ impl TestDatabase {
 
     /// The stored password hash of an account, read straight from the table.
     pub async fn password_hash(&self, email: &str) -> String {
-        let sql = if self.url.starts_with("sqlite:") {
-            "SELECT password_hash FROM accounts WHERE email = ?1"
-        } else {
-            "SELECT password_hash FROM accounts WHERE email = $1"
-        };
-        if self.url.starts_with("sqlite:") {
-            let mut c = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
-            sqlx::query_scalar(sql)
-                .bind(email)
-                .fetch_one(&mut c)
-                .await
-                .unwrap()
-        } else {
-            let mut c = sqlx::PgConnection::connect(&self.url).await.unwrap();
-            sqlx::query_scalar(sql)
-                .bind(email)
-                .fetch_one(&mut c)
-                .await
-                .unwrap()
-        }
+        let email = email.replace('\'', "''");
+        self.text(&format!(
+            "SELECT password_hash FROM accounts WHERE email = '{email}'"
+        ))
+        .await
     }
 
     /// Rows in a table, read straight from the database.
@@ -161,71 +150,93 @@ impl TestDatabase {
 
     /// A single integer computed by `sql`, read straight from the database.
     pub async fn scalar(&self, sql: &str) -> i64 {
-        let sql = sql.to_owned();
-        if self.url.starts_with("sqlite:") {
-            let mut c = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
-            sqlx::query_scalar(&sql).fetch_one(&mut c).await.unwrap()
-        } else {
-            let mut c = sqlx::PgConnection::connect(&self.url).await.unwrap();
-            sqlx::query_scalar(&sql).fetch_one(&mut c).await.unwrap()
-        }
-    }
-
-    /// Runs one statement straight on the database.
-    pub async fn execute(&self, sql: &str) {
-        if self.url.starts_with("sqlite:") {
-            let mut c = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
-            sqlx::query(sql).execute(&mut c).await.unwrap();
-        } else {
-            let mut c = sqlx::PgConnection::connect(&self.url).await.unwrap();
-            sqlx::query(sql).execute(&mut c).await.unwrap();
-        }
-    }
-
-    pub fn is_sqlite(&self) -> bool {
-        self.url.starts_with("sqlite:")
+        self.fetch_one(sql).await
     }
 
     /// A single text value computed by `sql`, read straight from the database.
     pub async fn text(&self, sql: &str) -> String {
-        if self.url.starts_with("sqlite:") {
-            let mut c = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
-            sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
-        } else {
-            let mut c = sqlx::PgConnection::connect(&self.url).await.unwrap();
-            sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+        self.fetch_one(sql).await
+    }
+
+    /// Runs one statement straight on the database.
+    pub async fn execute(&self, sql: &str) {
+        let _: Option<i64> = self.run(sql, false).await;
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.kind() == DatabaseKind::Sqlite
+    }
+
+    fn kind(&self) -> DatabaseKind {
+        DatabaseUrl::parse(&self.url).unwrap().kind
+    }
+
+    async fn fetch_one<T>(&self, sql: &str) -> T
+    where
+        T: Send + Unpin,
+        T: for<'r> sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+        T: for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+    {
+        self.run(sql, true).await.unwrap()
+    }
+
+    /// The one place that tells the backends apart: runs `sql` on a fresh
+    /// connection, returning its single value when `fetch` is set.
+    async fn run<T>(&self, sql: &str, fetch: bool) -> Option<T>
+    where
+        T: Send + Unpin,
+        T: for<'r> sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+        T: for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+    {
+        macro_rules! on {
+            ($connection:ty) => {{
+                let mut c = <$connection>::connect(&self.url).await.unwrap();
+                if fetch {
+                    Some(sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap())
+                } else {
+                    sqlx::query(sql).execute(&mut c).await.unwrap();
+                    None
+                }
+            }};
+        }
+        match self.kind() {
+            DatabaseKind::Sqlite => on!(sqlx::SqliteConnection),
+            DatabaseKind::Postgres => on!(sqlx::PgConnection),
         }
     }
 }
 
-/// Settings with every value that could leak in from the environment pinned.
-pub fn test_settings(db_url: &str, mail_dir: &Path) -> RawSettings {
-    let mut raw = Cli::try_parse_from(["account-service"]).unwrap().settings;
-    raw.database_url = db_url.to_owned();
-    raw.grpc_addr = "127.0.0.1:0".into();
-    raw.http_addr = "127.0.0.1:0".into();
-    raw.secret_key = Some(TEST_SECRET_KEY.into());
-    raw.confirmation_link_timeout = "3600".into();
-    raw.frontend_homepage = HOMEPAGE.into();
-    raw.confirmation_mail_request_page = REQUEST_PAGE.into();
-    raw.email_backend = "file".into();
-    raw.email_file_path = mail_dir.display().to_string();
-    raw.email_from = "Ecoms <noreply@ecoms.example>".into();
-    raw.site_name = "Ecoms".into();
-    raw.email_max_retries = "2".into();
-    raw.email_retry_delay = "0.2".into();
-    raw.email_claim_lease = "300".into();
-    raw.hash_concurrency = Some("2".into());
-    raw.hash_queue = "256".into();
-    raw.database_acquire_timeout = "2".into();
-    // Outbox gauges follow the outbox closely enough for tests to read them.
-    raw.metrics_refresh = "0.2".into();
-    // Every test comes from 127.0.0.1; the limits have tests of their own.
-    raw.rate_limits = "off".into();
-    raw.enumeration_protection = "off".into();
-    raw.app_env = "development".into();
-    raw.secret_key_previous = None;
-    raw
+/// Settings of every test application: every value that could leak in from
+/// the environment is pinned. Every test comes from 127.0.0.1, so the rate
+/// limits are off (they have tests of their own); outbox gauges follow the
+/// outbox closely enough for tests to read them.
+fn test_settings(db_url: &str, mail_dir: &Path, http_addr: SocketAddr) -> Vec<(String, String)> {
+    let pinned = [
+        ("DATABASE_URL", db_url.to_owned()),
+        ("GRPC_ADDR", "127.0.0.1:0".into()),
+        ("HTTP_ADDR", "127.0.0.1:0".into()),
+        ("PUBLIC_BASE_URL", format!("http://{http_addr}")),
+        ("SECRET_KEY", TEST_SECRET_KEY.into()),
+        ("SECRET_KEY_PREVIOUS", String::new()),
+        ("CONFIRMATION_LINK_TIMEOUT", "3600".into()),
+        ("FRONTEND_HOMEPAGE", HOMEPAGE.into()),
+        ("CONFIRMATION_MAIL_REQUEST_PAGE", REQUEST_PAGE.into()),
+        ("EMAIL_BACKEND", "file".into()),
+        ("EMAIL_FILE_PATH", mail_dir.display().to_string()),
+        ("EMAIL_FROM", "Ecoms <noreply@ecoms.example>".into()),
+        ("SITE_NAME", "Ecoms".into()),
+        ("EMAIL_MAX_RETRIES", "2".into()),
+        ("EMAIL_RETRY_DELAY", "0.2".into()),
+        ("EMAIL_CLAIM_LEASE", "300".into()),
+        ("HASH_CONCURRENCY", "2".into()),
+        ("HASH_QUEUE", "256".into()),
+        ("DATABASE_ACQUIRE_TIMEOUT", "2".into()),
+        ("METRICS_REFRESH", "0.2".into()),
+        ("RATE_LIMITS", "off".into()),
+        ("ENUMERATION_PROTECTION", "off".into()),
+        ("APP_ENV", "development".into()),
+    ];
+    pinned.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
 
 pub struct TestApp {
@@ -242,91 +253,155 @@ pub struct TestApp {
     _mail_tmp: tempfile::TempDir,
 }
 
-pub async fn spawn_app(backend: Backend) -> TestApp {
-    spawn_app_with(backend, |_| {}).await
+/// Where a test application keeps its data: a fresh database of a backend,
+/// or one a test prepared (shared with another instance, behind a relay).
+pub enum Data {
+    Fresh(Backend),
+    Existing(TestDatabase),
 }
 
-/// Starts the application on port 0 with settings adjusted by `customize`.
-pub async fn spawn_app_with(backend: Backend, customize: impl FnOnce(&mut RawSettings)) -> TestApp {
-    let db = TestDatabase::create(&backend).await;
-    spawn_app_on(db, customize).await
-}
-
-/// Starts the application on an existing database.
-pub async fn spawn_app_on(db: TestDatabase, customize: impl FnOnce(&mut RawSettings)) -> TestApp {
-    start_app(db, customize, true).await
-}
-
-/// Starts the application and returns at once, ready or not.
-pub async fn spawn_app_unready(
-    db: TestDatabase,
-    customize: impl FnOnce(&mut RawSettings),
-) -> TestApp {
-    start_app(db, customize, false).await
-}
-
-async fn start_app(
-    db: TestDatabase,
-    customize: impl FnOnce(&mut RawSettings),
-    wait_until_ready: bool,
-) -> TestApp {
-    init_test_logging();
-    let mail_tmp = tempfile::tempdir().unwrap();
-    let mail_dir = mail_tmp.path().join("mail");
-
-    let grpc_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let http_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let grpc_addr = grpc_listener.local_addr().unwrap();
-    let http_addr = http_listener.local_addr().unwrap();
-
-    let mut raw = test_settings(&db.url, &mail_dir);
-    raw.public_base_url = format!("http://{http_addr}");
-    customize(&mut raw);
-    let settings = raw.validate().unwrap();
-
-    // Opened lazily, as the binary does: the application reaches and
-    // migrates the database itself.
-    let storage = account_service::storage::open(&db.url, settings.pool()).unwrap();
-    let dispatcher = startup::dispatcher(&settings).unwrap();
-    let app = Application::build_with(
-        settings,
-        grpc_listener,
-        http_listener,
-        Arc::clone(&storage),
-        dispatcher,
-    )
-    .unwrap();
-    let (tx, rx) = oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until_stopped(async {
-        let _ = rx.await;
-    }));
-
-    let channel = Channel::from_shared(format!("http://{grpc_addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let app = TestApp {
-        grpc_addr,
-        http_addr,
-        client: AccountServiceClient::new(channel.clone()),
-        channel,
-        http,
-        mail_dir,
-        db,
-        storage,
-        shutdown: Some(tx),
-        server: Some(server),
-        _mail_tmp: mail_tmp,
-    };
-    if wait_until_ready {
-        app.wait_until_ready().await;
+impl From<Backend> for Data {
+    fn from(backend: Backend) -> Data {
+        Data::Fresh(backend)
     }
-    app
+}
+
+impl From<TestDatabase> for Data {
+    fn from(db: TestDatabase) -> Data {
+        Data::Existing(db)
+    }
+}
+
+/// Starts the application on port 0: `spawn_app(backend).await`, with
+/// settings changed by `.set("VARIABLE", value)` (parsed exactly as the
+/// binary parses its environment) and `.unready()` to return before the
+/// database was reached.
+pub fn spawn_app(data: impl Into<Data>) -> TestAppBuilder {
+    TestAppBuilder {
+        data: data.into(),
+        settings: Vec::new(),
+        wait_until_ready: true,
+    }
+}
+
+pub struct TestAppBuilder {
+    data: Data,
+    settings: Vec<(String, String)>,
+    wait_until_ready: bool,
+}
+
+impl TestAppBuilder {
+    /// Sets a setting by its environment variable's name.
+    pub fn set(mut self, variable: &str, value: impl Into<String>) -> Self {
+        self.settings.push((variable.to_owned(), value.into()));
+        self
+    }
+
+    /// Sets several settings.
+    pub fn set_all<K: AsRef<str>, V: Into<String>>(
+        self,
+        settings: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        settings
+            .into_iter()
+            .fold(self, |app, (k, v)| app.set(k.as_ref(), v))
+    }
+
+    /// Returns at once, ready or not.
+    pub fn unready(mut self) -> Self {
+        self.wait_until_ready = false;
+        self
+    }
+
+    pub async fn spawn(self) -> TestApp {
+        init_test_logging();
+        let db = match self.data {
+            Data::Fresh(backend) => TestDatabase::create(&backend).await,
+            Data::Existing(db) => db,
+        };
+        let mail_tmp = tempfile::tempdir().unwrap();
+        let mail_dir = mail_tmp.path().join("mail");
+
+        let grpc_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let http_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let grpc_addr = grpc_listener.local_addr().unwrap();
+        let http_addr = http_listener.local_addr().unwrap();
+
+        // A setting given twice is taken from its last mention, as a test's
+        // own settings override the pinned ones.
+        let mut given = test_settings(&db.url, &mail_dir, http_addr);
+        for (variable, value) in self.settings {
+            given.retain(|(v, _)| *v != variable);
+            given.push((variable, value));
+        }
+        let mut args = vec!["account-service".to_owned()];
+        for (variable, value) in given {
+            let flag = variable.to_lowercase().replace('_', "-");
+            args.push(format!("--{flag}={value}"));
+        }
+        let settings = <Cli as clap::Parser>::try_parse_from(args)
+            .unwrap()
+            .settings
+            .check()
+            .unwrap();
+
+        // Opened lazily, as the binary does: the application reaches and
+        // migrates the database itself.
+        let storage = account_service::storage::open(
+            settings.database.database_url.expose(),
+            settings.database.pool(),
+        )
+        .unwrap();
+        let dispatcher = account_service::mail::dispatcher(&settings.mail).unwrap();
+        let app = Application::build_with(
+            settings,
+            grpc_listener,
+            http_listener,
+            Arc::clone(&storage),
+            dispatcher,
+        )
+        .unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until_stopped(async {
+            let _ = rx.await;
+        }));
+
+        let channel = Channel::from_shared(format!("http://{grpc_addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let app = TestApp {
+            grpc_addr,
+            http_addr,
+            client: AccountServiceClient::new(channel.clone()),
+            channel,
+            http,
+            mail_dir,
+            db,
+            storage,
+            shutdown: Some(tx),
+            server: Some(server),
+            _mail_tmp: mail_tmp,
+        };
+        if self.wait_until_ready {
+            app.wait_until_ready().await;
+        }
+        app
+    }
+}
+
+impl IntoFuture for TestAppBuilder {
+    type Output = TestApp;
+    type IntoFuture = Pin<Box<dyn Future<Output = TestApp> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.spawn())
+    }
 }
 
 impl TestApp {

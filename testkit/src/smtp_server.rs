@@ -8,7 +8,7 @@ use std::time::Duration;
 use mailin_embedded::response::{OK, START_DATA};
 use mailin_embedded::{Handler, Response, Server, SslConfig};
 
-use crate::helpers::{eventually, Mail};
+use crate::{eventually, Mail};
 
 /// How the server answers a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,162 @@
+use clap::Parser;
+
+use super::*;
+use crate::cli::Cli;
+
+fn parse(args: &[&str]) -> Result<Settings, ConfigError> {
+    let mut all = vec!["account-service"];
+    all.extend_from_slice(args);
+    match Cli::try_parse_from(all) {
+        Ok(cli) => cli.settings.check(),
+        Err(e) => {
+            Err(ConfigError::from_clap(&e).unwrap_or_else(|| panic!("not a setting error: {e}")))
+        }
+    }
+}
+
+#[test]
+fn bad_values_name_their_variable() {
+    let cases: [(&[&str], &str); 10] = [
+        (&["--email-backend", "smtp"], "SMTP_URL"),
+        (
+            &[
+                "--email-backend",
+                "smtp",
+                "--smtp-url",
+                "http://u:hunter2@h",
+            ],
+            "SMTP_URL",
+        ),
+        (&["--smtp-timeout", "soon"], "SMTP_TIMEOUT"),
+        (&["--email-claim-lease", "5"], "EMAIL_CLAIM_LEASE"),
+        (&["--email-backend", "pigeon"], "EMAIL_BACKEND"),
+        (&["--email-from", "not an address"], "EMAIL_FROM"),
+        (&["--public-base-url", "localhost"], "PUBLIC_BASE_URL"),
+        (&["--grpc-addr", "nowhere"], "GRPC_ADDR"),
+        (
+            &["--confirmation-link-timeout=-5"],
+            "CONFIRMATION_LINK_TIMEOUT",
+        ),
+        (
+            &["--database-url", "mysql://u:hunter2@h/db"],
+            "DATABASE_URL",
+        ),
+    ];
+    for (args, variable) in cases {
+        let err = parse(args).unwrap_err();
+        assert_eq!(err.variable, variable);
+        assert!(!err.to_string().contains('\n'));
+        assert!(!err.to_string().contains("hunter2"));
+    }
+}
+
+#[test]
+fn production_demands_a_real_secret_key() {
+    let err = parse(&["--app-env", "production"]).unwrap_err();
+    assert_eq!(err.variable, "SECRET_KEY");
+    let err = parse(&["--app-env", "production", "--secret-key", "short"]).unwrap_err();
+    assert_eq!(err.variable, "SECRET_KEY");
+    let err = parse(&[
+        "--app-env",
+        "production",
+        "--secret-key",
+        DEVELOPMENT_SECRET_KEY,
+    ])
+    .unwrap_err();
+    assert_eq!(err.variable, "SECRET_KEY");
+    let ok = parse(&["--app-env", "production", "--secret-key", &"k".repeat(32)]).unwrap();
+    assert!(ok.security.production() && !ok.security.using_development_key());
+    // Development starts without a key, on the development key.
+    assert!(parse(&[]).unwrap().security.using_development_key());
+    // Aliases and case are accepted.
+    assert!(
+        parse(&["--app-env", "PROD", "--secret-key", &"k".repeat(32)])
+            .unwrap()
+            .security
+            .production()
+    );
+}
+
+#[test]
+fn rate_limits_and_switches() {
+    let s = parse(&[
+        "--trusted-proxies",
+        "10.0.0.1, ::1",
+        "--rate-limit-per-client",
+        "5",
+    ])
+    .unwrap();
+    assert!(s.limits.rate_limits);
+    assert_eq!(s.limits.rate_limit_per_client, 5);
+    assert_eq!(s.limits.trusted_proxies.0.len(), 2);
+    assert!(!parse(&["--rate-limits", "off"]).unwrap().limits.rate_limits);
+    assert_eq!(
+        parse(&["--rate-limits", "maybe"]).unwrap_err().variable,
+        "RATE_LIMITS"
+    );
+    assert_eq!(
+        parse(&["--trusted-proxies", "proxy.local"])
+            .unwrap_err()
+            .variable,
+        "TRUSTED_PROXIES"
+    );
+    assert!(
+        parse(&["--enumeration-protection", "on"])
+            .unwrap()
+            .security
+            .enumeration_protection
+    );
+}
+
+#[test]
+fn numbers_and_durations_are_bounded() {
+    for (args, variable) in [
+        (
+            ["--database-max-connections", "0"],
+            "DATABASE_MAX_CONNECTIONS",
+        ),
+        (["--hash-queue", "18446744073709551616"], "HASH_QUEUE"),
+        (["--email-retry-delay", "1e20"], "EMAIL_RETRY_DELAY"),
+        (["--metrics-refresh", "0"], "METRICS_REFRESH"),
+        (["--email-sent-retention", "3651"], "EMAIL_SENT_RETENTION"),
+        (["--log-format", "xml"], "LOG_FORMAT"),
+    ] {
+        assert_eq!(parse(&args).unwrap_err().variable, variable);
+    }
+    let s = parse(&["--email-retry-delay", "0.25", "--email-sent-retention", "2"]).unwrap();
+    assert_eq!(s.delivery.email_retry_delay, Duration::from_millis(250));
+    assert_eq!(
+        s.delivery.email_sent_retention,
+        Duration::from_secs(2 * 86_400)
+    );
+}
+
+#[test]
+fn the_database_kind_is_decided_once() {
+    let s = parse(&["--database-url", "postgresql://app:pw@db/accounts"]).unwrap();
+    assert_eq!(s.database.database_url.kind, DatabaseKind::Postgres);
+    assert_eq!(
+        parse(&[]).unwrap().database.database_url.kind,
+        DatabaseKind::Sqlite
+    );
+}
+
+#[test]
+fn debug_redacts_secrets() {
+    let s = parse(&[
+        "--secret-key",
+        "super-secret-value",
+        "--database-url",
+        "postgres://app:hunter2@db/accounts",
+        "--email-backend",
+        "smtp",
+        "--smtp-url",
+        "smtp://mailer:hunter2@relay.example:587?tls=required",
+    ])
+    .unwrap();
+    let shown = format!("{s:?}");
+    assert!(!shown.contains("super-secret-value"));
+    assert!(!shown.contains("hunter2"));
+    assert!(shown.contains("relay.example") && shown.contains("db/accounts"));
+    assert!(!s.security.using_development_key());
+}
