@@ -65,6 +65,22 @@ impl From<HashError> for ServiceError {
     }
 }
 
+/// Names what was being done when a call failed unexpectedly, so that the
+/// logged error chain says which step broke; the expected outcomes (not
+/// found, taken, unavailable, busy) pass through unchanged.
+trait Context<T> {
+    fn context(self, doing: &'static str) -> Result<T, ServiceError>;
+}
+
+impl<T, E: Into<ServiceError>> Context<T> for Result<T, E> {
+    fn context(self, doing: &'static str) -> Result<T, ServiceError> {
+        self.map_err(|e| match e.into() {
+            ServiceError::Unexpected(e) => ServiceError::Unexpected(e.context(doing)),
+            expected => expected,
+        })
+    }
+}
+
 /// The public fields of a registration, echoed back by a quiet answer.
 struct NewAccountView {
     email: String,
@@ -257,14 +273,22 @@ impl Accounts {
         // must spend it anyway); the unique index below still decides races.
         match self.storage.account_by_email(new.email.as_str()).await {
             Ok(existing) if self.enumeration_protection => {
-                self.hasher.hash(new.password.clone()).await?;
+                let _ = self
+                    .hasher
+                    .hash(new.password.clone())
+                    .await
+                    .context("hashing the password")?;
                 return self.answer_taken_address(new.into(), existing).await;
             }
             Ok(_) => return Err(ServiceError::EmailTaken),
             Err(StorageError::NotFound) => {}
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e).context("looking the address up"),
         }
-        let hash = self.hasher.hash(new.password.clone()).await?;
+        let hash = self
+            .hasher
+            .hash(new.password.clone())
+            .await
+            .context("hashing the password")?;
 
         let now = now();
         let account = NewAccountView::from(new).into_account(Uuid::now_v7(), now);
@@ -272,12 +296,16 @@ impl Accounts {
         match self.storage.create_account(&account, &hash, &mail).await {
             Ok(()) => {}
             Err(StorageError::Conflict) if self.enumeration_protection => {
-                let existing = self.storage.account_by_email(&account.email).await?;
+                let existing = self
+                    .storage
+                    .account_by_email(&account.email)
+                    .await
+                    .context("reading the account that took the address")?;
                 return self
                     .answer_taken_address(new_account_of(&account), existing)
                     .await;
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e).context("storing the account and its welcome mail"),
         }
         self.mail_queued.notify_one();
         self.metrics.registrations.inc();
@@ -301,8 +329,10 @@ impl Accounts {
         let token = self
             .tokens
             .issue(account.id, now)
-            .map_err(ServiceError::Unexpected)?;
-        render(&self.composer, account, &token, now).map_err(|e| ServiceError::Unexpected(e.into()))
+            .map_err(|e| ServiceError::Unexpected(e.context("signing a confirmation token")))?;
+        render(&self.composer, account, &token, now).map_err(|e| {
+            ServiceError::Unexpected(anyhow::Error::new(e).context("rendering a confirmation mail"))
+        })
     }
 
     /// The quiet answer to a taken address: the owner is told by mail, and
@@ -313,11 +343,15 @@ impl Accounts {
         existing: Account,
     ) -> Result<Account, ServiceError> {
         let now = now();
-        let notice = self
-            .composer
-            .account_exists(&existing, now)
-            .map_err(|e| ServiceError::Unexpected(e.into()))?;
-        self.storage.queue_mail(&notice).await?;
+        let notice = self.composer.account_exists(&existing, now).map_err(|e| {
+            ServiceError::Unexpected(
+                anyhow::Error::new(e).context("rendering the account-exists notice"),
+            )
+        })?;
+        self.storage
+            .queue_mail(&notice)
+            .await
+            .context("queueing the account-exists notice")?;
         self.mail_queued.notify_one();
         tracing::info!("registration for a taken address answered quietly");
         Ok(new.into_account(Uuid::now_v7(), now))
@@ -337,7 +371,11 @@ impl Accounts {
             .tokens
             .verify(token, Utc::now())
             .map_err(ServiceError::Token)?;
-        let account = self.storage.mark_verified(id, now()).await?;
+        let account = self
+            .storage
+            .mark_verified(id, now())
+            .await
+            .context("marking the account verified")?;
         self.metrics.confirmations.inc();
         tracing::info!(account_id = %account.id, "account confirmed");
         Ok(account)
@@ -355,21 +393,25 @@ impl Accounts {
     pub async fn resend_confirmation(&self, email: &Email) -> Result<(), ServiceError> {
         self.ensure_ready()?;
         let now = now();
-        let cooldown = chrono::Duration::from_std(self.resend_cooldown)
-            .map_err(|e| ServiceError::Unexpected(e.into()))?;
+        let cooldown = chrono::Duration::from_std(self.resend_cooldown).map_err(|e| {
+            ServiceError::Unexpected(
+                anyhow::Error::new(e).context("EMAIL_RESEND_COOLDOWN as a date offset"),
+            )
+        })?;
         let (account, deliver) = match self.storage.account_by_email(email.as_str()).await {
             Ok(account) => {
                 let deliver = !account.verified;
                 (account, deliver)
             }
             Err(StorageError::NotFound) => (placeholder_account(email, now), false),
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e).context("looking the address up"),
         };
         let mail = self.confirmation_mail(&account, now, MailComposer::resent_confirmation)?;
         let claimed = self
             .storage
             .request_resend(email.as_str(), now, now - cooldown, &mail, deliver)
-            .await?;
+            .await
+            .context("recording the resend request")?;
         if let Some(last) = claimed {
             let wait = (last + cooldown - now)
                 .to_std()
@@ -389,8 +431,9 @@ impl Accounts {
     pub async fn get(&self, lookup: Lookup) -> Result<Account, ServiceError> {
         self.ensure_ready()?;
         match lookup {
-            Lookup::Id(id) => Ok(self.storage.account_by_id(id).await?),
-            Lookup::Email(email) => Ok(self.storage.account_by_email(email.as_str()).await?),
+            Lookup::Id(id) => self.storage.account_by_id(id).await,
+            Lookup::Email(email) => self.storage.account_by_email(email.as_str()).await,
         }
+        .context("reading the account")
     }
 }
