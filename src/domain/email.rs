@@ -77,7 +77,7 @@ impl std::fmt::Display for Email {
 }
 
 /// The form an address is stored and looked up in.
-pub fn normalize(raw: &str) -> String {
+fn normalize(raw: &str) -> String {
     raw.trim().to_lowercase()
 }
 

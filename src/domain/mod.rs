@@ -6,7 +6,7 @@ mod new_account;
 mod password;
 
 pub use account::Account;
-pub use email::{normalize as email_normalize, Email};
+pub use email::Email;
 pub use new_account::{FieldViolation, NewAccount, RegistrationForm, ValidationErrors};
 pub use password::Password;
 
