@@ -8,11 +8,13 @@ WORKDIR /app
 # 1. Dependencies only, against placeholder sources.
 COPY Cargo.toml Cargo.lock ./
 COPY loadgen/Cargo.toml loadgen/Cargo.toml
-RUN mkdir -p src loadgen/src benches \
+COPY testkit/Cargo.toml testkit/Cargo.toml
+RUN mkdir -p src loadgen/src testkit/src benches \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs \
     && echo 'fn main() {}' > build.rs \
     && echo 'fn main() {}' > loadgen/src/main.rs \
+    && touch testkit/src/lib.rs \
     && echo 'fn main() {}' > benches/hot_paths.rs \
     && cargo build --release --locked -p account-service \
     && rm -rf src build.rs target/release/.fingerprint/account-service-*
