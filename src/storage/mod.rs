@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::auth::PasswordHash;
 use crate::domain::Account;
+use crate::mail::MailKind;
 
 pub use postgres::PostgresStorage;
 pub use sqlite::SqliteStorage;
@@ -112,12 +113,19 @@ impl From<sqlx::migrate::MigrateError> for StorageError {
 pub struct OutboxMessage {
     pub id: Uuid,
     pub account_id: Uuid,
-    pub kind: String,
+    pub kind: MailKind,
     pub recipient: String,
     pub subject: String,
     pub text_body: String,
     pub html_body: String,
     pub created_at: DateTime<Utc>,
+}
+
+/// A stored mail kind; one this binary does not know is `Corrupt`.
+fn mail_kind(stored: &str) -> Result<MailKind, StorageError> {
+    stored
+        .parse()
+        .map_err(|e| StorageError::Corrupt(format!("kind: {e}")))
 }
 
 /// An outbox row claimed by a worker, with the number of attempts started on it

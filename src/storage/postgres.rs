@@ -67,7 +67,7 @@ fn claimed(row: &PgRow) -> Result<ClaimedMessage, StorageError> {
         message: OutboxMessage {
             id: row.try_get("id")?,
             account_id: row.try_get("account_id")?,
-            kind: row.try_get("kind")?,
+            kind: super::mail_kind(row.try_get("kind")?)?,
             recipient: row.try_get("recipient")?,
             subject: row.try_get("subject")?,
             text_body: row.try_get("text_body")?,
@@ -97,7 +97,7 @@ async fn insert_mail_row(
     )
     .bind(mail.id)
     .bind(mail.account_id)
-    .bind(&mail.kind)
+    .bind(mail.kind.as_str())
     .bind(&mail.recipient)
     .bind(&mail.subject)
     .bind(&mail.text_body)

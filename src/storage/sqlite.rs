@@ -92,7 +92,7 @@ fn claimed(row: &SqliteRow) -> Result<ClaimedMessage, StorageError> {
         message: OutboxMessage {
             id: uuid(row, "id")?,
             account_id: uuid(row, "account_id")?,
-            kind: row.try_get("kind")?,
+            kind: super::mail_kind(row.try_get("kind")?)?,
             recipient: row.try_get("recipient")?,
             subject: row.try_get("subject")?,
             text_body: row.try_get("text_body")?,
@@ -113,7 +113,7 @@ async fn insert_mail(
     )
     .bind(mail.id.to_string())
     .bind(mail.account_id.to_string())
-    .bind(&mail.kind)
+    .bind(mail.kind.as_str())
     .bind(&mail.recipient)
     .bind(&mail.subject)
     .bind(&mail.text_body)
