@@ -1,6 +1,10 @@
-//! Persistence behind one trait, with a SQLite and a PostgreSQL implementation.
+//! Persistence: the Storage trait, its types and errors, and `open`.
 
+mod backend;
+mod dialect;
 mod postgres;
+mod rows;
+mod sql;
 mod sqlite;
 
 use std::sync::Arc;
@@ -15,8 +19,7 @@ use crate::auth::PasswordHash;
 use crate::domain::Account;
 use crate::mail::MailKind;
 
-pub use postgres::PostgresStorage;
-pub use sqlite::SqliteStorage;
+use backend::SqlStorage;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -119,13 +122,6 @@ pub struct OutboxMessage {
     pub text_body: String,
     pub html_body: String,
     pub created_at: DateTime<Utc>,
-}
-
-/// A stored mail kind; one this binary does not know is `Corrupt`.
-fn mail_kind(stored: &str) -> Result<MailKind, StorageError> {
-    stored
-        .parse()
-        .map_err(|e| StorageError::Corrupt(format!("kind: {e}")))
 }
 
 /// An outbox row claimed by a worker, with the number of attempts started on it
@@ -259,10 +255,6 @@ pub trait Storage: Send + Sync + 'static {
     async fn listen_for_mail(&self, _wake: Arc<Notify>, _stop: CancellationToken) {}
 }
 
-/// The migrations applied to a database, as both backends read them.
-const APPLIED_MIGRATIONS: &str =
-    "SELECT version, success, checksum FROM _sqlx_migrations ORDER BY version";
-
 /// Compares the migrations applied to a database (version, success,
 /// checksum, in version order; `None` when it has no migrations table) with
 /// a binary's.
@@ -368,9 +360,15 @@ impl Default for PoolSettings {
 /// database is down. Call [`Storage::migrate`] before serving.
 pub fn open(database_url: &str, pool: PoolSettings) -> Result<Arc<dyn Storage>, StorageError> {
     if database_url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStorage::open(database_url, pool)?))
+        Ok(Arc::new(SqlStorage::<sqlite::Sqlite>::open(
+            database_url,
+            pool,
+        )?))
     } else if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
-        Ok(Arc::new(PostgresStorage::open(database_url, pool)?))
+        Ok(Arc::new(SqlStorage::<postgres::Postgres>::open(
+            database_url,
+            pool,
+        )?))
     } else {
         Err(StorageError::Corrupt(
             "DATABASE_URL must start with sqlite: or postgres://".into(),
