@@ -1,4 +1,4 @@
-//! The storage trait implemented once, for every SQL dialect: transactions,
+//! The storage traits implemented once, for every SQL dialect: transactions,
 //! which statements run, and what their results mean.
 
 use std::marker::PhantomData;
@@ -15,8 +15,8 @@ use uuid::Uuid;
 use super::dialect::{Conn, DbRow, Engine, Param};
 use super::sql::{self, Sql};
 use super::{
-    compare_schema, rows, ClaimedMessage, DeadLetter, MailFailure, OutboxMessage, OutboxStatus,
-    PoolSettings, Storage, StorageError,
+    compare_schema, rows, AccountStore, ClaimedMessage, DeadLetter, Lifecycle, MailFailure,
+    Operations, OutboxMessage, OutboxStatus, OutboxStore, PoolSettings, StorageError,
 };
 use crate::auth::PasswordHash;
 use crate::domain::Account;
@@ -125,7 +125,7 @@ async fn insert_mail<D: Engine>(
 }
 
 #[async_trait]
-impl<D: Engine> Storage for SqlStorage<D> {
+impl<D: Engine> Lifecycle for SqlStorage<D> {
     async fn migrate(&self) -> Result<(), StorageError> {
         // On a connection of its own, closed afterwards: a migration that
         // fails part-way leaves the migrator's session lock behind, and a
@@ -159,7 +159,10 @@ impl<D: Engine> Storage for SqlStorage<D> {
     async fn close(&self) {
         self.pool.close().await;
     }
+}
 
+#[async_trait]
+impl<D: Engine> AccountStore for SqlStorage<D> {
     async fn create_account(
         &self,
         account: &Account,
@@ -263,7 +266,10 @@ impl<D: Engine> Storage for SqlStorage<D> {
         self.execute(&sql::PRUNE_RESEND_COOLDOWNS, &[Param::Time(before)])
             .await
     }
+}
 
+#[async_trait]
+impl<D: Engine> OutboxStore for SqlStorage<D> {
     async fn queue_mail(&self, mail: &OutboxMessage) -> Result<(), StorageError> {
         let mut tx = self.begin().await?;
         insert_mail::<D>(&mut tx, mail).await?;
@@ -370,7 +376,10 @@ impl<D: Engine> Storage for SqlStorage<D> {
     async fn listen_for_mail(&self, wake: Arc<Notify>, stop: CancellationToken) {
         D::listen(&self.pool, wake, stop).await;
     }
+}
 
+#[async_trait]
+impl<D: Engine> Operations for SqlStorage<D> {
     async fn outbox_status(&self, now: DateTime<Utc>) -> Result<OutboxStatus, StorageError> {
         let row = first(self.fetch(&sql::OUTBOX_STATUS, &[Param::Time(now)]).await?)?;
         rows::outbox_status::<D>(&row)
