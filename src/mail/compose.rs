@@ -6,7 +6,7 @@ use lettre::Message;
 use tera::{Context, Tera};
 use uuid::Uuid;
 
-use super::OutgoingMail;
+use super::{MailKind, OutgoingMail};
 use crate::domain::Account;
 use crate::storage::OutboxMessage;
 
@@ -71,7 +71,7 @@ impl MailComposer {
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<OutboxMessage, tera::Error> {
-        self.confirmation_mail("welcome", account, token, now)
+        self.confirmation_mail(MailKind::Welcome, account, token, now)
     }
 
     /// Renders a fresh confirmation mail (same templates, a new link) for an
@@ -82,7 +82,7 @@ impl MailComposer {
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<OutboxMessage, tera::Error> {
-        self.confirmation_mail("confirmation", account, token, now)
+        self.confirmation_mail(MailKind::Confirmation, account, token, now)
     }
 
     /// Renders the notice sent instead of a welcome mail when someone
@@ -99,7 +99,7 @@ impl MailComposer {
         Ok(OutboxMessage {
             id: Uuid::now_v7(),
             account_id: account.id,
-            kind: "account_exists".to_owned(),
+            kind: MailKind::AccountExists,
             recipient: account.email.clone(),
             subject: format!("{} Account Already Exists", self.site_name),
             text_body: self.tera.render("account_exists_mail.txt", &context)?,
@@ -110,7 +110,7 @@ impl MailComposer {
 
     fn confirmation_mail(
         &self,
-        kind: &str,
+        kind: MailKind,
         account: &Account,
         token: &str,
         now: DateTime<Utc>,
@@ -123,7 +123,7 @@ impl MailComposer {
         Ok(OutboxMessage {
             id: Uuid::now_v7(),
             account_id: account.id,
-            kind: kind.to_owned(),
+            kind,
             recipient: account.email.clone(),
             subject: format!("{} Welcome Mail", self.site_name),
             text_body: self.tera.render("welcome_mail.txt", &context)?,

@@ -4,6 +4,7 @@
 mod compose;
 mod console;
 mod file;
+mod kind;
 mod smtp;
 mod worker;
 
@@ -19,6 +20,7 @@ use crate::config::{EmailBackend, MailSettings};
 pub use compose::MailComposer;
 pub use console::ConsoleDispatcher;
 pub use file::FileDispatcher;
+pub use kind::{MailKind, UnknownMailKind};
 pub use smtp::SmtpDispatcher;
 pub use worker::{DeliveryWorker, ExecutionOutcome, RetryPolicy, BATCH, SEND_SLOTS};
 

@@ -1,6 +1,10 @@
-//! Persistence behind one trait, with a SQLite and a PostgreSQL implementation.
+//! Persistence: the storage traits, their types and errors, and `open`.
 
+mod backend;
+mod dialect;
 mod postgres;
+mod rows;
+mod sql;
 mod sqlite;
 
 use std::sync::Arc;
@@ -13,9 +17,9 @@ use uuid::Uuid;
 
 use crate::auth::PasswordHash;
 use crate::domain::Account;
+use crate::mail::MailKind;
 
-pub use postgres::PostgresStorage;
-pub use sqlite::SqliteStorage;
+use backend::SqlStorage;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -112,7 +116,7 @@ impl From<sqlx::migrate::MigrateError> for StorageError {
 pub struct OutboxMessage {
     pub id: Uuid,
     pub account_id: Uuid,
-    pub kind: String,
+    pub kind: MailKind,
     pub recipient: String,
     pub subject: String,
     pub text_body: String,
@@ -128,20 +132,27 @@ pub struct ClaimedMessage {
     pub attempts: u32,
 }
 
-/// Everything the service stores. Implementations translate driver errors
-/// into [`StorageError`] by error kind, never by message text.
+/// The storage's lifecycle: schema, reachability, shutdown.
 #[async_trait]
-pub trait Storage: Send + Sync + 'static {
+pub trait Lifecycle: Send + Sync + 'static {
     /// Applies this backend's migrations (idempotent). Also the first contact
     /// with the database when the storage was opened lazily.
     async fn migrate(&self) -> Result<(), StorageError>;
+
+    /// Checks, without changing anything, that the database holds exactly
+    /// this binary's migrations: `Schema` naming what to do otherwise.
+    async fn check_schema(&self) -> Result<(), StorageError>;
 
     /// Succeeds when the database answers a trivial query.
     async fn ping(&self) -> Result<(), StorageError>;
 
     /// Closes every connection; later calls fail with `Unavailable`.
     async fn close(&self);
+}
 
+/// Accounts, and the confirmation-mail requests made for them.
+#[async_trait]
+pub trait AccountStore: Send + Sync + 'static {
     /// Inserts the account and queues its mail in one transaction: both or neither.
     /// `Conflict` when the e-mail address is taken.
     async fn create_account(
@@ -158,6 +169,31 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Sets `verified` (and `updated_at`, only if it changes) and returns the account.
     async fn mark_verified(&self, id: Uuid, now: DateTime<Utc>) -> Result<Account, StorageError>;
+
+    /// In one transaction: records a confirmation-mail request for `email`
+    /// at `now`, unless the last one was after `cooldown_start`, and when it
+    /// was recorded and `deliver` is set, queues `mail`. The same statements
+    /// run whether or not `deliver` is set. `Ok(None)` when recorded,
+    /// `Ok(Some(last))` with the last request's time when still cooling down.
+    async fn request_resend(
+        &self,
+        email: &str,
+        now: DateTime<Utc>,
+        cooldown_start: DateTime<Utc>,
+        mail: &OutboxMessage,
+        deliver: bool,
+    ) -> Result<Option<DateTime<Utc>>, StorageError>;
+
+    /// Deletes cooldowns recorded before `before` (they no longer hold
+    /// anything back). Returns how many were deleted.
+    async fn prune_resend_cooldowns(&self, before: DateTime<Utc>) -> Result<u64, StorageError>;
+}
+
+/// The mail outbox as the delivery workers drive it.
+#[async_trait]
+pub trait OutboxStore: Send + Sync + 'static {
+    /// Queues a mail for an existing account.
+    async fn queue_mail(&self, mail: &OutboxMessage) -> Result<(), StorageError>;
 
     /// Claims up to `limit` due pending messages until `lease_until` under
     /// the token `claim`, counting an attempt on each.
@@ -202,35 +238,19 @@ pub trait Storage: Send + Sync + 'static {
     /// at once (the attempt is not counted), if `claim` still holds them.
     async fn release_mail(&self, ids: &[Uuid], claim: Uuid) -> Result<u64, StorageError>;
 
-    /// Queues a mail for an existing account.
-    async fn queue_mail(&self, mail: &OutboxMessage) -> Result<(), StorageError>;
-
-    /// In one transaction: records a confirmation-mail request for `email`
-    /// at `now`, unless the last one was after `cooldown_start`, and when it
-    /// was recorded and `deliver` is set, queues `mail`. The same statements
-    /// run whether or not `deliver` is set. `Ok(None)` when recorded,
-    /// `Ok(Some(last))` with the last request's time when still cooling down.
-    async fn request_resend(
-        &self,
-        email: &str,
-        now: DateTime<Utc>,
-        cooldown_start: DateTime<Utc>,
-        mail: &OutboxMessage,
-        deliver: bool,
-    ) -> Result<Option<DateTime<Utc>>, StorageError>;
-
-    /// Deletes cooldowns recorded before `before` (they no longer hold
-    /// anything back). Returns how many were deleted.
-    async fn prune_resend_cooldowns(&self, before: DateTime<Utc>) -> Result<u64, StorageError>;
-
     /// Deletes delivered messages sent before `sent_before`; dead letters and
     /// the messages they refer to are kept. Returns how many were deleted.
     async fn prune_sent(&self, sent_before: DateTime<Utc>) -> Result<u64, StorageError>;
 
-    /// Checks, without changing anything, that the database holds exactly
-    /// this binary's migrations: `Schema` naming what to do otherwise.
-    async fn check_schema(&self) -> Result<(), StorageError>;
+    /// Wakes `wake` whenever another process queues mail, until `stop`.
+    /// Backends without cross-process notification return at once; their
+    /// workers rely on in-process wake-ups and polling.
+    async fn listen_for_mail(&self, _wake: Arc<Notify>, _stop: CancellationToken) {}
+}
 
+/// What operators see of the outbox and do with its dead letters.
+#[async_trait]
+pub trait Operations: Send + Sync + 'static {
     /// Counts of the outbox by state, for operators.
     async fn outbox_status(&self, now: DateTime<Utc>) -> Result<OutboxStatus, StorageError>;
 
@@ -244,16 +264,13 @@ pub trait Storage: Send + Sync + 'static {
         id: Option<Uuid>,
         now: DateTime<Utc>,
     ) -> Result<u64, StorageError>;
-
-    /// Wakes `wake` whenever another process queues mail, until `stop`.
-    /// Backends without cross-process notification return at once; their
-    /// workers rely on in-process wake-ups and polling.
-    async fn listen_for_mail(&self, _wake: Arc<Notify>, _stop: CancellationToken) {}
 }
 
-/// The migrations applied to a database, as both backends read them.
-const APPLIED_MIGRATIONS: &str =
-    "SELECT version, success, checksum FROM _sqlx_migrations ORDER BY version";
+/// Everything the service stores. Implementations translate driver errors
+/// into [`StorageError`] by error kind, never by message text.
+pub trait Storage: Lifecycle + AccountStore + OutboxStore + Operations {}
+
+impl<T: Lifecycle + AccountStore + OutboxStore + Operations + ?Sized> Storage for T {}
 
 /// Compares the migrations applied to a database (version, success,
 /// checksum, in version order; `None` when it has no migrations table) with
@@ -357,12 +374,18 @@ impl Default for PoolSettings {
 
 /// Opens the backend that `database_url` names without contacting it yet:
 /// connections are made on first use, so the service can start while the
-/// database is down. Call [`Storage::migrate`] before serving.
+/// database is down. Call [`Lifecycle::migrate`] before serving.
 pub fn open(database_url: &str, pool: PoolSettings) -> Result<Arc<dyn Storage>, StorageError> {
     if database_url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStorage::open(database_url, pool)?))
+        Ok(Arc::new(SqlStorage::<sqlite::Sqlite>::open(
+            database_url,
+            pool,
+        )?))
     } else if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
-        Ok(Arc::new(PostgresStorage::open(database_url, pool)?))
+        Ok(Arc::new(SqlStorage::<postgres::Postgres>::open(
+            database_url,
+            pool,
+        )?))
     } else {
         Err(StorageError::Corrupt(
             "DATABASE_URL must start with sqlite: or postgres://".into(),

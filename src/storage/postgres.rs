@@ -1,4 +1,5 @@
-//! PostgreSQL storage: the production backend, shared by every instance.
+//! PostgreSQL dialect: the production backend, shared by every instance,
+//! with native UUIDs and times and NOTIFY/LISTEN between instances.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -6,504 +7,58 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
-use sqlx::Row;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgQueryResult};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::{
-    ClaimedMessage, DeadLetter, MailFailure, OutboxMessage, OutboxStatus, Storage, StorageError,
-};
-use crate::auth::PasswordHash;
-use crate::domain::Account;
+use super::dialect::{ConnectOptions, Dialect};
+use super::sql::{Flavour, MAIL_CHANNEL};
+use super::StorageError;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
-
-const ACCOUNT_COLUMNS: &str = "id, email, username, first_name, last_name, phone_number, \
-     address, verified, term_and_condition, created_from, created_at, updated_at";
-/// NOTIFY channel that tells every instance's worker that mail was queued.
-const MAIL_CHANNEL: &str = "email_outbox";
-
-const OUTBOX_COLUMNS: &str =
-    "id, account_id, kind, recipient, subject, text_body, html_body, created_at, attempts";
-
-pub struct PostgresStorage {
-    pool: PgPool,
-}
-
-impl PostgresStorage {
-    /// A pool that connects on first use.
-    pub fn open(url: &str, pool: super::PoolSettings) -> Result<Self, StorageError> {
-        let options = PgConnectOptions::from_str(url)?;
-        let pool = PgPoolOptions::new()
-            .max_connections(pool.max_connections)
-            .acquire_timeout(pool.acquire_timeout)
-            .connect_lazy_with(options);
-        Ok(PostgresStorage { pool })
-    }
-}
-
-fn account(row: &PgRow) -> Result<Account, StorageError> {
-    Ok(Account {
-        id: row.try_get("id")?,
-        email: row.try_get("email")?,
-        username: row.try_get("username")?,
-        first_name: row.try_get("first_name")?,
-        last_name: row.try_get("last_name")?,
-        phone_number: row.try_get("phone_number")?,
-        address: row.try_get("address")?,
-        verified: row.try_get("verified")?,
-        term_and_condition: row.try_get("term_and_condition")?,
-        created_from: row.try_get("created_from")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
-}
-
-fn claimed(row: &PgRow) -> Result<ClaimedMessage, StorageError> {
-    let attempts: i32 = row.try_get("attempts")?;
-    Ok(ClaimedMessage {
-        message: OutboxMessage {
-            id: row.try_get("id")?,
-            account_id: row.try_get("account_id")?,
-            kind: row.try_get("kind")?,
-            recipient: row.try_get("recipient")?,
-            subject: row.try_get("subject")?,
-            text_body: row.try_get("text_body")?,
-            html_body: row.try_get("html_body")?,
-            created_at: row.try_get("created_at")?,
-        },
-        attempts: u32::try_from(attempts).unwrap_or(0),
-    })
-}
-
-/// Inserts an outbox row and notifies the workers (delivered at commit).
-async fn insert_mail(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    mail: &OutboxMessage,
-) -> Result<(), StorageError> {
-    insert_mail_row(tx, mail).await?;
-    notify_workers(tx).await
-}
-
-async fn insert_mail_row(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    mail: &OutboxMessage,
-) -> Result<(), StorageError> {
-    sqlx::query(
-        "INSERT INTO email_outbox (id, account_id, kind, recipient, subject, text_body, \
-         html_body, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
-    )
-    .bind(mail.id)
-    .bind(mail.account_id)
-    .bind(&mail.kind)
-    .bind(&mail.recipient)
-    .bind(&mail.subject)
-    .bind(&mail.text_body)
-    .bind(&mail.html_body)
-    .bind(mail.created_at)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-async fn notify_workers(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-) -> Result<(), StorageError> {
-    sqlx::query("SELECT pg_notify($1, '')")
-        .bind(MAIL_CHANNEL)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
-fn optional_time(row: &PgRow, column: &str) -> Result<Option<DateTime<Utc>>, StorageError> {
-    Ok(row.try_get(column)?)
-}
+pub(super) struct Postgres;
 
 #[async_trait]
-impl Storage for PostgresStorage {
-    async fn migrate(&self) -> Result<(), StorageError> {
-        // On a connection of its own, closed afterwards: a migration that
-        // fails part-way leaves the migrator's session lock behind, and a
-        // pooled connection would keep holding it.
-        let mut conn = self.pool.acquire().await?.detach();
-        let result = MIGRATOR.run_direct(&mut conn).await;
-        let _ = sqlx::Connection::close(conn).await;
-        result?;
-        Ok(())
+impl Dialect for Postgres {
+    type Db = sqlx::Postgres;
+    type Uuid = Uuid;
+    type Uuids = Vec<Uuid>;
+    type Time = DateTime<Utc>;
+    type Integer = i32;
+
+    const FLAVOUR: Flavour = Flavour::Postgres;
+    const MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+    fn connect_options(url: &str) -> Result<ConnectOptions<Self>, StorageError> {
+        Ok(PgConnectOptions::from_str(url)?)
     }
 
-    async fn ping(&self) -> Result<(), StorageError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+    fn rows_affected(done: &PgQueryResult) -> u64 {
+        done.rows_affected()
     }
 
-    async fn close(&self) {
-        self.pool.close().await;
+    fn store_uuid(id: Uuid) -> Uuid {
+        id
     }
 
-    async fn create_account(
-        &self,
-        account: &Account,
-        password_hash: &PasswordHash,
-        mail: &OutboxMessage,
-    ) -> Result<(), StorageError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO accounts (id, email, username, password_hash, first_name, last_name, \
-             phone_number, address, verified, term_and_condition, created_from, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-        )
-        .bind(account.id)
-        .bind(&account.email)
-        .bind(&account.username)
-        .bind(password_hash.expose())
-        .bind(&account.first_name)
-        .bind(&account.last_name)
-        .bind(&account.phone_number)
-        .bind(&account.address)
-        .bind(account.verified)
-        .bind(account.term_and_condition)
-        .bind(&account.created_from)
-        .bind(account.created_at)
-        .bind(account.updated_at)
-        .execute(&mut *tx)
-        .await?;
-        insert_mail(&mut tx, mail).await?;
-        tx.commit().await?;
-        Ok(())
+    fn load_uuid(stored: Uuid) -> Option<Uuid> {
+        Some(stored)
     }
 
-    async fn account_by_id(&self, id: Uuid) -> Result<Account, StorageError> {
-        let row = sqlx::query(&format!(
-            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1"
-        ))
-        .bind(id)
-        .fetch_one(&self.pool)
-        .await?;
-        account(&row)
+    fn store_uuids(ids: &[Uuid]) -> Vec<Uuid> {
+        ids.to_vec()
     }
 
-    async fn account_by_email(&self, email: &str) -> Result<Account, StorageError> {
-        let row = sqlx::query(&format!(
-            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE email = $1"
-        ))
-        .bind(email)
-        .fetch_one(&self.pool)
-        .await?;
-        account(&row)
+    fn store_time(t: DateTime<Utc>) -> DateTime<Utc> {
+        t
     }
 
-    async fn mark_verified(&self, id: Uuid, now: DateTime<Utc>) -> Result<Account, StorageError> {
-        let updated = sqlx::query(&format!(
-            "UPDATE accounts SET verified = TRUE, updated_at = $2 \
-             WHERE id = $1 AND NOT verified RETURNING {ACCOUNT_COLUMNS}"
-        ))
-        .bind(id)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
-        match updated {
-            Some(row) => account(&row),
-            None => self.account_by_id(id).await,
-        }
+    fn load_time(stored: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        Some(stored)
     }
 
-    async fn claim_mail(
-        &self,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        limit: u32,
-        claim: Uuid,
-    ) -> Result<Vec<ClaimedMessage>, StorageError> {
-        // SKIP LOCKED lets workers of several instances claim disjoint rows
-        // concurrently instead of queueing on each other's row locks.
-        let rows = sqlx::query(&format!(
-            "UPDATE email_outbox SET locked_until = $2, attempts = attempts + 1, claim_token = $4, \
-                 last_attempt_at = $1, first_attempt_at = COALESCE(first_attempt_at, $1) \
-             WHERE id IN (SELECT id FROM email_outbox \
-                 WHERE status = 'pending' AND next_attempt_at <= $1 \
-                   AND (locked_until IS NULL OR locked_until <= $1) \
-                 ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
-             RETURNING {OUTBOX_COLUMNS}"
-        ))
-        .bind(now)
-        .bind(lease_until)
-        .bind(i64::from(limit))
-        .bind(claim)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(claimed).collect()
-    }
-
-    async fn mark_mail_sent(
-        &self,
-        ids: &[Uuid],
-        claim: Uuid,
-        now: DateTime<Utc>,
-    ) -> Result<u64, StorageError> {
-        if ids.is_empty() {
-            return Ok(0);
-        }
-        let done = sqlx::query(
-            "UPDATE email_outbox SET status = 'sent', sent_at = $2, locked_until = NULL, \
-             claim_token = NULL, last_error = NULL \
-             WHERE id = ANY($1) AND claim_token = $3 AND status = 'pending'",
-        )
-        .bind(ids)
-        .bind(now)
-        .bind(claim)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
-    }
-
-    async fn reschedule_mail(
-        &self,
-        id: Uuid,
-        claim: Uuid,
-        next_attempt_at: DateTime<Utc>,
-        error: &str,
-    ) -> Result<(), StorageError> {
-        sqlx::query(
-            "UPDATE email_outbox SET next_attempt_at = $2, locked_until = NULL, claim_token = NULL, \
-             last_error = $3 WHERE id = $1 AND claim_token = $4 AND status = 'pending'",
-        )
-        .bind(id)
-        .bind(next_attempt_at)
-        .bind(error)
-        .bind(claim)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn fail_mail(
-        &self,
-        id: Uuid,
-        claim: Uuid,
-        now: DateTime<Utc>,
-        failure: &MailFailure<'_>,
-    ) -> Result<(), StorageError> {
-        let mut tx = self.pool.begin().await?;
-        let moved = sqlx::query(
-            "UPDATE email_outbox SET status = 'failed', locked_until = NULL, claim_token = NULL, \
-             last_error = $2 WHERE id = $1 AND claim_token = $3 AND status = 'pending'",
-        )
-        .bind(id)
-        .bind(failure.error)
-        .bind(claim)
-        .execute(&mut *tx)
-        .await?;
-        if moved.rows_affected() == 1 {
-            sqlx::query(
-                "INSERT INTO failed_email_tasks (id, outbox_id, recipient, subject, error_kind, \
-                 error, attempts, first_attempt_at, last_attempt_at, failed_at) \
-                 SELECT $1, id, recipient, subject, $3, $4, attempts, first_attempt_at, \
-                 last_attempt_at, $5 FROM email_outbox WHERE id = $2",
-            )
-            .bind(Uuid::now_v7())
-            .bind(id)
-            .bind(failure.kind)
-            .bind(failure.error)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn release_mail(&self, ids: &[Uuid], claim: Uuid) -> Result<u64, StorageError> {
-        if ids.is_empty() {
-            return Ok(0);
-        }
-        let done = sqlx::query(
-            "UPDATE email_outbox SET locked_until = NULL, claim_token = NULL, \
-             attempts = GREATEST(attempts - 1, 0) \
-             WHERE id = ANY($1) AND claim_token = $2 AND status = 'pending'",
-        )
-        .bind(ids)
-        .bind(claim)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
-    }
-
-    async fn queue_mail(&self, mail: &OutboxMessage) -> Result<(), StorageError> {
-        let mut tx = self.pool.begin().await?;
-        insert_mail(&mut tx, mail).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn request_resend(
-        &self,
-        email: &str,
-        now: DateTime<Utc>,
-        cooldown_start: DateTime<Utc>,
-        mail: &OutboxMessage,
-        deliver: bool,
-    ) -> Result<Option<DateTime<Utc>>, StorageError> {
-        let mut tx = self.pool.begin().await?;
-        // One atomic upsert: of two concurrent requests only one can win.
-        let claimed = sqlx::query(
-            "INSERT INTO resend_cooldowns (email, last_requested_at) VALUES ($1, $2) \
-             ON CONFLICT (email) DO UPDATE SET last_requested_at = excluded.last_requested_at \
-             WHERE resend_cooldowns.last_requested_at <= $3 RETURNING email",
-        )
-        .bind(email)
-        .bind(now)
-        .bind(cooldown_start)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if claimed.is_none() {
-            let row =
-                sqlx::query("SELECT last_requested_at FROM resend_cooldowns WHERE email = $1")
-                    .bind(email)
-                    .fetch_one(&mut *tx)
-                    .await?;
-            tx.rollback().await?;
-            return Ok(Some(row.try_get("last_requested_at")?));
-        }
-        // The mail is written in every case and removed again when there is
-        // nobody to send it to: the same statements and nearly the same work
-        // for every address. The account reference is checked at commit, so
-        // a removed row (of an unknown address) is never checked.
-        insert_mail_row(&mut tx, mail).await?;
-        sqlx::query("DELETE FROM email_outbox WHERE id = $1 AND NOT $2")
-            .bind(mail.id)
-            .bind(deliver)
-            .execute(&mut *tx)
-            .await?;
-        // Every case wakes the workers, so that the work a wake-up sets off
-        // (on this instance and the others) does not tell the cases apart.
-        notify_workers(&mut tx).await?;
-        tx.commit().await?;
-        Ok(None)
-    }
-
-    async fn prune_resend_cooldowns(&self, before: DateTime<Utc>) -> Result<u64, StorageError> {
-        let done = sqlx::query("DELETE FROM resend_cooldowns WHERE last_requested_at < $1")
-            .bind(before)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
-    }
-
-    async fn check_schema(&self) -> Result<(), StorageError> {
-        let exists: Option<String> =
-            sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")
-                .fetch_one(&self.pool)
-                .await?;
-        let applied = match exists {
-            None => None,
-            Some(_) => Some(
-                sqlx::query_as::<_, (i64, bool, Vec<u8>)>(super::APPLIED_MIGRATIONS)
-                    .fetch_all(&self.pool)
-                    .await?,
-            ),
-        };
-        super::compare_schema(&MIGRATOR, applied)
-    }
-
-    async fn prune_sent(&self, sent_before: DateTime<Utc>) -> Result<u64, StorageError> {
-        let done = sqlx::query(
-            "DELETE FROM email_outbox WHERE status = 'sent' AND sent_at < $1 \
-             AND id NOT IN (SELECT outbox_id FROM failed_email_tasks)",
-        )
-        .bind(sent_before)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
-    }
-
-    async fn outbox_status(&self, now: DateTime<Utc>) -> Result<OutboxStatus, StorageError> {
-        let row = sqlx::query(
-            "SELECT \
-               COUNT(*) FILTER (WHERE status = 'pending') AS pending, \
-               COUNT(*) FILTER (WHERE status = 'pending' AND locked_until > $1) AS in_flight, \
-               COUNT(*) FILTER (WHERE status = 'sent') AS sent, \
-               COUNT(*) FILTER (WHERE status = 'failed') AS failed, \
-               MIN(created_at) FILTER (WHERE status = 'pending') AS oldest_pending \
-             FROM email_outbox",
-        )
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(OutboxStatus {
-            pending: row.try_get("pending")?,
-            in_flight: row.try_get("in_flight")?,
-            sent: row.try_get("sent")?,
-            failed: row.try_get("failed")?,
-            oldest_pending: optional_time(&row, "oldest_pending")?,
-        })
-    }
-
-    async fn dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>, StorageError> {
-        let rows = sqlx::query(
-            "SELECT id, outbox_id, recipient, subject, error_kind, error, attempts, \
-             first_attempt_at, last_attempt_at, failed_at FROM failed_email_tasks \
-             WHERE retried_at IS NULL ORDER BY failed_at DESC, id DESC LIMIT $1",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                let attempts: i32 = row.try_get("attempts")?;
-                Ok(DeadLetter {
-                    id: row.try_get("id")?,
-                    outbox_id: row.try_get("outbox_id")?,
-                    recipient: row.try_get("recipient")?,
-                    subject: row.try_get("subject")?,
-                    error_kind: row.try_get("error_kind")?,
-                    error: row.try_get("error")?,
-                    attempts: i64::from(attempts),
-                    first_attempt_at: optional_time(row, "first_attempt_at")?,
-                    last_attempt_at: optional_time(row, "last_attempt_at")?,
-                    failed_at: row.try_get("failed_at")?,
-                })
-            })
-            .collect()
-    }
-
-    async fn retry_dead_letters(
-        &self,
-        id: Option<Uuid>,
-        now: DateTime<Utc>,
-    ) -> Result<u64, StorageError> {
-        let mut tx = self.pool.begin().await?;
-        let requeued: Vec<Uuid> = sqlx::query_scalar(
-            "UPDATE email_outbox SET status = 'pending', attempts = 0, next_attempt_at = $1, \
-                 locked_until = NULL, claim_token = NULL, last_error = NULL, \
-                 first_attempt_at = NULL, last_attempt_at = NULL \
-             WHERE status = 'failed' AND id IN (SELECT outbox_id FROM failed_email_tasks \
-                 WHERE retried_at IS NULL AND ($2::uuid IS NULL OR id = $2)) \
-             RETURNING id",
-        )
-        .bind(now)
-        .bind(id)
-        .fetch_all(&mut *tx)
-        .await?;
-        // Only the dead letters whose message went back to the queue.
-        sqlx::query(
-            "UPDATE failed_email_tasks SET retried_at = $1 \
-             WHERE retried_at IS NULL AND outbox_id = ANY($2) AND ($3::uuid IS NULL OR id = $3)",
-        )
-        .bind(now)
-        .bind(&requeued)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        notify_workers(&mut tx).await?;
-        tx.commit().await?;
-        Ok(requeued.len() as u64)
-    }
-
-    async fn listen_for_mail(&self, wake: Arc<Notify>, stop: CancellationToken) {
+    async fn listen(pool: &PgPool, wake: Arc<Notify>, stop: CancellationToken) {
         // Failures back off (the worker keeps polling meanwhile), so a
         // database that refuses LISTEN is not hammered with reconnections.
         let mut backoff =
@@ -514,7 +69,7 @@ impl Storage for PostgresStorage {
                 &stop,
                 "LISTEN for queued mail (polling meanwhile)",
                 || async {
-                    let mut listener = PgListener::connect_with(&self.pool).await?;
+                    let mut listener = PgListener::connect_with(pool).await?;
                     listener.listen(MAIL_CHANNEL).await?;
                     Ok::<_, sqlx::Error>(listener)
                 },

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use account_service::auth::{PasswordHash, PasswordHasher};
 use account_service::domain::{Account, Password};
+use account_service::mail::MailKind;
 use account_service::storage::{MailFailure, OutboxMessage, Storage, StorageError};
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use uuid::Uuid;
@@ -29,6 +30,7 @@ on_both_backends!(
     released_claims_are_due_at_once,
     schema_check_reads_without_changing,
     unknown_applied_migration_is_fatal,
+    stored_mail_kinds_read_back_and_unknown_ones_are_corrupt,
 );
 
 /// The claim token of every claim in these tests unless one says otherwise.
@@ -59,7 +61,7 @@ pub(crate) fn mail(account: &Account, at: DateTime<Utc>) -> OutboxMessage {
     OutboxMessage {
         id: Uuid::now_v7(),
         account_id: account.id,
-        kind: "welcome".into(),
+        kind: MailKind::Welcome,
         recipient: account.email.clone(),
         subject: "s".into(),
         text_body: "t".into(),
@@ -606,4 +608,44 @@ async fn unknown_applied_migration_is_fatal(backend: Backend) {
     let err = s.migrate().await.unwrap_err();
     assert!(matches!(err, StorageError::Schema(_)), "{err:?}");
     s.close().await;
+}
+
+async fn stored_mail_kinds_read_back_and_unknown_ones_are_corrupt(backend: Backend) {
+    let (db, s) = store(&backend).await;
+    let t = now();
+    for (i, kind) in MailKind::ALL.into_iter().enumerate() {
+        let a = account(&format!("{i}@example.com"), t);
+        let m = OutboxMessage {
+            kind,
+            ..mail(&a, t)
+        };
+        s.create_account(&a, &hash().await, &m).await.unwrap();
+    }
+    let stored = db
+        .scalar("SELECT COUNT(*) FROM email_outbox WHERE kind IN ('welcome', 'confirmation', 'account_exists')")
+        .await;
+    assert_eq!(stored, 3);
+    let claimed = s
+        .claim_mail(t, t + Duration::minutes(5), 10, CLAIM)
+        .await
+        .unwrap();
+    let mut kinds: Vec<MailKind> = claimed.iter().map(|c| c.message.kind).collect();
+    kinds.sort_by_key(|k| k.as_str());
+    let mut all = MailKind::ALL.to_vec();
+    all.sort_by_key(|k| k.as_str());
+    assert_eq!(kinds, all);
+
+    let a = account("unknown@example.com", t);
+    s.create_account(&a, &hash().await, &mail(&a, t))
+        .await
+        .unwrap();
+    db.execute("UPDATE email_outbox SET kind = 'carrier_pigeon' WHERE status = 'pending' AND claim_token IS NULL")
+        .await;
+
+    let err = s
+        .claim_mail(t, t + Duration::minutes(5), 10, Uuid::now_v7())
+        .await
+        .unwrap_err();
+
+    assert!(matches!(err, StorageError::Corrupt(_)), "{err:?}");
 }

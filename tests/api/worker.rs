@@ -10,7 +10,8 @@ use account_service::mail::{
     DeliveryWorker, ExecutionOutcome, FileDispatcher, MailComposer, RetryPolicy,
 };
 use account_service::storage::{
-    ClaimedMessage, DeadLetter, MailFailure, OutboxMessage, OutboxStatus, Storage, StorageError,
+    AccountStore, ClaimedMessage, DeadLetter, Lifecycle, MailFailure, Operations, OutboxMessage,
+    OutboxStatus, OutboxStore, Storage, StorageError,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -30,9 +31,12 @@ struct FlakySentMarks {
 }
 
 #[async_trait]
-impl Storage for FlakySentMarks {
+impl Lifecycle for FlakySentMarks {
     async fn migrate(&self) -> Result<(), StorageError> {
         self.inner.migrate().await
+    }
+    async fn check_schema(&self) -> Result<(), StorageError> {
+        self.inner.check_schema().await
     }
     async fn ping(&self) -> Result<(), StorageError> {
         self.inner.ping().await
@@ -40,6 +44,10 @@ impl Storage for FlakySentMarks {
     async fn close(&self) {
         self.inner.close().await
     }
+}
+
+#[async_trait]
+impl AccountStore for FlakySentMarks {
     async fn create_account(
         &self,
         a: &Account,
@@ -57,6 +65,25 @@ impl Storage for FlakySentMarks {
     async fn mark_verified(&self, id: Uuid, now: DateTime<Utc>) -> Result<Account, StorageError> {
         self.inner.mark_verified(id, now).await
     }
+    async fn request_resend(
+        &self,
+        email: &str,
+        now: DateTime<Utc>,
+        cooldown_start: DateTime<Utc>,
+        mail: &OutboxMessage,
+        deliver: bool,
+    ) -> Result<Option<DateTime<Utc>>, StorageError> {
+        self.inner
+            .request_resend(email, now, cooldown_start, mail, deliver)
+            .await
+    }
+    async fn prune_resend_cooldowns(&self, before: DateTime<Utc>) -> Result<u64, StorageError> {
+        self.inner.prune_resend_cooldowns(before).await
+    }
+}
+
+#[async_trait]
+impl OutboxStore for FlakySentMarks {
     async fn claim_mail(
         &self,
         now: DateTime<Utc>,
@@ -103,27 +130,13 @@ impl Storage for FlakySentMarks {
     async fn queue_mail(&self, mail: &OutboxMessage) -> Result<(), StorageError> {
         self.inner.queue_mail(mail).await
     }
-    async fn request_resend(
-        &self,
-        email: &str,
-        now: DateTime<Utc>,
-        cooldown_start: DateTime<Utc>,
-        mail: &OutboxMessage,
-        deliver: bool,
-    ) -> Result<Option<DateTime<Utc>>, StorageError> {
-        self.inner
-            .request_resend(email, now, cooldown_start, mail, deliver)
-            .await
-    }
-    async fn prune_resend_cooldowns(&self, before: DateTime<Utc>) -> Result<u64, StorageError> {
-        self.inner.prune_resend_cooldowns(before).await
-    }
     async fn prune_sent(&self, before: DateTime<Utc>) -> Result<u64, StorageError> {
         self.inner.prune_sent(before).await
     }
-    async fn check_schema(&self) -> Result<(), StorageError> {
-        self.inner.check_schema().await
-    }
+}
+
+#[async_trait]
+impl Operations for FlakySentMarks {
     async fn outbox_status(&self, now: DateTime<Utc>) -> Result<OutboxStatus, StorageError> {
         self.inner.outbox_status(now).await
     }

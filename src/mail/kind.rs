@@ -1,0 +1,66 @@
+//! What each outbox mail is for, and how that is stored.
+
+/// What a mail is for. Stored in the outbox's `kind` column as
+/// [`MailKind::as_str`], which rows already written depend on: the strings
+/// must not change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MailKind {
+    /// The first confirmation mail, sent on registration.
+    Welcome,
+    /// A fresh confirmation mail, asked for again.
+    Confirmation,
+    /// The notice sent when someone registers an address that has an account.
+    AccountExists,
+}
+
+impl MailKind {
+    pub const ALL: [MailKind; 3] = [
+        MailKind::Welcome,
+        MailKind::Confirmation,
+        MailKind::AccountExists,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MailKind::Welcome => "welcome",
+            MailKind::Confirmation => "confirmation",
+            MailKind::AccountExists => "account_exists",
+        }
+    }
+}
+
+impl std::fmt::Display for MailKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A stored mail kind this binary does not know.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown mail kind {0:?}")]
+pub struct UnknownMailKind(pub String);
+
+impl std::str::FromStr for MailKind {
+    type Err = UnknownMailKind;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        MailKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == s)
+            .ok_or_else(|| UnknownMailKind(s.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MailKind;
+
+    #[test]
+    fn kinds_read_back_as_stored() {
+        for kind in MailKind::ALL {
+            assert_eq!(kind.as_str().parse::<MailKind>().unwrap(), kind);
+            assert_eq!(kind.to_string(), kind.as_str());
+        }
+        assert!("resend".parse::<MailKind>().is_err());
+    }
+}

@@ -1,0 +1,425 @@
+//! The storage traits implemented once, for every SQL dialect: transactions,
+//! which statements run, and what their results mean.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::pool::PoolOptions;
+use sqlx::{Pool, Transaction};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::dialect::{Conn, DbRow, Engine, Param};
+use super::sql::{self, Sql};
+use super::{
+    compare_schema, rows, AccountStore, ClaimedMessage, DeadLetter, Lifecycle, MailFailure,
+    Operations, OutboxMessage, OutboxStatus, OutboxStore, PoolSettings, StorageError,
+};
+use crate::auth::PasswordHash;
+use crate::domain::Account;
+
+/// A connection pool of dialect `D`.
+pub(super) struct SqlStorage<D: Engine> {
+    pool: Pool<D::Db>,
+    dialect: PhantomData<fn() -> D>,
+}
+
+impl<D: Engine> SqlStorage<D> {
+    /// A pool that connects on first use.
+    pub(super) fn open(url: &str, settings: PoolSettings) -> Result<Self, StorageError> {
+        let options = D::connect_options(url)?;
+        let pool = PoolOptions::<D::Db>::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout)
+            .connect_lazy_with(options);
+        Ok(SqlStorage {
+            pool,
+            dialect: PhantomData,
+        })
+    }
+
+    /// Runs one statement on a pooled connection; returns the rows changed.
+    async fn execute(&self, statement: &Sql, params: &[Param<'_>]) -> Result<u64, StorageError> {
+        let mut conn = self.pool.acquire().await?;
+        D::execute(&mut conn, statement, params).await
+    }
+
+    /// Runs one statement on a pooled connection; returns its rows.
+    async fn fetch(
+        &self,
+        statement: &Sql,
+        params: &[Param<'_>],
+    ) -> Result<Vec<DbRow<D>>, StorageError> {
+        let mut conn = self.pool.acquire().await?;
+        D::fetch(&mut conn, statement, params).await
+    }
+
+    async fn begin(&self) -> Result<Transaction<'static, D::Db>, StorageError> {
+        Ok(self.pool.begin().await?)
+    }
+}
+
+/// The first row, or `NotFound`.
+fn first<R>(rows: Vec<R>) -> Result<R, StorageError> {
+    rows.into_iter().next().ok_or(StorageError::NotFound)
+}
+
+/// Runs a statement that only some dialects need; a no-op in the others.
+async fn execute_if_needed<D: Engine>(
+    conn: &mut Conn<D>,
+    statement: &Sql<Option<&'static str>>,
+    params: &[Param<'_>],
+) -> Result<(), StorageError> {
+    if let Some(text) = D::pick(statement) {
+        let only = Sql {
+            postgres: text,
+            sqlite: text,
+        };
+        D::execute(conn, &only, params).await?;
+    }
+    Ok(())
+}
+
+/// Wakes the workers of other instances (delivered at commit).
+async fn notify_workers<D: Engine>(conn: &mut Conn<D>) -> Result<(), StorageError> {
+    execute_if_needed::<D>(
+        conn,
+        &sql::NOTIFY_WORKERS,
+        &[Param::Text(sql::MAIL_CHANNEL)],
+    )
+    .await
+}
+
+async fn insert_mail_row<D: Engine>(
+    conn: &mut Conn<D>,
+    mail: &OutboxMessage,
+) -> Result<(), StorageError> {
+    D::execute(
+        conn,
+        &sql::INSERT_MAIL,
+        &[
+            Param::Uuid(mail.id),
+            Param::Uuid(mail.account_id),
+            Param::Text(mail.kind.as_str()),
+            Param::Text(&mail.recipient),
+            Param::Text(&mail.subject),
+            Param::Text(&mail.text_body),
+            Param::Text(&mail.html_body),
+            Param::Time(mail.created_at),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Inserts an outbox row and notifies the workers.
+async fn insert_mail<D: Engine>(
+    conn: &mut Conn<D>,
+    mail: &OutboxMessage,
+) -> Result<(), StorageError> {
+    insert_mail_row::<D>(conn, mail).await?;
+    notify_workers::<D>(conn).await
+}
+
+#[async_trait]
+impl<D: Engine> Lifecycle for SqlStorage<D> {
+    async fn migrate(&self) -> Result<(), StorageError> {
+        // On a connection of its own, closed afterwards: a migration that
+        // fails part-way leaves the migrator's session lock behind, and a
+        // pooled connection would keep holding it.
+        let mut conn = self.pool.acquire().await?.detach();
+        let result = D::MIGRATOR.run_direct(&mut conn).await;
+        let _ = sqlx::Connection::close(conn).await;
+        result?;
+        Ok(())
+    }
+
+    async fn check_schema(&self) -> Result<(), StorageError> {
+        let applied = if self.fetch(&sql::MIGRATIONS_TABLE, &[]).await?.is_empty() {
+            None
+        } else {
+            let rows = self.fetch(&sql::APPLIED_MIGRATIONS, &[]).await?;
+            Some(
+                rows.iter()
+                    .map(rows::applied_migration::<D>)
+                    .collect::<Result<_, _>>()?,
+            )
+        };
+        compare_schema(&D::MIGRATOR, applied)
+    }
+
+    async fn ping(&self) -> Result<(), StorageError> {
+        self.execute(&sql::PING, &[]).await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[async_trait]
+impl<D: Engine> AccountStore for SqlStorage<D> {
+    async fn create_account(
+        &self,
+        account: &Account,
+        password_hash: &PasswordHash,
+        mail: &OutboxMessage,
+    ) -> Result<(), StorageError> {
+        let mut tx = self.begin().await?;
+        D::execute(
+            &mut tx,
+            &sql::INSERT_ACCOUNT,
+            &[
+                Param::Uuid(account.id),
+                Param::Text(&account.email),
+                Param::Text(&account.username),
+                Param::Text(password_hash.expose()),
+                Param::Text(&account.first_name),
+                Param::Text(&account.last_name),
+                Param::Text(&account.phone_number),
+                Param::Text(&account.address),
+                Param::Bool(account.verified),
+                Param::Bool(account.term_and_condition),
+                Param::Text(&account.created_from),
+                Param::Time(account.created_at),
+                Param::Time(account.updated_at),
+            ],
+        )
+        .await?;
+        insert_mail::<D>(&mut tx, mail).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn account_by_id(&self, id: Uuid) -> Result<Account, StorageError> {
+        let row = first(self.fetch(&sql::ACCOUNT_BY_ID, &[Param::Uuid(id)]).await?)?;
+        rows::account::<D>(&row)
+    }
+
+    async fn account_by_email(&self, email: &str) -> Result<Account, StorageError> {
+        let row = first(
+            self.fetch(&sql::ACCOUNT_BY_EMAIL, &[Param::Text(email)])
+                .await?,
+        )?;
+        rows::account::<D>(&row)
+    }
+
+    async fn mark_verified(&self, id: Uuid, now: DateTime<Utc>) -> Result<Account, StorageError> {
+        let updated = self
+            .fetch(&sql::MARK_VERIFIED, &[Param::Uuid(id), Param::Time(now)])
+            .await?;
+        match updated.first() {
+            Some(row) => rows::account::<D>(row),
+            None => self.account_by_id(id).await,
+        }
+    }
+
+    async fn request_resend(
+        &self,
+        email: &str,
+        now: DateTime<Utc>,
+        cooldown_start: DateTime<Utc>,
+        mail: &OutboxMessage,
+        deliver: bool,
+    ) -> Result<Option<DateTime<Utc>>, StorageError> {
+        let mut tx = self.begin().await?;
+        execute_if_needed::<D>(&mut tx, &sql::DEFER_FOREIGN_KEYS, &[]).await?;
+        let recorded = D::fetch(
+            &mut tx,
+            &sql::CLAIM_RESEND_COOLDOWN,
+            &[
+                Param::Text(email),
+                Param::Time(now),
+                Param::Time(cooldown_start),
+            ],
+        )
+        .await?;
+        if recorded.is_empty() {
+            let last = D::fetch(&mut tx, &sql::LAST_RESEND_REQUEST, &[Param::Text(email)]).await?;
+            tx.rollback().await?;
+            return Ok(Some(D::time(&first(last)?, "last_requested_at")?));
+        }
+        // The mail is written in every case and removed again when there is
+        // nobody to send it to: the same statements and nearly the same work
+        // for every address. The account reference is checked at commit
+        // (`sql::DEFER_FOREIGN_KEYS`), so a removed row (of an unknown
+        // address) is never checked.
+        insert_mail_row::<D>(&mut tx, mail).await?;
+        D::execute(
+            &mut tx,
+            &sql::DROP_UNDELIVERED_MAIL,
+            &[Param::Uuid(mail.id), Param::Bool(deliver)],
+        )
+        .await?;
+        // Every case wakes the workers, so that the work a wake-up sets off
+        // (on this instance and the others) does not tell the cases apart.
+        notify_workers::<D>(&mut tx).await?;
+        tx.commit().await?;
+        Ok(None)
+    }
+
+    async fn prune_resend_cooldowns(&self, before: DateTime<Utc>) -> Result<u64, StorageError> {
+        self.execute(&sql::PRUNE_RESEND_COOLDOWNS, &[Param::Time(before)])
+            .await
+    }
+}
+
+#[async_trait]
+impl<D: Engine> OutboxStore for SqlStorage<D> {
+    async fn queue_mail(&self, mail: &OutboxMessage) -> Result<(), StorageError> {
+        let mut tx = self.begin().await?;
+        insert_mail::<D>(&mut tx, mail).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn claim_mail(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+        claim: Uuid,
+    ) -> Result<Vec<ClaimedMessage>, StorageError> {
+        let params = [
+            Param::Time(now),
+            Param::Time(lease_until),
+            Param::Int(i64::from(limit)),
+            Param::Uuid(claim),
+        ];
+        let claimed = self.fetch(&sql::CLAIM_MAIL, &params).await?;
+        claimed.iter().map(rows::claimed::<D>).collect()
+    }
+
+    async fn mark_mail_sent(
+        &self,
+        ids: &[Uuid],
+        claim: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StorageError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let params = [Param::Uuids(ids), Param::Time(now), Param::Uuid(claim)];
+        self.execute(&sql::MARK_MAIL_SENT, &params).await
+    }
+
+    async fn reschedule_mail(
+        &self,
+        id: Uuid,
+        claim: Uuid,
+        next_attempt_at: DateTime<Utc>,
+        error: &str,
+    ) -> Result<(), StorageError> {
+        let params = [
+            Param::Uuid(id),
+            Param::Time(next_attempt_at),
+            Param::Text(error),
+            Param::Uuid(claim),
+        ];
+        self.execute(&sql::RESCHEDULE_MAIL, &params).await?;
+        Ok(())
+    }
+
+    async fn fail_mail(
+        &self,
+        id: Uuid,
+        claim: Uuid,
+        now: DateTime<Utc>,
+        failure: &MailFailure<'_>,
+    ) -> Result<(), StorageError> {
+        let mut tx = self.begin().await?;
+        let moved = D::execute(
+            &mut tx,
+            &sql::MARK_MAIL_FAILED,
+            &[
+                Param::Uuid(id),
+                Param::Text(failure.error),
+                Param::Uuid(claim),
+            ],
+        )
+        .await?;
+        if moved == 1 {
+            D::execute(
+                &mut tx,
+                &sql::INSERT_DEAD_LETTER,
+                &[
+                    Param::Uuid(Uuid::now_v7()),
+                    Param::Uuid(id),
+                    Param::Text(failure.kind),
+                    Param::Text(failure.error),
+                    Param::Time(now),
+                ],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn release_mail(&self, ids: &[Uuid], claim: Uuid) -> Result<u64, StorageError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let params = [Param::Uuids(ids), Param::Uuid(claim)];
+        self.execute(&sql::RELEASE_MAIL, &params).await
+    }
+
+    async fn prune_sent(&self, sent_before: DateTime<Utc>) -> Result<u64, StorageError> {
+        self.execute(&sql::PRUNE_SENT, &[Param::Time(sent_before)])
+            .await
+    }
+
+    async fn listen_for_mail(&self, wake: Arc<Notify>, stop: CancellationToken) {
+        D::listen(&self.pool, wake, stop).await;
+    }
+}
+
+#[async_trait]
+impl<D: Engine> Operations for SqlStorage<D> {
+    async fn outbox_status(&self, now: DateTime<Utc>) -> Result<OutboxStatus, StorageError> {
+        let row = first(self.fetch(&sql::OUTBOX_STATUS, &[Param::Time(now)]).await?)?;
+        rows::outbox_status::<D>(&row)
+    }
+
+    async fn dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>, StorageError> {
+        let letters = self
+            .fetch(&sql::DEAD_LETTERS, &[Param::Int(i64::from(limit))])
+            .await?;
+        letters.iter().map(rows::dead_letter::<D>).collect()
+    }
+
+    async fn retry_dead_letters(
+        &self,
+        id: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StorageError> {
+        let mut tx = self.begin().await?;
+        let requeued = D::fetch(
+            &mut tx,
+            &sql::REQUEUE_DEAD_LETTERS,
+            &[Param::Time(now), Param::OptionalUuid(id)],
+        )
+        .await?
+        .iter()
+        .map(|row| D::uuid(row, "id"))
+        .collect::<Result<Vec<_>, _>>()?;
+        // Only the dead letters whose message went back to the queue.
+        D::execute(
+            &mut tx,
+            &sql::MARK_DEAD_LETTERS_RETRIED,
+            &[
+                Param::Time(now),
+                Param::Uuids(&requeued),
+                Param::OptionalUuid(id),
+            ],
+        )
+        .await?;
+        notify_workers::<D>(&mut tx).await?;
+        tx.commit().await?;
+        Ok(requeued.len() as u64)
+    }
+}

@@ -1,0 +1,259 @@
+//! Every statement the storage runs, with its PostgreSQL and SQLite text side
+//! by side (one text where the dialects agree; SQLite reads `$n` as well).
+//!
+//! Values whose representation differs (UUIDs, times, lists of UUIDs) are
+//! bound and read by each backend's `Dialect`, so the texts differ only where
+//! the SQL itself does.
+
+/// Which of a statement's texts a backend runs.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Flavour {
+    Postgres,
+    Sqlite,
+}
+
+/// One statement in both dialects.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Sql<T = &'static str> {
+    pub postgres: T,
+    pub sqlite: T,
+}
+
+impl<T: Copy> Sql<T> {
+    pub(super) fn text(&self, flavour: Flavour) -> T {
+        match flavour {
+            Flavour::Postgres => self.postgres,
+            Flavour::Sqlite => self.sqlite,
+        }
+    }
+}
+
+impl Sql {
+    /// A statement both dialects spell the same way.
+    const fn both(text: &'static str) -> Self {
+        Sql {
+            postgres: text,
+            sqlite: text,
+        }
+    }
+}
+
+macro_rules! account_columns {
+    () => {
+        "id, email, username, first_name, last_name, phone_number, address, verified, \
+         term_and_condition, created_from, created_at, updated_at"
+    };
+}
+
+macro_rules! outbox_columns {
+    () => {
+        "id, account_id, kind, recipient, subject, text_body, html_body, created_at, attempts"
+    };
+}
+
+/// NOTIFY channel that tells every instance's worker that mail was queued.
+pub(super) const MAIL_CHANNEL: &str = "email_outbox";
+
+pub(super) const PING: Sql = Sql::both("SELECT 1");
+
+/// Wakes the workers of every instance (delivered at commit). A SQLite
+/// database has one process; its workers are woken in-process.
+pub(super) const NOTIFY_WORKERS: Sql<Option<&str>> = Sql {
+    postgres: Some("SELECT pg_notify($1, '')"),
+    sqlite: None,
+};
+
+/// Checks the outbox's account reference at commit instead of at each
+/// statement, for the rest of the transaction. PostgreSQL's constraint is
+/// declared deferred by migration 4; SQLite resets the pragma itself when the
+/// transaction ends.
+pub(super) const DEFER_FOREIGN_KEYS: Sql<Option<&str>> = Sql {
+    postgres: None,
+    sqlite: Some("PRAGMA defer_foreign_keys = ON"),
+};
+
+pub(super) const INSERT_ACCOUNT: Sql = Sql::both(
+    "INSERT INTO accounts (id, email, username, password_hash, first_name, last_name, \
+     phone_number, address, verified, term_and_condition, created_from, created_at, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+);
+
+pub(super) const ACCOUNT_BY_ID: Sql = Sql::both(concat!(
+    "SELECT ",
+    account_columns!(),
+    " FROM accounts WHERE id = $1"
+));
+
+pub(super) const ACCOUNT_BY_EMAIL: Sql = Sql::both(concat!(
+    "SELECT ",
+    account_columns!(),
+    " FROM accounts WHERE email = $1"
+));
+
+/// Returns the account only when it changes, so `updated_at` stays put otherwise.
+pub(super) const MARK_VERIFIED: Sql = Sql {
+    postgres: concat!(
+        "UPDATE accounts SET verified = TRUE, updated_at = $2 \
+         WHERE id = $1 AND NOT verified RETURNING ",
+        account_columns!()
+    ),
+    sqlite: concat!(
+        "UPDATE accounts SET verified = 1, updated_at = $2 \
+         WHERE id = $1 AND verified = 0 RETURNING ",
+        account_columns!()
+    ),
+};
+
+pub(super) const INSERT_MAIL: Sql = Sql::both(
+    "INSERT INTO email_outbox (id, account_id, kind, recipient, subject, text_body, \
+     html_body, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+);
+
+/// Claims due mail: `$lock` ends the subquery that picks the rows.
+macro_rules! claim_mail {
+    ($lock:literal) => {
+        concat!(
+            "UPDATE email_outbox SET locked_until = $2, attempts = attempts + 1, \
+                 claim_token = $4, last_attempt_at = $1, \
+                 first_attempt_at = COALESCE(first_attempt_at, $1) \
+             WHERE id IN (SELECT id FROM email_outbox \
+                 WHERE status = 'pending' AND next_attempt_at <= $1 \
+                   AND (locked_until IS NULL OR locked_until <= $1) \
+                 ORDER BY next_attempt_at LIMIT $3",
+            $lock,
+            ") RETURNING ",
+            outbox_columns!()
+        )
+    };
+}
+
+/// PostgreSQL: SKIP LOCKED lets workers of several instances claim disjoint
+/// rows concurrently instead of queueing on each other's row locks. SQLite:
+/// one statement takes the write lock before reading, so two workers can
+/// never claim the same row.
+pub(super) const CLAIM_MAIL: Sql = Sql {
+    postgres: claim_mail!(" FOR UPDATE SKIP LOCKED"),
+    sqlite: claim_mail!(""),
+};
+
+/// `$1` is a list of ids: an array in PostgreSQL, a JSON array in SQLite.
+pub(super) const MARK_MAIL_SENT: Sql = Sql {
+    postgres: "UPDATE email_outbox SET status = 'sent', sent_at = $2, locked_until = NULL, \
+               claim_token = NULL, last_error = NULL \
+               WHERE id = ANY($1) AND claim_token = $3 AND status = 'pending'",
+    sqlite: "UPDATE email_outbox SET status = 'sent', sent_at = $2, locked_until = NULL, \
+             claim_token = NULL, last_error = NULL \
+             WHERE id IN (SELECT value FROM json_each($1)) AND claim_token = $3 \
+             AND status = 'pending'",
+};
+
+pub(super) const RESCHEDULE_MAIL: Sql = Sql::both(
+    "UPDATE email_outbox SET next_attempt_at = $2, locked_until = NULL, claim_token = NULL, \
+     last_error = $3 WHERE id = $1 AND claim_token = $4 AND status = 'pending'",
+);
+
+pub(super) const MARK_MAIL_FAILED: Sql = Sql::both(
+    "UPDATE email_outbox SET status = 'failed', locked_until = NULL, claim_token = NULL, \
+     last_error = $2 WHERE id = $1 AND claim_token = $3 AND status = 'pending'",
+);
+
+pub(super) const INSERT_DEAD_LETTER: Sql = Sql::both(
+    "INSERT INTO failed_email_tasks (id, outbox_id, recipient, subject, error_kind, \
+     error, attempts, first_attempt_at, last_attempt_at, failed_at) \
+     SELECT $1, id, recipient, subject, $3, $4, attempts, first_attempt_at, \
+     last_attempt_at, $5 FROM email_outbox WHERE id = $2",
+);
+
+/// `$1` is a list of ids, as in [`MARK_MAIL_SENT`].
+pub(super) const RELEASE_MAIL: Sql = Sql {
+    postgres: "UPDATE email_outbox SET locked_until = NULL, claim_token = NULL, \
+               attempts = GREATEST(attempts - 1, 0) \
+               WHERE id = ANY($1) AND claim_token = $2 AND status = 'pending'",
+    sqlite: "UPDATE email_outbox SET locked_until = NULL, claim_token = NULL, \
+             attempts = MAX(attempts - 1, 0) \
+             WHERE id IN (SELECT value FROM json_each($1)) AND claim_token = $2 \
+             AND status = 'pending'",
+};
+
+/// One atomic upsert: of two concurrent requests only one can win.
+pub(super) const CLAIM_RESEND_COOLDOWN: Sql = Sql::both(
+    "INSERT INTO resend_cooldowns (email, last_requested_at) VALUES ($1, $2) \
+     ON CONFLICT (email) DO UPDATE SET last_requested_at = excluded.last_requested_at \
+     WHERE resend_cooldowns.last_requested_at <= $3 RETURNING email",
+);
+
+pub(super) const LAST_RESEND_REQUEST: Sql =
+    Sql::both("SELECT last_requested_at FROM resend_cooldowns WHERE email = $1");
+
+/// Removes the mail just written unless `$2` (deliver) is set.
+pub(super) const DROP_UNDELIVERED_MAIL: Sql =
+    Sql::both("DELETE FROM email_outbox WHERE id = $1 AND NOT $2");
+
+pub(super) const PRUNE_RESEND_COOLDOWNS: Sql =
+    Sql::both("DELETE FROM resend_cooldowns WHERE last_requested_at < $1");
+
+pub(super) const PRUNE_SENT: Sql = Sql::both(
+    "DELETE FROM email_outbox WHERE status = 'sent' AND sent_at < $1 \
+     AND id NOT IN (SELECT outbox_id FROM failed_email_tasks)",
+);
+
+/// One row when the migrations table exists, none otherwise.
+pub(super) const MIGRATIONS_TABLE: Sql = Sql {
+    postgres: "SELECT 1 AS present WHERE to_regclass('_sqlx_migrations') IS NOT NULL",
+    sqlite: "SELECT 1 AS present FROM sqlite_master \
+             WHERE type = 'table' AND name = '_sqlx_migrations'",
+};
+
+/// The migrations applied to a database.
+pub(super) const APPLIED_MIGRATIONS: Sql =
+    Sql::both("SELECT version, success, checksum FROM _sqlx_migrations ORDER BY version");
+
+pub(super) const OUTBOX_STATUS: Sql = Sql {
+    postgres: "SELECT \
+                 COUNT(*) FILTER (WHERE status = 'pending') AS pending, \
+                 COUNT(*) FILTER (WHERE status = 'pending' AND locked_until > $1) AS in_flight, \
+                 COUNT(*) FILTER (WHERE status = 'sent') AS sent, \
+                 COUNT(*) FILTER (WHERE status = 'failed') AS failed, \
+                 MIN(created_at) FILTER (WHERE status = 'pending') AS oldest_pending \
+               FROM email_outbox",
+    sqlite: "SELECT \
+               COALESCE(SUM(status = 'pending'), 0) AS pending, \
+               COALESCE(SUM(status = 'pending' AND locked_until > $1), 0) AS in_flight, \
+               COALESCE(SUM(status = 'sent'), 0) AS sent, \
+               COALESCE(SUM(status = 'failed'), 0) AS failed, \
+               MIN(CASE WHEN status = 'pending' THEN created_at END) AS oldest_pending \
+             FROM email_outbox",
+};
+
+pub(super) const DEAD_LETTERS: Sql = Sql::both(
+    "SELECT id, outbox_id, recipient, subject, error_kind, error, attempts, \
+     first_attempt_at, last_attempt_at, failed_at FROM failed_email_tasks \
+     WHERE retried_at IS NULL ORDER BY failed_at DESC, id DESC LIMIT $1",
+);
+
+/// `$2` is one dead letter's id, or NULL for all of them.
+pub(super) const REQUEUE_DEAD_LETTERS: Sql = Sql {
+    postgres: "UPDATE email_outbox SET status = 'pending', attempts = 0, next_attempt_at = $1, \
+                   locked_until = NULL, claim_token = NULL, last_error = NULL, \
+                   first_attempt_at = NULL, last_attempt_at = NULL \
+               WHERE status = 'failed' AND id IN (SELECT outbox_id FROM failed_email_tasks \
+                   WHERE retried_at IS NULL AND ($2::uuid IS NULL OR id = $2)) \
+               RETURNING id",
+    sqlite: "UPDATE email_outbox SET status = 'pending', attempts = 0, next_attempt_at = $1, \
+                 locked_until = NULL, claim_token = NULL, last_error = NULL, \
+                 first_attempt_at = NULL, last_attempt_at = NULL \
+             WHERE status = 'failed' AND id IN (SELECT outbox_id FROM failed_email_tasks \
+                 WHERE retried_at IS NULL AND ($2 IS NULL OR id = $2)) \
+             RETURNING id",
+};
+
+/// Marks the dead letters whose message went back to the queue: `$2` is the
+/// list of requeued outbox ids, `$3` as in [`REQUEUE_DEAD_LETTERS`].
+pub(super) const MARK_DEAD_LETTERS_RETRIED: Sql = Sql {
+    postgres: "UPDATE failed_email_tasks SET retried_at = $1 \
+               WHERE retried_at IS NULL AND outbox_id = ANY($2) \
+               AND ($3::uuid IS NULL OR id = $3)",
+    sqlite: "UPDATE failed_email_tasks SET retried_at = $1 \
+             WHERE retried_at IS NULL AND outbox_id IN (SELECT value FROM json_each($2)) \
+             AND ($3 IS NULL OR id = $3)",
+};
