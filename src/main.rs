@@ -86,7 +86,7 @@ fn dotenv_error(e: &dotenvy::Error) -> String {
 async fn migrate(settings: Settings) -> ExitCode {
     let migrated = async {
         let storage = account_service::storage::open(
-            settings.database.database_url.expose(),
+            &settings.database.database_url,
             settings.database.pool(),
         )?;
         let result = storage.migrate().await;
@@ -112,7 +112,7 @@ async fn outbox(settings: Settings, command: account_service::cli::OutboxCommand
     // Operators' commands never change the schema: they work on a database
     // that `account-service migrate` brought up to this binary's version.
     let storage = match account_service::storage::open(
-        settings.database.database_url.expose(),
+        &settings.database.database_url,
         settings.database.pool(),
     ) {
         Ok(s) => s,

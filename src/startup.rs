@@ -49,11 +49,8 @@ impl Application {
         };
         let grpc_listener = bind("GRPC_ADDR", settings.server.grpc_addr).await?;
         let http_listener = bind("HTTP_ADDR", settings.server.http_addr).await?;
-        let storage = storage::open(
-            settings.database.database_url.expose(),
-            settings.database.pool(),
-        )
-        .context("cannot use DATABASE_URL")?;
+        let storage = storage::open(&settings.database.database_url, settings.database.pool())
+            .context("cannot use DATABASE_URL")?;
         let dispatcher = mail::dispatcher(&settings.mail)?;
         Self::build_with(settings, grpc_listener, http_listener, storage, dispatcher)
     }

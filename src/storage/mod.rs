@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::auth::PasswordHash;
+use crate::config::{DatabaseKind, DatabaseUrl};
 use crate::domain::Account;
 use crate::mail::MailKind;
 
@@ -375,22 +376,15 @@ impl Default for PoolSettings {
 /// Opens the backend that `database_url` names without contacting it yet:
 /// connections are made on first use, so the service can start while the
 /// database is down. Call [`Lifecycle::migrate`] before serving.
-pub fn open(database_url: &str, pool: PoolSettings) -> Result<Arc<dyn Storage>, StorageError> {
-    if database_url.starts_with("sqlite:") {
-        Ok(Arc::new(SqlStorage::<sqlite::Sqlite>::open(
-            database_url,
-            pool,
-        )?))
-    } else if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
-        Ok(Arc::new(SqlStorage::<postgres::Postgres>::open(
-            database_url,
-            pool,
-        )?))
-    } else {
-        Err(StorageError::Corrupt(
-            "DATABASE_URL must start with sqlite: or postgres://".into(),
-        ))
-    }
+pub fn open(
+    database_url: &DatabaseUrl,
+    pool: PoolSettings,
+) -> Result<Arc<dyn Storage>, StorageError> {
+    let url = database_url.expose();
+    Ok(match database_url.kind {
+        DatabaseKind::Sqlite => Arc::new(SqlStorage::<sqlite::Sqlite>::open(url, pool)?),
+        DatabaseKind::Postgres => Arc::new(SqlStorage::<postgres::Postgres>::open(url, pool)?),
+    })
 }
 
 #[cfg(test)]

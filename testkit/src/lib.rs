@@ -127,9 +127,15 @@ impl TestDatabase {
         }
     }
 
+    /// The storage the service would open on this database, not yet reached.
+    pub fn open(&self) -> Arc<dyn Storage> {
+        let url = DatabaseUrl::parse(&self.url).unwrap();
+        account_service::storage::open(&url, Default::default()).unwrap()
+    }
+
     /// The storage the service would open on this database, migrated.
     pub async fn connect(&self) -> Arc<dyn Storage> {
-        let storage = account_service::storage::open(&self.url, Default::default()).unwrap();
+        let storage = self.open();
         storage.migrate().await.unwrap();
         storage
     }
@@ -348,7 +354,7 @@ impl TestAppBuilder {
         // Opened lazily, as the binary does: the application reaches and
         // migrates the database itself.
         let storage = account_service::storage::open(
-            settings.database.database_url.expose(),
+            &settings.database.database_url,
             settings.database.pool(),
         )
         .unwrap();

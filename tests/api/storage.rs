@@ -557,7 +557,7 @@ async fn released_claims_are_due_at_once(backend: Backend) {
 
 async fn schema_check_reads_without_changing(backend: Backend) {
     let db = TestDatabase::create(&backend).await;
-    let s = account_service::storage::open(&db.url, Default::default()).unwrap();
+    let s = db.open();
     let err = s.check_schema().await.unwrap_err();
     assert!(matches!(err, StorageError::Schema(_)), "{err:?}");
     assert!(err.to_string().contains("account-service migrate"), "{err}");
@@ -577,7 +577,7 @@ async fn schema_check_reads_without_changing(backend: Backend) {
 
 async fn unknown_applied_migration_is_fatal(backend: Backend) {
     let db = TestDatabase::create(&backend).await;
-    let s = account_service::storage::open(&db.url, Default::default()).unwrap();
+    let s = db.open();
     s.migrate().await.unwrap();
     db.execute(
         "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
