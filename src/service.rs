@@ -11,7 +11,7 @@ use crate::domain::{self, Account, Email, FieldViolation, NewAccount, Validation
 use crate::mail::MailComposer;
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
-use crate::storage::{OutboxMessage, Storage, StorageError};
+use crate::storage::{Batcher, OutboxMessage, Storage, StorageError};
 
 /// Message for a registration whose address is taken.
 pub const EMAIL_TAKEN: &str = "user with this email already exists.";
@@ -210,6 +210,10 @@ pub struct Accounts {
     /// Answer a taken address like a success, so Register reveals nothing.
     enumeration_protection: bool,
     metrics: Arc<Metrics>,
+    /// Concurrent confirmations, sent to the database as one statement.
+    confirmations: Arc<Batcher>,
+    /// Concurrent look-ups by id, sent to the database as one statement.
+    lookups: Arc<Batcher>,
 }
 
 /// Database timestamps keep microseconds; rounding here makes what Register
@@ -230,7 +234,17 @@ impl Accounts {
         readiness: Arc<Readiness>,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let verify = Arc::clone(&storage);
+        let read = Arc::clone(&storage);
         Accounts {
+            confirmations: Batcher::new(move |ids| {
+                let storage = Arc::clone(&verify);
+                async move { storage.mark_all_verified(&ids, now()).await }
+            }),
+            lookups: Batcher::new(move |ids| {
+                let storage = Arc::clone(&read);
+                async move { storage.accounts_by_ids(&ids).await }
+            }),
             hasher,
             tokens,
             composer,
@@ -372,8 +386,8 @@ impl Accounts {
             .verify(token, Utc::now())
             .map_err(ServiceError::Token)?;
         let account = self
-            .storage
-            .mark_verified(id, now())
+            .confirmations
+            .call(id)
             .await
             .context("marking the account verified")?;
         self.metrics.confirmations.inc();
@@ -431,7 +445,7 @@ impl Accounts {
     pub async fn get(&self, lookup: Lookup) -> Result<Account, ServiceError> {
         self.ensure_ready()?;
         match lookup {
-            Lookup::Id(id) => self.storage.account_by_id(id).await,
+            Lookup::Id(id) => self.lookups.call(id).await,
             Lookup::Email(email) => self.storage.account_by_email(email.as_str()).await,
         }
         .context("reading the account")

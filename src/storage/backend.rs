@@ -195,9 +195,11 @@ impl<D: Engine> AccountStore for SqlStorage<D> {
         Ok(())
     }
 
-    async fn account_by_id(&self, id: Uuid) -> Result<Account, StorageError> {
-        let row = first(self.fetch(&sql::ACCOUNT_BY_ID, &[Param::Uuid(id)]).await?)?;
-        rows::account::<D>(&row)
+    async fn accounts_by_ids(&self, ids: &[Uuid]) -> Result<Vec<Account>, StorageError> {
+        let rows = self
+            .fetch(&sql::ACCOUNTS_BY_IDS, &[Param::Uuids(ids)])
+            .await?;
+        rows.iter().map(rows::account::<D>).collect()
     }
 
     async fn account_by_email(&self, email: &str) -> Result<Account, StorageError> {
@@ -208,14 +210,14 @@ impl<D: Engine> AccountStore for SqlStorage<D> {
         rows::account::<D>(&row)
     }
 
-    async fn mark_verified(&self, id: Uuid, now: DateTime<Utc>) -> Result<Account, StorageError> {
-        let updated = self
-            .fetch(&sql::MARK_VERIFIED, &[Param::Uuid(id), Param::Time(now)])
-            .await?;
-        match updated.first() {
-            Some(row) => rows::account::<D>(row),
-            None => self.account_by_id(id).await,
-        }
+    async fn mark_all_verified(
+        &self,
+        ids: &[Uuid],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Account>, StorageError> {
+        let params = [Param::Uuids(ids), Param::Time(now)];
+        let rows = self.fetch(&sql::MARK_VERIFIED, &params).await?;
+        rows.iter().map(rows::account::<D>).collect()
     }
 
     async fn request_resend(

@@ -1,6 +1,7 @@
 //! Persistence: the storage traits, their types and errors, and `open`.
 
 mod backend;
+mod batch;
 mod dialect;
 mod postgres;
 mod rows;
@@ -21,6 +22,7 @@ use crate::domain::Account;
 use crate::mail::MailKind;
 
 use backend::SqlStorage;
+pub use batch::Batcher;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -163,13 +165,28 @@ pub trait AccountStore: Send + Sync + 'static {
         mail: &OutboxMessage,
     ) -> Result<(), StorageError>;
 
-    async fn account_by_id(&self, id: Uuid) -> Result<Account, StorageError>;
+    /// The accounts of `ids` that exist, in no particular order.
+    async fn accounts_by_ids(&self, ids: &[Uuid]) -> Result<Vec<Account>, StorageError>;
+
+    async fn account_by_id(&self, id: Uuid) -> Result<Account, StorageError> {
+        only(id, self.accounts_by_ids(&[id]).await?)
+    }
 
     /// `email` must already be normalised (trimmed, lower-cased).
     async fn account_by_email(&self, email: &str) -> Result<Account, StorageError>;
 
+    /// Sets `verified` (and `updated_at` at `now`, only where it changes) on
+    /// every account of `ids` in one statement, and returns those that exist.
+    async fn mark_all_verified(
+        &self,
+        ids: &[Uuid],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Account>, StorageError>;
+
     /// Sets `verified` (and `updated_at`, only if it changes) and returns the account.
-    async fn mark_verified(&self, id: Uuid, now: DateTime<Utc>) -> Result<Account, StorageError>;
+    async fn mark_verified(&self, id: Uuid, now: DateTime<Utc>) -> Result<Account, StorageError> {
+        only(id, self.mark_all_verified(&[id], now).await?)
+    }
 
     /// In one transaction: records a confirmation-mail request for `email`
     /// at `now`, unless the last one was after `cooldown_start`, and when it
@@ -188,6 +205,14 @@ pub trait AccountStore: Send + Sync + 'static {
     /// Deletes cooldowns recorded before `before` (they no longer hold
     /// anything back). Returns how many were deleted.
     async fn prune_resend_cooldowns(&self, before: DateTime<Utc>) -> Result<u64, StorageError>;
+}
+
+/// The account of `id` among `accounts`, or `NotFound`.
+pub fn only(id: Uuid, accounts: Vec<Account>) -> Result<Account, StorageError> {
+    accounts
+        .into_iter()
+        .find(|a| a.id == id)
+        .ok_or(StorageError::NotFound)
 }
 
 /// The mail outbox as the delivery workers drive it.

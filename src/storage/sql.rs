@@ -78,12 +78,6 @@ pub(super) const INSERT_ACCOUNT: Sql = Sql::both(
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
 );
 
-pub(super) const ACCOUNT_BY_ID: Sql = Sql::both(concat!(
-    "SELECT ",
-    account_columns!(),
-    " FROM accounts WHERE id = $1"
-));
-
 pub(super) const ACCOUNT_BY_EMAIL: Sql = Sql::both(concat!(
     "SELECT ",
     account_columns!(),
@@ -91,15 +85,35 @@ pub(super) const ACCOUNT_BY_EMAIL: Sql = Sql::both(concat!(
 ));
 
 /// Returns the account only when it changes, so `updated_at` stays put otherwise.
+/// Every row of a list of ids; missing ids are simply absent.
+pub(super) const ACCOUNTS_BY_IDS: Sql = Sql {
+    postgres: concat!(
+        "SELECT ",
+        account_columns!(),
+        " FROM accounts WHERE id = ANY($1)"
+    ),
+    sqlite: concat!(
+        "SELECT ",
+        account_columns!(),
+        " FROM accounts WHERE id IN (SELECT value FROM json_each($1))"
+    ),
+};
+
+/// Verifies a list of accounts in one statement and returns every row that
+/// exists, verified already or just now; `updated_at` moves only for rows
+/// that change. Concurrent updates of a row queue on its lock and see the
+/// other's result, so each caller reads a committed `verified = true`.
 pub(super) const MARK_VERIFIED: Sql = Sql {
     postgres: concat!(
-        "UPDATE accounts SET verified = TRUE, updated_at = $2 \
-         WHERE id = $1 AND NOT verified RETURNING ",
+        "UPDATE accounts SET verified = TRUE, \
+         updated_at = CASE WHEN verified THEN updated_at ELSE $2 END \
+         WHERE id = ANY($1) RETURNING ",
         account_columns!()
     ),
     sqlite: concat!(
-        "UPDATE accounts SET verified = 1, updated_at = $2 \
-         WHERE id = $1 AND verified = 0 RETURNING ",
+        "UPDATE accounts SET verified = 1, \
+         updated_at = CASE WHEN verified THEN updated_at ELSE $2 END \
+         WHERE id IN (SELECT value FROM json_each($1)) RETURNING ",
         account_columns!()
     ),
 };

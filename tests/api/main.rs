@@ -2,6 +2,7 @@
 //! generated gRPC client and a real HTTP client.
 
 mod abuse;
+mod batching;
 mod confirm;
 mod delivery;
 mod faults;

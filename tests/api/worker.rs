@@ -56,14 +56,18 @@ impl AccountStore for FlakySentMarks {
     ) -> Result<(), StorageError> {
         self.inner.create_account(a, h, m).await
     }
-    async fn account_by_id(&self, id: Uuid) -> Result<Account, StorageError> {
-        self.inner.account_by_id(id).await
+    async fn accounts_by_ids(&self, ids: &[Uuid]) -> Result<Vec<Account>, StorageError> {
+        self.inner.accounts_by_ids(ids).await
     }
     async fn account_by_email(&self, email: &str) -> Result<Account, StorageError> {
         self.inner.account_by_email(email).await
     }
-    async fn mark_verified(&self, id: Uuid, now: DateTime<Utc>) -> Result<Account, StorageError> {
-        self.inner.mark_verified(id, now).await
+    async fn mark_all_verified(
+        &self,
+        ids: &[Uuid],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Account>, StorageError> {
+        self.inner.mark_all_verified(ids, now).await
     }
     async fn request_resend(
         &self,
