@@ -65,6 +65,10 @@ pub struct Metrics {
     pub outbox: Family<StateLabels, Gauge>,
     /// Registrations waiting for a password hashing thread, refreshed at each scrape.
     pub hash_queue: Gauge,
+    /// Bumped whenever the outbox may have changed (mail queued here or
+    /// announced by another instance, a batch delivered), so that the gauges
+    /// are read from the database only when there is something new.
+    outbox_changes: std::sync::atomic::AtomicU64,
 }
 
 impl Default for Metrics {
@@ -74,6 +78,12 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// The outbox may have changed: the next gauge refresh reads it.
+    pub fn outbox_changed(&self) {
+        self.outbox_changes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("account");
         let rpc_requests = Family::<RpcLabels, Counter>::default();
@@ -138,6 +148,7 @@ impl Metrics {
             deliveries,
             outbox,
             hash_queue,
+            outbox_changes: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -184,22 +195,35 @@ impl Metrics {
     }
 }
 
-/// Keeps the outbox gauges current from one aggregate query every `every`,
-/// until `stop`: a scrape reads the last snapshot and never touches the
-/// database, so scraping often costs nothing.
+/// Keeps the outbox gauges current from one aggregate query every `every`
+/// while the outbox changes, and at least every `idle_every` while it does
+/// not (an idle instance leaves the database alone), until `stop`. A scrape
+/// reads the last snapshot and never touches the database, so scraping
+/// often costs nothing.
 pub async fn refresh_outbox_gauges(
     storage: std::sync::Arc<dyn crate::storage::Storage>,
     metrics: std::sync::Arc<Metrics>,
     every: Duration,
+    idle_every: Duration,
     stop: tokio_util::sync::CancellationToken,
 ) {
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seen = None;
+    let mut last = tokio::time::Instant::now();
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             _ = ticks.tick() => {}
         }
+        let changes = metrics
+            .outbox_changes
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if seen == Some(changes) && last.elapsed() < idle_every {
+            continue;
+        }
+        seen = Some(changes);
+        last = tokio::time::Instant::now();
         match storage.outbox_status(chrono::Utc::now()).await {
             Ok(outbox) => {
                 metrics.set_outbox("pending", outbox.pending - outbox.in_flight);

@@ -106,6 +106,7 @@ impl Application {
             delivery.email_claim_lease,
             Arc::clone(&metrics),
         )
+        .with_poll_interval(delivery.email_poll_interval)
         .with_sent_retention(delivery.email_sent_retention)
         .with_resend_cooldown(delivery.email_resend_cooldown);
         Ok(Application {
@@ -201,6 +202,7 @@ impl Application {
                 metrics: Arc::clone(&self.metrics),
                 migrate: self.settings.database.migrate_on_start,
                 metrics_refresh: self.settings.telemetry.metrics_refresh,
+                metrics_idle_refresh: self.settings.delivery.email_poll_interval,
             },
             stop.clone(),
         ));
@@ -249,8 +251,10 @@ struct BringUp {
     metrics: Arc<Metrics>,
     /// Apply pending migrations (MIGRATE_ON_START), or only check the schema.
     migrate: bool,
-    /// How often the outbox gauges of /metrics are refreshed.
+    /// How often the outbox gauges of /metrics are refreshed while the
+    /// outbox changes, and while it does not.
     metrics_refresh: Duration,
+    metrics_idle_refresh: Duration,
 }
 
 /// Reaches the database with backoff and migrates it (or checks its schema),
@@ -310,6 +314,7 @@ async fn bring_up(
         Arc::clone(&storage),
         plan.metrics,
         plan.metrics_refresh,
+        plan.metrics_idle_refresh,
         stop.clone(),
     ));
     worker.run(mail_queued, stop).await;

@@ -189,6 +189,11 @@ pub struct DeliverySettings {
     /// Seconds before the same address may ask for another confirmation mail.
     #[arg(long, env, default_value = "60", value_parser = seconds)]
     pub email_resend_cooldown: Duration,
+    /// Seconds between looks at the outbox when nothing announced new mail:
+    /// a safety net (PostgreSQL announces queued mail to every instance at
+    /// once, and retries wake the worker on a timer).
+    #[arg(long, env, default_value = "30", value_parser = positive_seconds)]
+    pub email_poll_interval: Duration,
     /// How long a worker's claim on a message lasts, in seconds; a crashed
     /// worker's messages are taken over after it.
     #[arg(long, env, default_value = "300", value_parser = seconds)]

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use rand::Rng;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -64,7 +64,13 @@ pub struct DeliveryWorker {
     /// Bounds the sends in progress; a delivery waiting for a slot has not
     /// started, and is handed back if the worker stops meanwhile.
     send_slots: Arc<tokio::sync::Semaphore>,
+    /// How often the outbox is polled when nothing wakes the worker: a
+    /// safety net for mail queued where no notification reaches this
+    /// process, or claims left by a worker that died.
     poll_interval: Duration,
+    /// The earliest moment a pending message can be claimed, as far as this
+    /// worker knows (its own retries, lapsing claims): it wakes up for it.
+    next_retry: std::sync::Mutex<Option<DateTime<Utc>>>,
     /// Delivered messages older than this are pruned.
     sent_retention: Duration,
     /// Resend cooldowns older than this no longer hold anything back and are pruned.
@@ -90,11 +96,43 @@ impl DeliveryWorker {
             lease,
             batch: BATCH,
             send_slots: Arc::new(tokio::sync::Semaphore::new(SEND_SLOTS)),
-            poll_interval: Duration::from_secs(1),
+            poll_interval: Duration::from_secs(30),
+            next_retry: std::sync::Mutex::new(None),
             sent_retention: Duration::from_secs(7 * 86_400),
             resend_cooldown: Duration::from_secs(60),
             prune_interval: Duration::from_secs(3600),
             metrics,
+        }
+    }
+
+    /// EMAIL_POLL_INTERVAL.
+    pub fn with_poll_interval(mut self, every: Duration) -> Self {
+        self.poll_interval = every;
+        self
+    }
+
+    fn retry_at(&self, at: DateTime<Utc>) {
+        let mut next = self.next_retry.lock().unwrap_or_else(|p| p.into_inner());
+        match *next {
+            Some(n) if n <= at => {}
+            _ => *next = Some(at),
+        }
+    }
+
+    /// How long to sleep before looking again: until the earliest retry this
+    /// worker scheduled, at most the poll interval. A retry that is due now
+    /// is forgotten, as the claim that follows takes it.
+    fn pause(&self) -> Duration {
+        let mut next = self.next_retry.lock().unwrap_or_else(|p| p.into_inner());
+        match *next {
+            Some(at) => match (at - Utc::now()).to_std() {
+                Ok(wait) if !wait.is_zero() => wait.min(self.poll_interval),
+                _ => {
+                    *next = None;
+                    Duration::ZERO
+                }
+            },
+            None => self.poll_interval,
         }
     }
 
@@ -168,6 +206,7 @@ impl DeliveryWorker {
             match joined {
                 Ok(Ok(Delivered::Sent(id))) => sent.push(id),
                 Ok(Ok(Delivered::NotStarted(id))) => unstarted.push(id),
+                Ok(Ok(Delivered::Retry(at))) => self.retry_at(at),
                 Ok(Ok(Delivered::Recorded)) => {}
                 Ok(Err(e)) => {
                     first_error.get_or_insert(e);
@@ -249,6 +288,12 @@ impl DeliveryWorker {
     /// sleeps until woken by `wake` or the poll interval passes.
     pub async fn run(self, wake: Arc<Notify>, stop: CancellationToken) {
         let mut next_prune = tokio::time::Instant::now();
+        // Whether something may have changed since the worker last asked
+        // when the next message is due: at start (a previous run's claims
+        // and retries), and after every wake-up or delivered batch. Polls
+        // that find nothing do not ask again, so an idle worker costs one
+        // statement per poll.
+        let mut fresh = true;
         loop {
             if stop.is_cancelled() {
                 break;
@@ -260,15 +305,33 @@ impl DeliveryWorker {
                 next_prune = tokio::time::Instant::now() + self.prune_interval;
             }
             let pause = match self.try_execute_task(&stop).await {
-                Ok(ExecutionOutcome::Handled(_)) => continue,
-                Ok(ExecutionOutcome::EmptyQueue) => self.poll_interval,
+                Ok(ExecutionOutcome::Handled(_)) => {
+                    self.metrics.outbox_changed();
+                    fresh = true;
+                    continue;
+                }
+                Ok(ExecutionOutcome::EmptyQueue) => {
+                    if std::mem::take(&mut fresh) {
+                        match self.storage.next_mail_due().await {
+                            Ok(Some(due)) => self.retry_at(due),
+                            Ok(None) => {}
+                            Err(e) => {
+                                tracing::warn!(error = %error_chain(&e), "mail outbox unavailable")
+                            }
+                        }
+                    }
+                    self.pause()
+                }
                 Err(e) => {
                     tracing::warn!(error = %error_chain(&e), "mail outbox unavailable");
-                    self.poll_interval
+                    fresh = true;
+                    Duration::from_secs(1)
                 }
             };
             tokio::select! {
                 () = wake.notified() => {
+                    self.metrics.outbox_changed();
+                    fresh = true;
                     // A short pause before claiming: the call that queued the
                     // mail answers first (so its latency does not carry the
                     // delivery's work and reveals nothing), and mail queued
@@ -298,7 +361,9 @@ enum Delivered {
     Sent(Uuid),
     /// Not attempted: the worker is stopping.
     NotStarted(Uuid),
-    /// Rescheduled or moved to the dead letters.
+    /// Rescheduled for another attempt at this time.
+    Retry(DateTime<Utc>),
+    /// Moved to the dead letters.
     Recorded,
 }
 
@@ -351,6 +416,7 @@ impl Delivery {
                     .await?;
                 self.metrics.count_delivery("retry");
                 tracing::warn!(outbox_id = %row.id, attempts = item.attempts, retry_in_secs = delay.as_secs_f64(), error = %chain, "mail delivery failed; will retry");
+                return Ok(Delivered::Retry(next));
             }
             Err(e) => {
                 let (kind, chain) = match &e {

@@ -296,6 +296,11 @@ impl<D: Engine> OutboxStore for SqlStorage<D> {
         claimed.iter().map(rows::claimed::<D>).collect()
     }
 
+    async fn next_mail_due(&self) -> Result<Option<DateTime<Utc>>, StorageError> {
+        let row = first(self.fetch(&sql::NEXT_MAIL_DUE, &[]).await?)?;
+        D::optional_time(&row, "due")
+    }
+
     async fn mark_mail_sent(
         &self,
         ids: &[Uuid],

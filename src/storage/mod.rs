@@ -231,6 +231,10 @@ pub trait OutboxStore: Send + Sync + 'static {
         claim: Uuid,
     ) -> Result<Vec<ClaimedMessage>, StorageError>;
 
+    /// When the next pending message can be claimed (its retry due, any
+    /// claim on it lapsed); `None` when nothing is pending.
+    async fn next_mail_due(&self) -> Result<Option<DateTime<Utc>>, StorageError>;
+
     /// Records delivered messages, all in one statement, if `claim` still
     /// holds them. Returns how many were marked.
     async fn mark_mail_sent(

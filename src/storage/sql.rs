@@ -222,6 +222,15 @@ pub(super) const MIGRATIONS_TABLE: Sql = Sql {
 pub(super) const APPLIED_MIGRATIONS: Sql =
     Sql::both("SELECT version, success, checksum FROM _sqlx_migrations ORDER BY version");
 
+/// When the next pending message can be claimed: its retry is due and any
+/// claim on it has lapsed.
+pub(super) const NEXT_MAIL_DUE: Sql = Sql {
+    postgres: "SELECT MIN(GREATEST(next_attempt_at, COALESCE(locked_until, next_attempt_at))) \
+               AS due FROM email_outbox WHERE status = 'pending'",
+    sqlite: "SELECT MIN(MAX(next_attempt_at, COALESCE(locked_until, next_attempt_at))) \
+             AS due FROM email_outbox WHERE status = 'pending'",
+};
+
 pub(super) const OUTBOX_STATUS: Sql = Sql {
     postgres: "SELECT \
                  COUNT(*) FILTER (WHERE status = 'pending') AS pending, \

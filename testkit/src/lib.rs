@@ -238,6 +238,8 @@ fn test_settings(db_url: &str, mail_dir: &Path, http_addr: SocketAddr) -> Vec<(S
         ("HASH_QUEUE", "256".into()),
         ("DATABASE_ACQUIRE_TIMEOUT", "2".into()),
         ("METRICS_REFRESH", "0.2".into()),
+        // Direct changes to the database by a test are seen within a second.
+        ("EMAIL_POLL_INTERVAL", "1".into()),
         ("RATE_LIMITS", "off".into()),
         ("ENUMERATION_PROTECTION", "off".into()),
         ("APP_ENV", "development".into()),

@@ -11,6 +11,7 @@ mod grpc_meta;
 mod hardening;
 mod hostile;
 mod http;
+mod idle;
 mod memory;
 mod operations;
 mod register;

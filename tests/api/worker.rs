@@ -88,6 +88,9 @@ impl AccountStore for FlakySentMarks {
 
 #[async_trait]
 impl OutboxStore for FlakySentMarks {
+    async fn next_mail_due(&self) -> Result<Option<DateTime<Utc>>, StorageError> {
+        self.inner.next_mail_due().await
+    }
     async fn claim_mail(
         &self,
         now: DateTime<Utc>,
