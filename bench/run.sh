@@ -2,8 +2,10 @@
 # Measures account-service against this machine's own limits in one run and
 # writes BENCHMARKS.md: the argon2 hash limit, Register throughput, confirmation
 # throughput over gRPC and HTTP beside PostgreSQL's (pgbench) and SQLite's own
-# ceiling for the same UPDATE, resident memory idle and under a 500-concurrent
-# burst, and the outbox's delivery rate into a local SMTP server.
+# ceiling for the same UPDATE, GetAccount by id beside their ceiling for the
+# same SELECT, resident memory idle and under a 500-concurrent burst, the
+# outbox's delivery rate into a local SMTP server, and what an idle service
+# costs the database (transactions per minute) and a lone mail (its latency).
 #
 #   bench/run.sh                       # BENCH_DURATION=10 seconds per measurement
 set -euo pipefail
@@ -13,6 +15,9 @@ ROOT=$PWD
 DURATION=${BENCH_DURATION:-10}
 ACCOUNTS=${BENCH_ACCOUNTS:-200000}
 MAILS=${BENCH_MAILS:-5000}
+# The idle measurement: start-up work settles, then transactions are counted.
+IDLE_SETTLE=${BENCH_IDLE_SETTLE:-15}
+IDLE_SECONDS=${BENCH_IDLE_SECONDS:-60}
 CORES=$(nproc)
 PG_PORT=${BENCH_PG_PORT:-25460}
 GRPC=127.0.0.1:25151
@@ -48,8 +53,10 @@ pg() { as_root su postgres -s /bin/sh -c "$*"; }
 pg "'$PG_BIN/initdb' -D '$PG_DIR/data' -U postgres -A trust >/dev/null"
 pg "'$PG_BIN/pg_ctl' -D '$PG_DIR/data' -l '$PG_DIR/log' -w -o \"-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_DIR -c max_connections=300\" start" >/dev/null
 SVC_PID=
+MAIL_PID=
 cleanup() {
     [ -n "$SVC_PID" ] && kill "$SVC_PID" 2>/dev/null || true
+    [ -n "$MAIL_PID" ] && kill "$MAIL_PID" 2>/dev/null || true
     pg "'$PG_BIN/pg_ctl' -D '$PG_DIR/data' -m fast stop" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
@@ -113,8 +120,9 @@ stop_service
 step "PostgreSQL: seeding $ACCOUNTS unverified accounts"
 seed_postgres
 
-step "PostgreSQL: confirmation over gRPC, over HTTP, and pgbench's ceiling for the same UPDATE"
+step "PostgreSQL: GetAccount by id, confirmation over gRPC, over HTTP, and pgbench's ceiling for the same SELECT and UPDATE"
 start_service "$PG_URL"
+load get_grpc_pg get --ids "$WORK/ids_pg.txt" --concurrency 64 --connections 8
 reset_postgres
 load confirm_grpc_pg confirm --ids "$WORK/ids_pg.txt" --secret-key "$SECRET" --concurrency 64 --connections 8
 # Where the CPU goes while confirming: shares of the machine per process, and
@@ -146,6 +154,9 @@ reset_postgres
 "$PG_BIN/pgbench" -n -M prepared -c 64 -j 2 -T "$DURATION" -D accounts="$ACCOUNTS" \
     -f bench/confirm_update.sql "$PG_URL" >"$RESULTS/pgbench_confirm.txt" 2>&1
 grep -E "^tps" "$RESULTS/pgbench_confirm.txt" | sed 's/^/  /'
+"$PG_BIN/pgbench" -n -M prepared -c 64 -j 2 -T "$DURATION" -D accounts="$ACCOUNTS" \
+    -f bench/get_select.sql "$PG_URL" >"$RESULTS/pgbench_get.txt" 2>&1
+grep -E "^tps" "$RESULTS/pgbench_get.txt" | sed 's/^/  /'
 
 step "memory: idle, then a burst of 500 concurrent Register calls"
 start_service "$PG_URL"
@@ -188,7 +199,33 @@ wait "$SINK_PID"
 cat "$RESULTS/mail_drain.json"
 stop_service
 
-step "SQLite: Register, confirmation over gRPC and HTTP, and a plain sqlite3 loop of the same UPDATE"
+step "idle: transactions on the database over ${IDLE_SECONDS}s of an idle service, then one mail's latency"
+# Default settings (RATE_LIMITS on, EMAIL_POLL_INTERVAL, METRICS_REFRESH).
+# pg_stat_database is read from the admin database, so the probe is not
+# counted; autovacuum is paused meanwhile, since its workers' transactions
+# on the bench database (after the writes above) would be counted too.
+IDLE_PROBE="SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = 'bench'"
+psql -q "$ADMIN_URL" -c "ALTER SYSTEM SET autovacuum = off" -c "SELECT pg_reload_conf()" >/dev/null
+rm -f "$WORK/idle.done"
+"$LG" mail-latency --addr "http://$GRPC" --smtp 127.0.0.1:25527 --wait-for "$WORK/idle.done" \
+    --timeout 30 --json >"$RESULTS/idle_mail.json" &
+MAIL_PID=$!
+sleep 0.5
+start_service "$PG_URL" EMAIL_BACKEND=smtp SMTP_URL=smtp://127.0.0.1:25527 RATE_LIMITS=on
+sleep "$IDLE_SETTLE"
+XACT_BEFORE=$(psql -Atq "$ADMIN_URL" -c "$IDLE_PROBE")
+sleep "$IDLE_SECONDS"
+XACT_AFTER=$(psql -Atq "$ADMIN_URL" -c "$IDLE_PROBE")
+touch "$WORK/idle.done"
+wait "$MAIL_PID" || echo "  the mail did not arrive" >&2
+MAIL_PID=
+stop_service
+psql -q "$ADMIN_URL" -c "ALTER SYSTEM RESET autovacuum" -c "SELECT pg_reload_conf()" >/dev/null
+python3 -c 'import json,sys; n, s = int(sys.argv[2]) - int(sys.argv[1]), float(sys.argv[3]); print(json.dumps({"settle_s": float(sys.argv[4]), "window_s": s, "transactions": n, "per_minute": n * 60 / s, "per_10s": n * 10 / s}))' \
+    "$XACT_BEFORE" "$XACT_AFTER" "$IDLE_SECONDS" "$IDLE_SETTLE" | tee "$RESULTS/idle_xact.json"
+cat "$RESULTS/idle_mail.json"
+
+step "SQLite: Register, GetAccount by id, confirmation over gRPC and HTTP, and plain sqlite3 loops of the same SELECT and UPDATE"
 SQLITE_DB=$WORK/bench.sqlite
 start_service "sqlite://$SQLITE_DB"
 for c in $CORES 16; do
@@ -197,13 +234,15 @@ done
 stop_service
 python3 bench/seed_sqlite.py "$SQLITE_DB" "$ACCOUNTS" "$WORK/ids_sqlite.txt"
 start_service "sqlite://$SQLITE_DB"
+load get_grpc_sqlite get --ids "$WORK/ids_sqlite.txt" --concurrency 64 --connections 8
 load confirm_grpc_sqlite confirm --ids "$WORK/ids_sqlite.txt" --secret-key "$SECRET" --concurrency 64 --connections 8
 python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('UPDATE accounts SET verified = 0'); c.commit()" "$SQLITE_DB"
 "$LG" mint-tokens --ids "$WORK/ids_sqlite.txt" --secret-key "$SECRET" >"$WORK/tokens_sqlite.txt"
 wrk_confirm confirm_http_sqlite "$WORK/tokens_sqlite.txt"
 stop_service
 python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('UPDATE accounts SET verified = 0'); c.commit()" "$SQLITE_DB"
-python3 bench/sqlite_loop.py "$SQLITE_DB" "$WORK/ids_sqlite.txt" "$DURATION" | tee "$RESULTS/sqlite_loop.json"
+python3 bench/sqlite_loop.py "$SQLITE_DB" "$WORK/ids_sqlite.txt" "$DURATION" update | tee "$RESULTS/sqlite_loop.json"
+python3 bench/sqlite_loop.py "$SQLITE_DB" "$WORK/ids_sqlite.txt" "$DURATION" select | tee "$RESULTS/sqlite_select_loop.json"
 
 step "writing BENCHMARKS.md"
 python3 bench/report.py "$RESULTS" "bench/run.sh (BENCH_DURATION=$DURATION)" >BENCHMARKS.md

@@ -43,8 +43,33 @@ enum Command {
         #[arg(long, env = "SECRET_KEY", hide_env_values = true)]
         secret_key: String,
     },
-    /// Look one account up by e-mail, repeatedly.
-    Get(Load),
+    /// Look accounts up: by id, cycling through the ids in a file, or (without
+    /// `--ids`) one freshly registered account by e-mail, repeatedly.
+    Get {
+        #[command(flatten)]
+        load: Load,
+        /// File with one account id per line.
+        #[arg(long)]
+        ids: Option<String>,
+    },
+    /// Register one account and time how long its welcome mail takes to reach
+    /// an SMTP sink started here (the service must send to `--smtp`).
+    MailLatency {
+        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        addr: String,
+        /// Where the SMTP sink listens.
+        #[arg(long, default_value = "127.0.0.1:2525")]
+        smtp: String,
+        /// Register only once this file exists (the sink listens meanwhile),
+        /// so that the service can be started, and left idle, in between.
+        #[arg(long)]
+        wait_for: Option<String>,
+        /// Give up after this many seconds of waiting for the mail.
+        #[arg(long, default_value_t = 30.0)]
+        timeout: f64,
+        #[arg(long)]
+        json: bool,
+    },
     /// Argon2id hashes per second with every core busy (the service's parameters).
     HashLimit {
         /// Seconds to measure.
@@ -463,24 +488,54 @@ fn hash_limit(duration: f64, threads: Option<usize>, json: bool) -> anyhow::Resu
     Ok(())
 }
 
+/// One message the sink accepted: when, and for whom.
+struct Arrival {
+    at: Instant,
+    recipients: Vec<String>,
+}
+
 #[derive(Clone)]
 struct Sink {
-    received: Arc<Mutex<Vec<Instant>>>,
+    received: Arc<Mutex<Vec<Arrival>>>,
+    /// Recipients of the message in progress; each SMTP session has its own
+    /// clone of the handler, so this is per connection.
+    recipients: Vec<String>,
 }
 
 impl mailin_embedded::Handler for Sink {
+    fn mail(
+        &mut self,
+        _ip: std::net::IpAddr,
+        _domain: &str,
+        _from: &str,
+    ) -> mailin_embedded::Response {
+        self.recipients.clear();
+        mailin_embedded::response::OK
+    }
+
+    fn rcpt(&mut self, to: &str) -> mailin_embedded::Response {
+        self.recipients.push(to.to_ascii_lowercase());
+        mailin_embedded::response::OK
+    }
+
     fn data_end(&mut self) -> mailin_embedded::Response {
+        let arrival = Arrival {
+            at: Instant::now(),
+            recipients: std::mem::take(&mut self.recipients),
+        };
         if let Ok(mut r) = self.received.lock() {
-            r.push(Instant::now());
+            r.push(arrival);
         }
         mailin_embedded::response::OK
     }
 }
 
-fn smtp_sink(addr: &str, expect: u64, timeout: f64, json: bool) -> anyhow::Result<()> {
+/// Starts an SMTP server on `addr` in the background; returns what it receives.
+fn start_sink(addr: &str) -> anyhow::Result<Arc<Mutex<Vec<Arrival>>>> {
     let received = Arc::new(Mutex::new(Vec::new()));
     let mut server = mailin_embedded::Server::new(Sink {
         received: Arc::clone(&received),
+        recipients: Vec::new(),
     });
     server
         .with_name("sink.local")
@@ -491,6 +546,11 @@ fn smtp_sink(addr: &str, expect: u64, timeout: f64, json: bool) -> anyhow::Resul
         .with_ssl(mailin_embedded::SslConfig::None)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     std::thread::spawn(move || server.serve().map_err(|e| e.to_string()));
+    Ok(received)
+}
+
+fn smtp_sink(addr: &str, expect: u64, timeout: f64, json: bool) -> anyhow::Result<()> {
+    let received = start_sink(addr)?;
     eprintln!("smtp-sink listening on {addr}, waiting for {expect} message(s)");
     let deadline = Instant::now() + Duration::from_secs_f64(timeout);
     loop {
@@ -500,7 +560,10 @@ fn smtp_sink(addr: &str, expect: u64, timeout: f64, json: bool) -> anyhow::Resul
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    let times = received.lock().map(|r| r.clone()).unwrap_or_default();
+    let times: Vec<Instant> = received
+        .lock()
+        .map(|r| r.iter().map(|a| a.at).collect())
+        .unwrap_or_default();
     let count = times.len() as u64;
     let span = match (times.first(), times.last()) {
         (Some(a), Some(b)) if count > 1 => b.duration_since(*a).as_secs_f64(),
@@ -562,7 +625,26 @@ async fn main() -> anyhow::Result<()> {
             .await?;
             finish(&report, &load)
         }
-        Command::Get(load) => {
+        Command::Get {
+            load,
+            ids: Some(ids),
+        } => {
+            let ids = Arc::new(read_ids(&ids)?);
+            let report = drive("get", &load, move |i, channel| {
+                let id = ids[(i as usize) % ids.len()].to_string();
+                async move {
+                    AccountServiceClient::new(channel)
+                        .get_account(GetAccountRequest {
+                            lookup: Some(get_account_request::Lookup::Id(id)),
+                        })
+                        .await
+                        .map(|_| ())
+                }
+            })
+            .await?;
+            finish(&report, &load)
+        }
+        Command::Get { load, ids: None } => {
             let email = format!("lg-get-{}@loadgen.example", uuid::Uuid::new_v4().simple());
             let channel = connect(&Load {
                 connections: 1,
@@ -588,6 +670,13 @@ async fn main() -> anyhow::Result<()> {
             .await?;
             finish(&report, &load)
         }
+        Command::MailLatency {
+            addr,
+            smtp,
+            wait_for,
+            timeout,
+            json,
+        } => mail_latency(&addr, &smtp, wait_for.as_deref(), timeout, json).await,
         Command::HashLimit {
             duration,
             threads,
@@ -621,6 +710,77 @@ async fn main() -> anyhow::Result<()> {
             json,
         } => resend_flood(&addr, pid, (invalid, invalid_kib), valid, concurrency, json).await,
     }
+}
+
+async fn mail_latency(
+    addr: &str,
+    smtp: &str,
+    wait_for: Option<&str>,
+    timeout: f64,
+    json: bool,
+) -> anyhow::Result<()> {
+    let received = start_sink(smtp)?;
+    if let Some(path) = wait_for {
+        while !std::path::Path::new(path).exists() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    let earlier = received.lock().map(|r| r.len()).unwrap_or(0);
+    let channel = Endpoint::from_shared(addr.to_owned())?
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .with_context(|| format!("cannot connect to {addr}"))?;
+    let email = format!("ml-{}@loadgen.example", uuid::Uuid::new_v4().simple());
+    let sent = Instant::now();
+    AccountServiceClient::new(channel)
+        .register(registration(email.clone()))
+        .await
+        .context("Register failed")?;
+    let answered = Instant::now();
+    let deadline = answered + Duration::from_secs_f64(timeout);
+    let arrived = loop {
+        let found = received.lock().ok().and_then(|r| {
+            r.iter()
+                .find(|a| a.recipients.iter().any(|to| to.contains(&email)))
+                .map(|a| a.at)
+        });
+        if let Some(at) = found {
+            break at;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the mail to {email} did not arrive within {timeout} s"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    };
+    // Signed: a mail may reach the sink before the answer reaches the caller.
+    let ms = |from: Instant| {
+        if arrived >= from {
+            arrived.duration_since(from).as_secs_f64() * 1000.0
+        } else {
+            -(from.duration_since(arrived).as_secs_f64() * 1000.0)
+        }
+    };
+    let (after_answer, after_call) = (ms(answered), ms(sent));
+    let register_ms = answered.duration_since(sent).as_secs_f64() * 1000.0;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "scenario": "mail-latency",
+                "register_ms": register_ms,
+                "latency_ms": after_answer,
+                "latency_from_call_ms": after_call,
+                "earlier_messages": earlier,
+            })
+        );
+    } else {
+        println!(
+            "mail-latency: Register answered in {register_ms:.2} ms; the mail arrived {after_answer:.2} ms after the answer ({after_call:.2} ms after the call); {earlier} other message(s) arrived before"
+        );
+    }
+    Ok(())
 }
 
 async fn resend(channel: &Channel, email: String) -> Result<(), Status> {
