@@ -288,11 +288,11 @@ impl DeliveryWorker {
     /// sleeps until woken by `wake` or the poll interval passes.
     pub async fn run(self, wake: Arc<Notify>, stop: CancellationToken) {
         let mut next_prune = tokio::time::Instant::now();
-        // Whether something may have changed since the worker last asked
-        // when the next message is due: at start (a previous run's claims
-        // and retries), and after every wake-up or delivered batch. Polls
-        // that find nothing do not ask again, so an idle worker costs one
-        // statement per poll.
+        // Whether to ask the outbox when the next message is due: at start
+        // (a previous run's claims and retries) and once the database is
+        // back after an error. Retries this worker schedules it knows of
+        // already, and new mail wakes it, so neither a burst of mail nor an
+        // idle poll costs that extra statement.
         let mut fresh = true;
         loop {
             if stop.is_cancelled() {
@@ -307,7 +307,6 @@ impl DeliveryWorker {
             let pause = match self.try_execute_task(&stop).await {
                 Ok(ExecutionOutcome::Handled(_)) => {
                     self.metrics.outbox_changed();
-                    fresh = true;
                     continue;
                 }
                 Ok(ExecutionOutcome::EmptyQueue) => {
@@ -331,7 +330,6 @@ impl DeliveryWorker {
             tokio::select! {
                 () = wake.notified() => {
                     self.metrics.outbox_changed();
-                    fresh = true;
                     // A short pause before claiming: the call that queued the
                     // mail answers first (so its latency does not carry the
                     // delivery's work and reveals nothing), and mail queued
