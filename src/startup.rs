@@ -202,7 +202,9 @@ impl Application {
                 metrics: Arc::clone(&self.metrics),
                 migrate: self.settings.database.migrate_on_start,
                 metrics_refresh: self.settings.telemetry.metrics_refresh,
-                metrics_idle_refresh: self.settings.delivery.email_poll_interval,
+                // Idle, the gauges change only when another instance
+                // delivers mail: every other poll is fresh enough.
+                metrics_idle_refresh: self.settings.delivery.email_poll_interval * 2,
             },
             stop.clone(),
         ));
