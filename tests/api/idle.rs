@@ -50,10 +50,12 @@ async fn an_idle_instance_makes_almost_no_transactions() {
     tokio::time::sleep(Duration::from_secs(20)).await;
 
     let after = transactions(admin_url, &database).await;
-    // At most one poll and one gauge refresh in 20 s; one transaction every
-    // ten seconds is the goal, and a margin for counts reported late.
+    // Steady idleness is one poll and at most one gauge refresh in 20 s (a
+    // worker polling every second makes over twenty). The margin covers
+    // counts that busy backends report to the statistics late, from before
+    // the window.
     assert!(
-        after - before <= 4,
+        after - before <= 8,
         "{} transactions in 20 s of idleness",
         after - before
     );
