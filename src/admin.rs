@@ -1,11 +1,13 @@
-//! Operators' subcommands: outbox status, dead letters and their replay.
+//! Operators' subcommands: outbox status, dead letters and their replay;
+//! new API keys.
 
 use std::io::Write;
 
 use chrono::Utc;
 use uuid::Uuid;
 
-use crate::cli::OutboxCommand;
+use crate::access::{self, Scope};
+use crate::cli::{ApiKeyCommand, OutboxCommand};
 use crate::storage::Storage;
 
 /// Runs one outbox subcommand, writing its report to `out`.
@@ -76,4 +78,54 @@ pub async fn run_outbox(
 
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Runs one api-key subcommand, writing its output to `out`. Nothing it
+/// needs comes from the settings: it works before any are configured.
+pub fn run_api_key(command: ApiKeyCommand, out: &mut dyn Write) -> anyhow::Result<()> {
+    let ApiKeyCommand::New {
+        name,
+        scopes,
+        requests_per_minute,
+        key_file,
+    } = command;
+    access::check_name(&name).map_err(|e| anyhow::anyhow!("caller name {name:?}: {e}"))?;
+    let scopes = scopes
+        .iter()
+        .map(|raw| {
+            Scope::parse(raw.trim()).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "unknown scope {raw:?} (known: {})",
+                    Scope::ALL.map(Scope::as_str).join(", ")
+                )
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let key = access::new_key();
+    let entry = access::file_entry(&name, &scopes, &key, requests_per_minute);
+    match key_file {
+        Some(path) => {
+            write_new_secret_file(&path, &key)
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+            write!(out, "{entry}")?;
+        }
+        None => {
+            writeln!(
+                out,
+                "API key for {name} (shown only now; hand it to that service as a secret):\n{key}\n"
+            )?;
+            writeln!(out, "Entry for API_KEYS_FILE:\n{entry}")?;
+        }
+    }
+    Ok(())
+}
+
+/// Creates `path` (never overwriting) readable by its owner only, holding `secret`.
+fn write_new_secret_file(path: &std::path::Path, secret: &str) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    writeln!(file, "{secret}")
 }

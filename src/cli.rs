@@ -31,6 +31,31 @@ pub enum Command {
     /// Inspect the mail outbox and replay dead letters.
     #[command(subcommand)]
     Outbox(OutboxCommand),
+    /// Create API keys for the callers in API_KEYS_FILE.
+    #[command(subcommand)]
+    ApiKey(ApiKeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApiKeyCommand {
+    /// Print a new random key, once, and the API_KEYS_FILE entry that admits it
+    /// (which holds only the key's SHA-256 digest).
+    New {
+        /// The caller's name: letters, digits, '-' and '_'. It names the
+        /// caller in logs and metrics, and must match its client
+        /// certificate's common name if it uses mTLS.
+        name: String,
+        /// Comma-separated scopes, e.g. accounts:register,accounts:read.
+        #[arg(long, value_delimiter = ',', required = true)]
+        scopes: Vec<String>,
+        /// The caller's quota across all RPCs.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        requests_per_minute: Option<u32>,
+        /// Write the key to this new file (mode 0600) instead of printing
+        /// it; standard output then holds only the entry, ready to append.
+        #[arg(long)]
+        key_file: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod access;
 pub mod admin;
 pub mod auth;
 pub mod backoff;
@@ -21,6 +22,7 @@ pub mod service;
 pub mod startup;
 pub mod storage;
 pub mod telemetry;
+pub mod tls;
 
 /// Code generated from `proto/account/v1/account.proto`.
 pub mod proto {

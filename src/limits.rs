@@ -1,17 +1,21 @@
 //! Abuse limits: GCRA buckets per client address and per target e-mail
-//! address, for the calls that create accounts or send mail, in bounded maps.
+//! address, for the calls that create accounts or send mail, and per-caller
+//! quotas; in bounded maps, or in the database shared by every instance.
 
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::LimitSettings;
+use crate::access::{Caller, Callers};
+use crate::config::{LimitSettings, RateLimitStore};
 use crate::domain::Email;
+use crate::storage::{Storage, StorageError};
 
 /// Keys a limiter keeps by default before it evicts the idlest ones.
 pub const DEFAULT_MAX_KEYS: usize = 100_000;
@@ -147,27 +151,82 @@ fn evict<K: Eq + Hash + Copy>(tats: &mut HashMap<K, u64>, now: u64, max_keys: us
     }
 }
 
+/// A sustained rate with a burst: `burst` calls per `period`.
+#[derive(Debug, Clone, Copy)]
+struct Rate {
+    burst: u32,
+    period: Duration,
+}
+
+impl Rate {
+    fn new(burst: u32, period: Duration) -> Option<Rate> {
+        (burst > 0).then_some(Rate { burst, period })
+    }
+
+    /// (interval, capacity) in microseconds, as the shared store takes them.
+    fn micros(self) -> (i64, i64) {
+        let interval = (self.period / self.burst).as_micros().max(1);
+        let interval = i64::try_from(interval).unwrap_or(i64::MAX);
+        (interval, interval.saturating_mul(i64::from(self.burst)))
+    }
+}
+
+/// Why a call was held back.
+#[derive(Debug)]
+pub enum LimitError {
+    /// Over the limit: how long until a call would be allowed.
+    Exceeded(Duration),
+    /// The shared store could not be asked.
+    Store(StorageError),
+}
+
+/// Where the buckets live. Built once per process, so the size difference
+/// between the two is of no account.
+#[allow(clippy::large_enum_variant)]
+enum Buckets {
+    /// In this process: each instance limits on its own.
+    Memory {
+        per_client: Option<KeyedLimiter<ClientKey>>,
+        per_email: Option<KeyedLimiter<EmailKey>>,
+        /// One per caller that has a quota.
+        quotas: HashMap<&'static str, KeyedLimiter<()>>,
+    },
+    /// In the database, one row per key, shared by every instance.
+    Shared {
+        storage: Arc<dyn Storage>,
+        /// Set when a bucket was written since the last prune, so that an
+        /// idle instance prunes nothing (and costs the database nothing).
+        written: AtomicBool,
+    },
+}
+
 pub struct RateLimits {
-    per_client: Option<KeyedLimiter<ClientKey>>,
-    per_email: Option<KeyedLimiter<EmailKey>>,
+    per_client: Option<Rate>,
+    per_email: Option<Rate>,
+    buckets: Buckets,
     /// Peers whose X-Forwarded-For header is believed (load balancers, the
     /// shop's own front end); everyone else is limited by peer address.
     trusted_proxies: Vec<IpAddr>,
 }
 
 impl RateLimits {
-    /// No limits at all (RATE_LIMITS=off, for local use).
+    /// No limits at all (RATE_LIMITS=off, for local use); caller quotas still hold.
     pub fn disabled() -> Self {
         RateLimits {
             per_client: None,
             per_email: None,
+            buckets: Buckets::Memory {
+                per_client: None,
+                per_email: None,
+                quotas: HashMap::new(),
+            },
             trusted_proxies: Vec::new(),
         }
     }
 
     /// `per_client_per_minute` requests a minute from one client and
     /// `per_email_per_hour` an hour for one target address (0 turns that
-    /// limit off); each limiter holds at most `max_keys` keys.
+    /// limit off), in memory; each limiter holds at most `max_keys` keys.
     pub fn new(
         per_client_per_minute: u32,
         per_email_per_hour: u32,
@@ -175,8 +234,21 @@ impl RateLimits {
         max_keys: usize,
     ) -> Self {
         RateLimits {
-            per_client: KeyedLimiter::new(per_client_per_minute, Duration::from_secs(60), max_keys),
-            per_email: KeyedLimiter::new(per_email_per_hour, Duration::from_secs(3600), max_keys),
+            per_client: Rate::new(per_client_per_minute, Duration::from_secs(60)),
+            per_email: Rate::new(per_email_per_hour, Duration::from_secs(3600)),
+            buckets: Buckets::Memory {
+                per_client: KeyedLimiter::new(
+                    per_client_per_minute,
+                    Duration::from_secs(60),
+                    max_keys,
+                ),
+                per_email: KeyedLimiter::new(
+                    per_email_per_hour,
+                    Duration::from_secs(3600),
+                    max_keys,
+                ),
+                quotas: HashMap::new(),
+            },
             trusted_proxies: trusted_proxies
                 .into_iter()
                 .map(|ip| ip.to_canonical())
@@ -184,29 +256,61 @@ impl RateLimits {
         }
     }
 
-    /// The limits the settings describe: none at all when RATE_LIMITS=off.
-    pub fn from_settings(settings: &LimitSettings) -> Self {
-        if !settings.rate_limits {
-            return RateLimits::disabled();
+    /// The limits the settings describe (none when RATE_LIMITS=off), with
+    /// the quota of each caller that has one, in the store `store` names.
+    pub fn from_settings(
+        settings: &LimitSettings,
+        store: RateLimitStore,
+        storage: &Arc<dyn Storage>,
+        callers: Option<&Callers>,
+    ) -> Self {
+        let mut limits = if settings.rate_limits {
+            RateLimits::new(
+                settings.rate_limit_per_client,
+                settings.rate_limit_per_email,
+                settings.trusted_proxies.0.clone(),
+                settings.rate_limit_max_keys,
+            )
+        } else {
+            RateLimits::disabled()
+        };
+        match store {
+            RateLimitStore::Postgres => {
+                limits.buckets = Buckets::Shared {
+                    storage: Arc::clone(storage),
+                    written: AtomicBool::new(false),
+                };
+            }
+            RateLimitStore::Memory => {
+                if let (Buckets::Memory { quotas, .. }, Some(callers)) =
+                    (&mut limits.buckets, callers)
+                {
+                    for caller in callers.iter() {
+                        let limiter = caller
+                            .requests_per_minute
+                            .and_then(|n| KeyedLimiter::new(n, Duration::from_secs(60), 1));
+                        if let Some(limiter) = limiter {
+                            quotas.insert(caller.label, limiter);
+                        }
+                    }
+                }
+            }
         }
-        RateLimits::new(
-            settings.rate_limit_per_client,
-            settings.rate_limit_per_email,
-            settings.trusted_proxies.0.clone(),
-            settings.rate_limit_max_keys,
-        )
+        limits
     }
 
-    /// Forgets idle keys once a minute until `stop`, so that memory follows
-    /// the clients of the last minutes rather than of all time.
+    /// Forgets idle keys once a minute until `stop`, so that memory (or the
+    /// shared table) follows the clients of the last minutes rather than of
+    /// all time.
     pub fn spawn_sweeper(self: &Arc<Self>, stop: CancellationToken) {
         let limits = Arc::clone(self);
         tokio::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(60));
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
                     () = stop.cancelled() => break,
-                    _ = every.tick() => limits.forget_idle(),
+                    _ = every.tick() => limits.forget_idle().await,
                 }
             }
         });
@@ -246,34 +350,132 @@ impl RateLimits {
 
     /// Takes one call from the client's bucket and, for a valid address, one
     /// from that address's; on refusal, how long until a call is allowed.
-    pub fn check(&self, client: Option<IpAddr>, email: Option<&Email>) -> Result<(), Duration> {
-        if let (Some(limiter), Some(client)) = (&self.per_client, client) {
-            limiter.check(ClientKey::of(client))?;
+    pub async fn check(
+        &self,
+        client: Option<IpAddr>,
+        email: Option<&Email>,
+    ) -> Result<(), LimitError> {
+        match &self.buckets {
+            Buckets::Memory {
+                per_client,
+                per_email,
+                ..
+            } => {
+                if let (Some(limiter), Some(client)) = (per_client, client) {
+                    limiter
+                        .check(ClientKey::of(client))
+                        .map_err(LimitError::Exceeded)?;
+                }
+                if let (Some(limiter), Some(email)) = (per_email, email) {
+                    limiter
+                        .check(EmailKey::of(email))
+                        .map_err(LimitError::Exceeded)?;
+                }
+                Ok(())
+            }
+            Buckets::Shared { .. } => {
+                if let (Some(rate), Some(client)) = (self.per_client, client) {
+                    let key = format!("client:{}", ClientKey::of(client).ip());
+                    self.take_shared(&key, rate).await?;
+                }
+                if let (Some(rate), Some(email)) = (self.per_email, email) {
+                    let key = format!("email:{}", hex(&EmailKey::of(email).0));
+                    self.take_shared(&key, rate).await?;
+                }
+                Ok(())
+            }
         }
-        if let (Some(limiter), Some(email)) = (&self.per_email, email) {
-            limiter.check(EmailKey::of(email))?;
-        }
-        Ok(())
     }
 
-    /// Drops buckets that are full again, so memory follows recent traffic
-    /// rather than every address ever seen.
-    pub fn forget_idle(&self) {
-        if let Some(l) = &self.per_client {
-            l.forget_idle();
-        }
-        if let Some(l) = &self.per_email {
-            l.forget_idle();
+    /// Takes one call from `caller`'s requests_per_minute, if it has one.
+    pub async fn check_quota(&self, caller: &Caller) -> Result<(), LimitError> {
+        let Some(per_minute) = caller.requests_per_minute else {
+            return Ok(());
+        };
+        match &self.buckets {
+            Buckets::Memory { quotas, .. } => match quotas.get(caller.label) {
+                Some(limiter) => limiter.check(()).map_err(LimitError::Exceeded),
+                None => Ok(()),
+            },
+            Buckets::Shared { .. } => match Rate::new(per_minute, Duration::from_secs(60)) {
+                Some(rate) => {
+                    self.take_shared(&format!("caller:{}", caller.name), rate)
+                        .await
+                }
+                None => Ok(()),
+            },
         }
     }
 
-    /// Keys held by the per-client and the per-address limiter.
+    async fn take_shared(&self, key: &str, rate: Rate) -> Result<(), LimitError> {
+        let Buckets::Shared { storage, written } = &self.buckets else {
+            return Ok(());
+        };
+        written.store(true, Ordering::Relaxed);
+        let (interval, capacity) = rate.micros();
+        match storage
+            .take_from_bucket(key, now_micros(), interval, capacity)
+            .await
+        {
+            Ok(None) => Ok(()),
+            Ok(Some(wait)) => Err(LimitError::Exceeded(wait)),
+            Err(e) => Err(LimitError::Store(e)),
+        }
+    }
+
+    /// Drops buckets that are full again, so memory (or the shared table)
+    /// follows recent traffic rather than every address ever seen.
+    pub async fn forget_idle(&self) {
+        match &self.buckets {
+            Buckets::Memory {
+                per_client,
+                per_email,
+                quotas,
+            } => {
+                if let Some(l) = per_client {
+                    l.forget_idle();
+                }
+                if let Some(l) = per_email {
+                    l.forget_idle();
+                }
+                quotas.values().for_each(KeyedLimiter::forget_idle);
+            }
+            Buckets::Shared { storage, written } => {
+                if written.swap(false, Ordering::Relaxed) {
+                    if let Err(e) = storage.prune_buckets(now_micros()).await {
+                        written.store(true, Ordering::Relaxed);
+                        tracing::warn!(error = %crate::telemetry::error_chain(&e), "pruning rate-limit buckets failed");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Keys held in memory by the per-client and the per-address limiter.
     pub fn keys(&self) -> (usize, usize) {
-        (
-            self.per_client.as_ref().map_or(0, KeyedLimiter::len),
-            self.per_email.as_ref().map_or(0, KeyedLimiter::len),
-        )
+        match &self.buckets {
+            Buckets::Memory {
+                per_client,
+                per_email,
+                ..
+            } => (
+                per_client.as_ref().map_or(0, KeyedLimiter::len),
+                per_email.as_ref().map_or(0, KeyedLimiter::len),
+            ),
+            Buckets::Shared { .. } => (0, 0),
+        }
     }
+}
+
+fn now_micros() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since.as_micros()).unwrap_or(i64::MAX)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// One X-Forwarded-For hop: `ip`, `ip:port`, `[v6]` or `[v6]:port`.
@@ -336,34 +538,41 @@ mod tests {
         assert_eq!(spoofed, ip("198.51.100.9"));
     }
 
-    #[test]
-    fn ipv6_clients_share_a_bucket_per_64() {
+    #[tokio::test]
+    async fn ipv6_clients_share_a_bucket_per_64() {
         let limits = RateLimits::new(1, 0, vec![], 10);
-        assert!(limits.check(ip("2001:db8:1:2::1"), None).is_ok());
-        assert!(limits.check(ip("2001:db8:1:2:ffff::9"), None).is_err());
-        assert!(limits.check(ip("2001:db8:1:3::1"), None).is_ok());
+        assert!(limits.check(ip("2001:db8:1:2::1"), None).await.is_ok());
+        assert!(limits
+            .check(ip("2001:db8:1:2:ffff::9"), None)
+            .await
+            .is_err());
+        assert!(limits.check(ip("2001:db8:1:3::1"), None).await.is_ok());
         // An IPv4-mapped address is its IPv4 address.
-        assert!(limits.check(ip("192.0.2.1"), None).is_ok());
-        assert!(limits.check(ip("::ffff:192.0.2.1"), None).is_err());
+        assert!(limits.check(ip("192.0.2.1"), None).await.is_ok());
+        assert!(limits.check(ip("::ffff:192.0.2.1"), None).await.is_err());
     }
 
-    #[test]
-    fn buckets_are_per_client_and_per_email() {
+    #[tokio::test]
+    async fn buckets_are_per_client_and_per_email() {
         let limits = RateLimits::new(2, 1, vec![], 100);
         let a = ip("192.0.2.1");
         let b = ip("192.0.2.2");
-        assert!(limits.check(a, Some(&email("x@example.com"))).is_ok());
+        assert!(limits.check(a, Some(&email("x@example.com"))).await.is_ok());
         // Same address, other case: the same bucket.
-        let wait = limits.check(b, Some(&email("X@Example.com "))).unwrap_err();
-        assert!(wait > Duration::ZERO);
-        assert!(limits.check(a, Some(&email("y@example.com"))).is_ok());
+        let refused = limits.check(b, Some(&email("X@Example.com "))).await;
+        assert!(matches!(refused, Err(LimitError::Exceeded(wait)) if wait > Duration::ZERO));
+        assert!(limits.check(a, Some(&email("y@example.com"))).await.is_ok());
         assert!(
-            limits.check(a, Some(&email("z@example.com"))).is_err(),
+            limits
+                .check(a, Some(&email("z@example.com")))
+                .await
+                .is_err(),
             "client bucket empty"
         );
-        assert!(limits.check(b, Some(&email("z@example.com"))).is_ok());
+        assert!(limits.check(b, Some(&email("z@example.com"))).await.is_ok());
         assert!(RateLimits::disabled()
             .check(a, Some(&email("x@example.com")))
+            .await
             .is_ok());
     }
 

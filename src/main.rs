@@ -30,6 +30,11 @@ async fn main() -> ExitCode {
             None => e.exit(),
         },
     };
+    // Creating a key needs no settings: it works before any are configured.
+    let command = match cli.command.unwrap_or(Command::Serve) {
+        Command::ApiKey(command) => return api_key(command),
+        command => command,
+    };
     let settings = match cli.settings.check() {
         Ok(s) => s,
         Err(e) => {
@@ -42,7 +47,7 @@ async fn main() -> ExitCode {
         settings.telemetry.log_format(),
     );
 
-    match cli.command.unwrap_or(Command::Serve) {
+    match command {
         Command::Serve => serve(settings).await,
         Command::Migrate => migrate(settings).await,
         Command::CheckConfig => {
@@ -51,6 +56,17 @@ async fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Outbox(command) => outbox(settings, command).await,
+        Command::ApiKey(command) => api_key(command),
+    }
+}
+
+fn api_key(command: account_service::cli::ApiKeyCommand) -> ExitCode {
+    match account_service::admin::run_api_key(command, &mut std::io::stdout().lock()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e:#}");
+            ExitCode::from(2)
+        }
     }
 }
 

@@ -13,6 +13,17 @@ use prometheus_client::registry::Registry;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RpcLabels {
     pub method: &'static str,
+    /// A configured caller's name, or anonymous / unauthenticated /
+    /// certificate: bounded by the API keys file.
+    pub caller: &'static str,
+    pub code: &'static str,
+}
+
+/// Latency is kept per method and code only: per caller it would multiply
+/// the histogram's series for little insight.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LatencyLabels {
+    pub method: &'static str,
     pub code: &'static str,
 }
 
@@ -54,7 +65,7 @@ pub struct StateLabels {
 pub struct Metrics {
     registry: Registry,
     pub rpc_requests: Family<RpcLabels, Counter>,
-    pub rpc_latency: Family<RpcLabels, Histogram>,
+    pub rpc_latency: Family<LatencyLabels, Histogram>,
     /// Confirmation links followed, by outcome (confirmed, TOKEN_INVALID, …).
     pub http_confirmations: Family<OutcomeLabels, Counter>,
     pub registrations: Counter,
@@ -89,7 +100,7 @@ impl Metrics {
         let rpc_requests = Family::<RpcLabels, Counter>::default();
         // 0.5 ms to ~16 s: confirmations are sub-millisecond, registrations
         // tens of milliseconds, an overloaded service seconds.
-        let rpc_latency = Family::<RpcLabels, Histogram>::new_with_constructor(|| {
+        let rpc_latency = Family::<LatencyLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.0005, 2.0, 16))
         });
         let http_confirmations = Family::<OutcomeLabels, Counter>::default();
@@ -100,7 +111,7 @@ impl Metrics {
         let hash_queue = Gauge::default();
         registry.register(
             "rpc_requests",
-            "gRPC calls handled, by method and status code",
+            "gRPC calls handled, by method, caller and status code",
             rpc_requests.clone(),
         );
         registry.register(
@@ -152,14 +163,23 @@ impl Metrics {
         }
     }
 
-    pub fn observe_rpc(&self, method: &'static str, code: tonic::Code, latency: Duration) {
-        let labels = RpcLabels {
-            method,
-            code: code_name(code),
-        };
-        self.rpc_requests.get_or_create(&labels).inc();
+    pub fn observe_rpc(
+        &self,
+        method: &'static str,
+        caller: &'static str,
+        code: tonic::Code,
+        latency: Duration,
+    ) {
+        let code = code_name(code);
+        self.rpc_requests
+            .get_or_create(&RpcLabels {
+                method,
+                caller,
+                code,
+            })
+            .inc();
         self.rpc_latency
-            .get_or_create(&labels)
+            .get_or_create(&LatencyLabels { method, code })
             .observe(latency.as_secs_f64());
     }
 

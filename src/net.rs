@@ -1,17 +1,23 @@
-//! Accepting TCP connections for both servers, and bounding how long a gRPC
-//! connection may take to complete the HTTP/2 preface and its first request head.
+//! Accepting TCP connections for both servers, TLS handshakes for gRPC, and
+//! bounding how long a gRPC connection may take to complete the HTTP/2
+//! preface and its first request head.
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::server::{Connected, TcpConnectInfo};
+use tonic::transport::server::Connected;
+
+use crate::tls::Tls;
 
 /// The next connection, with Nagle off (answers are small and latency-bound).
 /// A failed accept (out of file descriptors and the like) is logged and
@@ -33,30 +39,167 @@ pub async fn accept(listener: &TcpListener, server: &'static str) -> TcpStream {
 
 /// Accepted gRPC connections, each of which must complete the HTTP/2 preface
 /// and its first request head within `head_timeout` of being accepted (see
-/// [`HeadDeadline`]). Before that no other timeout applies: hyper waits for
+/// [`HeadDeadline`]), and first its TLS handshake, when `tls` is set, within
+/// as long again. Before that no other timeout applies: hyper waits for
 /// the preface and for requests forever, so silent or trickling clients would
 /// otherwise pile up. The listener closes when `stop` is cancelled, so new
 /// connections are refused while the server drains.
 pub fn grpc_connections(
     listener: TcpListener,
     head_timeout: Duration,
+    tls: Option<Arc<Tls>>,
     stop: CancellationToken,
-) -> impl tokio_stream::Stream<Item = io::Result<HeadDeadline<TcpStream>>> {
+) -> impl tokio_stream::Stream<Item = io::Result<HeadDeadline<GrpcStream>>> {
     // tonic spawns a task per connection as soon as it has one, so nothing
     // here waits on a client: a slow one cannot hold up the ones behind it.
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     tokio::spawn(async move {
+        // Handshakes run in their own tasks; this bounds how many at once.
+        let handshakes = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
         while let Some(stream) = stop.run_until_cancelled(accept(&listener, "gRPC")).await {
-            let connection = HeadDeadline::new(stream, head_timeout);
-            if !matches!(
-                stop.run_until_cancelled(tx.send(connection)).await,
-                Some(Ok(()))
-            ) {
+            let Some(tls) = &tls else {
+                let connection = HeadDeadline::new(GrpcStream::Plain(stream), head_timeout);
+                if !matches!(
+                    stop.run_until_cancelled(tx.send(connection)).await,
+                    Some(Ok(()))
+                ) {
+                    break;
+                }
+                continue;
+            };
+            let Some(Ok(permit)) = stop
+                .run_until_cancelled(Arc::clone(&handshakes).acquire_owned())
+                .await
+            else {
                 break;
-            }
+            };
+            let (acceptor, tx) = (tls.acceptor(), tx.clone());
+            tokio::spawn(async move {
+                let _permit = permit;
+                let peer = stream.peer_addr().ok();
+                match tokio::time::timeout(head_timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(tls)) => {
+                        let certificate_name = tls
+                            .get_ref()
+                            .1
+                            .peer_certificates()
+                            .and_then(|chain| chain.first())
+                            .and_then(crate::tls::certificate_name);
+                        let stream = GrpcStream::Tls {
+                            stream: Box::new(tls),
+                            certificate_name,
+                        };
+                        let _ = tx.send(HeadDeadline::new(stream, head_timeout)).await;
+                    }
+                    // Plaintext on a TLS port, an unknown CA, no client
+                    // certificate under mTLS: the client sees the alert.
+                    Ok(Err(e)) => tracing::info!(peer = ?peer, error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::info!(peer = ?peer, "TLS handshake timed out"),
+                }
+            });
         }
     });
     tokio_stream::StreamExt::map(tokio_stream::wrappers::ReceiverStream::new(rx), Ok)
+}
+
+/// TLS handshakes in progress at once; further connections wait in the
+/// listen backlog.
+const MAX_PENDING_HANDSHAKES: usize = 1024;
+
+/// A gRPC connection, in plaintext or TLS.
+pub enum GrpcStream {
+    Plain(TcpStream),
+    Tls {
+        stream: Box<tokio_rustls::server::TlsStream<TcpStream>>,
+        /// The caller name on the client's verified certificate.
+        certificate_name: Option<Arc<str>>,
+    },
+}
+
+/// What a request knows of its connection (a request extension).
+#[derive(Debug, Clone)]
+pub struct PeerInfo {
+    pub remote: Option<SocketAddr>,
+    /// The caller name on the client's verified certificate, under mTLS.
+    pub certificate_name: Option<Arc<str>>,
+}
+
+impl Connected for HeadDeadline<GrpcStream> {
+    type ConnectInfo = PeerInfo;
+
+    fn connect_info(&self) -> PeerInfo {
+        match &self.inner {
+            GrpcStream::Plain(s) => PeerInfo {
+                remote: s.peer_addr().ok(),
+                certificate_name: None,
+            },
+            GrpcStream::Tls {
+                stream,
+                certificate_name,
+            } => PeerInfo {
+                remote: stream.get_ref().0.peer_addr().ok(),
+                certificate_name: certificate_name.clone(),
+            },
+        }
+    }
+}
+
+macro_rules! delegate {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self.get_mut() {
+            GrpcStream::Plain($s) => {
+                let $s = Pin::new($s);
+                $e
+            }
+            GrpcStream::Tls { stream: $s, .. } => {
+                let $s = Pin::new(&mut **$s);
+                $e
+            }
+        }
+    };
+}
+
+impl AsyncRead for GrpcStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        delegate!(self, s => s.poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for GrpcStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        delegate!(self, s => s.poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        delegate!(self, s => s.poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            GrpcStream::Plain(s) => s.is_write_vectored(),
+            GrpcStream::Tls { stream, .. } => stream.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        delegate!(self, s => s.poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        delegate!(self, s => s.poll_shutdown(cx))
+    }
 }
 
 /// A connection that fails its reads once its deadline has passed, until the
@@ -145,16 +288,6 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for HeadDeadline<T> {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
-}
-
-// tonic's `Request::remote_addr` (the rate limiter's client address) looks
-// for `TcpConnectInfo` by type, so the wrapper hands on the socket's own.
-impl Connected for HeadDeadline<TcpStream> {
-    type ConnectInfo = TcpConnectInfo;
-
-    fn connect_info(&self) -> TcpConnectInfo {
-        self.inner.connect_info()
     }
 }
 

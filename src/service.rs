@@ -6,6 +6,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+use crate::access::AccessError;
 use crate::auth::{ConfirmationTokens, HashError, PasswordHasher, TokenError};
 use crate::domain::{self, Account, Email, FieldViolation, NewAccount, ValidationErrors};
 use crate::mail::MailComposer;
@@ -21,6 +22,12 @@ pub const INVALID_UUID: &str = "Must be a valid UUID.";
 /// Every way a use case can fail; transports map these to their own answers.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
+    /// No caller, an unknown one, or one without the scope the call needs.
+    #[error(transparent)]
+    Access(AccessError),
+    /// The caller used up its requests_per_minute.
+    #[error("this caller's request quota is used up; try again in {} s", .0.as_secs().max(1))]
+    QuotaExceeded(std::time::Duration),
     #[error("{0}")]
     Invalid(ValidationErrors),
     #[error("{EMAIL_TAKEN}")]

@@ -12,9 +12,10 @@ use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tonic_health::ServingStatus;
 
+use crate::access::{Access, Callers};
 use crate::auth::{ConfirmationTokens, PasswordHasher};
 use crate::config::Settings;
-use crate::grpc::{self, AccountGrpc, ConnectionLimits, Health};
+use crate::grpc::{self, AccountGrpc, ConnectionLimits, GrpcSecurity, Health};
 use crate::http::{self, router, HttpState};
 use crate::limits::RateLimits;
 use crate::mail::{self, DeliveryWorker, MailComposer, MailDispatcher, RetryPolicy};
@@ -23,10 +24,15 @@ use crate::readiness::Readiness;
 use crate::service::Accounts;
 use crate::storage::{self, Storage, StorageError};
 use crate::telemetry::error_chain;
+use crate::tls::Tls;
 
 pub struct Application {
     grpc_listener: TcpListener,
     http_listener: TcpListener,
+    /// Serves /metrics apart from the HTTP sidecar, when METRICS_ADDR is set.
+    metrics_listener: Option<TcpListener>,
+    access: Arc<Access>,
+    tls: Option<Arc<Tls>>,
     accounts: Arc<Accounts>,
     storage: Arc<dyn Storage>,
     metrics: Arc<Metrics>,
@@ -49,10 +55,24 @@ impl Application {
         };
         let grpc_listener = bind("GRPC_ADDR", settings.server.grpc_addr).await?;
         let http_listener = bind("HTTP_ADDR", settings.server.http_addr).await?;
+        let metrics_listener = match settings.server.metrics_addr {
+            Some(addr) => Some(bind("METRICS_ADDR", addr).await?),
+            None => None,
+        };
         let storage = storage::open(&settings.database.database_url, settings.database.pool())
             .context("cannot use DATABASE_URL")?;
         let dispatcher = mail::dispatcher(&settings.mail)?;
-        Self::build_with(settings, grpc_listener, http_listener, storage, dispatcher)
+        let app = Self::build_with(settings, grpc_listener, http_listener, storage, dispatcher)?;
+        Ok(match metrics_listener {
+            Some(listener) => app.with_metrics_listener(listener),
+            None => app,
+        })
+    }
+
+    /// Serves /metrics on `listener` only, and no longer on the HTTP sidecar.
+    pub fn with_metrics_listener(mut self, listener: TcpListener) -> Self {
+        self.metrics_listener = Some(listener);
+        self
     }
 
     /// Wires the application around listeners, storage and a mail dispatcher
@@ -65,6 +85,25 @@ impl Application {
         dispatcher: Arc<dyn MailDispatcher>,
     ) -> anyhow::Result<Self> {
         let (security, delivery) = (&settings.security, &settings.delivery);
+        let callers = match settings.access.api_keys_file() {
+            Some(path) => Some(Callers::load(path)?),
+            None => None,
+        };
+        let tls = match settings.access.tls() {
+            Some(files) => Some(Arc::new(Tls::load(files)?)),
+            None => None,
+        };
+        let access = Arc::new(Access::new(
+            callers,
+            tls.as_ref()
+                .is_some_and(|t| t.requires_client_certificates()),
+        ));
+        if access.is_open() {
+            tracing::warn!(
+                "API_KEYS_FILE is not set and client certificates are not required: every caller \
+                 may make every call. Configure callers before the gRPC port is reachable by anyone else."
+            );
+        }
         let composer = Arc::new(
             MailComposer::new(
                 settings.mail.email_from.clone(),
@@ -112,6 +151,9 @@ impl Application {
         Ok(Application {
             grpc_listener,
             http_listener,
+            metrics_listener: None,
+            access,
+            tls,
             accounts: Arc::new(accounts),
             storage,
             metrics,
@@ -147,8 +189,18 @@ impl Application {
         let stop = CancellationToken::new();
         // One bound on the requests handled at once, across both servers.
         let admission = Arc::new(Semaphore::new(self.settings.limits.max_concurrent_requests));
-        let limits = Arc::new(RateLimits::from_settings(&self.settings.limits));
+        let limits = Arc::new(RateLimits::from_settings(
+            &self.settings.limits,
+            self.settings
+                .limits
+                .rate_limit_store(self.settings.database.database_url.kind),
+            &self.storage,
+            self.access.callers(),
+        ));
         limits.spawn_sweeper(stop.clone());
+        if let Some(tls) = &self.tls {
+            spawn_tls_reloader(Arc::clone(tls), stop.clone());
+        }
 
         let grpc = grpc::serve(
             self.grpc_listener,
@@ -157,10 +209,19 @@ impl Application {
                 Arc::clone(&self.metrics),
                 Arc::clone(&admission),
                 limits,
+                Arc::clone(&self.access),
             ),
             ConnectionLimits {
                 head_timeout: server.request_head_timeout,
                 max_age: server.grpc_max_connection_age,
+            },
+            GrpcSecurity {
+                tls: self.tls.clone(),
+                reflection_guard: self
+                    .settings
+                    .security
+                    .production()
+                    .then(|| Arc::clone(&self.access)),
             },
             stop.clone(),
         )
@@ -174,20 +235,30 @@ impl Application {
                 stop.cancel();
             });
         }
+        let state = HttpState {
+            accounts: Arc::clone(&self.accounts),
+            metrics: Arc::clone(&self.metrics),
+            hasher: self.hasher.clone(),
+            readiness: Arc::clone(&self.readiness),
+            frontend_homepage: server.frontend_homepage.as_str().to_owned(),
+            confirmation_mail_request_page: server
+                .confirmation_mail_request_page
+                .as_str()
+                .to_owned(),
+            admission,
+        };
+        let metrics_server = self.metrics_listener.map(|listener| {
+            tokio::spawn(http::serve(
+                listener,
+                http::metrics_router(state.clone()),
+                server.request_head_timeout,
+                server.shutdown_grace,
+                stop.clone().cancelled_owned(),
+            ))
+        });
         let http = http::serve(
             self.http_listener,
-            router(HttpState {
-                accounts: Arc::clone(&self.accounts),
-                metrics: Arc::clone(&self.metrics),
-                hasher: self.hasher.clone(),
-                readiness: Arc::clone(&self.readiness),
-                frontend_homepage: server.frontend_homepage.as_str().to_owned(),
-                confirmation_mail_request_page: server
-                    .confirmation_mail_request_page
-                    .as_str()
-                    .to_owned(),
-                admission,
-            }),
+            router(state, metrics_server.is_none()),
             server.request_head_timeout,
             server.shutdown_grace,
             stop.clone().cancelled_owned(),
@@ -216,6 +287,9 @@ impl Application {
             });
             // Whatever ended first, stop the rest too.
             stop.cancel();
+            if let Some(metrics_server) = metrics_server {
+                let _ = metrics_server.await;
+            }
             background.await.context("background tasks failed")??;
             served.map(|_| ())
         };
@@ -223,6 +297,38 @@ impl Application {
         self.storage.close().await;
         result
     }
+}
+
+/// Re-reads the TLS certificate files on SIGHUP until `stop`: new
+/// connections get the new certificates, open ones keep theirs.
+fn spawn_tls_reloader(tls: Arc<Tls>, stop: CancellationToken) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGHUP: TLS certificates will not be reloaded");
+                return;
+            }
+        };
+        while stop
+            .run_until_cancelled(hangups.recv())
+            .await
+            .flatten()
+            .is_some()
+        {
+            match tls.reload() {
+                Ok(()) => tracing::info!("SIGHUP: TLS certificates reloaded"),
+                Err(e) => tracing::error!(
+                    error = %format!("{e:#}"),
+                    "SIGHUP: TLS certificates not reloaded; the previous ones stay in use"
+                ),
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = (tls, stop);
 }
 
 /// Runs `drained` to its end, or until `grace` after `stop` was cancelled.

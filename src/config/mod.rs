@@ -40,6 +40,8 @@ pub struct Settings {
     #[command(flatten)]
     pub security: SecuritySettings,
     #[command(flatten)]
+    pub access: AccessSettings,
+    #[command(flatten)]
     pub mail: MailSettings,
     #[command(flatten)]
     pub delivery: DeliverySettings,
@@ -82,6 +84,10 @@ pub struct ServerSettings {
     /// SIGTERM before the process exits; must exceed SMTP_TIMEOUT.
     #[arg(long, env, default_value = "15", value_parser = seconds)]
     pub shutdown_grace: Duration,
+    /// Address of a listener serving only /metrics; when set, /metrics
+    /// leaves HTTP_ADDR, the port shoppers reach.
+    #[arg(long, env, value_parser = address)]
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -132,6 +138,25 @@ pub struct SecuritySettings {
     /// (the owner gets an "you already have an account" mail instead).
     #[arg(long, env, default_value = "off", value_parser = switch, action = ArgAction::Set)]
     pub enumeration_protection: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Callers and TLS")]
+pub struct AccessSettings {
+    /// TOML file of the services allowed to call, their scopes and the
+    /// SHA-256 digests of their API keys. Unset: every call is allowed.
+    #[arg(long, env)]
+    pub api_keys_file: Option<PathBuf>,
+    /// PEM certificate chain of the gRPC port; with GRPC_TLS_KEY, gRPC is served over TLS.
+    #[arg(long, env)]
+    pub grpc_tls_cert: Option<PathBuf>,
+    /// PEM private key of GRPC_TLS_CERT.
+    #[arg(long, env)]
+    pub grpc_tls_key: Option<PathBuf>,
+    /// PEM CA certificates: clients must present a certificate it signed
+    /// (mTLS), whose common name is the caller's name.
+    #[arg(long, env)]
+    pub grpc_tls_client_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -203,6 +228,11 @@ pub struct DeliverySettings {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Limits")]
 pub struct LimitSettings {
+    /// Where rate-limit buckets live: memory (each instance its own) or
+    /// postgres (shared by every instance on the database). Default: postgres
+    /// on PostgreSQL, memory on SQLite.
+    #[arg(long, env, value_enum, ignore_case = true)]
+    pub rate_limit_store: Option<RateLimitStore>,
     /// on or off: per-client and per-address limits on Register and ResendConfirmation.
     #[arg(long, env, default_value = "on", value_parser = switch, action = ArgAction::Set)]
     pub rate_limits: bool,
@@ -232,6 +262,12 @@ pub struct LimitSettings {
     pub hash_queue: usize,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RateLimitStore {
+    Memory,
+    Postgres,
+}
+
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Telemetry")]
 pub struct TelemetrySettings {
@@ -251,6 +287,25 @@ impl Settings {
     /// Checks what no single setting can check alone.
     pub fn check(self) -> Result<Settings, ConfigError> {
         self.security.check()?;
+        self.access.check(self.security.production())?;
+        if self.limits.rate_limit_store == Some(RateLimitStore::Postgres)
+            && self.database.database_url.kind != DatabaseKind::Postgres
+        {
+            return Err(bad(
+                "RATE_LIMIT_STORE",
+                "postgres needs a PostgreSQL DATABASE_URL",
+            ));
+        }
+        if let Some(metrics) = self.server.metrics_addr {
+            // Port 0 asks for any free port: never a clash.
+            let clash = |other: SocketAddr| metrics.port() != 0 && metrics == other;
+            if clash(self.server.http_addr) || clash(self.server.grpc_addr) {
+                return Err(bad(
+                    "METRICS_ADDR",
+                    "must differ from HTTP_ADDR and GRPC_ADDR",
+                ));
+            }
+        }
         if self.mail.email_backend == EmailBackend::Smtp && self.mail.smtp_url().is_none() {
             return Err(bad("SMTP_URL", "must be set when EMAIL_BACKEND=smtp"));
         }
@@ -326,6 +381,52 @@ impl SecuritySettings {
     }
 }
 
+impl AccessSettings {
+    /// API_KEYS_FILE, unless unset or empty.
+    pub fn api_keys_file(&self) -> Option<&std::path::Path> {
+        non_empty(&self.api_keys_file)
+    }
+
+    /// The TLS files, when gRPC is served over TLS.
+    pub fn tls(&self) -> Option<crate::tls::TlsFiles> {
+        Some(crate::tls::TlsFiles {
+            cert: non_empty(&self.grpc_tls_cert)?.to_owned(),
+            key: non_empty(&self.grpc_tls_key)?.to_owned(),
+            client_ca: non_empty(&self.grpc_tls_client_ca).map(ToOwned::to_owned),
+        })
+    }
+
+    fn check(&self, production: bool) -> Result<(), ConfigError> {
+        let (cert, key) = (
+            non_empty(&self.grpc_tls_cert),
+            non_empty(&self.grpc_tls_key),
+        );
+        match (cert, key) {
+            (Some(_), None) => return Err(bad("GRPC_TLS_KEY", "must be set with GRPC_TLS_CERT")),
+            (None, Some(_)) => return Err(bad("GRPC_TLS_CERT", "must be set with GRPC_TLS_KEY")),
+            _ => {}
+        }
+        let client_ca = non_empty(&self.grpc_tls_client_ca);
+        if client_ca.is_some() && cert.is_none() {
+            return Err(bad(
+                "GRPC_TLS_CLIENT_CA",
+                "needs GRPC_TLS_CERT and GRPC_TLS_KEY (client certificates are checked over TLS)",
+            ));
+        }
+        if production && self.api_keys_file().is_none() && client_ca.is_none() {
+            return Err(bad(
+                "API_KEYS_FILE",
+                "APP_ENV=production needs callers to be authenticated: set API_KEYS_FILE, or GRPC_TLS_CLIENT_CA for client certificates",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn non_empty(path: &Option<PathBuf>) -> Option<&std::path::Path> {
+    path.as_deref().filter(|p| !p.as_os_str().is_empty())
+}
+
 impl DatabaseSettings {
     pub fn pool(&self) -> crate::storage::PoolSettings {
         crate::storage::PoolSettings {
@@ -343,6 +444,14 @@ impl MailSettings {
 }
 
 impl LimitSettings {
+    /// RATE_LIMIT_STORE, or the default for the database in use.
+    pub fn rate_limit_store(&self, database: DatabaseKind) -> RateLimitStore {
+        self.rate_limit_store.unwrap_or(match database {
+            DatabaseKind::Postgres => RateLimitStore::Postgres,
+            DatabaseKind::Sqlite => RateLimitStore::Memory,
+        })
+    }
+
     /// HASH_CONCURRENCY, or the number of cores when unset.
     pub fn hash_concurrency(&self) -> usize {
         self.hash_concurrency

@@ -64,17 +64,105 @@ fn production_demands_a_real_secret_key() {
     ])
     .unwrap_err();
     assert_eq!(err.variable, "SECRET_KEY");
-    let ok = parse(&["--app-env", "production", "--secret-key", &"k".repeat(32)]).unwrap();
+    let key = "k".repeat(32);
+    let prod = ["--app-env", "production", "--secret-key", &key];
+    let ok = parse(&[&prod[..], &["--api-keys-file", "callers.toml"]].concat()).unwrap();
     assert!(ok.security.production() && !ok.security.using_development_key());
     // Development starts without a key, on the development key.
     assert!(parse(&[]).unwrap().security.using_development_key());
     // Aliases and case are accepted.
-    assert!(
-        parse(&["--app-env", "PROD", "--secret-key", &"k".repeat(32)])
-            .unwrap()
-            .security
-            .production()
+    assert!(parse(&[
+        "--app-env",
+        "PROD",
+        "--secret-key",
+        &key,
+        "--api-keys-file",
+        "callers.toml"
+    ])
+    .unwrap()
+    .security
+    .production());
+}
+
+#[test]
+fn production_demands_authenticated_callers() {
+    let key = "k".repeat(32);
+    let prod = ["--app-env", "production", "--secret-key", &key];
+    let err = parse(&prod).unwrap_err();
+    assert_eq!(err.variable, "API_KEYS_FILE");
+    assert!(err.message.contains("GRPC_TLS_CLIENT_CA"), "{err}");
+    // An empty value is no file.
+    let err = parse(&[&prod[..], &["--api-keys-file", ""]].concat()).unwrap_err();
+    assert_eq!(err.variable, "API_KEYS_FILE");
+    // Client certificates authenticate callers too.
+    let tls = [
+        "--grpc-tls-cert",
+        "c.pem",
+        "--grpc-tls-key",
+        "k.pem",
+        "--grpc-tls-client-ca",
+        "ca.pem",
+    ];
+    assert!(parse(&[&prod[..], &tls[..]].concat()).is_ok());
+    // Development: open, with a warning at start-up.
+    assert!(parse(&[]).is_ok());
+}
+
+#[test]
+fn tls_files_come_in_pairs() {
+    let cases: [(&[&str], &str); 3] = [
+        (&["--grpc-tls-cert", "c.pem"], "GRPC_TLS_KEY"),
+        (&["--grpc-tls-key", "k.pem"], "GRPC_TLS_CERT"),
+        (&["--grpc-tls-client-ca", "ca.pem"], "GRPC_TLS_CLIENT_CA"),
+    ];
+    for (args, variable) in cases {
+        assert_eq!(parse(args).unwrap_err().variable, variable, "{args:?}");
+    }
+    let both = parse(&["--grpc-tls-cert", "c.pem", "--grpc-tls-key", "k.pem"]).unwrap();
+    let files = both.access.tls().unwrap();
+    assert!(files.client_ca.is_none());
+    assert!(parse(&[]).unwrap().access.tls().is_none());
+}
+
+#[test]
+fn the_rate_limit_store_follows_the_database_unless_set() {
+    use super::{DatabaseKind, RateLimitStore};
+    let sqlite = parse(&[]).unwrap();
+    assert_eq!(
+        sqlite
+            .limits
+            .rate_limit_store(sqlite.database.database_url.kind),
+        RateLimitStore::Memory
     );
+    let pg = parse(&["--database-url", "postgres://u@h/db"]).unwrap();
+    assert_eq!(
+        pg.limits.rate_limit_store(DatabaseKind::Postgres),
+        RateLimitStore::Postgres
+    );
+    let memory = parse(&[
+        "--database-url",
+        "postgres://u@h/db",
+        "--rate-limit-store",
+        "memory",
+    ]);
+    assert_eq!(
+        memory
+            .unwrap()
+            .limits
+            .rate_limit_store(DatabaseKind::Postgres),
+        RateLimitStore::Memory
+    );
+    let err = parse(&["--rate-limit-store", "postgres"]).unwrap_err();
+    assert_eq!(err.variable, "RATE_LIMIT_STORE");
+    let err = parse(&["--rate-limit-store", "redis"]).unwrap_err();
+    assert_eq!(err.variable, "RATE_LIMIT_STORE");
+}
+
+#[test]
+fn metrics_addr_must_be_a_port_of_its_own() {
+    let err = parse(&["--metrics-addr", "0.0.0.0:8080"]).unwrap_err();
+    assert_eq!(err.variable, "METRICS_ADDR");
+    assert!(parse(&["--metrics-addr", "127.0.0.1:9090"]).is_ok());
 }
 
 #[test]

@@ -17,16 +17,18 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 use uuid::Uuid;
 
+use crate::access::{Access, Caller};
 use crate::domain::{Account, Email, NewAccount, RegistrationForm, ValidationErrors};
-use crate::limits::RateLimits;
+use crate::limits::{LimitError, RateLimits};
 use crate::metrics::Metrics;
+use crate::net::PeerInfo;
 use crate::proto::account::v1 as pb;
 use crate::proto::account::v1::account_service_server::AccountService;
 use crate::service::{parse_email, Accounts, Lookup, ServiceError};
 
 pub use pb::account_service_server::AccountServiceServer;
-pub use serve::{serve, ConnectionLimits, GrpcServer, Health};
-pub use status::to_status;
+pub use serve::{serve, ConnectionLimits, GrpcSecurity, GrpcServer, Health};
+pub use status::{access_status, to_status, ERROR_DOMAIN};
 
 /// Largest request message accepted; every valid request is far smaller.
 /// Larger ones are refused before they are decoded.
@@ -40,6 +42,7 @@ pub struct AccountGrpc {
     metrics: Arc<Metrics>,
     admission: Arc<Semaphore>,
     limits: Arc<RateLimits>,
+    access: Arc<Access>,
 }
 
 impl AccountGrpc {
@@ -50,12 +53,14 @@ impl AccountGrpc {
         metrics: Arc<Metrics>,
         admission: Arc<Semaphore>,
         limits: Arc<RateLimits>,
+        access: Arc<Access>,
     ) -> Self {
         AccountGrpc {
             accounts,
             metrics,
             admission,
             limits,
+            access,
         }
     }
 
@@ -63,10 +68,25 @@ impl AccountGrpc {
     /// mail, to the client (peer, or forwarded-for hop behind a trusted
     /// proxy) and to the target address. Only a parsed address reaches the
     /// limiter: invalid input is refused before it.
-    fn check_limits(&self, client: Option<IpAddr>, email: &Email) -> Result<(), ServiceError> {
-        self.limits
-            .check(client, Some(email))
-            .map_err(ServiceError::RateLimited)
+    async fn check_limits(
+        &self,
+        client: Option<IpAddr>,
+        email: &Email,
+    ) -> Result<(), ServiceError> {
+        match self.limits.check(client, Some(email)).await {
+            Ok(()) => Ok(()),
+            Err(LimitError::Exceeded(wait)) => Err(ServiceError::RateLimited(wait)),
+            Err(LimitError::Store(e)) => Err(e.into()),
+        }
+    }
+
+    /// Takes one call from the caller's quota, if it has one.
+    async fn check_quota(&self, caller: &Caller) -> Result<(), ServiceError> {
+        match self.limits.check_quota(caller).await {
+            Ok(()) => Ok(()),
+            Err(LimitError::Exceeded(wait)) => Err(ServiceError::QuotaExceeded(wait)),
+            Err(LimitError::Store(e)) => Err(e.into()),
+        }
     }
 
     /// The client a request is accounted to (see [`RateLimits::client_address`]).
@@ -76,7 +96,11 @@ impl AccountGrpc {
             .get_all("x-forwarded-for")
             .iter()
             .filter_map(|v| v.to_str().ok());
-        self.limits.client_address(request.remote_addr(), forwarded)
+        let peer = request
+            .extensions()
+            .get::<PeerInfo>()
+            .and_then(|p| p.remote);
+        self.limits.client_address(peer, forwarded)
     }
 
     pub fn into_server(self) -> AccountServiceServer<Self> {
@@ -200,6 +224,8 @@ fn client_deadline(metadata: &tonic::metadata::MetadataMap) -> Option<Duration> 
 struct CallRecord<'a> {
     grpc: &'a AccountGrpc,
     method: &'static str,
+    /// The caller's metric label.
+    caller: &'static str,
     started: Instant,
     span: tracing::Span,
     /// The earliest of the client's deadline and the server's own limit.
@@ -215,7 +241,9 @@ impl CallRecord<'_> {
         self.span.in_scope(|| {
             tracing::info!(method, code = ?code, latency_ms = latency.as_secs_f64() * 1000.0, "rpc");
         });
-        self.grpc.metrics.observe_rpc(method, code, latency);
+        self.grpc
+            .metrics
+            .observe_rpc(method, self.caller, code, latency);
     }
 }
 
@@ -236,9 +264,10 @@ impl Drop for CallRecord<'_> {
 }
 
 impl AccountGrpc {
-    /// Runs one RPC inside a span carrying its request id, then logs it as
-    /// one event (method, status code, latency), records its metrics, maps
-    /// its error to a status and returns the request id in `x-request-id`.
+    /// Runs one RPC, if its caller may make it, inside a span carrying its
+    /// request id and caller, then logs it as one event (method, status
+    /// code, latency), records its metrics, maps its error to a status and
+    /// returns the request id in `x-request-id`.
     async fn handle<Req, T, F, Fut>(
         &self,
         method: &'static str,
@@ -250,10 +279,22 @@ impl AccountGrpc {
         Fut: std::future::Future<Output = Result<T, ServiceError>>,
     {
         let request_id = request_id(request.metadata());
-        let span = tracing::info_span!("rpc", method, request_id = %request_id);
+        let certificate_name = request
+            .extensions()
+            .get::<PeerInfo>()
+            .and_then(|p| p.certificate_name.clone());
+        let caller = self
+            .access
+            .authorize(method, request.metadata(), certificate_name.as_ref());
+        let (label, name) = match &caller {
+            Ok(c) => (c.label, &*c.name),
+            Err(_) => ("unauthenticated", "unauthenticated"),
+        };
+        let span = tracing::info_span!("rpc", method, request_id = %request_id, caller = %name);
         let mut record = CallRecord {
             grpc: self,
             method,
+            caller: label,
             started: Instant::now(),
             span: span.clone(),
             deadline: client_deadline(request.metadata())
@@ -261,6 +302,8 @@ impl AccountGrpc {
             recorded: false,
         };
         let result = async {
+            let caller = caller.map_err(ServiceError::Access)?;
+            self.check_quota(&caller).await?;
             let _permit = self.admit()?;
             call(request).await
         }
@@ -300,7 +343,7 @@ impl AccountService for AccountGrpc {
             let client = self.client(&request);
             let new =
                 NewAccount::parse(request.into_inner().into()).map_err(ServiceError::Invalid)?;
-            self.check_limits(client, &new.email)?;
+            self.check_limits(client, &new.email).await?;
             let account = self.accounts.register(new).await?;
             Ok(pb::RegisterResponse {
                 account: Some(to_proto(account)),
@@ -329,7 +372,7 @@ impl AccountService for AccountGrpc {
         self.handle("ResendConfirmation", request, |request| async move {
             let client = self.client(&request);
             let email = parse_email(&request.get_ref().email).map_err(ServiceError::Invalid)?;
-            self.check_limits(client, &email)?;
+            self.check_limits(client, &email).await?;
             self.accounts.resend_confirmation(&email).await?;
             Ok(pb::ResendConfirmationResponse {})
         })

@@ -2,15 +2,40 @@
 //! until a shutdown future completes.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tonic::service::interceptor::{InterceptedService, Interceptor};
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 
 use super::{AccountGrpc, AccountServiceServer, REQUEST_TIMEOUT};
+use crate::access::Access;
+use crate::net::PeerInfo;
 use crate::proto;
+use crate::tls::Tls;
+
+/// Lets a reflection call through when no guard is set, or when the guard
+/// recognises its caller (any valid key or certificate will do).
+#[derive(Clone)]
+struct ReflectionGuard(Option<Arc<Access>>);
+
+impl Interceptor for ReflectionGuard {
+    fn call(&mut self, request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(access) = &self.0 {
+            let name = request
+                .extensions()
+                .get::<PeerInfo>()
+                .and_then(|p| p.certificate_name.clone());
+            access
+                .identify(request.metadata(), name.as_ref())
+                .map_err(|e| super::access_status(&e))?;
+        }
+        Ok(request)
+    }
+}
 
 /// The health service's view of the process: NOT_SERVING until the database
 /// is ready and again from the moment shutdown begins.
@@ -39,6 +64,16 @@ pub struct ConnectionLimits {
     pub max_age: Duration,
 }
 
+/// Who may reach the server, and how.
+#[derive(Clone, Default)]
+pub struct GrpcSecurity {
+    /// Serve over TLS (and require client certificates, if it says so).
+    pub tls: Option<Arc<Tls>>,
+    /// When set, reflection answers only callers this recognises
+    /// (production); otherwise it is open, like health.
+    pub reflection_guard: Option<Arc<Access>>,
+}
+
 /// A gRPC server ready to run: its health handle is returned first, so the
 /// caller can report readiness while the server runs.
 pub struct GrpcServer {
@@ -59,6 +94,7 @@ pub async fn serve(
     listener: TcpListener,
     service: AccountGrpc,
     limits: ConnectionLimits,
+    security: GrpcSecurity,
     stop: CancellationToken,
 ) -> anyhow::Result<GrpcServer> {
     let (reporter, health_service) = tonic_health::server::health_reporter();
@@ -78,6 +114,7 @@ pub async fn serve(
         v1alpha = v1alpha.register_encoded_file_descriptor_set(set);
     }
 
+    let guard = ReflectionGuard(security.reflection_guard);
     let server = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         // Detects peers that vanished without closing their connection.
@@ -91,11 +128,11 @@ pub async fn serve(
             super::oversized_as_resource_exhausted::<tonic::body::Body>,
         ))
         .add_service(health_service)
-        .add_service(v1.build_v1()?)
-        .add_service(v1alpha.build_v1alpha()?)
+        .add_service(InterceptedService::new(v1.build_v1()?, guard.clone()))
+        .add_service(InterceptedService::new(v1alpha.build_v1alpha()?, guard))
         .add_service(service.into_server())
         .serve_with_incoming_shutdown(
-            crate::net::grpc_connections(listener, limits.head_timeout, stop.clone()),
+            crate::net::grpc_connections(listener, limits.head_timeout, security.tls, stop.clone()),
             stop.cancelled_owned(),
         );
     Ok(GrpcServer {

@@ -5,14 +5,39 @@ use std::collections::HashMap;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
+use crate::access::AccessError;
 use crate::service::{ServiceError, EMAIL_TAKEN};
 use crate::telemetry::error_chain;
 
 /// `google.rpc.ErrorInfo` domain of this service's errors.
 pub const ERROR_DOMAIN: &str = "account.v1";
 
+/// A call refused before it ran: UNAUTHENTICATED or PERMISSION_DENIED,
+/// with an ErrorInfo saying why (and, for a missing scope, which).
+pub fn access_status(e: &AccessError) -> Status {
+    let mut metadata = HashMap::new();
+    let code = match e {
+        AccessError::KeyMissing | AccessError::KeyInvalid => Code::Unauthenticated,
+        AccessError::ScopeMissing(scope) => {
+            metadata.insert("scope".to_owned(), scope.as_str().to_owned());
+            Code::PermissionDenied
+        }
+    };
+    Status::with_error_details(
+        code,
+        e.to_string(),
+        ErrorDetails::with_error_info(e.reason(), ERROR_DOMAIN, metadata),
+    )
+}
+
 pub fn to_status(e: &ServiceError) -> Status {
     match e {
+        ServiceError::Access(access) => access_status(access),
+        ServiceError::QuotaExceeded(wait) => {
+            let mut details = ErrorDetails::with_retry_info(Some(*wait));
+            details.set_error_info("QUOTA_EXCEEDED", ERROR_DOMAIN, HashMap::new());
+            Status::with_error_details(Code::ResourceExhausted, e.to_string(), details)
+        }
         ServiceError::Invalid(errors) => {
             let mut details = ErrorDetails::new();
             for v in &errors.0 {

@@ -35,12 +35,27 @@ pub struct HttpState {
     pub admission: Arc<Semaphore>,
 }
 
-pub fn router(state: HttpState) -> Router {
-    Router::new()
+/// The sidecar: the confirmation link and the probes, and /metrics unless
+/// it has a listener of its own (`serve_metrics` false).
+pub fn router(state: HttpState, serve_metrics: bool) -> Router {
+    let router = Router::new()
         .route("/account/confirm-registration/", get(confirm_registration))
         .route("/account/confirm-registration", get(confirm_registration))
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(ready))
+        .route("/readyz", get(ready));
+    let router = if serve_metrics {
+        router.route("/metrics", get(metrics))
+    } else {
+        router
+    };
+    router
+        .layer(axum::middleware::from_fn(serve::limit_head))
+        .with_state(state)
+}
+
+/// /metrics alone, for METRICS_ADDR: a port that shoppers never reach.
+pub fn metrics_router(state: HttpState) -> Router {
+    Router::new()
         .route("/metrics", get(metrics))
         .layer(axum::middleware::from_fn(serve::limit_head))
         .with_state(state)

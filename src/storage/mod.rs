@@ -296,11 +296,30 @@ pub trait Operations: Send + Sync + 'static {
     ) -> Result<u64, StorageError>;
 }
 
+/// Rate-limit buckets that every instance on the database shares.
+#[async_trait]
+pub trait LimitStore: Send + Sync + 'static {
+    /// Takes one call from the GCRA bucket `key` at `now_us` (microseconds
+    /// since the epoch), calls being `interval_us` apart at the sustained
+    /// rate with room for `capacity_us` of them at once. `None` when the
+    /// call is allowed, else how long until one would be.
+    async fn take_from_bucket(
+        &self,
+        key: &str,
+        now_us: i64,
+        interval_us: i64,
+        capacity_us: i64,
+    ) -> Result<Option<std::time::Duration>, StorageError>;
+
+    /// Deletes the buckets that are full again at `now_us`. Returns how many.
+    async fn prune_buckets(&self, now_us: i64) -> Result<u64, StorageError>;
+}
+
 /// Everything the service stores. Implementations translate driver errors
 /// into [`StorageError`] by error kind, never by message text.
-pub trait Storage: Lifecycle + AccountStore + OutboxStore + Operations {}
+pub trait Storage: Lifecycle + AccountStore + OutboxStore + Operations + LimitStore {}
 
-impl<T: Lifecycle + AccountStore + OutboxStore + Operations + ?Sized> Storage for T {}
+impl<T: Lifecycle + AccountStore + OutboxStore + Operations + LimitStore + ?Sized> Storage for T {}
 
 /// Compares the migrations applied to a database (version, success,
 /// checksum, in version order; `None` when it has no migrations table) with

@@ -3,6 +3,7 @@
 //! and a real SMTP server.
 
 pub mod smtp_server;
+pub mod tls;
 
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
@@ -250,6 +251,8 @@ fn test_settings(db_url: &str, mail_dir: &Path, http_addr: SocketAddr) -> Vec<(S
 pub struct TestApp {
     pub grpc_addr: SocketAddr,
     pub http_addr: SocketAddr,
+    /// The /metrics listener, when METRICS_ADDR was set (bound on port 0).
+    pub metrics_addr: Option<SocketAddr>,
     pub client: AccountServiceClient<Channel>,
     pub channel: Channel,
     pub http: reqwest::Client,
@@ -361,7 +364,13 @@ impl TestAppBuilder {
         )
         .unwrap();
         let dispatcher = account_service::mail::dispatcher(&settings.mail).unwrap();
-        let app = Application::build_with(
+        let tls = settings.access.tls().is_some();
+        let metrics_listener = match settings.server.metrics_addr {
+            Some(_) => Some(TcpListener::bind("127.0.0.1:0").await.unwrap()),
+            None => None,
+        };
+        let metrics_addr = metrics_listener.as_ref().map(|l| l.local_addr().unwrap());
+        let mut app = Application::build_with(
             settings,
             grpc_listener,
             http_listener,
@@ -369,16 +378,21 @@ impl TestAppBuilder {
             dispatcher,
         )
         .unwrap();
+        if let Some(listener) = metrics_listener {
+            app = app.with_metrics_listener(listener);
+        }
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until_stopped(async {
             let _ = rx.await;
         }));
 
-        let channel = Channel::from_shared(format!("http://{grpc_addr}"))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
+        let endpoint = Channel::from_shared(format!("http://{grpc_addr}")).unwrap();
+        // Over TLS, tests build their own channels (see `tls`).
+        let channel = if tls {
+            endpoint.connect_lazy()
+        } else {
+            endpoint.connect().await.unwrap()
+        };
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -386,6 +400,7 @@ impl TestAppBuilder {
         let app = TestApp {
             grpc_addr,
             http_addr,
+            metrics_addr,
             client: AccountServiceClient::new(channel.clone()),
             channel,
             http,

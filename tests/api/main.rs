@@ -2,6 +2,7 @@
 //! generated gRPC client and a real HTTP client.
 
 mod abuse;
+mod access;
 mod batching;
 mod confirm;
 mod delivery;
@@ -17,6 +18,7 @@ mod operations;
 mod register;
 mod resend;
 mod storage;
+mod tls;
 mod worker;
 
 use account_testkit as helpers;

@@ -10,8 +10,8 @@ use account_service::mail::{
     DeliveryWorker, ExecutionOutcome, FileDispatcher, MailComposer, RetryPolicy,
 };
 use account_service::storage::{
-    AccountStore, ClaimedMessage, DeadLetter, Lifecycle, MailFailure, Operations, OutboxMessage,
-    OutboxStatus, OutboxStore, Storage, StorageError,
+    AccountStore, ClaimedMessage, DeadLetter, Lifecycle, LimitStore, MailFailure, Operations,
+    OutboxMessage, OutboxStatus, OutboxStore, Storage, StorageError,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -156,6 +156,24 @@ impl Operations for FlakySentMarks {
         now: DateTime<Utc>,
     ) -> Result<u64, StorageError> {
         self.inner.retry_dead_letters(id, now).await
+    }
+}
+
+#[async_trait]
+impl LimitStore for FlakySentMarks {
+    async fn take_from_bucket(
+        &self,
+        key: &str,
+        now_us: i64,
+        interval_us: i64,
+        capacity_us: i64,
+    ) -> Result<Option<std::time::Duration>, StorageError> {
+        self.inner
+            .take_from_bucket(key, now_us, interval_us, capacity_us)
+            .await
+    }
+    async fn prune_buckets(&self, now_us: i64) -> Result<u64, StorageError> {
+        self.inner.prune_buckets(now_us).await
     }
 }
 

@@ -1,0 +1,145 @@
+//! Scopes, and the one table of which scope each RPC needs.
+
+use std::fmt;
+
+/// What a caller may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// Register and ResendConfirmation.
+    AccountsRegister,
+    /// ConfirmRegistration.
+    AccountsConfirm,
+    /// GetAccount.
+    AccountsRead,
+    /// Changes to existing accounts.
+    AccountsWrite,
+    /// Every `accounts:` scope, and operations only an operator's tools need.
+    AccountsAdmin,
+    /// The account event stream.
+    EventsRead,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 6] = [
+        Scope::AccountsRegister,
+        Scope::AccountsConfirm,
+        Scope::AccountsRead,
+        Scope::AccountsWrite,
+        Scope::AccountsAdmin,
+        Scope::EventsRead,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::AccountsRegister => "accounts:register",
+            Scope::AccountsConfirm => "accounts:confirm",
+            Scope::AccountsRead => "accounts:read",
+            Scope::AccountsWrite => "accounts:write",
+            Scope::AccountsAdmin => "accounts:admin",
+            Scope::EventsRead => "events:read",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Scope> {
+        Scope::ALL.into_iter().find(|s| s.as_str() == raw)
+    }
+
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+
+    fn is_accounts(self) -> bool {
+        self.as_str().starts_with("accounts:")
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A set of scopes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Scopes(u8);
+
+impl Scopes {
+    pub fn of(scopes: impl IntoIterator<Item = Scope>) -> Scopes {
+        Scopes(scopes.into_iter().fold(0, |bits, s| bits | s.bit()))
+    }
+
+    /// Whether `needed` is held, directly or through `accounts:admin`.
+    pub fn grant(self, needed: Scope) -> bool {
+        self.0 & needed.bit() != 0
+            || (needed.is_accounts() && self.0 & Scope::AccountsAdmin.bit() != 0)
+    }
+}
+
+/// The scope each RPC of `account.v1.AccountService` needs. Health is open
+/// to everyone; reflection needs a valid caller in production.
+pub const RPC_SCOPES: &[(&str, Scope)] = &[
+    ("Register", Scope::AccountsRegister),
+    ("ResendConfirmation", Scope::AccountsRegister),
+    ("ConfirmRegistration", Scope::AccountsConfirm),
+    ("GetAccount", Scope::AccountsRead),
+];
+
+/// The scope `method` needs; a method missing from the table needs
+/// `accounts:admin`, so that an RPC added without a thought is closed, not open.
+pub fn required_scope(method: &str) -> Scope {
+    RPC_SCOPES
+        .iter()
+        .find(|(m, _)| *m == method)
+        .map_or(Scope::AccountsAdmin, |(_, s)| *s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+
+    #[test]
+    fn admin_implies_every_accounts_scope_and_nothing_else() {
+        let admin = Scopes::of([Scope::AccountsAdmin]);
+        for s in Scope::ALL {
+            assert_eq!(admin.grant(s), s != Scope::EventsRead, "{s}");
+        }
+        let read = Scopes::of([Scope::AccountsRead]);
+        assert!(read.grant(Scope::AccountsRead));
+        assert!(!read.grant(Scope::AccountsRegister));
+        assert!(!read.grant(Scope::AccountsAdmin));
+        assert!(!Scopes::default().grant(Scope::AccountsRead));
+        assert!(Scopes::of([Scope::EventsRead]).grant(Scope::EventsRead));
+    }
+
+    #[test]
+    fn scopes_round_trip_through_their_names() {
+        for s in Scope::ALL {
+            assert_eq!(Scope::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(Scope::parse("accounts:*"), None);
+        assert_eq!(Scope::parse("Accounts:Read"), None);
+    }
+
+    #[test]
+    fn every_rpc_of_the_service_has_a_scope() {
+        let set = prost_types::FileDescriptorSet::decode(crate::proto::FILE_DESCRIPTOR_SET)
+            .expect("descriptor set");
+        let methods: Vec<String> = set
+            .file
+            .iter()
+            .flat_map(|f| &f.service)
+            .filter(|s| s.name() == "AccountService")
+            .flat_map(|s| &s.method)
+            .map(|m| m.name().to_owned())
+            .collect();
+        assert!(!methods.is_empty());
+        for m in &methods {
+            assert!(
+                RPC_SCOPES.iter().any(|(name, _)| name == m),
+                "{m} has no entry in RPC_SCOPES"
+            );
+        }
+        assert_eq!(methods.len(), RPC_SCOPES.len());
+    }
+}

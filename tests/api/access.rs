@@ -1,0 +1,402 @@
+//! Caller authentication and scopes: API keys, client certificates, the
+//! reflection and health rules, caller labels, quotas and /metrics apart.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use account_service::access::{file_entry, new_key, Scope};
+use account_service::proto::account::v1::account_service_client::AccountServiceClient;
+use account_service::proto::account::v1::{
+    get_account_request, ConfirmRegistrationRequest, GetAccountRequest, ResendConfirmationRequest,
+};
+use tonic::transport::Channel;
+use tonic::{Code, Request, Status};
+use tonic_types::StatusExt;
+
+use crate::helpers::*;
+
+/// An API keys file in a temporary directory, and the key of each caller.
+pub struct KeysFile {
+    _dir: tempfile::TempDir,
+    pub path: PathBuf,
+    pub keys: HashMap<String, String>,
+}
+
+impl KeysFile {
+    /// One caller per entry: (name, scopes, requests_per_minute).
+    pub fn new(callers: &[(&str, &[Scope], Option<u32>)]) -> KeysFile {
+        Self::with_extra(callers, "")
+    }
+
+    /// As `new`, with `extra` TOML appended (callers without keys).
+    pub fn with_extra(callers: &[(&str, &[Scope], Option<u32>)], extra: &str) -> KeysFile {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("callers.toml");
+        let mut text = String::new();
+        let mut keys = HashMap::new();
+        for (name, scopes, quota) in callers {
+            let key = new_key();
+            text.push_str(&file_entry(name, scopes, &key, *quota));
+            keys.insert((*name).to_owned(), key);
+        }
+        text.push_str(extra);
+        std::fs::write(&path, text).unwrap();
+        KeysFile {
+            _dir: dir,
+            path,
+            keys,
+        }
+    }
+
+    pub fn key(&self, caller: &str) -> &str {
+        &self.keys[caller]
+    }
+
+    pub fn setting(&self) -> (&'static str, String) {
+        ("API_KEYS_FILE", self.path.display().to_string())
+    }
+}
+
+pub fn with_key<T>(message: T, key: Option<&str>) -> Request<T> {
+    let mut request = Request::new(message);
+    if let Some(key) = key {
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {key}").parse().unwrap());
+    }
+    request
+}
+
+pub const RPCS: [&str; 4] = [
+    "Register",
+    "ResendConfirmation",
+    "ConfirmRegistration",
+    "GetAccount",
+];
+
+/// Calls `method` with a plausible request; only whether the call got past
+/// authentication matters to the callers of this.
+pub async fn call(channel: &Channel, method: &str, key: Option<&str>) -> Result<(), Status> {
+    let mut client = AccountServiceClient::new(channel.clone());
+    let email = unique_email();
+    match method {
+        "Register" => client
+            .register(with_key(registration(&email), key))
+            .await
+            .map(drop),
+        "ResendConfirmation" => client
+            .resend_confirmation(with_key(ResendConfirmationRequest { email }, key))
+            .await
+            .map(drop),
+        "ConfirmRegistration" => client
+            .confirm_registration(with_key(
+                ConfirmRegistrationRequest {
+                    token: "not-a-token".into(),
+                },
+                key,
+            ))
+            .await
+            .map(drop),
+        "GetAccount" => client
+            .get_account(with_key(
+                GetAccountRequest {
+                    lookup: Some(get_account_request::Lookup::Email(email)),
+                },
+                key,
+            ))
+            .await
+            .map(drop),
+        other => panic!("no such RPC {other}"),
+    }
+}
+
+fn admitted(result: &Result<(), Status>) -> bool {
+    !matches!(
+        result.as_ref().map_err(Status::code),
+        Err(Code::Unauthenticated | Code::PermissionDenied)
+    )
+}
+
+fn error_info(status: &Status) -> (String, HashMap<String, String>) {
+    let info = status
+        .get_details_error_info()
+        .unwrap_or_else(|| panic!("no ErrorInfo in {status:?}"));
+    assert_eq!(info.domain, "account.v1");
+    (info.reason, info.metadata)
+}
+
+#[tokio::test]
+async fn every_rpc_needs_a_valid_key_with_its_scope() {
+    let file = KeysFile::new(&[
+        ("registrar", &[Scope::AccountsRegister], None),
+        ("confirmer", &[Scope::AccountsConfirm], None),
+        ("reader", &[Scope::AccountsRead], None),
+        ("writer", &[Scope::AccountsWrite, Scope::EventsRead], None),
+        ("admin", &[Scope::AccountsAdmin], None),
+    ]);
+    let (var, value) = file.setting();
+    let app = spawn_app(Backend::Sqlite).set(var, value).await;
+    let needs = [
+        ("Register", "accounts:register", "registrar"),
+        ("ResendConfirmation", "accounts:register", "registrar"),
+        ("ConfirmRegistration", "accounts:confirm", "confirmer"),
+        ("GetAccount", "accounts:read", "reader"),
+    ];
+    for (method, scope, holder) in needs {
+        // No key.
+        let status = call(&app.channel, method, None).await.unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated, "{method}");
+        assert_eq!(error_info(&status).0, "API_KEY_MISSING", "{method}");
+        // A key nobody holds, and garbage in the header.
+        for bad in [new_key(), "".into(), "x".repeat(4000)] {
+            let status = call(&app.channel, method, Some(&bad)).await.unwrap_err();
+            assert_eq!(status.code(), Code::Unauthenticated, "{method}");
+            assert_eq!(error_info(&status).0, "API_KEY_INVALID", "{method}");
+            assert!(!status.message().contains(&bad[..bad.len().min(20)]) || bad.is_empty());
+        }
+        // The holder of the scope, and admin, get through.
+        assert!(admitted(
+            &call(&app.channel, method, Some(file.key(holder))).await
+        ));
+        assert!(admitted(
+            &call(&app.channel, method, Some(file.key("admin"))).await
+        ));
+        // Everyone else is refused, told which scope is missing.
+        for (other, _) in file
+            .keys
+            .iter()
+            .filter(|(n, _)| *n != holder && *n != "admin")
+        {
+            let status = call(&app.channel, method, Some(file.key(other)))
+                .await
+                .unwrap_err();
+            assert_eq!(status.code(), Code::PermissionDenied, "{method} as {other}");
+            let (reason, metadata) = error_info(&status);
+            assert_eq!(reason, "SCOPE_MISSING");
+            assert_eq!(metadata.get("scope").map(String::as_str), Some(scope));
+        }
+    }
+    // The refused calls changed nothing: no account, no mail.
+    let registered = app.db.count("accounts").await;
+    assert_eq!(
+        registered, 2,
+        "only the registrar's and admin's calls registered"
+    );
+}
+
+#[tokio::test]
+async fn the_authorization_header_is_parsed_strictly() {
+    let file = KeysFile::new(&[("reader", &[Scope::AccountsRead], None)]);
+    let (var, value) = file.setting();
+    let app = spawn_app(Backend::Sqlite).set(var, value).await;
+    let key = file.key("reader");
+    let mut client = AccountServiceClient::new(app.channel.clone());
+    let lookup = || GetAccountRequest {
+        lookup: Some(get_account_request::Lookup::Email(unique_email())),
+    };
+    let send = |values: Vec<String>| {
+        let mut request = Request::new(lookup());
+        for v in values {
+            request
+                .metadata_mut()
+                .append("authorization", v.parse().unwrap());
+        }
+        request
+    };
+    // The scheme is case-insensitive.
+    let ok = client
+        .get_account(send(vec![format!("bearer {key}")]))
+        .await;
+    assert_code(&ok, Code::NotFound);
+    for values in [
+        vec![format!("Basic {key}")],
+        vec![key.to_owned()],
+        vec![format!("Bearer {key}x")],
+        vec![format!("Bearer {key}"), format!("Bearer {key}")],
+        vec![format!("Bearer {}", &key[..key.len() - 1])],
+    ] {
+        let status = client.get_account(send(values.clone())).await.unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated, "{values:?}");
+        assert_eq!(error_info(&status).0, "API_KEY_INVALID");
+    }
+}
+
+#[tokio::test]
+async fn health_is_open_and_reflection_needs_a_caller_only_in_production() {
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
+
+    let file = KeysFile::new(&[("reader", &[Scope::AccountsRead], None)]);
+    let (var, value) = file.setting();
+    let list = || ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    for production in [false, true] {
+        let app = spawn_app(Backend::Sqlite)
+            .set(var, value.clone())
+            .set(
+                "APP_ENV",
+                if production {
+                    "production"
+                } else {
+                    "development"
+                },
+            )
+            .await;
+        let mut health = HealthClient::new(app.channel.clone());
+        let checked = health
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await;
+        assert!(checked.is_ok(), "health is always open: {checked:?}");
+
+        let mut reflection = ServerReflectionClient::new(app.channel.clone());
+        let anonymous = reflection
+            .server_reflection_info(futures::stream::iter([list()]))
+            .await;
+        let first = match anonymous {
+            Ok(stream) => stream.into_inner().message().await,
+            Err(status) => Err(status),
+        };
+        if production {
+            let status = first.unwrap_err();
+            assert_eq!(status.code(), Code::Unauthenticated);
+            assert_eq!(error_info(&status).0, "API_KEY_MISSING");
+            let bad = reflection
+                .server_reflection_info(with_key(futures::stream::iter([list()]), Some("acs_x")))
+                .await
+                .unwrap_err();
+            assert_eq!(error_info(&bad).0, "API_KEY_INVALID");
+            // Any valid key will do, whatever its scopes.
+            let keyed = reflection
+                .server_reflection_info(with_key(
+                    futures::stream::iter([list()]),
+                    Some(file.key("reader")),
+                ))
+                .await
+                .unwrap();
+            assert!(keyed.into_inner().message().await.unwrap().is_some());
+        } else {
+            assert!(
+                first.unwrap().is_some(),
+                "reflection is open in development"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn without_a_keys_file_every_call_is_allowed() {
+    let app = spawn_app(Backend::Sqlite).await;
+    for method in RPCS {
+        assert!(
+            admitted(&call(&app.channel, method, None).await),
+            "{method}"
+        );
+    }
+    let metrics = app
+        .http
+        .get(app.http_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("caller=\"anonymous\""), "{metrics}");
+}
+
+#[tokio::test]
+async fn calls_are_counted_by_caller_and_metrics_can_move_off_the_public_port() {
+    let file = KeysFile::new(&[
+        ("checkout", &[Scope::AccountsRead], None),
+        ("crm", &[Scope::AccountsRead], None),
+    ]);
+    let (var, value) = file.setting();
+    let app = spawn_app(Backend::Sqlite)
+        .set(var, value)
+        .set("METRICS_ADDR", "127.0.0.1:0")
+        .await;
+    for _ in 0..3 {
+        call(&app.channel, "GetAccount", Some(file.key("checkout")))
+            .await
+            .unwrap_err();
+    }
+    call(&app.channel, "GetAccount", Some(file.key("crm")))
+        .await
+        .unwrap_err();
+    call(&app.channel, "GetAccount", Some("acs_wrong"))
+        .await
+        .unwrap_err();
+
+    // /metrics is gone from the sidecar shoppers reach…
+    let public = app.http.get(app.http_url("/metrics")).send().await.unwrap();
+    assert_eq!(public.status(), reqwest::StatusCode::NOT_FOUND);
+    // …and the confirmation link and probes stay there.
+    let link = app
+        .http
+        .get(app.http_url("/account/confirm-registration/?token=x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(link.status(), reqwest::StatusCode::FOUND);
+    let metrics_addr = app.metrics_addr.unwrap();
+    let text = app
+        .http
+        .get(format!("http://{metrics_addr}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = |caller: &str| {
+        text.lines()
+            .find(|l| {
+                l.starts_with("account_rpc_requests_total{")
+                    && l.contains("method=\"GetAccount\"")
+                    && l.contains(&format!("caller=\"{caller}\""))
+            })
+            .map(|l| l.rsplit(' ').next().unwrap().to_owned())
+    };
+    assert_eq!(line("checkout").as_deref(), Some("3"), "{text}");
+    assert_eq!(line("crm").as_deref(), Some("1"), "{text}");
+    assert_eq!(line("unauthenticated").as_deref(), Some("1"), "{text}");
+    assert!(!text.contains("acs_"), "no key in metrics");
+}
+
+async fn a_caller_over_its_quota_waits(backend: Backend) {
+    let file = KeysFile::new(&[
+        ("batch", &[Scope::AccountsRead], Some(3)),
+        ("checkout", &[Scope::AccountsRead], None),
+    ]);
+    let (var, value) = file.setting();
+    let app = spawn_app(backend).set(var, value).await;
+    for _ in 0..3 {
+        let r = call(&app.channel, "GetAccount", Some(file.key("batch"))).await;
+        assert_code(&r, Code::NotFound);
+    }
+    let status = call(&app.channel, "GetAccount", Some(file.key("batch")))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    let retry = status.get_details_retry_info().expect("RetryInfo");
+    let delay = retry.retry_delay.expect("a delay");
+    assert!(
+        delay.as_secs_f64() > 0.0 && delay.as_secs_f64() <= 20.0,
+        "{delay:?}"
+    );
+    assert_eq!(error_info(&status).0, "QUOTA_EXCEEDED");
+    // Other callers are not held back by it.
+    for _ in 0..5 {
+        let r = call(&app.channel, "GetAccount", Some(file.key("checkout"))).await;
+        assert_code(&r, Code::NotFound);
+    }
+}
+
+on_both_backends!(a_caller_over_its_quota_waits);
