@@ -177,3 +177,135 @@ async fn tokens_signed_with_the_previous_key_verify_during_a_rotation() {
 
     assert!(confirmed.verified);
 }
+
+on_both_backends!(a_bucket_row_enforces_gcra_in_one_statement);
+
+/// The shared store's statement, driven directly: the burst, then refusals
+/// with the right wait, a refill at the sustained rate, and pruning.
+async fn a_bucket_row_enforces_gcra_in_one_statement(backend: Backend) {
+    let db = TestDatabase::create(&backend).await;
+    let storage = db.connect().await;
+    let (interval, capacity) = (1_000_000, 3_000_000); // 3 calls, one a second
+    let t0 = 1_900_000_000_000_000_i64;
+    for _ in 0..3 {
+        let taken = storage.take_from_bucket("k", t0, interval, capacity).await;
+        assert_eq!(taken.unwrap(), None);
+    }
+    let wait = storage
+        .take_from_bucket("k", t0, interval, capacity)
+        .await
+        .unwrap()
+        .expect("the fourth call is refused");
+    assert_eq!(wait, std::time::Duration::from_secs(1));
+    // A refusal takes nothing: half a second on, half a second to wait.
+    let wait = storage
+        .take_from_bucket("k", t0 + 500_000, interval, capacity)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(wait, std::time::Duration::from_millis(500));
+    // Refilled at one a second.
+    assert_eq!(
+        storage
+            .take_from_bucket("k", t0 + 1_000_000, interval, capacity)
+            .await
+            .unwrap(),
+        None
+    );
+    // Keys are independent.
+    assert_eq!(
+        storage
+            .take_from_bucket("other", t0, interval, capacity)
+            .await
+            .unwrap(),
+        None
+    );
+    // Nothing is pruned while a bucket holds calls; everything once full again.
+    assert_eq!(storage.prune_buckets(t0).await.unwrap(), 0);
+    assert_eq!(db.count("rate_limit_buckets").await, 2);
+    assert_eq!(storage.prune_buckets(t0 + 10_000_000).await.unwrap(), 2);
+    assert_eq!(db.count("rate_limit_buckets").await, 0);
+}
+
+/// Two instances on one PostgreSQL: the limits hold for both together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_one_limit() {
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
+    let db = TestDatabase::create(&backend).await;
+    let limited = [
+        ("RATE_LIMITS", "on"),
+        ("RATE_LIMIT_PER_CLIENT", "12"),
+        ("RATE_LIMIT_PER_EMAIL", "3"),
+        ("EMAIL_RESEND_COOLDOWN", "0"),
+    ];
+    let a = spawn_app(db.shared()).set_all(limited).await;
+    let b = spawn_app(db.shared()).set_all(limited).await;
+
+    // Per address: 3 an hour, whichever instance is asked.
+    let email = unique_email();
+    let mut allowed = 0;
+    for i in 0..8 {
+        let app = if i % 2 == 0 { &a } else { &b };
+        let answer = app
+            .client
+            .clone()
+            .resend_confirmation(resend_request(&email, None))
+            .await;
+        match answer {
+            Ok(_) => allowed += 1,
+            Err(s) => assert_eq!(s.code(), Code::ResourceExhausted, "{s:?}"),
+        }
+    }
+    assert_eq!(
+        allowed, 3,
+        "together the instances allow the limit, not twice it"
+    );
+
+    // Per client: 12 a minute in all; the 8 calls above each took one.
+    let mut allowed = 0;
+    for i in 0..8 {
+        let app = if i % 2 == 0 { &a } else { &b };
+        let answer = app
+            .client
+            .clone()
+            .resend_confirmation(resend_request(&unique_email(), None))
+            .await;
+        match answer {
+            Ok(_) => allowed += 1,
+            Err(s) => assert_eq!(s.code(), Code::ResourceExhausted, "{s:?}"),
+        }
+    }
+    assert_eq!(allowed, 4);
+    assert!(db.count("rate_limit_buckets").await >= 2);
+
+    // The same two instances with RATE_LIMIT_STORE=memory limit apart:
+    // what the shared store is for.
+    let db = TestDatabase::create(&backend).await;
+    let memory = [("RATE_LIMIT_STORE", "memory")];
+    let a = spawn_app(db.shared())
+        .set_all(limited)
+        .set_all(memory)
+        .await;
+    let b = spawn_app(db.shared())
+        .set_all(limited)
+        .set_all(memory)
+        .await;
+    let email = unique_email();
+    let mut allowed = 0;
+    for i in 0..8 {
+        let app = if i % 2 == 0 { &a } else { &b };
+        if app
+            .client
+            .clone()
+            .resend_confirmation(resend_request(&email, None))
+            .await
+            .is_ok()
+        {
+            allowed += 1;
+        }
+    }
+    assert_eq!(allowed, 6);
+    assert_eq!(db.count("rate_limit_buckets").await, 0);
+}

@@ -3,6 +3,7 @@
 
 mod abuse;
 mod access;
+mod access_binary;
 mod batching;
 mod confirm;
 mod delivery;
