@@ -1,5 +1,7 @@
 """Runs every grpcurl and curl command of README.md, as printed, against the
-service started the README's way (`cargo run`, SQLite, console mail).
+service started the README's way (`cargo run`, SQLite, console mail); then
+runs the README's end-to-end walkthroughs (blocks whose first line is a
+comment ending in "end to end") whole, as bash scripts.
 
 $TOKEN and $ACCOUNT_ID, which the README asks the reader to paste, are taken
 from the service's own output: the confirmation link it printed and the
@@ -16,7 +18,11 @@ import urllib.request
 
 readme = open("README.md", encoding="utf-8").read()
 commands = []
+walkthroughs = []
 for block in re.findall(r"```sh\n(.*?)```", readme, re.S):
+    if block.startswith("#") and block.splitlines()[0].endswith("end to end"):
+        walkthroughs.append(block)
+        continue
     logical = block.replace("\\\n", " ")
     for line in logical.splitlines():
         line = line.strip()
@@ -67,6 +73,29 @@ try:
             print(result.stdout[-2000:], result.stderr[-2000:], sep="\n")
         time.sleep(0.3)
     print(f"README commands: {len(commands)} run, {failures} with an error")
+
+    for script in walkthroughs:
+        title = script.splitlines()[0]
+        # Its own process group: the services it starts go when it ends.
+        walk = subprocess.Popen(
+            ["bash", "-euo", "pipefail", "-c", script],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        )
+        try:
+            output, _ = walk.communicate(timeout=600)
+        except subprocess.TimeoutExpired:
+            os.killpg(walk.pid, signal.SIGKILL)
+            output, _ = walk.communicate()
+        finally:
+            try:
+                os.killpg(walk.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        ok = walk.returncode == 0
+        print(f"[{'ok' if ok else f'FAILED ({walk.returncode})'}] walkthrough: {title}")
+        if not ok:
+            failures += 1
+            print(output[-4000:])
     sys.exit(1 if failures else 0)
 finally:
     os.killpg(service.pid, signal.SIGTERM)

@@ -76,7 +76,9 @@ pub fn grpc_connections(
             let (acceptor, tx) = (tls.acceptor(), tx.clone());
             tokio::spawn(async move {
                 let _permit = permit;
-                let peer = stream.peer_addr().ok();
+                let peer = stream
+                    .peer_addr()
+                    .map_or_else(|_| String::new(), |p| p.to_string());
                 match tokio::time::timeout(head_timeout, acceptor.accept(stream)).await {
                     Ok(Ok(tls)) => {
                         let certificate_name = tls
@@ -93,8 +95,8 @@ pub fn grpc_connections(
                     }
                     // Plaintext on a TLS port, an unknown CA, no client
                     // certificate under mTLS: the client sees the alert.
-                    Ok(Err(e)) => tracing::info!(peer = ?peer, error = %e, "TLS handshake failed"),
-                    Err(_) => tracing::info!(peer = ?peer, "TLS handshake timed out"),
+                    Ok(Err(e)) => tracing::info!(%peer, error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
                 }
             });
         }
