@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::access::{Caller, Callers};
 use crate::config::{LimitSettings, RateLimitStore};
 use crate::domain::Email;
+use crate::readiness::Readiness;
 use crate::storage::{Storage, StorageError};
 
 /// Keys a limiter keeps by default before it evicts the idlest ones.
@@ -194,6 +195,9 @@ enum Buckets {
     /// In the database, one row per key, shared by every instance.
     Shared {
         storage: Arc<dyn Storage>,
+        /// Until the database was reached and migrated the table may not
+        /// exist yet: calls are UNAVAILABLE then, as every other use case.
+        readiness: Arc<Readiness>,
         /// Set when a bucket was written since the last prune, so that an
         /// idle instance prunes nothing (and costs the database nothing).
         written: AtomicBool,
@@ -262,6 +266,7 @@ impl RateLimits {
         settings: &LimitSettings,
         store: RateLimitStore,
         storage: &Arc<dyn Storage>,
+        readiness: &Arc<Readiness>,
         callers: Option<&Callers>,
     ) -> Self {
         let mut limits = if settings.rate_limits {
@@ -278,6 +283,7 @@ impl RateLimits {
             RateLimitStore::Postgres => {
                 limits.buckets = Buckets::Shared {
                     storage: Arc::clone(storage),
+                    readiness: Arc::clone(readiness),
                     written: AtomicBool::new(false),
                 };
             }
@@ -408,9 +414,17 @@ impl RateLimits {
     }
 
     async fn take_shared(&self, key: &str, rate: Rate) -> Result<(), LimitError> {
-        let Buckets::Shared { storage, written } = &self.buckets else {
+        let Buckets::Shared {
+            storage,
+            readiness,
+            written,
+        } = &self.buckets
+        else {
             return Ok(());
         };
+        if !readiness.is_ready() {
+            return Err(LimitError::Store(StorageError::NotReady));
+        }
         written.store(true, Ordering::Relaxed);
         let (interval, capacity) = rate.micros();
         match storage
@@ -440,7 +454,9 @@ impl RateLimits {
                 }
                 quotas.values().for_each(KeyedLimiter::forget_idle);
             }
-            Buckets::Shared { storage, written } => {
+            Buckets::Shared {
+                storage, written, ..
+            } => {
                 if written.swap(false, Ordering::Relaxed) {
                     if let Err(e) = storage.prune_buckets(now_micros()).await {
                         written.store(true, Ordering::Relaxed);

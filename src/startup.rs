@@ -195,6 +195,7 @@ impl Application {
                 .limits
                 .rate_limit_store(self.settings.database.database_url.kind),
             &self.storage,
+            &self.readiness,
             self.access.callers(),
         ));
         limits.spawn_sweeper(stop.clone());

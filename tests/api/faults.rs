@@ -101,7 +101,12 @@ async fn database_down_at_start_up_and_gone_mid_run() {
     let through_relay = TestDatabase::at(via(&db.url, &relay));
 
     // Start-up with the database unreachable: the service answers, but is not ready.
-    let app = spawn_app(through_relay).unready().await;
+    // Rate limits on, in the database: their store fails as the rest does.
+    let app = spawn_app(through_relay)
+        .set("RATE_LIMITS", "on")
+        .set("RATE_LIMIT_STORE", "postgres")
+        .unready()
+        .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let ready = app.http.get(app.http_url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
@@ -112,6 +117,14 @@ async fn database_down_at_start_up_and_gone_mid_run() {
         );
     }
     let early = app.register(registration(&unique_email())).await;
+    assert_code(&early, Code::Unavailable);
+    let early = app
+        .client
+        .clone()
+        .resend_confirmation(account_service::proto::account::v1::ResendConfirmationRequest {
+            email: unique_email(),
+        })
+        .await;
     assert_code(&early, Code::Unavailable);
 
     // The database comes up: the service connects by itself.
@@ -124,6 +137,8 @@ async fn database_down_at_start_up_and_gone_mid_run() {
     // The database goes away mid-run: UNAVAILABLE, never INTERNAL.
     relay.cut();
     let during = app.get_by_email(&email).await;
+    assert_code(&during, Code::Unavailable);
+    let during = app.register(registration(&unique_email())).await;
     assert_code(&during, Code::Unavailable);
     let ready = app.http.get(app.http_url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
