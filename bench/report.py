@@ -149,6 +149,23 @@ if get_pg or get_sl:
             "%s %.0f" % (ceiling_label, ceiling) if ceiling else "–",
             "%.0f%%" % (100 * r["ok_throughput"] / ceiling) if ceiling else "–"))
     w("")
+shared = {(store, call): load("limits_%s_%s.json" % (store, call))
+          for store in ("memory", "postgres") for call in ("register", "resend")}
+if all(shared.values()):
+    w("## Shared rate limits")
+    w("")
+    w("Register (16 in flight) and ResendConfirmation for unique unknown addresses (64 in flight) on PostgreSQL, with every limit on but set high enough that nothing is refused, so the figures show what taking from the buckets costs: `RATE_LIMIT_STORE=memory` (each instance its own buckets) against `postgres` (one row per key, one statement per bucket, shared by every instance).")
+    w("")
+    w("| call | store | req/s | p50 ms | p99 ms | codes | req/s against memory |")
+    w("|---|---|---|---|---|---|---|")
+    for call, label in (("register", "Register"), ("resend", "ResendConfirmation")):
+        base = shared[("memory", call)]["throughput"]
+        for store in ("memory", "postgres"):
+            r = shared[(store, call)]
+            w("| %s | %s | %.1f | %.2f | %.2f | %s | %.0f%% |" % (
+                label, store, r["throughput"], r["latency_ms"]["p50"], r["latency_ms"]["p99"],
+                " ".join("%s=%d" % kv for kv in r["codes"].items()), 100 * r["throughput"] / base))
+    w("")
 mem, burst = load("memory.json"), load("burst_500.json")
 w("## Memory")
 w("")

@@ -169,6 +169,16 @@ echo "{\"idle_kib\": $IDLE_KIB, \"peak_kib\": $PEAK_KIB, \"after_burst_kib\": $A
 cat "$RESULTS/burst_500.json"
 stop_service
 
+step "shared limits: Register and ResendConfirmation with rate-limit buckets in memory, then in PostgreSQL"
+# Every limit on, and high enough that nothing is refused: what is measured
+# is what taking from the buckets costs.
+for store in memory postgres; do
+    start_service "$PG_URL" RATE_LIMITS=on RATE_LIMIT_STORE=$store RATE_LIMIT_PER_CLIENT=1000000000 RATE_LIMIT_PER_EMAIL=10
+    load "limits_${store}_register" register --concurrency 16 --connections 4
+    load "limits_${store}_resend" resend --concurrency 64 --connections 8
+    stop_service
+done
+
 step "memory: ResendConfirmation flooded with 5000 invalid 60 KiB addresses, then 20000 distinct valid ones"
 # The per-address limiter is on (it is what such a flood targets); all load
 # comes from one address, so the per-client limit is off.

@@ -32,6 +32,9 @@ struct Cli {
 enum Command {
     /// Register new accounts (unique addresses).
     Register(Load),
+    /// Ask for confirmation mails for unique addresses that have no account
+    /// (each call takes from the rate limits and records a cooldown).
+    Resend(Load),
     /// Confirm accounts with tokens minted for the ids in a file.
     Confirm {
         #[command(flatten)]
@@ -603,6 +606,15 @@ async fn main() -> anyhow::Result<()> {
                         .await
                         .map(|_| ())
                 }
+            })
+            .await?;
+            finish(&report, &load)
+        }
+        Command::Resend(load) => {
+            let run = uuid::Uuid::new_v4().simple().to_string();
+            let report = drive("resend", &load, move |i, channel| {
+                let email = format!("lg-resend-{}-{i}@loadgen.example", &run[..12]);
+                async move { resend(&channel, email).await }
             })
             .await?;
             finish(&report, &load)

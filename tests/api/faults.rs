@@ -121,9 +121,11 @@ async fn database_down_at_start_up_and_gone_mid_run() {
     let early = app
         .client
         .clone()
-        .resend_confirmation(account_service::proto::account::v1::ResendConfirmationRequest {
-            email: unique_email(),
-        })
+        .resend_confirmation(
+            account_service::proto::account::v1::ResendConfirmationRequest {
+                email: unique_email(),
+            },
+        )
         .await;
     assert_code(&early, Code::Unavailable);
 
