@@ -125,12 +125,18 @@ impl Access {
         certificate_name: Option<&Arc<str>>,
     ) -> Result<Arc<Caller>, AccessError> {
         let caller = self.identify(metadata, certificate_name)?;
-        let needed = required_scope(method);
-        if caller.scopes.grant(needed) {
-            Ok(caller)
-        } else {
-            Err(AccessError::ScopeMissing(needed))
-        }
+        check_scope(&caller, method)?;
+        Ok(caller)
+    }
+}
+
+/// Whether `caller` holds the scope that `method` needs.
+pub fn check_scope(caller: &Caller, method: &str) -> Result<(), AccessError> {
+    let needed = required_scope(method);
+    if caller.scopes.grant(needed) {
+        Ok(())
+    } else {
+        Err(AccessError::ScopeMissing(needed))
     }
 }
 

@@ -17,7 +17,7 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::access::{Access, Caller};
+use crate::access::{self, Access, Caller};
 use crate::domain::{Account, Email, NewAccount, RegistrationForm, ValidationErrors};
 use crate::limits::{LimitError, RateLimits};
 use crate::metrics::Metrics;
@@ -283,9 +283,11 @@ impl AccountGrpc {
             .extensions()
             .get::<PeerInfo>()
             .and_then(|p| p.certificate_name.clone());
+        // Identified first, so that a known caller refused for a missing
+        // scope is logged and counted under its own name.
         let caller = self
             .access
-            .authorize(method, request.metadata(), certificate_name.as_ref());
+            .identify(request.metadata(), certificate_name.as_ref());
         let (label, name) = match &caller {
             Ok(c) => (c.label, &*c.name),
             Err(_) => ("unauthenticated", "unauthenticated"),
@@ -303,6 +305,7 @@ impl AccountGrpc {
         };
         let result = async {
             let caller = caller.map_err(ServiceError::Access)?;
+            access::check_scope(&caller, method).map_err(ServiceError::Access)?;
             self.check_quota(&caller).await?;
             let _permit = self.admit()?;
             call(request).await

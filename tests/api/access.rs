@@ -316,6 +316,7 @@ async fn calls_are_counted_by_caller_and_metrics_can_move_off_the_public_port() 
     let file = KeysFile::new(&[
         ("checkout", &[Scope::AccountsRead], None),
         ("crm", &[Scope::AccountsRead], None),
+        ("newsletter", &[Scope::EventsRead], None),
     ]);
     let (var, value) = file.setting();
     let app = spawn_app(Backend::Sqlite)
@@ -333,6 +334,9 @@ async fn calls_are_counted_by_caller_and_metrics_can_move_off_the_public_port() 
     call(&app.channel, "GetAccount", Some("acs_wrong"))
         .await
         .unwrap_err();
+    // Known but refused for its scope: counted under its own name.
+    let refused = call(&app.channel, "GetAccount", Some(file.key("newsletter"))).await;
+    assert_code(&refused, Code::PermissionDenied);
 
     // /metrics is gone from the sidecar shoppers reach…
     let public = app.http.get(app.http_url("/metrics")).send().await.unwrap();
@@ -367,6 +371,10 @@ async fn calls_are_counted_by_caller_and_metrics_can_move_off_the_public_port() 
     assert_eq!(line("checkout").as_deref(), Some("3"), "{text}");
     assert_eq!(line("crm").as_deref(), Some("1"), "{text}");
     assert_eq!(line("unauthenticated").as_deref(), Some("1"), "{text}");
+    assert!(
+        text.contains("caller=\"newsletter\",code=\"PermissionDenied\"} 1"),
+        "{text}"
+    );
     assert!(!text.contains("acs_"), "no key in metrics");
 }
 

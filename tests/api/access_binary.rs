@@ -170,10 +170,35 @@ async fn the_binary_gates_every_call_and_logs_its_caller() {
     let file = KeysFile::new(&[
         ("checkout", &[Scope::AccountsRegister], None),
         ("crm", &[Scope::AccountsRead], None),
+        ("newsletter", &[Scope::EventsRead], None),
     ]);
     let service = Service::start(&[("API_KEYS_FILE", file.path.display().to_string())]).await;
     let channel = service.plaintext().await;
     let reason = |s: &tonic::Status| s.get_details_error_info().map(|i| i.reason);
+
+    // Each error case on every RPC.
+    for method in crate::access::RPCS {
+        let missing = call(&channel, method, None).await.unwrap_err();
+        assert_eq!(missing.code(), Code::Unauthenticated, "{method}");
+        assert_eq!(reason(&missing).as_deref(), Some("API_KEY_MISSING"));
+        let invalid = call(&channel, method, Some("acs_guess")).await.unwrap_err();
+        assert_eq!(invalid.code(), Code::Unauthenticated, "{method}");
+        assert_eq!(reason(&invalid).as_deref(), Some("API_KEY_INVALID"));
+        let denied = call(&channel, method, Some(file.key("newsletter")))
+            .await
+            .unwrap_err();
+        assert_eq!(denied.code(), Code::PermissionDenied, "{method}");
+        assert_eq!(reason(&denied).as_deref(), Some("SCOPE_MISSING"));
+        let needed = account_service::access::required_scope(method);
+        assert_eq!(
+            denied
+                .get_details_error_info()
+                .unwrap()
+                .metadata
+                .get("scope"),
+            Some(&needed.as_str().to_owned())
+        );
+    }
 
     let missing = call(&channel, "Register", None).await.unwrap_err();
     assert_eq!(missing.code(), Code::Unauthenticated);
@@ -209,6 +234,7 @@ async fn the_binary_gates_every_call_and_logs_its_caller() {
             [
                 "\"caller\":\"checkout\"",
                 "\"caller\":\"crm\"",
+                "\"caller\":\"newsletter\"",
                 "\"caller\":\"unauthenticated\""
             ]
             .iter()
@@ -216,6 +242,13 @@ async fn the_binary_gates_every_call_and_logs_its_caller() {
             "{line}"
         );
     }
+    // A known caller refused for its scope is logged under its own name.
+    assert!(
+        rpc_lines
+            .iter()
+            .any(|l| l.contains("\"caller\":\"newsletter\"") && l.contains("PermissionDenied")),
+        "{log}"
+    );
     for key in file.keys.values() {
         assert!(!log.contains(key.as_str()), "a key in the log");
     }
