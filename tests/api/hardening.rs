@@ -454,8 +454,8 @@ async fn cancelled_and_timed_out_calls_are_counted() {
             .text()
             .await
             .ok()?;
-        let deadline = "account_rpc_requests_total{method=\"Register\",code=\"DeadlineExceeded\"}";
-        let cancelled = "account_rpc_requests_total{method=\"Register\",code=\"Cancelled\"}";
+        let deadline = "account_rpc_requests_total{method=\"Register\",caller=\"anonymous\",code=\"DeadlineExceeded\"}";
+        let cancelled = "account_rpc_requests_total{method=\"Register\",caller=\"anonymous\",code=\"Cancelled\"}";
         (sample(&text, deadline) >= 1.0 && sample(&text, cancelled) >= 1.0).then_some(text)
     })
     .await;

@@ -51,8 +51,8 @@ async fn metrics_count_what_happens() {
     .await
     .expect("the delivery was not counted");
 
-    let ok = "account_rpc_requests_total{method=\"Register\",code=\"Ok\"}";
-    let invalid = "account_rpc_requests_total{method=\"Register\",code=\"InvalidArgument\"}";
+    let ok = "account_rpc_requests_total{method=\"Register\",caller=\"anonymous\",code=\"Ok\"}";
+    let invalid = "account_rpc_requests_total{method=\"Register\",caller=\"anonymous\",code=\"InvalidArgument\"}";
     assert_eq!(sample(&after, ok) - sample(&before, ok), 1.0);
     assert_eq!(sample(&after, invalid) - sample(&before, invalid), 1.0);
     assert!(
