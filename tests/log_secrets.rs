@@ -7,7 +7,9 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use account_service::proto::account::v1::ConfirmRegistrationRequest;
+use account_service::proto::account::v1::{
+    get_account_request, ConfirmRegistrationRequest, GetAccountRequest,
+};
 use account_testkit::*;
 
 #[derive(Clone)]
@@ -92,6 +94,37 @@ async fn no_secret_reaches_the_log() {
     .await;
     assert!(failed.is_some(), "the delivery failure was not recorded");
     drop(smtp_app);
+
+    // A caller's API key, and a wrong one, sent as metadata.
+    let key = account_service::access::new_key();
+    let wrong_key = account_service::access::new_key();
+    let keys_dir = tempfile::tempdir().unwrap();
+    let keys_file = keys_dir.path().join("callers.toml");
+    std::fs::write(
+        &keys_file,
+        account_service::access::file_entry(
+            "checkout",
+            &[account_service::access::Scope::AccountsRead],
+            &key,
+            None,
+        ),
+    )
+    .unwrap();
+    let keyed_app = spawn_app(Backend::Sqlite)
+        .set("API_KEYS_FILE", keys_file.display().to_string())
+        .await;
+    for presented in [&key, &wrong_key] {
+        let mut request = tonic::Request::new(GetAccountRequest {
+            lookup: Some(get_account_request::Lookup::Email(unique_email())),
+        });
+        request.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {presented}").parse().unwrap(),
+        );
+        let answer = keyed_app.client.clone().get_account(request).await;
+        assert!(answer.is_err());
+    }
+    drop(keyed_app);
     drop(app);
     tokio::time::sleep(Duration::from_millis(200)).await;
 
@@ -109,6 +142,9 @@ async fn no_secret_reaches_the_log() {
                 ("token signature", token.rsplit('.').next().unwrap()),
                 ("signing key", TEST_SECRET_KEY),
                 ("SMTP password", smtp_password),
+                ("API key", key.as_str()),
+                ("wrong API key", wrong_key.as_str()),
+                ("API key body", key.trim_start_matches("acs_")),
             ],
         );
     }
