@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound, Utc};
+use secrecy::SecretString;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -25,6 +26,15 @@ pub enum ServiceError {
     /// No caller, an unknown one, or one without the scope the call needs.
     #[error(transparent)]
     Access(AccessError),
+    /// Wrong password, or no account with that address.
+    #[error("{INVALID_CREDENTIALS}")]
+    InvalidCredentials,
+    /// The password matched, but the address was never confirmed.
+    #[error("E-mail is not verified.")]
+    EmailNotVerified,
+    /// Too many failed password checks for this address.
+    #[error("too many failed sign-in attempts; try again in {} s", .0.as_secs().max(1))]
+    LockedOut(std::time::Duration),
     /// The caller used up its requests_per_minute.
     #[error("this caller's request quota is used up; try again in {} s", .0.as_secs().max(1))]
     QuotaExceeded(std::time::Duration),
@@ -49,6 +59,9 @@ pub enum ServiceError {
     #[error("unexpected error")]
     Unexpected(#[source] anyhow::Error),
 }
+
+/// What a failed password check answers, known address or not.
+pub const INVALID_CREDENTIALS: &str = "Unable to log in with provided credentials.";
 
 impl From<StorageError> for ServiceError {
     fn from(e: StorageError) -> Self {
@@ -172,6 +185,36 @@ impl Lookup {
     }
 }
 
+/// Parses sign-in credentials: the address as Register would take it, and
+/// the password as sent (required, no NUL), with every violation at once.
+/// No other rule applies to the password: it is only compared.
+pub fn parse_credentials(
+    email: &str,
+    password: &str,
+) -> Result<(Email, SecretString), ValidationErrors> {
+    let email = parse_email(email);
+    let password_problem = if password.is_empty() {
+        Some(domain::REQUIRED)
+    } else if domain::has_nul(password) {
+        Some(domain::NULL_CHARACTERS)
+    } else {
+        None
+    };
+    match (email, password_problem) {
+        (Ok(email), None) => Ok((email, SecretString::from(password.to_owned()))),
+        (email, problem) => {
+            let mut errors = email.err().unwrap_or(ValidationErrors(Vec::new()));
+            if let Some(problem) = problem {
+                errors.0.push(FieldViolation {
+                    field: "password",
+                    description: problem.to_owned(),
+                });
+            }
+            Err(errors)
+        }
+    }
+}
+
 /// Parses an address sent on its own (ResendConfirmation, GetAccount), with
 /// the messages Register gives for the same field.
 pub fn parse_email(raw: &str) -> Result<Email, ValidationErrors> {
@@ -221,6 +264,38 @@ pub struct Accounts {
     confirmations: Arc<Batcher>,
     /// Concurrent look-ups by id, sent to the database as one statement.
     lookups: Arc<Batcher>,
+    sign_in: SignInPolicy,
+}
+
+/// When failed password checks lock an address out.
+#[derive(Debug, Clone, Copy)]
+pub struct SignInPolicy {
+    /// Consecutive failures that start a lockout.
+    pub max_failures: u32,
+    /// The first lockout; each further one lasts twice the one before.
+    pub lockout: std::time::Duration,
+}
+
+/// The longest lockout, however many came before.
+pub const MAX_LOCKOUT: std::time::Duration = std::time::Duration::from_secs(3600);
+
+impl SignInPolicy {
+    /// How long the lockout after `earlier` previous ones lasts.
+    pub fn lockout_after(&self, earlier: i64) -> std::time::Duration {
+        let doublings = u32::try_from(earlier.clamp(0, 31)).unwrap_or(31);
+        self.lockout
+            .saturating_mul(1u32 << doublings)
+            .min(MAX_LOCKOUT)
+    }
+}
+
+impl Default for SignInPolicy {
+    fn default() -> Self {
+        SignInPolicy {
+            max_failures: 5,
+            lockout: std::time::Duration::from_secs(60),
+        }
+    }
 }
 
 /// Database timestamps keep microseconds; rounding here makes what Register
@@ -261,7 +336,14 @@ impl Accounts {
             storage,
             enumeration_protection: false,
             metrics,
+            sign_in: SignInPolicy::default(),
         }
+    }
+
+    /// When failed password checks lock an address out.
+    pub fn with_sign_in_policy(mut self, policy: SignInPolicy) -> Self {
+        self.sign_in = policy;
+        self
     }
 
     /// With protection on, Register with a taken address answers like a
@@ -447,6 +529,73 @@ impl Accounts {
             tracing::debug!("confirmation mail not queued: no unverified account");
         }
         Ok(())
+    }
+
+    /// Checks a shopper's password at sign-in.
+    ///
+    /// A wrong password and an unknown address cost the same (the address is
+    /// checked against a dummy hash) and answer the same. Failures are
+    /// counted per address in the database, known or not; past
+    /// `max_failures` the address is locked out, without any hashing, for a
+    /// lockout that doubles each time. A match on a hash with other
+    /// parameters (or from the Django app) stores a current argon2id hash.
+    /// Only once the password matched is an unverified account told apart.
+    #[tracing::instrument(name = "check_password", skip_all)]
+    pub async fn check_password(
+        &self,
+        email: &Email,
+        password: SecretString,
+    ) -> Result<Account, ServiceError> {
+        self.ensure_ready()?;
+        let address = email.as_str();
+        let now = Utc::now();
+        let lock = self.storage.login_lock(address).await?;
+        if let Some(Some(until)) = lock {
+            if until > now {
+                let wait = (until - now).to_std().unwrap_or_default();
+                return Err(ServiceError::LockedOut(wait));
+            }
+        }
+        let found = self.storage.credentials_by_email(address).await?;
+        let verified = self
+            .hasher
+            .verify(password, found.as_ref().map(|(_, hash)| hash.as_str()))
+            .await?;
+        let (account, stored) = match found {
+            Some(found) if verified.matched => found,
+            _ => {
+                let (failures, lockouts) = self.storage.record_login_failure(address, now).await?;
+                if failures >= i64::from(self.sign_in.max_failures) {
+                    let lockout = self.sign_in.lockout_after(lockouts);
+                    let until = now
+                        + chrono::Duration::from_std(lockout).unwrap_or(chrono::Duration::hours(1));
+                    self.storage
+                        .lock_login(address, self.sign_in.max_failures, until)
+                        .await?;
+                    tracing::warn!(
+                        lockout_secs = lockout.as_secs(),
+                        "sign-in locked out after repeated failures"
+                    );
+                }
+                return Err(ServiceError::InvalidCredentials);
+            }
+        };
+        if lock.is_some() {
+            self.storage.clear_login_failures(address).await?;
+        }
+        if let Some(upgrade) = verified.upgrade {
+            let replaced = self
+                .storage
+                .replace_password_hash(account.id, &stored, &upgrade)
+                .await?;
+            if replaced {
+                tracing::info!(account_id = %account.id, "password hash upgraded to the current parameters");
+            }
+        }
+        if !account.verified {
+            return Err(ServiceError::EmailNotVerified);
+        }
+        Ok(account)
     }
 
     pub async fn get(&self, lookup: Lookup) -> Result<Account, ServiceError> {

@@ -133,7 +133,8 @@ impl Application {
             Arc::clone(&metrics),
         )
         .with_resend_cooldown(delivery.email_resend_cooldown)
-        .with_enumeration_protection(security.enumeration_protection);
+        .with_enumeration_protection(security.enumeration_protection)
+        .with_sign_in_policy(security.sign_in());
         let worker = DeliveryWorker::new(
             Arc::clone(&storage),
             dispatcher,

@@ -9,7 +9,7 @@ pub enum Scope {
     AccountsRegister,
     /// ConfirmRegistration.
     AccountsConfirm,
-    /// GetAccount.
+    /// GetAccount, CheckPassword.
     AccountsRead,
     /// Changes to existing accounts.
     AccountsWrite,
@@ -82,6 +82,7 @@ pub const RPC_SCOPES: &[(&str, Scope)] = &[
     ("ResendConfirmation", Scope::AccountsRegister),
     ("ConfirmRegistration", Scope::AccountsConfirm),
     ("GetAccount", Scope::AccountsRead),
+    ("CheckPassword", Scope::AccountsRead),
 ];
 
 /// The scope `method` needs; a method missing from the table needs

@@ -3,5 +3,5 @@
 mod password;
 mod token;
 
-pub use password::{hash_blocking, HashError, PasswordHash, PasswordHasher};
+pub use password::{hash_blocking, HashError, PasswordHash, PasswordHasher, Verified};
 pub use token::{ConfirmationTokens, TokenError};

@@ -1,4 +1,5 @@
-//! argon2id hashing on a fixed pool of threads, with a bounded queue.
+//! argon2id hashing and password checks on a fixed pool of threads, with a
+//! bounded queue; checks accept the Django app's hashes and upgrade them.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
@@ -26,6 +27,13 @@ const IDLE_RELEASE: Duration = Duration::from_secs(30);
 pub struct PasswordHash(SecretString);
 
 impl PasswordHash {
+    /// A stored hash, as read back from the database.
+    pub fn from_stored(stored: String) -> PasswordHash {
+        PasswordHash(SecretString::from(stored))
+    }
+}
+
+impl PasswordHash {
     pub fn expose(&self) -> &str {
         self.0.expose_secret()
     }
@@ -46,10 +54,33 @@ pub enum HashError {
     Failed(#[source] anyhow::Error),
 }
 
-struct Job {
-    password: Password,
-    reply: oneshot::Sender<Result<PasswordHash, HashError>>,
+enum Job {
+    Hash {
+        password: Password,
+        reply: oneshot::Sender<Result<PasswordHash, HashError>>,
+    },
+    Verify {
+        password: SecretString,
+        /// The stored hash, or `None` to check against the dummy hash.
+        stored: Option<SecretString>,
+        reply: oneshot::Sender<Result<Verified, HashError>>,
+    },
 }
+
+/// The outcome of checking a password against a stored hash.
+#[derive(Debug)]
+pub struct Verified {
+    pub matched: bool,
+    /// A hash of the password with the current parameters, when it matched
+    /// a hash made with other parameters or another algorithm.
+    pub upgrade: Option<PasswordHash>,
+}
+
+/// The largest argon2 memory cost a stored hash may ask for (256 MiB); a
+/// larger one is treated as not matching rather than allocated.
+const MAX_VERIFY_MEMORY_KIB: u32 = 262_144;
+/// The most PBKDF2 iterations a stored Django hash may ask for.
+const MAX_PBKDF2_ITERATIONS: u32 = 10_000_000;
 
 /// Hashes passwords on `concurrency` dedicated threads, never on the async
 /// executor.
@@ -63,6 +94,10 @@ struct Job {
 pub struct PasswordHasher {
     jobs: SyncSender<Job>,
     queued: Arc<AtomicUsize>,
+    /// What a check of an unknown address is made against: an argon2id hash
+    /// with the current parameters of a password nobody knows, so that it
+    /// costs what a check of a real account costs.
+    dummy: Arc<SecretString>,
 }
 
 impl PasswordHasher {
@@ -80,7 +115,21 @@ impl PasswordHasher {
                 tracing::error!(error = %e, "cannot start a password hashing thread");
             }
         }
-        PasswordHasher { jobs, queued }
+        let dummy = {
+            let mut secret = [0u8; 32];
+            argon2::password_hash::rand_core::RngCore::fill_bytes(&mut OsRng, &mut secret);
+            let unknowable: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+            hash_blocking(&unknowable).map_or_else(
+                // Never matches anything: still the same parse-and-compare path.
+                |_| SecretString::from(String::new()),
+                |h| h.0,
+            )
+        };
+        PasswordHasher {
+            jobs,
+            queued,
+            dummy: Arc::new(dummy),
+        }
     }
 
     /// Requests waiting for a hashing thread.
@@ -90,8 +139,37 @@ impl PasswordHasher {
 
     pub async fn hash(&self, password: Password) -> Result<PasswordHash, HashError> {
         let (reply, answer) = oneshot::channel();
+        self.submit(Job::Hash { password, reply })?;
+        answer.await.map_err(|_| {
+            HashError::Failed(anyhow::anyhow!("the password hashing thread stopped"))
+        })?
+    }
+
+    /// Checks `password` against `stored` (this service's argon2id, or the
+    /// Django app's `argon2$…` and `pbkdf2_sha256$…`), or, for an unknown
+    /// account (`None`), against a dummy hash at the same cost.
+    pub async fn verify(
+        &self,
+        password: SecretString,
+        stored: Option<&str>,
+    ) -> Result<Verified, HashError> {
+        let stored = Some(SecretString::from(
+            stored.unwrap_or(self.dummy.expose_secret()).to_owned(),
+        ));
+        let (reply, answer) = oneshot::channel();
+        self.submit(Job::Verify {
+            password,
+            stored,
+            reply,
+        })?;
+        answer.await.map_err(|_| {
+            HashError::Failed(anyhow::anyhow!("the password hashing thread stopped"))
+        })?
+    }
+
+    fn submit(&self, job: Job) -> Result<(), HashError> {
         self.queued.fetch_add(1, Ordering::Relaxed);
-        match self.jobs.try_send(Job { password, reply }) {
+        match self.jobs.try_send(job) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 self.queued.fetch_sub(1, Ordering::Relaxed);
@@ -104,9 +182,7 @@ impl PasswordHasher {
                 )));
             }
         }
-        answer.await.map_err(|_| {
-            HashError::Failed(anyhow::anyhow!("the password hashing thread stopped"))
-        })?
+        Ok(())
     }
 }
 
@@ -127,9 +203,20 @@ fn hashing_thread(receiver: &Mutex<Receiver<Job>>, queued: &AtomicUsize) {
         };
         queued.fetch_sub(1, Ordering::Relaxed);
         let blocks = memory.get_or_insert_with(|| vec![Block::default(); MEMORY_KIB as usize]);
-        let result = hash_with_memory(job.password.expose(), blocks);
         // The caller may have gone away (request cancelled): nothing to do.
-        let _ = job.reply.send(result);
+        match job {
+            Job::Hash { password, reply } => {
+                let _ = reply.send(hash_with_memory(password.expose(), blocks));
+            }
+            Job::Verify {
+                password,
+                stored,
+                reply,
+            } => {
+                let stored = stored.as_ref().map_or("", |s| s.expose_secret());
+                let _ = reply.send(verify_with_memory(password.expose_secret(), stored, blocks));
+            }
+        }
     }
 }
 
@@ -164,6 +251,113 @@ fn hash_with_memory(password: &str, blocks: &mut [Block]) -> Result<PasswordHash
         "$argon2id$v=19$m={MEMORY_KIB},t={ITERATIONS},p={PARALLELISM}${}${output}",
         salt.as_str()
     ))))
+}
+
+/// Checks `password` against `stored` on the current thread, reusing
+/// `blocks` when the hash has the current parameters; computes the upgraded
+/// hash when it matched anything else.
+fn verify_with_memory(
+    password: &str,
+    stored: &str,
+    blocks: &mut [Block],
+) -> Result<Verified, HashError> {
+    let (matched, current) = if let Some(django) = stored.strip_prefix("pbkdf2_sha256$") {
+        (pbkdf2_matches(password, django), false)
+    } else if let Some(phc) = stored.strip_prefix("argon2$") {
+        // Django writes its argon2 hashes as `argon2` + the PHC string.
+        (
+            argon2_matches(password, &format!("${phc}"), blocks).0,
+            false,
+        )
+    } else if stored.starts_with("$argon2") {
+        argon2_matches(password, stored, blocks)
+    } else {
+        (false, false)
+    };
+    let upgrade = if matched && !current {
+        Some(hash_with_memory(password, blocks)?)
+    } else {
+        None
+    };
+    Ok(Verified { matched, upgrade })
+}
+
+/// (matched, made with the current parameters) for a PHC argon2 string.
+fn argon2_matches(password: &str, phc: &str, blocks: &mut [Block]) -> (bool, bool) {
+    use argon2::password_hash::{PasswordHash as Phc, PasswordVerifier};
+    use subtle::ConstantTimeEq;
+
+    let Ok(parsed) = Phc::new(phc) else {
+        return (false, false);
+    };
+    let Ok(params) = Params::try_from(&parsed) else {
+        return (false, false);
+    };
+    let current = parsed.algorithm == Algorithm::Argon2id.ident()
+        && parsed.version == Some(Version::V0x13 as u32)
+        && params.m_cost() == MEMORY_KIB
+        && params.t_cost() == ITERATIONS
+        && params.p_cost() == PARALLELISM;
+    if current {
+        // The hashing thread's own work area: no 19 MiB allocation per check.
+        let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+            return (false, true);
+        };
+        let mut salt_bytes = [0u8; 64];
+        let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
+            return (false, true);
+        };
+        let mut out = vec![0u8; expected.len()];
+        let computed = Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+            .hash_password_into_with_memory(password.as_bytes(), salt, &mut out, &mut *blocks);
+        return (
+            computed.is_ok() && bool::from(out.as_slice().ct_eq(expected.as_bytes())),
+            true,
+        );
+    }
+    if params.m_cost() > MAX_VERIFY_MEMORY_KIB {
+        return (false, false);
+    }
+    (
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
+        false,
+    )
+}
+
+/// Django's PBKDF2-SHA256: `<iterations>$<salt>$<base64 of the derived key>`.
+fn pbkdf2_matches(password: &str, rest: &str) -> bool {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
+    use subtle::ConstantTimeEq;
+
+    let mut parts = rest.splitn(3, '$');
+    let (Some(iterations), Some(salt), Some(encoded)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let Ok(iterations) = iterations.parse::<u32>() else {
+        return false;
+    };
+    let Ok(expected) = STANDARD.decode(encoded) else {
+        return false;
+    };
+    if iterations == 0
+        || iterations > MAX_PBKDF2_ITERATIONS
+        || expected.is_empty()
+        || expected.len() > 64
+    {
+        return false;
+    }
+    let mut derived = vec![0u8; expected.len()];
+    pbkdf2::pbkdf2_hmac::<sha2::Sha256>(
+        password.as_bytes(),
+        salt.as_bytes(),
+        iterations,
+        &mut derived,
+    );
+    bool::from(derived.ct_eq(&expected))
 }
 
 #[cfg(test)]
@@ -212,5 +406,106 @@ mod tests {
         assert!(ok >= 1);
         assert_eq!(busy + ok, 8);
         assert_eq!(hasher.queued(), 0);
+    }
+
+    fn check(stored: &str, password: &str) -> Verified {
+        let mut blocks = vec![Block::default(); MEMORY_KIB as usize];
+        verify_with_memory(password, stored, &mut blocks).unwrap()
+    }
+
+    #[test]
+    fn current_hashes_match_without_an_upgrade() {
+        let hash = hash_blocking("secret123").unwrap();
+        let ok = check(hash.expose(), "secret123");
+        assert!(ok.matched && ok.upgrade.is_none());
+        let wrong = check(hash.expose(), "secret124");
+        assert!(!wrong.matched && wrong.upgrade.is_none());
+    }
+
+    #[test]
+    fn django_pbkdf2_hashes_match_and_are_upgraded() {
+        // hashlib.pbkdf2_hmac('sha256', password, salt, iterations), base64:
+        // Django's PBKDF2PasswordHasher.
+        let cases = [
+            (
+                "secret123",
+                "pbkdf2_sha256$1000$seasalt$Uxc9q1exjd73R/bOV1+XCRfBdA80RZQWCPtidXIAyIE=",
+            ),
+            (
+                "lètmein-9",
+                "pbkdf2_sha256$260000$Qm9vb2s$IIYzJJ4d0dMCWDGNcJVkEdQDVkxCrRNVCtrtlXPm9Ms=",
+            ),
+        ];
+        for (password, stored) in cases {
+            let ok = check(stored, password);
+            assert!(ok.matched, "{stored}");
+            let upgraded = ok.upgrade.expect("upgraded to argon2id");
+            assert!(upgraded
+                .expose()
+                .starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+            assert!(check(upgraded.expose(), password).matched);
+            let wrong = check(stored, "not-the-password1");
+            assert!(!wrong.matched && wrong.upgrade.is_none());
+        }
+    }
+
+    #[test]
+    fn other_argon2_parameters_and_djangos_prefix_are_upgraded() {
+        let weak = Params::new(1024, 1, 1, None).unwrap();
+        let salt = SaltString::generate(&mut OsRng);
+        let phc = argon2::password_hash::PasswordHasher::hash_password(
+            &Argon2::new(Algorithm::Argon2id, Version::V0x13, weak.clone()),
+            b"secret123",
+            &salt,
+        )
+        .unwrap()
+        .to_string();
+        let ok = check(&phc, "secret123");
+        assert!(ok.matched && ok.upgrade.is_some());
+        let django = format!("argon2{phc}");
+        let ok = check(&django, "secret123");
+        assert!(ok.matched && ok.upgrade.is_some());
+        assert!(!check(&django, "secret124").matched);
+        let argon2i = argon2::password_hash::PasswordHasher::hash_password(
+            &Argon2::new(Algorithm::Argon2i, Version::V0x13, weak),
+            b"secret123",
+            &salt,
+        )
+        .unwrap()
+        .to_string();
+        assert!(check(&argon2i, "secret123").upgrade.is_some());
+    }
+
+    #[test]
+    fn malformed_or_unknown_hashes_never_match() {
+        for stored in [
+            "",
+            "plain",
+            "md5$abc$def",
+            "pbkdf2_sha256$",
+            "pbkdf2_sha256$0$salt$AAAA",
+            "pbkdf2_sha256$99999999999$salt$AAAA",
+            "pbkdf2_sha256$1000$salt$not base64!",
+            "$argon2id$v=19$m=4194304,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+            "$argon2id$garbage",
+            "argon2$",
+        ] {
+            let v = check(stored, "secret123");
+            assert!(!v.matched && v.upgrade.is_none(), "{stored}");
+        }
+    }
+
+    #[tokio::test]
+    async fn unknown_accounts_are_checked_against_a_dummy() {
+        let hasher = PasswordHasher::new(1, 4);
+        let v = hasher
+            .verify(SecretString::from("secret123".to_owned()), None)
+            .await
+            .unwrap();
+        assert!(!v.matched && v.upgrade.is_none());
+        assert!(hasher
+            .dummy
+            .expose_secret()
+            .starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
     }
 }

@@ -138,6 +138,13 @@ pub struct SecuritySettings {
     /// (the owner gets an "you already have an account" mail instead).
     #[arg(long, env, default_value = "off", value_parser = switch, action = ArgAction::Set)]
     pub enumeration_protection: bool,
+    /// Consecutive failed password checks for one address that lock it out.
+    #[arg(long, env, default_value = "5", value_parser = bounded::<u32>(1, 1000))]
+    pub login_max_failures: u32,
+    /// Seconds of the first sign-in lockout; each further one doubles, up to one hour.
+    #[arg(long, env, default_value = "60",
+        value_parser = bounded::<u64>(1, crate::service::MAX_LOCKOUT.as_secs()))]
+    pub login_lockout: u64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -346,6 +353,14 @@ impl SecuritySettings {
         match &self.secret_key {
             Some(k) if !k.expose_secret().is_empty() => k.expose_secret(),
             _ => DEVELOPMENT_SECRET_KEY,
+        }
+    }
+
+    /// When failed password checks lock an address out.
+    pub fn sign_in(&self) -> crate::service::SignInPolicy {
+        crate::service::SignInPolicy {
+            max_failures: self.login_max_failures,
+            lockout: Duration::from_secs(self.login_lockout),
         }
     }
 

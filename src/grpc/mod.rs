@@ -24,7 +24,7 @@ use crate::metrics::Metrics;
 use crate::net::PeerInfo;
 use crate::proto::account::v1 as pb;
 use crate::proto::account::v1::account_service_server::AccountService;
-use crate::service::{parse_email, Accounts, Lookup, ServiceError};
+use crate::service::{parse_credentials, parse_email, Accounts, Lookup, ServiceError};
 
 pub use pb::account_service_server::AccountServiceServer;
 pub use serve::{serve, ConnectionLimits, GrpcSecurity, GrpcServer, Health};
@@ -378,6 +378,22 @@ impl AccountService for AccountGrpc {
             self.check_limits(client, &email).await?;
             self.accounts.resend_confirmation(&email).await?;
             Ok(pb::ResendConfirmationResponse {})
+        })
+        .await
+    }
+
+    async fn check_password(
+        &self,
+        request: Request<pb::CheckPasswordRequest>,
+    ) -> Result<Response<pb::CheckPasswordResponse>, Status> {
+        self.handle("CheckPassword", request, |request| async move {
+            let request = request.into_inner();
+            let (email, password) = parse_credentials(&request.email, &request.password)
+                .map_err(ServiceError::Invalid)?;
+            let account = self.accounts.check_password(&email, password).await?;
+            Ok(pb::CheckPasswordResponse {
+                account: Some(to_proto(account)),
+            })
         })
         .await
     }

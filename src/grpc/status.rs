@@ -33,6 +33,21 @@ pub fn access_status(e: &AccessError) -> Status {
 pub fn to_status(e: &ServiceError) -> Status {
     match e {
         ServiceError::Access(access) => access_status(access),
+        ServiceError::InvalidCredentials => Status::with_error_details(
+            Code::Unauthenticated,
+            e.to_string(),
+            ErrorDetails::with_error_info("INVALID_CREDENTIALS", ERROR_DOMAIN, HashMap::new()),
+        ),
+        ServiceError::EmailNotVerified => Status::with_error_details(
+            Code::FailedPrecondition,
+            e.to_string(),
+            ErrorDetails::with_error_info("EMAIL_NOT_VERIFIED", ERROR_DOMAIN, HashMap::new()),
+        ),
+        ServiceError::LockedOut(wait) => {
+            let mut details = ErrorDetails::with_retry_info(Some(*wait));
+            details.set_error_info("LOGIN_LOCKED", ERROR_DOMAIN, HashMap::new());
+            Status::with_error_details(Code::ResourceExhausted, e.to_string(), details)
+        }
         ServiceError::QuotaExceeded(wait) => {
             let mut details = ErrorDetails::with_retry_info(Some(*wait));
             details.set_error_info("QUOTA_EXCEEDED", ERROR_DOMAIN, HashMap::new());

@@ -14,6 +14,10 @@ use crate::metrics::Metrics;
 use crate::storage::{ClaimedMessage, MailFailure, Storage, StorageError};
 use crate::telemetry::error_chain;
 
+/// How long failed sign-in counts are kept after the last failure (once no
+/// lockout is running): consecutive failures a day apart are not an attack.
+const LOGIN_FAILURES_KEPT: Duration = Duration::from_secs(86_400);
+
 /// When to try a failed message again, and when to give up.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
@@ -146,8 +150,9 @@ impl DeliveryWorker {
         self
     }
 
-    /// Housekeeping: deletes delivered messages older than the retention and
-    /// resend cooldowns that have run out. Returns how many rows went.
+    /// Housekeeping: deletes delivered messages older than the retention,
+    /// resend cooldowns that have run out, and failed sign-in counts a day
+    /// old whose lockout is over. Returns how many rows went.
     pub async fn prune(&self) -> Result<u64, StorageError> {
         let now = Utc::now();
         let before = |age: Duration| {
@@ -162,14 +167,22 @@ impl DeliveryWorker {
             .storage
             .prune_resend_cooldowns(before(self.resend_cooldown))
             .await;
-        let (pruned, cooldowns) = (pruned?, cooldowns?);
+        // Failed sign-ins are forgotten after a day without another.
+        let failures = self
+            .storage
+            .prune_login_failures(before(LOGIN_FAILURES_KEPT))
+            .await;
+        let (pruned, cooldowns, failures) = (pruned?, cooldowns?, failures?);
+        if failures > 0 {
+            tracing::debug!(failures, "pruned old failed sign-in counts");
+        }
         if pruned > 0 {
             tracing::info!(pruned, "pruned delivered mail past its retention");
         }
         if cooldowns > 0 {
             tracing::debug!(cooldowns, "pruned expired resend cooldowns");
         }
-        Ok(pruned + cooldowns)
+        Ok(pruned + cooldowns + failures)
     }
 
     /// Claims the due messages (one batch) and delivers them concurrently.

@@ -15,8 +15,9 @@ use uuid::Uuid;
 use super::dialect::{Conn, DbRow, Engine, Param};
 use super::sql::{self, Sql};
 use super::{
-    compare_schema, rows, AccountStore, ClaimedMessage, DeadLetter, Lifecycle, LimitStore,
-    MailFailure, Operations, OutboxMessage, OutboxStatus, OutboxStore, PoolSettings, StorageError,
+    compare_schema, rows, AccountStore, ClaimedMessage, CredentialStore, DeadLetter, Lifecycle,
+    LimitStore, MailFailure, Operations, OutboxMessage, OutboxStatus, OutboxStore, PoolSettings,
+    StorageError,
 };
 use crate::auth::PasswordHash;
 use crate::domain::Account;
@@ -462,6 +463,79 @@ impl<D: Engine> LimitStore for SqlStorage<D> {
 
     async fn prune_buckets(&self, now_us: i64) -> Result<u64, StorageError> {
         self.execute(&sql::PRUNE_BUCKETS, &[Param::Int(now_us)])
+            .await
+    }
+}
+
+#[async_trait]
+impl<D: Engine> CredentialStore for SqlStorage<D> {
+    async fn credentials_by_email(
+        &self,
+        email: &str,
+    ) -> Result<Option<(Account, String)>, StorageError> {
+        let rows = self
+            .fetch(&sql::CREDENTIALS_BY_EMAIL, &[Param::Text(email)])
+            .await?;
+        rows.first()
+            .map(|row| Ok((rows::account::<D>(row)?, D::text(row, "password_hash")?)))
+            .transpose()
+    }
+
+    async fn replace_password_hash(
+        &self,
+        id: Uuid,
+        old: &str,
+        new: &PasswordHash,
+    ) -> Result<bool, StorageError> {
+        let params = [Param::Uuid(id), Param::Text(old), Param::Text(new.expose())];
+        Ok(self.execute(&sql::REPLACE_PASSWORD_HASH, &params).await? == 1)
+    }
+
+    async fn login_lock(&self, email: &str) -> Result<Option<Option<DateTime<Utc>>>, StorageError> {
+        let rows = self.fetch(&sql::LOGIN_LOCK, &[Param::Text(email)]).await?;
+        rows.first()
+            .map(|row| D::optional_time(row, "locked_until"))
+            .transpose()
+    }
+
+    async fn record_login_failure(
+        &self,
+        email: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(i64, i64), StorageError> {
+        let row = first(
+            self.fetch(
+                &sql::RECORD_LOGIN_FAILURE,
+                &[Param::Text(email), Param::Time(now)],
+            )
+            .await?,
+        )?;
+        Ok((D::integer(&row, "failures")?, D::integer(&row, "lockouts")?))
+    }
+
+    async fn lock_login(
+        &self,
+        email: &str,
+        max_failures: u32,
+        until: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        let params = [
+            Param::Text(email),
+            Param::Int(i64::from(max_failures)),
+            Param::Time(until),
+        ];
+        self.execute(&sql::LOCK_LOGIN, &params).await?;
+        Ok(())
+    }
+
+    async fn clear_login_failures(&self, email: &str) -> Result<(), StorageError> {
+        self.execute(&sql::CLEAR_LOGIN_FAILURES, &[Param::Text(email)])
+            .await?;
+        Ok(())
+    }
+
+    async fn prune_login_failures(&self, before: DateTime<Utc>) -> Result<u64, StorageError> {
+        self.execute(&sql::PRUNE_LOGIN_FAILURES, &[Param::Time(before)])
             .await
     }
 }

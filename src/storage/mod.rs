@@ -296,6 +296,52 @@ pub trait Operations: Send + Sync + 'static {
     ) -> Result<u64, StorageError>;
 }
 
+/// What a password check needs: the stored hash, its upgrade, and the
+/// failed-attempt counts behind the sign-in lockout.
+#[async_trait]
+pub trait CredentialStore: Send + Sync + 'static {
+    /// The account with `email` and its stored password hash.
+    async fn credentials_by_email(
+        &self,
+        email: &str,
+    ) -> Result<Option<(Account, String)>, StorageError>;
+
+    /// Replaces the hash of `id` if it is still `old`. Returns whether it did.
+    async fn replace_password_hash(
+        &self,
+        id: Uuid,
+        old: &str,
+        new: &PasswordHash,
+    ) -> Result<bool, StorageError>;
+
+    /// `None` when `email` has no failures on record; else when its lockout
+    /// ends (`Some(None)`: counted, not locked).
+    async fn login_lock(&self, email: &str) -> Result<Option<Option<DateTime<Utc>>>, StorageError>;
+
+    /// Counts one failure; returns (failures since the last success or
+    /// lockout, lockouts since the last success).
+    async fn record_login_failure(
+        &self,
+        email: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(i64, i64), StorageError>;
+
+    /// Locks `email` until `until` if it has at least `max_failures` failures
+    /// counted (once, whichever instance gets there first).
+    async fn lock_login(
+        &self,
+        email: &str,
+        max_failures: u32,
+        until: DateTime<Utc>,
+    ) -> Result<(), StorageError>;
+
+    /// Forgets the failures of `email` (a successful check).
+    async fn clear_login_failures(&self, email: &str) -> Result<(), StorageError>;
+
+    /// Forgets failures last seen before `before` whose lockout is over.
+    async fn prune_login_failures(&self, before: DateTime<Utc>) -> Result<u64, StorageError>;
+}
+
 /// Rate-limit buckets that every instance on the database shares.
 #[async_trait]
 pub trait LimitStore: Send + Sync + 'static {
@@ -317,9 +363,15 @@ pub trait LimitStore: Send + Sync + 'static {
 
 /// Everything the service stores. Implementations translate driver errors
 /// into [`StorageError`] by error kind, never by message text.
-pub trait Storage: Lifecycle + AccountStore + OutboxStore + Operations + LimitStore {}
+pub trait Storage:
+    Lifecycle + AccountStore + CredentialStore + OutboxStore + Operations + LimitStore
+{
+}
 
-impl<T: Lifecycle + AccountStore + OutboxStore + Operations + LimitStore + ?Sized> Storage for T {}
+impl<T> Storage for T where
+    T: Lifecycle + AccountStore + CredentialStore + OutboxStore + Operations + LimitStore + ?Sized
+{
+}
 
 /// Compares the migrations applied to a database (version, success,
 /// checksum, in version order; `None` when it has no migrations table) with

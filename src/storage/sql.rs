@@ -298,3 +298,40 @@ pub(super) const TAKE_FROM_BUCKET: Sql = Sql::both(
 
 /// Buckets that are full again hold nothing worth keeping.
 pub(super) const PRUNE_BUCKETS: Sql = Sql::both("DELETE FROM rate_limit_buckets WHERE tat <= $1");
+
+pub(super) const CREDENTIALS_BY_EMAIL: Sql = Sql::both(concat!(
+    "SELECT ",
+    account_columns!(),
+    ", password_hash FROM accounts WHERE email = $1"
+));
+
+/// Replaces a hash only if it is still the one that was checked.
+pub(super) const REPLACE_PASSWORD_HASH: Sql =
+    Sql::both("UPDATE accounts SET password_hash = $3 WHERE id = $1 AND password_hash = $2");
+
+pub(super) const LOGIN_LOCK: Sql =
+    Sql::both("SELECT locked_until FROM login_failures WHERE email = $1");
+
+/// Counts one failure, atomically across instances.
+pub(super) const RECORD_LOGIN_FAILURE: Sql = Sql::both(
+    "INSERT INTO login_failures (email, failures, lockouts, locked_until, last_failed_at) \
+     VALUES ($1, 1, 0, NULL, $2) \
+     ON CONFLICT (email) DO UPDATE SET failures = login_failures.failures + 1, \
+       last_failed_at = excluded.last_failed_at \
+     RETURNING failures, lockouts",
+);
+
+/// Starts a lockout once; of two instances that both saw the threshold, the
+/// second finds the failures reset and changes nothing.
+pub(super) const LOCK_LOGIN: Sql = Sql::both(
+    "UPDATE login_failures SET failures = 0, lockouts = lockouts + 1, locked_until = $3 \
+     WHERE email = $1 AND failures >= $2",
+);
+
+pub(super) const CLEAR_LOGIN_FAILURES: Sql =
+    Sql::both("DELETE FROM login_failures WHERE email = $1");
+
+pub(super) const PRUNE_LOGIN_FAILURES: Sql = Sql::both(
+    "DELETE FROM login_failures WHERE last_failed_at < $1 \
+     AND (locked_until IS NULL OR locked_until < $1)",
+);

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use account_service::access::{file_entry, new_key, Scope};
 use account_service::proto::account::v1::account_service_client::AccountServiceClient;
 use account_service::proto::account::v1::{
-    get_account_request, ConfirmRegistrationRequest, GetAccountRequest, ResendConfirmationRequest,
+    get_account_request, CheckPasswordRequest, ConfirmRegistrationRequest, GetAccountRequest,
+    ResendConfirmationRequest,
 };
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
@@ -67,11 +68,12 @@ pub fn with_key<T>(message: T, key: Option<&str>) -> Request<T> {
     request
 }
 
-pub const RPCS: [&str; 4] = [
+pub const RPCS: [&str; 5] = [
     "Register",
     "ResendConfirmation",
     "ConfirmRegistration",
     "GetAccount",
+    "CheckPassword",
 ];
 
 /// Calls `method` with a plausible request; only whether the call got past
@@ -106,15 +108,33 @@ pub async fn call(channel: &Channel, method: &str, key: Option<&str>) -> Result<
             ))
             .await
             .map(drop),
+        "CheckPassword" => client
+            .check_password(with_key(
+                CheckPasswordRequest {
+                    email,
+                    password: "secret123".into(),
+                },
+                key,
+            ))
+            .await
+            .map(drop),
         other => panic!("no such RPC {other}"),
     }
 }
 
-fn admitted(result: &Result<(), Status>) -> bool {
-    !matches!(
-        result.as_ref().map_err(Status::code),
-        Err(Code::Unauthenticated | Code::PermissionDenied)
-    )
+/// Whether a call got past authentication and scopes (CheckPassword's own
+/// UNAUTHENTICATED, for wrong credentials, is an answer from past them).
+pub fn admitted(result: &Result<(), Status>) -> bool {
+    match result {
+        Ok(()) => true,
+        Err(status) => match status.code() {
+            Code::PermissionDenied => false,
+            Code::Unauthenticated => status
+                .get_details_error_info()
+                .is_some_and(|i| i.reason == "INVALID_CREDENTIALS"),
+            _ => true,
+        },
+    }
 }
 
 fn error_info(status: &Status) -> (String, HashMap<String, String>) {
@@ -141,6 +161,7 @@ async fn every_rpc_needs_a_valid_key_with_its_scope() {
         ("ResendConfirmation", "accounts:register", "registrar"),
         ("ConfirmRegistration", "accounts:confirm", "confirmer"),
         ("GetAccount", "accounts:read", "reader"),
+        ("CheckPassword", "accounts:read", "reader"),
     ];
     for (method, scope, holder) in needs {
         // No key.

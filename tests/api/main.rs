@@ -18,6 +18,7 @@ mod memory;
 mod operations;
 mod register;
 mod resend;
+mod sign_in;
 mod storage;
 mod tls;
 mod worker;

@@ -10,8 +10,8 @@ use account_service::mail::{
     DeliveryWorker, ExecutionOutcome, FileDispatcher, MailComposer, RetryPolicy,
 };
 use account_service::storage::{
-    AccountStore, ClaimedMessage, DeadLetter, Lifecycle, LimitStore, MailFailure, Operations,
-    OutboxMessage, OutboxStatus, OutboxStore, Storage, StorageError,
+    AccountStore, ClaimedMessage, CredentialStore, DeadLetter, Lifecycle, LimitStore, MailFailure,
+    Operations, OutboxMessage, OutboxStatus, OutboxStore, Storage, StorageError,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -156,6 +156,48 @@ impl Operations for FlakySentMarks {
         now: DateTime<Utc>,
     ) -> Result<u64, StorageError> {
         self.inner.retry_dead_letters(id, now).await
+    }
+}
+
+#[async_trait]
+impl CredentialStore for FlakySentMarks {
+    async fn credentials_by_email(
+        &self,
+        email: &str,
+    ) -> Result<Option<(Account, String)>, StorageError> {
+        self.inner.credentials_by_email(email).await
+    }
+    async fn replace_password_hash(
+        &self,
+        id: Uuid,
+        old: &str,
+        new: &PasswordHash,
+    ) -> Result<bool, StorageError> {
+        self.inner.replace_password_hash(id, old, new).await
+    }
+    async fn login_lock(&self, email: &str) -> Result<Option<Option<DateTime<Utc>>>, StorageError> {
+        self.inner.login_lock(email).await
+    }
+    async fn record_login_failure(
+        &self,
+        email: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(i64, i64), StorageError> {
+        self.inner.record_login_failure(email, now).await
+    }
+    async fn lock_login(
+        &self,
+        email: &str,
+        max_failures: u32,
+        until: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        self.inner.lock_login(email, max_failures, until).await
+    }
+    async fn clear_login_failures(&self, email: &str) -> Result<(), StorageError> {
+        self.inner.clear_login_failures(email).await
+    }
+    async fn prune_login_failures(&self, before: DateTime<Utc>) -> Result<u64, StorageError> {
+        self.inner.prune_login_failures(before).await
     }
 }
 
