@@ -76,6 +76,10 @@ pub struct Metrics {
     pub outbox: Family<StateLabels, Gauge>,
     /// Registrations waiting for a password hashing thread, refreshed at each scrape.
     pub hash_queue: Gauge,
+    /// Password hashes computed or checked (Register, CheckPassword), brought
+    /// up to date at each scrape.
+    password_hashes: Counter,
+    password_hashes_sync: std::sync::Mutex<()>,
     /// Bumped whenever the outbox may have changed (mail queued here or
     /// announced by another instance, a batch delivered), so that the gauges
     /// are read from the database only when there is something new.
@@ -89,6 +93,18 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Brings the password hash counter up to `total` (the hasher's count).
+    pub fn set_password_hashes(&self, total: u64) {
+        let _one_at_a_time = self
+            .password_hashes_sync
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let seen = self.password_hashes.get();
+        if total > seen {
+            self.password_hashes.inc_by(total - seen);
+        }
+    }
+
     /// The outbox may have changed: the next gauge refresh reads it.
     pub fn outbox_changed(&self) {
         self.outbox_changes
@@ -109,6 +125,7 @@ impl Metrics {
         let deliveries = Family::<OutcomeLabels, Counter>::default();
         let outbox = Family::<StateLabels, Gauge>::default();
         let hash_queue = Gauge::default();
+        let password_hashes = Counter::default();
         registry.register(
             "rpc_requests",
             "gRPC calls handled, by method, caller and status code",
@@ -149,6 +166,11 @@ impl Metrics {
             "Registrations waiting for a password hashing thread",
             hash_queue.clone(),
         );
+        registry.register(
+            "password_hashes",
+            "Password hashes computed or checked",
+            password_hashes.clone(),
+        );
         Metrics {
             registry,
             rpc_requests,
@@ -159,6 +181,8 @@ impl Metrics {
             deliveries,
             outbox,
             hash_queue,
+            password_hashes,
+            password_hashes_sync: std::sync::Mutex::new(()),
             outbox_changes: std::sync::atomic::AtomicU64::new(0),
         }
     }

@@ -1,7 +1,7 @@
 //! argon2id hashing and password checks on a fixed pool of threads, with a
 //! bounded queue; checks accept the Django app's hashes and upgrade them.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -94,6 +94,8 @@ const MAX_PBKDF2_ITERATIONS: u32 = 10_000_000;
 pub struct PasswordHasher {
     jobs: SyncSender<Job>,
     queued: Arc<AtomicUsize>,
+    /// Argon2 and PBKDF2 computations done, hashes and checks alike.
+    computed: Arc<AtomicU64>,
     /// What a check of an unknown address is made against: an argon2id hash
     /// with the current parameters of a password nobody knows, so that it
     /// costs what a check of a real account costs.
@@ -105,12 +107,14 @@ impl PasswordHasher {
         let (jobs, receiver) = sync_channel::<Job>(queue);
         let receiver = Arc::new(Mutex::new(receiver));
         let queued = Arc::new(AtomicUsize::new(0));
+        let computed = Arc::new(AtomicU64::new(0));
         for i in 0..concurrency.max(1) {
             let receiver = Arc::clone(&receiver);
             let queued = Arc::clone(&queued);
+            let computed = Arc::clone(&computed);
             let spawned = std::thread::Builder::new()
                 .name(format!("argon2-{i}"))
-                .spawn(move || hashing_thread(&receiver, &queued));
+                .spawn(move || hashing_thread(&receiver, &queued, &computed));
             if let Err(e) = spawned {
                 tracing::error!(error = %e, "cannot start a password hashing thread");
             }
@@ -128,8 +132,14 @@ impl PasswordHasher {
         PasswordHasher {
             jobs,
             queued,
+            computed,
             dummy: Arc::new(dummy),
         }
+    }
+
+    /// Password hashes computed and checked since start-up.
+    pub fn computed(&self) -> u64 {
+        self.computed.load(Ordering::Relaxed)
     }
 
     /// Requests waiting for a hashing thread.
@@ -186,7 +196,7 @@ impl PasswordHasher {
     }
 }
 
-fn hashing_thread(receiver: &Mutex<Receiver<Job>>, queued: &AtomicUsize) {
+fn hashing_thread(receiver: &Mutex<Receiver<Job>>, queued: &AtomicUsize, computed: &AtomicU64) {
     let mut memory: Option<Vec<Block>> = None;
     loop {
         let next = match receiver.lock() {
@@ -202,6 +212,7 @@ fn hashing_thread(receiver: &Mutex<Receiver<Job>>, queued: &AtomicUsize) {
             Err(RecvTimeoutError::Disconnected) => return,
         };
         queued.fetch_sub(1, Ordering::Relaxed);
+        computed.fetch_add(1, Ordering::Relaxed);
         let blocks = memory.get_or_insert_with(|| vec![Block::default(); MEMORY_KIB as usize]);
         // The caller may have gone away (request cancelled): nothing to do.
         match job {

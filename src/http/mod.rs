@@ -123,7 +123,8 @@ async fn confirm_registration(
     }
 }
 
-/// Prometheus text exposition. The hash-queue gauge is read now; the outbox
+/// Prometheus text exposition. The hash-queue gauge and the hash counter are
+/// read now; the outbox
 /// gauges come from the snapshot that a background task refreshes every
 /// METRICS_REFRESH, so a scrape never queries the database.
 async fn metrics(State(state): State<HttpState>) -> Response {
@@ -131,6 +132,7 @@ async fn metrics(State(state): State<HttpState>) -> Response {
     metrics
         .hash_queue
         .set(i64::try_from(state.hasher.queued()).unwrap_or(i64::MAX));
+    metrics.set_password_hashes(state.hasher.computed());
     match metrics.encode() {
         Ok(text) => (
             StatusCode::OK,

@@ -66,7 +66,53 @@ on_both_backends!(
     wrong_passwords_and_unknown_addresses_answer_alike,
     failures_lock_an_address_out_and_a_success_resets_it,
     django_and_weaker_hashes_are_upgraded_on_sign_in,
+    a_locked_out_flood_costs_no_hashing,
 );
+
+async fn hashes_so_far(app: &TestApp) -> f64 {
+    let text = app
+        .http
+        .get(app.http_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("account_password_hashes_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no hash counter in {text}"))
+}
+
+async fn a_locked_out_flood_costs_no_hashing(backend: Backend) {
+    let app = spawn_app(backend)
+        .set("LOGIN_MAX_FAILURES", "2")
+        .set("LOGIN_LOCKOUT", "600")
+        .await;
+    let email = verified_account(&app).await;
+    let before = hashes_so_far(&app).await;
+    for _ in 0..2 {
+        assert_invalid_credentials(check(&app, &email, "wrong-pass1").await);
+    }
+    let locked = hashes_so_far(&app).await;
+    assert_eq!(
+        locked - before,
+        2.0,
+        "each failure before the lockout is one check"
+    );
+    for _ in 0..10 {
+        let attempts = (0..20).map(|_| check(&app, &email, PASSWORD));
+        for answer in futures::future::join_all(attempts).await {
+            assert_eq!(answer.unwrap_err().code(), Code::ResourceExhausted);
+        }
+    }
+    assert_eq!(
+        hashes_so_far(&app).await,
+        locked,
+        "200 locked-out attempts hashed nothing"
+    );
+}
 
 async fn the_right_password_answers_the_account(backend: Backend) {
     let app = spawn_app(backend).await;
