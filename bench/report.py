@@ -149,6 +149,23 @@ if get_pg or get_sl:
             "%s %.0f" % (ceiling_label, ceiling) if ceiling else "–",
             "%.0f%%" % (100 * r["ok_throughput"] / ceiling) if ceiling else "–"))
     w("")
+signin, locked, locked_hashes = load("check_password_pg.json"), load("locked_flood_pg.json"), load("locked_flood_hashes.json")
+if signin and locked:
+    w("## Sign-in")
+    w("")
+    w("CheckPassword on PostgreSQL: the right password for one verified account, 16 in flight (one argon2id check per call); then 10000 attempts, 64 in flight, on an address locked out by five wrong passwords.")
+    w("")
+    w("| scenario | req/s | p50 ms | p99 ms | codes | password hashes computed |")
+    w("|---|---|---|---|---|---|")
+    w("| CheckPassword, right password | %.1f | %.2f | %.2f | %s | one per call |" % (
+        signin["throughput"], signin["latency_ms"]["p50"], signin["latency_ms"]["p99"],
+        " ".join("%s=%d" % kv for kv in signin["codes"].items())))
+    hashed = (locked_hashes["after"] - locked_hashes["before"]) if locked_hashes else None
+    w("| locked-out flood | %.0f | %.2f | %.2f | %s | %s |" % (
+        locked["throughput"], locked["latency_ms"]["p50"], locked["latency_ms"]["p99"],
+        " ".join("%s=%d" % kv for kv in locked["codes"].items()),
+        "%d (the five that locked it)" % hashed if hashed is not None else "–"))
+    w("")
 shared = {(store, call): load("limits_%s_%s.json" % (store, call))
           for store in ("memory", "postgres") for call in ("register", "resend")}
 if all(shared.values()):
@@ -273,6 +290,16 @@ if flood:
     flood_codes = (set(flood["invalid"]["codes"]) | set(flood["valid"]["codes"])) - {"OK", "INVALID_ARGUMENT", "RESOURCE_EXHAUSTED"}
     rows.append(("Address flood grows resident memory < 40 MiB", "%.1f MiB" % flood["grown_mib"], flood["grown_mib"] < 40))
     rows.append(("Address flood answered only INVALID_ARGUMENT, OK or RESOURCE_EXHAUSTED", " ".join(sorted(set(flood["invalid"]["codes"]) | set(flood["valid"]["codes"]))), not flood_codes))
+if signin:
+    rows.append(("CheckPassword ≥ 90% of the hash limit", "%.0f%% (%.1f vs %.1f/s)" % (
+        100 * signin["ok_throughput"] / hash_rate, signin["ok_throughput"], hash_rate),
+        signin["ok_throughput"] >= 0.9 * hash_rate))
+if locked:
+    rows.append(ratio_row("Locked-out flood ≥ 50% of gRPC confirmation", locked["throughput"], grpc_pg["throughput"], 0.5))
+    hashed = (locked_hashes["after"] - locked_hashes["before"]) if locked_hashes else None
+    rows.append(("Locked-out flood of %d attempts hashes nothing" % locked["requests"],
+                 "%s hashes beyond the 5 that locked it" % ("%d" % (hashed - 5) if hashed is not None else "?"),
+                 hashed is not None and hashed - 5 == 0))
 for b, t in timings:
     rows.append(("ResendConfirmation medians within 10%% of each other (%s)" % b, "+%.1f%%" % t["spread_percent"], t["spread_percent"] <= 10))
 w("| target | measured | |")

@@ -179,6 +179,16 @@ for store in memory postgres; do
     stop_service
 done
 
+step "sign-in: CheckPassword with the right password, and a flood on a locked-out address"
+start_service "$PG_URL"
+load check_password_pg check-password --secret-key "$SECRET" --concurrency 16 --connections 4
+HASHES_BEFORE=$(curl -fs "http://$HTTP/metrics" | awk '$1 == "account_password_hashes_total" {print $2}')
+load locked_flood_pg locked-flood --failures 5 --requests 10000 --concurrency 64 --connections 8
+HASHES_AFTER=$(curl -fs "http://$HTTP/metrics" | awk '$1 == "account_password_hashes_total" {print $2}')
+# The five failures that lock the address are the only hashes expected.
+echo "{\"before\": $HASHES_BEFORE, \"after\": $HASHES_AFTER}" | tee "$RESULTS/locked_flood_hashes.json"
+stop_service
+
 step "memory: ResendConfirmation flooded with 5000 invalid 60 KiB addresses, then 20000 distinct valid ones"
 # The per-address limiter is on (it is what such a flood targets); all load
 # comes from one address, so the per-client limit is off.

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use account_service::auth::{hash_blocking, ConfirmationTokens};
 use account_service::proto::account::v1::account_service_client::AccountServiceClient;
 use account_service::proto::account::v1::{
-    get_account_request, ConfirmRegistrationRequest, GetAccountRequest, RegisterRequest,
-    ResendConfirmationRequest,
+    get_account_request, CheckPasswordRequest, ConfirmRegistrationRequest, GetAccountRequest,
+    RegisterRequest, ResendConfirmationRequest,
 };
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -32,6 +32,24 @@ struct Cli {
 enum Command {
     /// Register new accounts (unique addresses).
     Register(Load),
+    /// Sign in: register and confirm one account, then check its password
+    /// repeatedly (each call is one argon2id check).
+    CheckPassword {
+        #[command(flatten)]
+        load: Load,
+        /// The service's SECRET_KEY, to confirm the account.
+        #[arg(long, env = "SECRET_KEY", hide_env_values = true)]
+        secret_key: String,
+    },
+    /// Lock one address out with wrong passwords, then flood it: every call
+    /// should be refused without hashing.
+    LockedFlood {
+        #[command(flatten)]
+        load: Load,
+        /// Wrong passwords it takes to lock the address (LOGIN_MAX_FAILURES).
+        #[arg(long, default_value_t = 5)]
+        failures: u32,
+    },
     /// Ask for confirmation mails for unique addresses that have no account
     /// (each call takes from the rate limits and records a cooldown).
     Resend(Load),
@@ -392,12 +410,15 @@ where
     Ok(total)
 }
 
+/// The password of every account the load generator registers.
+const PASSWORD: &str = "secret123";
+
 fn registration(email: String) -> RegisterRequest {
     RegisterRequest {
         email,
         username: "loadgen".into(),
-        password: "secret123".into(),
-        confirm_password: "secret123".into(),
+        password: PASSWORD.into(),
+        confirm_password: PASSWORD.into(),
         term_and_condition: true,
         created_from: "loadgen".into(),
         ..Default::default()
@@ -603,6 +624,84 @@ async fn main() -> anyhow::Result<()> {
                 async move {
                     AccountServiceClient::new(channel)
                         .register(registration(email))
+                        .await
+                        .map(|_| ())
+                }
+            })
+            .await?;
+            finish(&report, &load)
+        }
+        Command::CheckPassword { load, secret_key } => {
+            let email = format!(
+                "lg-signin-{}@loadgen.example",
+                uuid::Uuid::new_v4().simple()
+            );
+            let channel = connect(&Load {
+                connections: 1,
+                ..load.clone()
+            })
+            .await?
+            .remove(0);
+            let mut client = AccountServiceClient::new(channel);
+            let account = client
+                .register(registration(email.clone()))
+                .await
+                .context("cannot register the account to sign in with")?
+                .into_inner()
+                .account
+                .context("Register answered no account")?;
+            let id = uuid::Uuid::parse_str(&account.id)?;
+            let token = mint(&[id], &secret_key)?.remove(0);
+            client
+                .confirm_registration(ConfirmRegistrationRequest { token })
+                .await
+                .context("cannot confirm the account (is --secret-key the service's?)")?;
+            let report = drive("check_password", &load, move |_, channel| {
+                let email = email.clone();
+                async move {
+                    AccountServiceClient::new(channel)
+                        .check_password(CheckPasswordRequest {
+                            email,
+                            password: PASSWORD.into(),
+                        })
+                        .await
+                        .map(|_| ())
+                }
+            })
+            .await?;
+            finish(&report, &load)
+        }
+        Command::LockedFlood { load, failures } => {
+            let email = format!(
+                "lg-locked-{}@loadgen.example",
+                uuid::Uuid::new_v4().simple()
+            );
+            let channel = connect(&Load {
+                connections: 1,
+                ..load.clone()
+            })
+            .await?
+            .remove(0);
+            let mut client = AccountServiceClient::new(channel);
+            for _ in 0..failures {
+                let answer = client
+                    .check_password(CheckPasswordRequest {
+                        email: email.clone(),
+                        password: "not-the-password1".into(),
+                    })
+                    .await;
+                if !matches!(&answer, Err(s) if s.code() == Code::Unauthenticated) {
+                    anyhow::bail!("a wrong password did not answer UNAUTHENTICATED: {answer:?}");
+                }
+            }
+            let report = drive("locked_flood", &load, move |_, channel| {
+                let email = email.clone();
+                async move {
+                    AccountServiceClient::new(channel)
+                        .check_password(CheckPasswordRequest {
+                            email,
+                            password: PASSWORD.into(),
+                        })
                         .await
                         .map(|_| ())
                 }
