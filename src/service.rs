@@ -8,8 +8,8 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::access::AccessError;
-use crate::auth::{ConfirmationTokens, HashError, PasswordHasher, TokenError};
-use crate::domain::{self, Account, Email, FieldViolation, NewAccount, ValidationErrors};
+use crate::auth::{ConfirmationTokens, HashError, PasswordHasher, ResetTokens, TokenError};
+use crate::domain::{self, Account, Email, FieldViolation, NewAccount, Password, ValidationErrors};
 use crate::mail::MailComposer;
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
@@ -26,6 +26,12 @@ pub enum ServiceError {
     /// No caller, an unknown one, or one without the scope the call needs.
     #[error(transparent)]
     Access(AccessError),
+    /// A password reset token that is missing, invalid, expired or spent.
+    #[error("{}", reset_token_message(*.0))]
+    ResetToken(TokenError),
+    /// The same address asked for a password reset mail too recently.
+    #[error("a password reset was requested for this address recently; try again in {} s", .0.as_secs().max(1))]
+    ResetCoolingDown(std::time::Duration),
     /// Wrong password, or no account with that address.
     #[error("{INVALID_CREDENTIALS}")]
     InvalidCredentials,
@@ -58,6 +64,14 @@ pub enum ServiceError {
     Unavailable(#[source] StorageError),
     #[error("unexpected error")]
     Unexpected(#[source] anyhow::Error),
+}
+
+fn reset_token_message(e: TokenError) -> &'static str {
+    match e {
+        TokenError::Missing => "the password reset token is missing",
+        TokenError::Invalid => "the password reset token is invalid",
+        TokenError::Expired => "the password reset token has expired",
+    }
 }
 
 /// What a failed password check answers, known address or not.
@@ -186,13 +200,14 @@ impl Lookup {
 }
 
 /// Parses sign-in credentials: the address as Register would take it, and
-/// the password as sent (required, no NUL), with every violation at once.
-/// No other rule applies to the password: it is only compared.
+/// the password trimmed as Register trims it (required, no NUL), with every
+/// violation at once. No other rule applies to the password: it is only compared.
 pub fn parse_credentials(
     email: &str,
     password: &str,
 ) -> Result<(Email, SecretString), ValidationErrors> {
     let email = parse_email(email);
+    let password = password.trim();
     let password_problem = if password.is_empty() {
         Some(domain::REQUIRED)
     } else if domain::has_nul(password) {
@@ -265,6 +280,21 @@ pub struct Accounts {
     /// Concurrent look-ups by id, sent to the database as one statement.
     lookups: Arc<Batcher>,
     sign_in: SignInPolicy,
+    resets: Option<PasswordResets>,
+}
+
+/// How password resets are issued: their tokens and how often an address
+/// may ask for one.
+#[derive(Clone)]
+pub struct PasswordResets {
+    pub tokens: ResetTokens,
+    pub cooldown: std::time::Duration,
+}
+
+/// The key under which a password reset request's cooldown is kept, beside
+/// the confirmation mail cooldowns (keyed by the bare address).
+fn reset_cooldown_key(email: &Email) -> String {
+    format!("password-reset:{}", email.as_str())
 }
 
 /// When failed password checks lock an address out.
@@ -337,7 +367,128 @@ impl Accounts {
             enumeration_protection: false,
             metrics,
             sign_in: SignInPolicy::default(),
+            resets: None,
         }
+    }
+
+    /// Enables password resets.
+    pub fn with_password_resets(mut self, resets: PasswordResets) -> Self {
+        self.resets = Some(resets);
+        self
+    }
+
+    fn resets(&self) -> Result<&PasswordResets, ServiceError> {
+        self.resets.as_ref().ok_or_else(|| {
+            ServiceError::Unexpected(anyhow::anyhow!("password resets are not configured"))
+        })
+    }
+
+    /// Queues a password reset mail when the address has an account. Every
+    /// valid address gets the same answer after the same work, and the same
+    /// cooldown (RESOURCE_EXHAUSTED with the time to wait).
+    #[tracing::instrument(name = "request_password_reset", skip_all)]
+    pub async fn request_password_reset(&self, email: &Email) -> Result<(), ServiceError> {
+        self.ensure_ready()?;
+        let resets = self.resets()?;
+        let now = now();
+        let cooldown = chrono::Duration::from_std(resets.cooldown).map_err(|e| {
+            ServiceError::Unexpected(
+                anyhow::Error::new(e).context("PASSWORD_RESET_COOLDOWN as a date offset"),
+            )
+        })?;
+        let found = self
+            .storage
+            .credentials_by_email(email.as_str())
+            .await
+            .context("looking the address up")?;
+        let deliver = found.is_some();
+        let (account, hash) =
+            found.unwrap_or_else(|| (placeholder_account(email, now), String::new()));
+        let token = resets
+            .tokens
+            .issue(account.id, &hash, now)
+            .map_err(|e| ServiceError::Unexpected(e.context("signing a password reset token")))?;
+        let mail = self
+            .composer
+            .password_reset(&account, &token, now)
+            .map_err(|e| {
+                ServiceError::Unexpected(
+                    anyhow::Error::new(e).context("rendering the password reset mail"),
+                )
+            })?;
+        let claimed = self
+            .storage
+            .request_resend(
+                &reset_cooldown_key(email),
+                now,
+                now - cooldown,
+                &mail,
+                deliver,
+            )
+            .await
+            .context("recording the password reset request")?;
+        if let Some(last) = claimed {
+            let wait = (last + cooldown - now)
+                .to_std()
+                .unwrap_or(std::time::Duration::from_secs(1));
+            return Err(ServiceError::ResetCoolingDown(wait));
+        }
+        self.mail_queued.notify_one();
+        if deliver {
+            tracing::info!(account_id = %account.id, "password reset mail queued");
+        }
+        Ok(())
+    }
+
+    /// The account a reset token may reset, if the token is genuine,
+    /// unexpired and its password unchanged since it was issued. Reads only:
+    /// the sidecar's link calls it for mail scanners and shoppers alike.
+    pub async fn check_reset_token(&self, token: &str) -> Result<(Account, String), ServiceError> {
+        self.ensure_ready()?;
+        let resets = self.resets()?;
+        let claim = resets
+            .tokens
+            .verify(token, Utc::now())
+            .map_err(ServiceError::ResetToken)?;
+        let found = self
+            .storage
+            .credentials_by_id(claim.account_id)
+            .await
+            .context("reading the account to reset")?;
+        match found {
+            Some((account, hash)) if resets.tokens.binds(&claim, &hash) => Ok((account, hash)),
+            _ => Err(ServiceError::ResetToken(TokenError::Invalid)),
+        }
+    }
+
+    /// Sets a new password with a reset token: the new hash is stored, the
+    /// account becomes verified (the mailbox was proven), its lockout is
+    /// cleared and a "password changed" notice is queued, in one
+    /// transaction. The token stops working with it.
+    #[tracing::instrument(name = "reset_password", skip_all)]
+    pub async fn reset_password(
+        &self,
+        token: &str,
+        password: Password,
+    ) -> Result<Account, ServiceError> {
+        let (account, old) = self.check_reset_token(token).await?;
+        let new = self.hasher.hash(password).await?;
+        let now = now();
+        let notice = self.composer.password_changed(&account, now).map_err(|e| {
+            ServiceError::Unexpected(
+                anyhow::Error::new(e).context("rendering the password changed notice"),
+            )
+        })?;
+        let changed = self
+            .storage
+            .replace_password(account.id, &old, &new, now, true, &notice)
+            .await
+            .context("storing the new password")?;
+        // Another reset or change won the race: this token is spent.
+        let account = changed.ok_or(ServiceError::ResetToken(TokenError::Invalid))?;
+        self.mail_queued.notify_one();
+        tracing::info!(account_id = %account.id, "password reset");
+        Ok(account)
     }
 
     /// When failed password checks lock an address out.

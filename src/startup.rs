@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tonic_health::ServingStatus;
 
 use crate::access::{Access, Callers};
-use crate::auth::{ConfirmationTokens, PasswordHasher};
+use crate::auth::{ConfirmationTokens, PasswordHasher, ResetTokens};
 use crate::config::Settings;
 use crate::grpc::{self, AccountGrpc, ConnectionLimits, GrpcSecurity, Health};
 use crate::http::{self, router, HttpState};
@@ -21,7 +21,7 @@ use crate::limits::RateLimits;
 use crate::mail::{self, DeliveryWorker, MailComposer, MailDispatcher, RetryPolicy};
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
-use crate::service::Accounts;
+use crate::service::{Accounts, PasswordResets};
 use crate::storage::{self, Storage, StorageError};
 use crate::telemetry::error_chain;
 use crate::tls::Tls;
@@ -111,8 +111,17 @@ impl Application {
                 settings.server.public_base_url.as_str(),
                 security.confirmation_link_timeout,
             )
-            .context("cannot load the mail templates")?,
+            .context("cannot load the mail templates")?
+            .with_reset_lifetime(security.password_reset_timeout),
         );
+        let resets = PasswordResets {
+            tokens: ResetTokens::new(
+                security.signing_key().as_bytes(),
+                security.previous_key().map(str::as_bytes),
+                security.password_reset_timeout,
+            ),
+            cooldown: delivery.password_reset_cooldown,
+        };
         let tokens = ConfirmationTokens::new(
             security.signing_key().as_bytes(),
             security.previous_key().map(str::as_bytes),
@@ -134,7 +143,8 @@ impl Application {
         )
         .with_resend_cooldown(delivery.email_resend_cooldown)
         .with_enumeration_protection(security.enumeration_protection)
-        .with_sign_in_policy(security.sign_in());
+        .with_sign_in_policy(security.sign_in())
+        .with_password_resets(resets);
         let worker = DeliveryWorker::new(
             Arc::clone(&storage),
             dispatcher,
@@ -148,7 +158,13 @@ impl Application {
         )
         .with_poll_interval(delivery.email_poll_interval)
         .with_sent_retention(delivery.email_sent_retention)
-        .with_resend_cooldown(delivery.email_resend_cooldown);
+        // Password reset cooldowns are kept beside the confirmation ones:
+        // pruned only once the longer of the two has run out.
+        .with_resend_cooldown(
+            delivery
+                .email_resend_cooldown
+                .max(delivery.password_reset_cooldown),
+        );
         Ok(Application {
             grpc_listener,
             http_listener,
@@ -247,6 +263,8 @@ impl Application {
                 .confirmation_mail_request_page
                 .as_str()
                 .to_owned(),
+            password_reset_page: server.password_reset_page.as_str().to_owned(),
+            password_reset_request_page: server.password_reset_request_page.as_str().to_owned(),
             admission,
         };
         let metrics_server = self.metrics_listener.map(|listener| {

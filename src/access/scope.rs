@@ -5,13 +5,13 @@ use std::fmt;
 /// What a caller may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scope {
-    /// Register and ResendConfirmation.
+    /// Register, ResendConfirmation and RequestPasswordReset.
     AccountsRegister,
     /// ConfirmRegistration.
     AccountsConfirm,
     /// GetAccount, CheckPassword.
     AccountsRead,
-    /// Changes to existing accounts.
+    /// Changes to existing accounts: ResetPassword.
     AccountsWrite,
     /// Every `accounts:` scope, and operations only an operator's tools need.
     AccountsAdmin,
@@ -83,6 +83,8 @@ pub const RPC_SCOPES: &[(&str, Scope)] = &[
     ("ConfirmRegistration", Scope::AccountsConfirm),
     ("GetAccount", Scope::AccountsRead),
     ("CheckPassword", Scope::AccountsRead),
+    ("RequestPasswordReset", Scope::AccountsRegister),
+    ("ResetPassword", Scope::AccountsWrite),
 ];
 
 /// The scope `method` needs; a method missing from the table needs

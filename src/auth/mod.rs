@@ -1,7 +1,8 @@
-//! Credentials: password hashing off the async executor, and confirmation tokens.
+//! Credentials: password hashing off the async executor, confirmation and
+//! password reset tokens.
 
 mod password;
 mod token;
 
 pub use password::{hash_blocking, HashError, PasswordHash, PasswordHasher, Verified};
-pub use token::{ConfirmationTokens, TokenError};
+pub use token::{ConfirmationTokens, ResetClaim, ResetTokens, TokenError};

@@ -1,4 +1,5 @@
-//! Signed, expiring confirmation tokens (HS256 JWTs) for the welcome mail's link.
+//! Signed, expiring tokens (HS256 JWTs): confirmation links, and password
+//! reset links bound to the password they may replace.
 
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{errors::ErrorKind, Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -11,6 +12,9 @@ pub const AUDIENCE: &str = "confirm-registration";
 /// Real tokens are ~250 bytes; anything far larger is refused before any work.
 const MAX_TOKEN_BYTES: usize = 4096;
 
+/// The only audience a password reset token is valid for.
+pub const RESET_AUDIENCE: &str = "reset-password";
+
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
     sub: String,
@@ -18,6 +22,9 @@ struct Claims {
     iat: i64,
     exp: i64,
     jti: String,
+    /// Reset tokens: an HMAC of the password hash they may replace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pwd: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -41,20 +48,26 @@ impl TokenError {
     }
 }
 
-/// Issues and verifies confirmation tokens.
+/// Signs and checks tokens for one audience, with the current key and a
+/// previous one still accepted during a rotation.
 #[derive(Clone)]
-pub struct ConfirmationTokens {
+struct Signer {
+    audience: &'static str,
     encoding: EncodingKey,
-    /// The current key first, then a previous key still accepted during a rotation.
     decoding: Vec<DecodingKey>,
     lifetime_secs: i64,
     validation: Validation,
 }
 
-impl ConfirmationTokens {
-    pub fn new(secret: &[u8], previous: Option<&[u8]>, lifetime_secs: u64) -> Self {
+impl Signer {
+    fn new(
+        audience: &'static str,
+        secret: &[u8],
+        previous: Option<&[u8]>,
+        lifetime_secs: u64,
+    ) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_audience(&[AUDIENCE]);
+        validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["sub", "aud", "exp"]);
         validation.leeway = 0;
         // Expiry is checked below against the caller's clock, with `exp == now`
@@ -62,7 +75,8 @@ impl ConfirmationTokens {
         validation.validate_exp = false;
         let mut decoding = vec![DecodingKey::from_secret(secret)];
         decoding.extend(previous.map(DecodingKey::from_secret));
-        ConfirmationTokens {
+        Signer {
+            audience,
             encoding: EncodingKey::from_secret(secret),
             decoding,
             lifetime_secs: i64::try_from(lifetime_secs).unwrap_or(i64::MAX),
@@ -70,15 +84,20 @@ impl ConfirmationTokens {
         }
     }
 
-    /// A token for `account_id`, valid from `now` for the configured lifetime.
-    pub fn issue(&self, account_id: Uuid, now: DateTime<Utc>) -> Result<String, anyhow::Error> {
+    fn issue(
+        &self,
+        account_id: Uuid,
+        now: DateTime<Utc>,
+        pwd: Option<String>,
+    ) -> Result<String, anyhow::Error> {
         let iat = now.timestamp();
         let claims = Claims {
             sub: account_id.to_string(),
-            aud: AUDIENCE.to_owned(),
+            aud: self.audience.to_owned(),
             iat,
             exp: iat.saturating_add(self.lifetime_secs),
             jti: Uuid::new_v4().simple().to_string(),
+            pwd,
         };
         Ok(jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
@@ -87,8 +106,8 @@ impl ConfirmationTokens {
         )?)
     }
 
-    /// The account id a token names, if it is genuine and unexpired at `now`.
-    pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<Uuid, TokenError> {
+    /// The claims of a genuine token, unexpired at `now`.
+    fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<(Uuid, Claims), TokenError> {
         let token = token.trim();
         if token.is_empty() {
             return Err(TokenError::Missing);
@@ -100,7 +119,8 @@ impl ConfirmationTokens {
         if claims.exp <= now.timestamp() {
             return Err(TokenError::Expired);
         }
-        Uuid::parse_str(&claims.sub).map_err(|_| TokenError::Invalid)
+        let id = Uuid::parse_str(&claims.sub).map_err(|_| TokenError::Invalid)?;
+        Ok((id, claims))
     }
 
     fn decode(&self, token: &str) -> Result<Claims, TokenError> {
@@ -118,10 +138,140 @@ impl ConfirmationTokens {
     }
 }
 
+/// Issues and verifies confirmation tokens.
+#[derive(Clone)]
+pub struct ConfirmationTokens(Signer);
+
+impl ConfirmationTokens {
+    pub fn new(secret: &[u8], previous: Option<&[u8]>, lifetime_secs: u64) -> Self {
+        ConfirmationTokens(Signer::new(AUDIENCE, secret, previous, lifetime_secs))
+    }
+
+    /// A token for `account_id`, valid from `now` for the configured lifetime.
+    pub fn issue(&self, account_id: Uuid, now: DateTime<Utc>) -> Result<String, anyhow::Error> {
+        self.0.issue(account_id, now, None)
+    }
+
+    /// The account id a token names, if it is genuine and unexpired at `now`.
+    pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<Uuid, TokenError> {
+        self.0.verify(token, now).map(|(id, _)| id)
+    }
+}
+
+/// A genuine, unexpired reset token: whose password it may reset, and the
+/// binding to that password's hash (checked with [`ResetTokens::binds`]).
+#[derive(Debug)]
+pub struct ResetClaim {
+    pub account_id: Uuid,
+    binding: String,
+}
+
+/// Issues and verifies password reset tokens. Each carries an HMAC of the
+/// password hash it may replace, so it stops working the moment that
+/// password changes: single use without a table of used tokens.
+#[derive(Clone)]
+pub struct ResetTokens {
+    signer: Signer,
+    /// The current key first, then the previous one.
+    keys: Vec<Vec<u8>>,
+}
+
+impl ResetTokens {
+    pub fn new(secret: &[u8], previous: Option<&[u8]>, lifetime_secs: u64) -> Self {
+        let mut keys = vec![secret.to_vec()];
+        keys.extend(previous.map(<[u8]>::to_vec));
+        ResetTokens {
+            signer: Signer::new(RESET_AUDIENCE, secret, previous, lifetime_secs),
+            keys,
+        }
+    }
+
+    /// A token for `account_id` whose password hash is now `password_hash`.
+    pub fn issue(
+        &self,
+        account_id: Uuid,
+        password_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<String, anyhow::Error> {
+        let binding = binding(&self.keys[0], password_hash);
+        self.signer.issue(account_id, now, Some(binding))
+    }
+
+    pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<ResetClaim, TokenError> {
+        let (account_id, claims) = self.signer.verify(token, now)?;
+        let binding = claims.pwd.ok_or(TokenError::Invalid)?;
+        Ok(ResetClaim {
+            account_id,
+            binding,
+        })
+    }
+
+    /// Whether `claim` was issued while the password hash was `current`.
+    pub fn binds(&self, claim: &ResetClaim, current: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        self.keys.iter().fold(false, |found, key| {
+            let expected = binding(key, current);
+            found | bool::from(expected.as_bytes().ct_eq(claim.binding.as_bytes()))
+        })
+    }
+}
+
+/// base64url(HMAC-SHA256(key, hash)), with a label so that the MAC serves
+/// no other purpose.
+fn binding(key: &[u8], password_hash: &str) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    let mut mac = match Hmac::<sha2::Sha256>::new_from_slice(key) {
+        Ok(mac) => mac,
+        // HMAC takes keys of any length; this arm is never taken.
+        Err(_) => return String::new(),
+    };
+    mac.update(b"account-service password reset binding\0");
+    mac.update(password_hash.as_bytes());
+    URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use chrono::Duration;
+
+    #[test]
+    fn reset_tokens_are_bound_to_the_password_hash_and_their_audience() {
+        let resets = ResetTokens::new(KEY, None, 3600);
+        let id = Uuid::now_v7();
+        let now = Utc::now();
+        let token = resets.issue(id, "$argon2id$old", now).unwrap();
+        let claim = resets.verify(&token, now).unwrap();
+        assert_eq!(claim.account_id, id);
+        assert!(resets.binds(&claim, "$argon2id$old"));
+        assert!(!resets.binds(&claim, "$argon2id$new"));
+        // Expired at exp, no leeway.
+        assert_eq!(
+            resets
+                .verify(&token, now + Duration::seconds(3600))
+                .unwrap_err(),
+            TokenError::Expired
+        );
+        // A confirmation token is no reset token, and the other way round.
+        let confirmation = tokens().issue(id, now).unwrap();
+        assert_eq!(
+            resets.verify(&confirmation, now).unwrap_err(),
+            TokenError::Invalid
+        );
+        assert_eq!(
+            tokens().verify(&token, now).unwrap_err(),
+            TokenError::Invalid
+        );
+        // Issued under the previous key: still verifies and binds during a rotation.
+        let old = ResetTokens::new(b"previous-key-0123456789-0123456789", None, 3600);
+        let rotated = ResetTokens::new(KEY, Some(b"previous-key-0123456789-0123456789"), 3600);
+        let token = old.issue(id, "$argon2id$old", now).unwrap();
+        let claim = rotated.verify(&token, now).unwrap();
+        assert!(rotated.binds(&claim, "$argon2id$old"));
+        assert_eq!(resets.verify(&token, now).unwrap_err(), TokenError::Invalid);
+    }
 
     const KEY: &[u8] = b"test-secret-key-of-some-length-0123456789";
 
@@ -171,6 +321,7 @@ mod tests {
             iat: now,
             exp: now + 60,
             jti: "x".into(),
+            pwd: None,
         };
         let key = EncodingKey::from_secret(KEY);
         let wrong_aud =

@@ -80,6 +80,13 @@ pub struct ServerSettings {
     /// GOAWAY; clients reconnect), so a slow, idle or stuck client cannot hold one forever.
     #[arg(long, env, default_value = "1800", value_parser = positive_seconds)]
     pub grpc_max_connection_age: Duration,
+    /// Where a valid password reset link leads, with `token` appended to its query.
+    #[arg(long, env, default_value = "http://localhost:3000/reset-password/", value_parser = http_url)]
+    pub password_reset_page: WebUrl,
+    /// Where an invalid or expired password reset link leads, to ask for a new one.
+    #[arg(long, env, value_parser = http_url,
+        default_value = "http://localhost:3000/password-reset-request/")]
+    pub password_reset_request_page: WebUrl,
     /// Seconds calls in flight and mail being sent get to finish after
     /// SIGTERM before the process exits; must exceed SMTP_TIMEOUT.
     #[arg(long, env, default_value = "15", value_parser = seconds)]
@@ -138,6 +145,10 @@ pub struct SecuritySettings {
     /// (the owner gets an "you already have an account" mail instead).
     #[arg(long, env, default_value = "off", value_parser = switch, action = ArgAction::Set)]
     pub enumeration_protection: bool,
+    /// Lifetime of a password reset link, in seconds.
+    #[arg(long, env, default_value = "3600",
+        value_parser = bounded::<u64>(MIN_LINK_TIMEOUT_SECS, MAX_DURATION.as_secs()))]
+    pub password_reset_timeout: u64,
     /// Consecutive failed password checks for one address that lock it out.
     #[arg(long, env, default_value = "5", value_parser = bounded::<u32>(1, 1000))]
     pub login_max_failures: u32,
@@ -221,6 +232,9 @@ pub struct DeliverySettings {
     /// Seconds before the same address may ask for another confirmation mail.
     #[arg(long, env, default_value = "60", value_parser = seconds)]
     pub email_resend_cooldown: Duration,
+    /// Seconds before the same address may ask for another password reset mail.
+    #[arg(long, env, default_value = "60", value_parser = seconds)]
+    pub password_reset_cooldown: Duration,
     /// Seconds between looks at the outbox when nothing announced new mail:
     /// a safety net (PostgreSQL announces queued mail to every instance at
     /// once, and retries wake the worker on a timer).

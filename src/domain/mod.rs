@@ -7,7 +7,9 @@ mod password;
 
 pub use account::Account;
 pub use email::Email;
-pub use new_account::{FieldViolation, NewAccount, RegistrationForm, ValidationErrors};
+pub use new_account::{
+    parse_new_password, FieldViolation, NewAccount, RegistrationForm, ValidationErrors,
+};
 pub use password::Password;
 
 /// Message for an empty required field.

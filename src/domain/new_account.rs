@@ -66,6 +66,32 @@ impl std::fmt::Display for ValidationErrors {
 
 impl std::error::Error for ValidationErrors {}
 
+/// A new password and its confirmation, trimmed and checked with Register's
+/// rules and messages (on `password` and `confirm_password`).
+pub fn parse_new_password(password: &str, confirm: &str) -> Result<Password, ValidationErrors> {
+    let mut errors = ValidationErrors::default();
+    match password_pair(&mut errors, password, confirm) {
+        Some(password) if errors.0.is_empty() => Ok(password),
+        _ => Err(errors),
+    }
+}
+
+fn password_pair(errors: &mut ValidationErrors, password: &str, confirm: &str) -> Option<Password> {
+    let password_raw = password.trim();
+    let confirm_raw = confirm.trim();
+    let password = Password::parse(password_raw)
+        .map_err(|e| errors.add("password", e))
+        .ok();
+    if has_nul(confirm_raw) {
+        errors.add("confirm_password", vec![NULL_CHARACTERS.to_owned()]);
+    } else if confirm_raw.is_empty() {
+        errors.add("confirm_password", vec![REQUIRED.to_owned()]);
+    } else if !password_raw.is_empty() && !has_nul(password_raw) && confirm_raw != password_raw {
+        errors.add("confirm_password", vec![PASSWORDS_DO_NOT_MATCH.to_owned()]);
+    }
+    password
+}
+
 /// A registration that passed every rule: the only way to create an account.
 #[derive(Debug, Clone)]
 pub struct NewAccount {
@@ -90,19 +116,7 @@ impl NewAccount {
             .ok();
         let username = bounded(&mut errors, "username", &form.username, USERNAME_MAX_CHARS);
 
-        let password_raw = form.password.trim();
-        let confirm_raw = form.confirm_password.trim();
-        let password = Password::parse(password_raw)
-            .map_err(|e| errors.add("password", e))
-            .ok();
-        if has_nul(confirm_raw) {
-            errors.add("confirm_password", vec![NULL_CHARACTERS.to_owned()]);
-        } else if confirm_raw.is_empty() {
-            errors.add("confirm_password", vec![REQUIRED.to_owned()]);
-        } else if !password_raw.is_empty() && !has_nul(password_raw) && confirm_raw != password_raw
-        {
-            errors.add("confirm_password", vec![PASSWORDS_DO_NOT_MATCH.to_owned()]);
-        }
+        let password = password_pair(&mut errors, &form.password, &form.confirm_password);
 
         let address = bounded(&mut errors, "address", &form.address, ADDRESS_MAX_CHARS);
         let first_name = bounded(&mut errors, "first_name", &form.first_name, NAME_MAX_CHARS);

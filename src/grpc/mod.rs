@@ -18,7 +18,9 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::access::{self, Access, Caller};
-use crate::domain::{Account, Email, NewAccount, RegistrationForm, ValidationErrors};
+use crate::domain::{
+    parse_new_password, Account, Email, NewAccount, RegistrationForm, ValidationErrors,
+};
 use crate::limits::{LimitError, RateLimits};
 use crate::metrics::Metrics;
 use crate::net::PeerInfo;
@@ -392,6 +394,42 @@ impl AccountService for AccountGrpc {
                 .map_err(ServiceError::Invalid)?;
             let account = self.accounts.check_password(&email, password).await?;
             Ok(pb::CheckPasswordResponse {
+                account: Some(to_proto(account)),
+            })
+        })
+        .await
+    }
+
+    async fn request_password_reset(
+        &self,
+        request: Request<pb::RequestPasswordResetRequest>,
+    ) -> Result<Response<pb::RequestPasswordResetResponse>, Status> {
+        self.handle("RequestPasswordReset", request, |request| async move {
+            let client = self.client(&request);
+            let email = parse_email(&request.get_ref().email).map_err(ServiceError::Invalid)?;
+            self.check_limits(client, &email).await?;
+            self.accounts.request_password_reset(&email).await?;
+            Ok(pb::RequestPasswordResetResponse {})
+        })
+        .await
+    }
+
+    async fn reset_password(
+        &self,
+        request: Request<pb::ResetPasswordRequest>,
+    ) -> Result<Response<pb::ResetPasswordResponse>, Status> {
+        self.handle("ResetPassword", request, |request| async move {
+            let request = request.into_inner();
+            if request.token.trim().is_empty() {
+                return Err(ServiceError::ResetToken(crate::auth::TokenError::Missing));
+            }
+            let password = parse_new_password(&request.password, &request.confirm_password)
+                .map_err(ServiceError::Invalid)?;
+            let account = self
+                .accounts
+                .reset_password(&request.token, password)
+                .await?;
+            Ok(pb::ResetPasswordResponse {
                 account: Some(to_proto(account)),
             })
         })

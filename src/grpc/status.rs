@@ -69,6 +69,11 @@ pub fn to_status(e: &ServiceError) -> Status {
                 details,
             )
         }
+        ServiceError::ResetToken(t) => Status::with_error_details(
+            Code::InvalidArgument,
+            e.to_string(),
+            ErrorDetails::with_error_info(t.reason(), ERROR_DOMAIN, HashMap::new()),
+        ),
         ServiceError::Token(t) => Status::with_error_details(
             Code::InvalidArgument,
             t.to_string(),
@@ -80,13 +85,13 @@ pub fn to_status(e: &ServiceError) -> Status {
             e.to_string(),
             ErrorDetails::with_retry_info(Some(std::time::Duration::from_secs(1))),
         ),
-        ServiceError::CoolingDown(wait) | ServiceError::RateLimited(wait) => {
-            Status::with_error_details(
-                Code::ResourceExhausted,
-                e.to_string(),
-                ErrorDetails::with_retry_info(Some(*wait)),
-            )
-        }
+        ServiceError::CoolingDown(wait)
+        | ServiceError::ResetCoolingDown(wait)
+        | ServiceError::RateLimited(wait) => Status::with_error_details(
+            Code::ResourceExhausted,
+            e.to_string(),
+            ErrorDetails::with_retry_info(Some(*wait)),
+        ),
         ServiceError::Unavailable(inner) => {
             tracing::warn!(error = %error_chain(inner), "database unavailable");
             Status::unavailable("the service is temporarily unavailable, try again shortly")

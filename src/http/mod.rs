@@ -31,6 +31,10 @@ pub struct HttpState {
     pub frontend_homepage: String,
     /// Where a failed confirmation lands, to ask for a new mail.
     pub confirmation_mail_request_page: String,
+    /// Where a valid password reset link lands, with the token appended.
+    pub password_reset_page: String,
+    /// Where an invalid or expired password reset link lands.
+    pub password_reset_request_page: String,
     /// Shared with the gRPC server: bounds the requests handled at once.
     pub admission: Arc<Semaphore>,
 }
@@ -41,6 +45,8 @@ pub fn router(state: HttpState, serve_metrics: bool) -> Router {
     let router = Router::new()
         .route("/account/confirm-registration/", get(confirm_registration))
         .route("/account/confirm-registration", get(confirm_registration))
+        .route("/account/reset-password/", get(reset_password))
+        .route("/account/reset-password", get(reset_password))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready));
     let router = if serve_metrics {
@@ -65,6 +71,58 @@ fn found(location: &str) -> Response {
     (StatusCode::FOUND, [(header::LOCATION, location.to_owned())]).into_response()
 }
 
+/// The `token` query parameter, or an empty string.
+fn token_of(query: Option<&str>) -> String {
+    query
+        .and_then(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == "token")
+                .map(|(_, v)| v.into_owned())
+        })
+        .unwrap_or_default()
+}
+
+/// The password reset link. It changes nothing (mail scanners follow
+/// links): a genuine, unexpired token whose password is unchanged is handed
+/// on to PASSWORD_RESET_PAGE, where the shopper chooses a password;
+/// anything else lands on PASSWORD_RESET_REQUEST_PAGE.
+async fn reset_password(State(state): State<HttpState>, RawQuery(query): RawQuery) -> Response {
+    let Ok(_permit) = Arc::clone(&state.admission).try_acquire_owned() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "1")],
+            "The service is busy. Please open the link again in a moment.\n",
+        )
+            .into_response();
+    };
+    let token = token_of(query.as_deref());
+    match state.accounts.check_reset_token(&token).await {
+        Ok(_) => match url::Url::parse(&state.password_reset_page) {
+            Ok(mut page) => {
+                page.query_pairs_mut().append_pair("token", token.trim());
+                tracing::info!(outcome = "valid", "password reset link");
+                found(page.as_str())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "PASSWORD_RESET_PAGE is not a URL");
+                found(&state.password_reset_request_page)
+            }
+        },
+        Err(ServiceError::ResetToken(e)) => {
+            tracing::info!(outcome = e.reason(), "password reset link");
+            found(&state.password_reset_request_page)
+        }
+        Err(e) => {
+            tracing::error!(error = %error_chain(&e), "password reset link failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The link could not be checked right now. Please open it again in a moment.\n",
+            )
+                .into_response()
+        }
+    }
+}
+
 /// The token comes from the query string only; nothing in the request can
 /// change where the redirect goes.
 async fn confirm_registration(
@@ -82,14 +140,7 @@ async fn confirm_registration(
         )
             .into_response();
     };
-    let token = query
-        .as_deref()
-        .and_then(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .find(|(k, _)| k == "token")
-                .map(|(_, v)| v.into_owned())
-        })
-        .unwrap_or_default();
+    let token = token_of(query.as_deref());
     match state.accounts.confirm(&token).await {
         Ok(_) => {
             tracing::info!(outcome = "confirmed", "confirmation link");

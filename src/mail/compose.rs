@@ -11,7 +11,7 @@ use crate::domain::Account;
 use crate::storage::OutboxMessage;
 
 /// Templates are compiled into the binary, so it runs from any directory.
-const TEMPLATES: [(&str, &str); 4] = [
+const TEMPLATES: [(&str, &str); 8] = [
     (
         "account_exists_mail.html",
         include_str!("../../templates/account_exists_mail.html"),
@@ -28,10 +28,28 @@ const TEMPLATES: [(&str, &str); 4] = [
         "welcome_mail.txt",
         include_str!("../../templates/welcome_mail.txt"),
     ),
+    (
+        "password_reset.html",
+        include_str!("../../templates/password_reset.html"),
+    ),
+    (
+        "password_reset.txt",
+        include_str!("../../templates/password_reset.txt"),
+    ),
+    (
+        "password_changed.html",
+        include_str!("../../templates/password_changed.html"),
+    ),
+    (
+        "password_changed.txt",
+        include_str!("../../templates/password_changed.txt"),
+    ),
 ];
 
 /// Path of the confirmation link on the HTTP sidecar.
 pub const CONFIRM_PATH: &str = "/account/confirm-registration/";
+/// Path of the password reset link on the HTTP sidecar.
+pub const RESET_PATH: &str = "/account/reset-password/";
 
 pub struct MailComposer {
     tera: Tera,
@@ -39,6 +57,7 @@ pub struct MailComposer {
     site_name: String,
     public_base_url: String,
     link_lifetime_secs: u64,
+    reset_lifetime_secs: u64,
 }
 
 impl MailComposer {
@@ -56,6 +75,78 @@ impl MailComposer {
             site_name,
             public_base_url: public_base_url.trim_end_matches('/').to_owned(),
             link_lifetime_secs,
+            reset_lifetime_secs: link_lifetime_secs,
+        })
+    }
+
+    /// How long a password reset link is valid, as its mail says.
+    pub fn with_reset_lifetime(mut self, secs: u64) -> Self {
+        self.reset_lifetime_secs = secs;
+        self
+    }
+
+    /// Renders a password reset mail carrying `token`.
+    pub fn password_reset(
+        &self,
+        account: &Account,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<OutboxMessage, tera::Error> {
+        let mut context = Context::new();
+        context.insert("name", account.greeting_name());
+        context.insert("site_name", &self.site_name);
+        context.insert(
+            "link",
+            &format!("{}{RESET_PATH}?token={token}", self.public_base_url),
+        );
+        context.insert("valid_for", &human_duration(self.reset_lifetime_secs));
+        self.row(
+            MailKind::PasswordReset,
+            account,
+            "Password Reset",
+            "password_reset",
+            &context,
+            now,
+        )
+    }
+
+    /// Renders the notice that an account's password was changed.
+    pub fn password_changed(
+        &self,
+        account: &Account,
+        now: DateTime<Utc>,
+    ) -> Result<OutboxMessage, tera::Error> {
+        let mut context = Context::new();
+        context.insert("name", account.greeting_name());
+        context.insert("site_name", &self.site_name);
+        self.row(
+            MailKind::PasswordChanged,
+            account,
+            "Password Changed",
+            "password_changed",
+            &context,
+            now,
+        )
+    }
+
+    fn row(
+        &self,
+        kind: MailKind,
+        account: &Account,
+        subject: &str,
+        template: &str,
+        context: &Context,
+        now: DateTime<Utc>,
+    ) -> Result<OutboxMessage, tera::Error> {
+        Ok(OutboxMessage {
+            id: Uuid::now_v7(),
+            account_id: account.id,
+            kind,
+            recipient: account.email.clone(),
+            subject: format!("{} {subject}", self.site_name),
+            text_body: self.tera.render(&format!("{template}.txt"), context)?,
+            html_body: self.tera.render(&format!("{template}.html"), context)?,
+            created_at: now,
         })
     }
 

@@ -11,13 +11,19 @@ pub enum MailKind {
     Confirmation,
     /// The notice sent when someone registers an address that has an account.
     AccountExists,
+    /// A password reset link.
+    PasswordReset,
+    /// The notice that the password was changed.
+    PasswordChanged,
 }
 
 impl MailKind {
-    pub const ALL: [MailKind; 3] = [
+    pub const ALL: [MailKind; 5] = [
         MailKind::Welcome,
         MailKind::Confirmation,
         MailKind::AccountExists,
+        MailKind::PasswordReset,
+        MailKind::PasswordChanged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -25,6 +31,8 @@ impl MailKind {
             MailKind::Welcome => "welcome",
             MailKind::Confirmation => "confirmation",
             MailKind::AccountExists => "account_exists",
+            MailKind::PasswordReset => "password_reset",
+            MailKind::PasswordChanged => "password_changed",
         }
     }
 }

@@ -481,6 +481,49 @@ impl<D: Engine> CredentialStore for SqlStorage<D> {
             .transpose()
     }
 
+    async fn credentials_by_id(&self, id: Uuid) -> Result<Option<(Account, String)>, StorageError> {
+        let rows = self
+            .fetch(&sql::CREDENTIALS_BY_ID, &[Param::Uuid(id)])
+            .await?;
+        rows.first()
+            .map(|row| Ok((rows::account::<D>(row)?, D::text(row, "password_hash")?)))
+            .transpose()
+    }
+
+    async fn replace_password(
+        &self,
+        id: Uuid,
+        old: &str,
+        new: &PasswordHash,
+        now: DateTime<Utc>,
+        verify: bool,
+        notice: &OutboxMessage,
+    ) -> Result<Option<Account>, StorageError> {
+        let mut tx = self.begin().await?;
+        let params = [
+            Param::Uuid(id),
+            Param::Text(old),
+            Param::Text(new.expose()),
+            Param::Time(now),
+            Param::Bool(verify),
+        ];
+        let rows = D::fetch(&mut tx, &sql::REPLACE_PASSWORD, &params).await?;
+        let Some(row) = rows.first() else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let account = rows::account::<D>(row)?;
+        D::execute(
+            &mut tx,
+            &sql::CLEAR_LOGIN_FAILURES,
+            &[Param::Text(&account.email)],
+        )
+        .await?;
+        insert_mail::<D>(&mut tx, notice).await?;
+        tx.commit().await?;
+        Ok(Some(account))
+    }
+
     async fn replace_password_hash(
         &self,
         id: Uuid,

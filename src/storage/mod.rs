@@ -306,6 +306,24 @@ pub trait CredentialStore: Send + Sync + 'static {
         email: &str,
     ) -> Result<Option<(Account, String)>, StorageError>;
 
+    /// The account with `id` and its stored password hash.
+    async fn credentials_by_id(&self, id: Uuid) -> Result<Option<(Account, String)>, StorageError>;
+
+    /// Sets a new password for `id` if its hash is still `old`, in one
+    /// transaction with everything a changed password means: its failed
+    /// sign-ins are forgotten, `notice` is queued, and with `verify` the
+    /// account becomes verified. `None` when the hash had changed (or the
+    /// account is gone).
+    async fn replace_password(
+        &self,
+        id: Uuid,
+        old: &str,
+        new: &PasswordHash,
+        now: DateTime<Utc>,
+        verify: bool,
+        notice: &OutboxMessage,
+    ) -> Result<Option<Account>, StorageError>;
+
     /// Replaces the hash of `id` if it is still `old`. Returns whether it did.
     async fn replace_password_hash(
         &self,

@@ -335,3 +335,18 @@ pub(super) const PRUNE_LOGIN_FAILURES: Sql = Sql::both(
     "DELETE FROM login_failures WHERE last_failed_at < $1 \
      AND (locked_until IS NULL OR locked_until < $1)",
 );
+
+pub(super) const CREDENTIALS_BY_ID: Sql = Sql::both(concat!(
+    "SELECT ",
+    account_columns!(),
+    ", password_hash FROM accounts WHERE id = $1"
+));
+
+/// Sets a new password if the old hash is still the one that was checked;
+/// `$5` also marks the account verified (a reset proved the mailbox).
+pub(super) const REPLACE_PASSWORD: Sql = Sql::both(concat!(
+    "UPDATE accounts SET password_hash = $3, updated_at = $4, \
+     verified = CASE WHEN $5 THEN TRUE ELSE verified END \
+     WHERE id = $1 AND password_hash = $2 RETURNING ",
+    account_columns!()
+));

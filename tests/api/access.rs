@@ -8,7 +8,7 @@ use account_service::access::{file_entry, new_key, Scope};
 use account_service::proto::account::v1::account_service_client::AccountServiceClient;
 use account_service::proto::account::v1::{
     get_account_request, CheckPasswordRequest, ConfirmRegistrationRequest, GetAccountRequest,
-    ResendConfirmationRequest,
+    RequestPasswordResetRequest, ResendConfirmationRequest, ResetPasswordRequest,
 };
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
@@ -68,12 +68,14 @@ pub fn with_key<T>(message: T, key: Option<&str>) -> Request<T> {
     request
 }
 
-pub const RPCS: [&str; 5] = [
+pub const RPCS: [&str; 7] = [
     "Register",
     "ResendConfirmation",
     "ConfirmRegistration",
     "GetAccount",
     "CheckPassword",
+    "RequestPasswordReset",
+    "ResetPassword",
 ];
 
 /// Calls `method` with a plausible request; only whether the call got past
@@ -113,6 +115,21 @@ pub async fn call(channel: &Channel, method: &str, key: Option<&str>) -> Result<
                 CheckPasswordRequest {
                     email,
                     password: "secret123".into(),
+                },
+                key,
+            ))
+            .await
+            .map(drop),
+        "RequestPasswordReset" => client
+            .request_password_reset(with_key(RequestPasswordResetRequest { email }, key))
+            .await
+            .map(drop),
+        "ResetPassword" => client
+            .reset_password(with_key(
+                ResetPasswordRequest {
+                    token: "not-a-token".into(),
+                    password: "secret123".into(),
+                    confirm_password: "secret123".into(),
                 },
                 key,
             ))
@@ -162,6 +179,8 @@ async fn every_rpc_needs_a_valid_key_with_its_scope() {
         ("ConfirmRegistration", "accounts:confirm", "confirmer"),
         ("GetAccount", "accounts:read", "reader"),
         ("CheckPassword", "accounts:read", "reader"),
+        ("RequestPasswordReset", "accounts:register", "registrar"),
+        ("ResetPassword", "accounts:write", "writer"),
     ];
     for (method, scope, holder) in needs {
         // No key.

@@ -16,6 +16,7 @@ mod http;
 mod idle;
 mod memory;
 mod operations;
+mod password_reset;
 mod register;
 mod resend;
 mod sign_in;

@@ -175,6 +175,22 @@ impl CredentialStore for FlakySentMarks {
     ) -> Result<bool, StorageError> {
         self.inner.replace_password_hash(id, old, new).await
     }
+    async fn credentials_by_id(&self, id: Uuid) -> Result<Option<(Account, String)>, StorageError> {
+        self.inner.credentials_by_id(id).await
+    }
+    async fn replace_password(
+        &self,
+        id: Uuid,
+        old: &str,
+        new: &PasswordHash,
+        now: DateTime<Utc>,
+        verify: bool,
+        notice: &OutboxMessage,
+    ) -> Result<Option<Account>, StorageError> {
+        self.inner
+            .replace_password(id, old, new, now, verify, notice)
+            .await
+    }
     async fn login_lock(&self, email: &str) -> Result<Option<Option<DateTime<Utc>>>, StorageError> {
         self.inner.login_lock(email).await
     }
