@@ -74,6 +74,9 @@ fn reset_token_message(e: TokenError) -> &'static str {
     }
 }
 
+/// ChangePassword's answer to a new password equal to the current one.
+pub const SAME_PASSWORD: &str = "The new password must differ from the current one.";
+
 /// What a failed password check answers, known address or not.
 pub const INVALID_CREDENTIALS: &str = "Unable to log in with provided credentials.";
 
@@ -227,6 +230,49 @@ pub fn parse_credentials(
             }
             Err(errors)
         }
+    }
+}
+
+/// Parses a password change: the account id, the current password (trimmed,
+/// required, no NUL) and the new one with its confirmation under Register's
+/// rules, every violation at once.
+pub fn parse_password_change(
+    id: &str,
+    current: &str,
+    password: &str,
+    confirm: &str,
+) -> Result<(Uuid, SecretString, Password), ValidationErrors> {
+    let mut errors = ValidationErrors(Vec::new());
+    let id = match Lookup::id(id) {
+        Ok(Lookup::Id(id)) => Some(id),
+        Ok(Lookup::Email(_)) => None,
+        Err(e) => {
+            errors.0.extend(e.0);
+            None
+        }
+    };
+    let current = current.trim();
+    let problem = if current.is_empty() {
+        Some(domain::REQUIRED)
+    } else if domain::has_nul(current) {
+        Some(domain::NULL_CHARACTERS)
+    } else {
+        None
+    };
+    if let Some(problem) = problem {
+        errors.0.push(FieldViolation {
+            field: "current_password",
+            description: problem.to_owned(),
+        });
+    }
+    let new = domain::parse_new_password(password, confirm)
+        .map_err(|e| errors.0.extend(e.0))
+        .ok();
+    match (id, new) {
+        (Some(id), Some(new)) if errors.0.is_empty() => {
+            Ok((id, SecretString::from(current.to_owned()), new))
+        }
+        _ => Err(errors),
     }
 }
 
@@ -700,13 +746,7 @@ impl Accounts {
         self.ensure_ready()?;
         let address = email.as_str();
         let now = Utc::now();
-        let lock = self.storage.login_lock(address).await?;
-        if let Some(Some(until)) = lock {
-            if until > now {
-                let wait = (until - now).to_std().unwrap_or_default();
-                return Err(ServiceError::LockedOut(wait));
-            }
-        }
+        let counted = self.sign_in_lock(address, now).await?;
         let found = self.storage.credentials_by_email(address).await?;
         let verified = self
             .hasher
@@ -714,24 +754,9 @@ impl Accounts {
             .await?;
         let (account, stored) = match found {
             Some(found) if verified.matched => found,
-            _ => {
-                let (failures, lockouts) = self.storage.record_login_failure(address, now).await?;
-                if failures >= i64::from(self.sign_in.max_failures) {
-                    let lockout = self.sign_in.lockout_after(lockouts);
-                    let until = now
-                        + chrono::Duration::from_std(lockout).unwrap_or(chrono::Duration::hours(1));
-                    self.storage
-                        .lock_login(address, self.sign_in.max_failures, until)
-                        .await?;
-                    tracing::warn!(
-                        lockout_secs = lockout.as_secs(),
-                        "sign-in locked out after repeated failures"
-                    );
-                }
-                return Err(ServiceError::InvalidCredentials);
-            }
+            _ => return Err(self.sign_in_failed(address, now).await),
         };
-        if lock.is_some() {
+        if counted {
             self.storage.clear_login_failures(address).await?;
         }
         if let Some(upgrade) = verified.upgrade {
@@ -746,6 +771,92 @@ impl Accounts {
         if !account.verified {
             return Err(ServiceError::EmailNotVerified);
         }
+        Ok(account)
+    }
+
+    /// The lockout of `address`, if one runs at `now`; and whether it has
+    /// failures on record at all.
+    async fn sign_in_lock(&self, address: &str, now: DateTime<Utc>) -> Result<bool, ServiceError> {
+        let lock = self.storage.login_lock(address).await?;
+        if let Some(Some(until)) = lock {
+            if until > now {
+                let wait = (until - now).to_std().unwrap_or_default();
+                return Err(ServiceError::LockedOut(wait));
+            }
+        }
+        Ok(lock.is_some())
+    }
+
+    /// Counts a failed password check for `address`, locks it out once it
+    /// reaches LOGIN_MAX_FAILURES, and returns the error to answer.
+    async fn sign_in_failed(&self, address: &str, now: DateTime<Utc>) -> ServiceError {
+        let counted = async {
+            let (failures, lockouts) = self.storage.record_login_failure(address, now).await?;
+            if failures >= i64::from(self.sign_in.max_failures) {
+                let lockout = self.sign_in.lockout_after(lockouts);
+                let until =
+                    now + chrono::Duration::from_std(lockout).unwrap_or(chrono::Duration::hours(1));
+                self.storage
+                    .lock_login(address, self.sign_in.max_failures, until)
+                    .await?;
+                tracing::warn!(
+                    lockout_secs = lockout.as_secs(),
+                    "sign-in locked out after repeated failures"
+                );
+            }
+            Ok::<(), StorageError>(())
+        };
+        match counted.await {
+            Ok(()) => ServiceError::InvalidCredentials,
+            Err(e) => e.into(),
+        }
+    }
+
+    /// Changes a password, given the current one. A wrong current password
+    /// counts towards the sign-in lockout; success queues a "password
+    /// changed" notice and ends every reset link issued before.
+    #[tracing::instrument(name = "change_password", skip_all)]
+    pub async fn change_password(
+        &self,
+        id: Uuid,
+        current: SecretString,
+        new: Password,
+    ) -> Result<Account, ServiceError> {
+        use secrecy::ExposeSecret;
+        self.ensure_ready()?;
+        if current.expose_secret() == new.expose() {
+            return Err(ServiceError::Invalid(ValidationErrors::single(
+                "password",
+                SAME_PASSWORD,
+            )));
+        }
+        let (account, stored) = self
+            .storage
+            .credentials_by_id(id)
+            .await
+            .context("reading the account")?
+            .ok_or(ServiceError::NotFound)?;
+        let now = now();
+        self.sign_in_lock(&account.email, now).await?;
+        let verified = self.hasher.verify(current, Some(&stored)).await?;
+        if !verified.matched {
+            return Err(self.sign_in_failed(&account.email, now).await);
+        }
+        let new = self.hasher.hash(new).await?;
+        let notice = self.composer.password_changed(&account, now).map_err(|e| {
+            ServiceError::Unexpected(
+                anyhow::Error::new(e).context("rendering the password changed notice"),
+            )
+        })?;
+        let changed = self
+            .storage
+            .replace_password(account.id, &stored, &new, now, false, &notice)
+            .await
+            .context("storing the new password")?;
+        // Changed meanwhile by another call: the current password was not current.
+        let account = changed.ok_or(ServiceError::InvalidCredentials)?;
+        self.mail_queued.notify_one();
+        tracing::info!(account_id = %account.id, "password changed");
         Ok(account)
     }
 

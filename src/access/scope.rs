@@ -11,7 +11,7 @@ pub enum Scope {
     AccountsConfirm,
     /// GetAccount, CheckPassword.
     AccountsRead,
-    /// Changes to existing accounts: ResetPassword.
+    /// Changes to existing accounts: ResetPassword, ChangePassword.
     AccountsWrite,
     /// Every `accounts:` scope, and operations only an operator's tools need.
     AccountsAdmin,
@@ -85,6 +85,7 @@ pub const RPC_SCOPES: &[(&str, Scope)] = &[
     ("CheckPassword", Scope::AccountsRead),
     ("RequestPasswordReset", Scope::AccountsRegister),
     ("ResetPassword", Scope::AccountsWrite),
+    ("ChangePassword", Scope::AccountsWrite),
 ];
 
 /// The scope `method` needs; a method missing from the table needs

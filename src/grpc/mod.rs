@@ -26,7 +26,9 @@ use crate::metrics::Metrics;
 use crate::net::PeerInfo;
 use crate::proto::account::v1 as pb;
 use crate::proto::account::v1::account_service_server::AccountService;
-use crate::service::{parse_credentials, parse_email, Accounts, Lookup, ServiceError};
+use crate::service::{
+    parse_credentials, parse_email, parse_password_change, Accounts, Lookup, ServiceError,
+};
 
 pub use pb::account_service_server::AccountServiceServer;
 pub use serve::{serve, ConnectionLimits, GrpcSecurity, GrpcServer, Health};
@@ -430,6 +432,23 @@ impl AccountService for AccountGrpc {
                 .reset_password(&request.token, password)
                 .await?;
             Ok(pb::ResetPasswordResponse {
+                account: Some(to_proto(account)),
+            })
+        })
+        .await
+    }
+
+    async fn change_password(
+        &self,
+        request: Request<pb::ChangePasswordRequest>,
+    ) -> Result<Response<pb::ChangePasswordResponse>, Status> {
+        self.handle("ChangePassword", request, |request| async move {
+            let r = request.into_inner();
+            let (id, current, new) =
+                parse_password_change(&r.id, &r.current_password, &r.password, &r.confirm_password)
+                    .map_err(ServiceError::Invalid)?;
+            let account = self.accounts.change_password(id, current, new).await?;
+            Ok(pb::ChangePasswordResponse {
                 account: Some(to_proto(account)),
             })
         })

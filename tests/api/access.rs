@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use account_service::access::{file_entry, new_key, Scope};
 use account_service::proto::account::v1::account_service_client::AccountServiceClient;
 use account_service::proto::account::v1::{
-    get_account_request, CheckPasswordRequest, ConfirmRegistrationRequest, GetAccountRequest,
-    RequestPasswordResetRequest, ResendConfirmationRequest, ResetPasswordRequest,
+    get_account_request, ChangePasswordRequest, CheckPasswordRequest, ConfirmRegistrationRequest,
+    GetAccountRequest, RequestPasswordResetRequest, ResendConfirmationRequest,
+    ResetPasswordRequest,
 };
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
@@ -68,7 +69,7 @@ pub fn with_key<T>(message: T, key: Option<&str>) -> Request<T> {
     request
 }
 
-pub const RPCS: [&str; 7] = [
+pub const RPCS: [&str; 8] = [
     "Register",
     "ResendConfirmation",
     "ConfirmRegistration",
@@ -76,6 +77,7 @@ pub const RPCS: [&str; 7] = [
     "CheckPassword",
     "RequestPasswordReset",
     "ResetPassword",
+    "ChangePassword",
 ];
 
 /// Calls `method` with a plausible request; only whether the call got past
@@ -135,6 +137,18 @@ pub async fn call(channel: &Channel, method: &str, key: Option<&str>) -> Result<
             ))
             .await
             .map(drop),
+        "ChangePassword" => client
+            .change_password(with_key(
+                ChangePasswordRequest {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    current_password: "secret123".into(),
+                    password: "other-pass1".into(),
+                    confirm_password: "other-pass1".into(),
+                },
+                key,
+            ))
+            .await
+            .map(drop),
         other => panic!("no such RPC {other}"),
     }
 }
@@ -181,6 +195,7 @@ async fn every_rpc_needs_a_valid_key_with_its_scope() {
         ("CheckPassword", "accounts:read", "reader"),
         ("RequestPasswordReset", "accounts:register", "registrar"),
         ("ResetPassword", "accounts:write", "writer"),
+        ("ChangePassword", "accounts:write", "writer"),
     ];
     for (method, scope, holder) in needs {
         // No key.

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use account_service::proto::account::v1::{
-    CheckPasswordRequest, RequestPasswordResetRequest, ResetPasswordRequest,
+    ChangePasswordRequest, ChangePasswordResponse, CheckPasswordRequest,
+    RequestPasswordResetRequest, ResetPasswordRequest,
 };
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
@@ -272,4 +273,112 @@ async fn bad_tokens_and_passwords_change_nothing(backend: Backend) {
     assert_eq!(missing.headers()["location"], RESET_REQUEST_PAGE);
     // The genuine token still works after all that.
     reset(&app, &token, "brand-new-pass1").await.unwrap();
+}
+
+async fn change(
+    app: &TestApp,
+    id: &str,
+    current: &str,
+    password: &str,
+) -> Result<ChangePasswordResponse, Status> {
+    app.client
+        .clone()
+        .change_password(ChangePasswordRequest {
+            id: id.into(),
+            current_password: current.into(),
+            password: password.into(),
+            confirm_password: password.into(),
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+on_both_backends!(changing_the_password_needs_the_current_one_and_ends_reset_links);
+
+async fn changing_the_password_needs_the_current_one_and_ends_reset_links(backend: Backend) {
+    let smtp = SmtpServer::start(Behaviour::Accept);
+    let app = spawn_app(backend)
+        .set_all(smtp_settings(smtp.url()))
+        .set("LOGIN_MAX_FAILURES", "3")
+        .await;
+    let email = unique_email();
+    let id = app.register(registration(&email)).await.unwrap().id;
+    request_reset(&app, &email).await.unwrap();
+    let mails = smtp.wait_for(2, Duration::from_secs(10)).await;
+    let reset_token = mails
+        .iter()
+        .find(|m| m.subject == "Ecoms Password Reset")
+        .unwrap()
+        .token();
+    let hash = app.db.password_hash(&email).await;
+
+    // Bad input: every violation at once, nothing changed.
+    let status = app
+        .client
+        .clone()
+        .change_password(ChangePasswordRequest {
+            id: "not-a-uuid".into(),
+            current_password: "".into(),
+            password: "short".into(),
+            confirm_password: "short".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let mut fields: Vec<String> = violations(&status).into_iter().map(|(f, _)| f).collect();
+    fields.dedup();
+    assert_eq!(fields, ["id", "current_password", "password"]);
+    let same = change(&app, &id, PASSWORD, PASSWORD).await.unwrap_err();
+    assert_eq!(
+        violations(&same),
+        [(
+            "password".to_owned(),
+            "The new password must differ from the current one.".to_owned()
+        )]
+    );
+    let unknown = change(
+        &app,
+        &uuid::Uuid::now_v7().to_string(),
+        PASSWORD,
+        "brand-new-pass1",
+    )
+    .await;
+    assert_code(&unknown, Code::NotFound);
+    // A wrong current password counts towards the sign-in lockout.
+    for _ in 0..3 {
+        let wrong = change(&app, &id, "wrong-pass1", "brand-new-pass1")
+            .await
+            .unwrap_err();
+        assert_eq!(wrong.code(), Code::Unauthenticated);
+        assert_eq!(reason(&wrong), "INVALID_CREDENTIALS");
+    }
+    let locked = change(&app, &id, PASSWORD, "brand-new-pass1")
+        .await
+        .unwrap_err();
+    assert_eq!(locked.code(), Code::ResourceExhausted);
+    let locked = sign_in(&app, &email, PASSWORD).await.unwrap_err();
+    assert_eq!(locked.code(), Code::ResourceExhausted);
+    assert_eq!(app.db.password_hash(&email).await, hash, "nothing changed");
+
+    // Once the lockout is over, the right current password changes it.
+    app.db.execute("DELETE FROM login_failures").await;
+    let changed = change(&app, &id, PASSWORD, "brand-new-pass1")
+        .await
+        .unwrap();
+    assert_eq!(changed.account.unwrap().email, email);
+    let not_verified = sign_in(&app, &email, "brand-new-pass1").await.unwrap_err();
+    assert_eq!(
+        not_verified.code(),
+        Code::FailedPrecondition,
+        "the new password matched"
+    );
+    let mails = smtp.wait_for(3, Duration::from_secs(10)).await;
+    assert!(mails
+        .iter()
+        .any(|m| m.subject == "Ecoms Password Changed" && m.to == email));
+    // The reset link issued before is spent.
+    let status = reset(&app, &reset_token, "yet-another-pass1")
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&status), "TOKEN_INVALID");
 }
