@@ -3,9 +3,9 @@ service started the README's way (`cargo run`, SQLite, console mail); then
 runs the README's end-to-end walkthroughs (blocks whose first line is a
 comment ending in "end to end") whole, as bash scripts.
 
-$TOKEN and $ACCOUNT_ID, which the README asks the reader to paste, are taken
-from the service's own output: the confirmation link it printed and the
-account it stored."""
+$TOKEN, $RESET_TOKEN and $ACCOUNT_ID, which the README asks the reader to
+paste, are taken from the service's own output: the confirmation and reset
+links it printed and the account it stored."""
 import os
 import re
 import signal
@@ -59,6 +59,9 @@ try:
         shell_env = dict(os.environ)
         if links:
             shell_env["TOKEN"] = links[-1]
+        resets = re.findall(r"reset-password/\?token=(\S+)", text)
+        if resets:
+            shell_env["RESET_TOKEN"] = resets[-1]
         try:
             row = sqlite3.connect(f"{workdir}/account.db").execute("SELECT id FROM accounts LIMIT 1").fetchone()
             if row:
