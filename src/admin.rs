@@ -1,5 +1,5 @@
 //! Operators' subcommands: outbox status, dead letters and their replay;
-//! new API keys.
+//! the Django import; new API keys.
 
 use std::io::Write;
 
@@ -78,6 +78,47 @@ pub async fn run_outbox(
 
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Imports the Django export at `path`, one report line per skipped row or
+/// mapped id and a one-line summary to `out`, with a progress bar on
+/// standard error when it is a terminal. An error when a row failed.
+pub async fn run_import(
+    storage: &dyn Storage,
+    path: &std::path::Path,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    use std::io::BufRead;
+    let open = || {
+        std::fs::File::open(path)
+            .map(std::io::BufReader::new)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))
+    };
+    let total = open()?
+        .lines()
+        .map_while(Result::ok)
+        .filter(|l| !l.trim().is_empty())
+        .count();
+    let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        let bar = indicatif::ProgressBar::new(u64::try_from(total).unwrap_or(u64::MAX));
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} rows, {per_sec}, {eta} left",
+        ) {
+            bar.set_style(style);
+        }
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let result =
+        crate::import::import_django(storage, open()?, out, &|done| bar.set_position(done)).await;
+    bar.finish_and_clear();
+    let report = result?;
+    writeln!(out, "{report}")?;
+    if report.failed > 0 {
+        anyhow::bail!("{} row(s) were not imported (see above)", report.failed);
+    }
+    Ok(())
 }
 
 /// Runs one api-key subcommand, writing its output to `out`. Nothing it

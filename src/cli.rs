@@ -31,6 +31,13 @@ pub enum Command {
     /// Inspect the mail outbox and replay dead letters.
     #[command(subcommand)]
     Outbox(OutboxCommand),
+    /// Import shoppers exported from the Django app (JSON Lines), with their
+    /// password hashes; no mail is sent. Rows already imported are skipped.
+    ImportDjango {
+        /// The export: one JSON object per line, with the Django model's field names.
+        #[arg(long = "from", value_name = "FILE")]
+        from: std::path::PathBuf,
+    },
     /// Create API keys for the callers in API_KEYS_FILE.
     #[command(subcommand)]
     ApiKey(ApiKeyCommand),

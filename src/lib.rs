@@ -13,6 +13,7 @@ pub mod config;
 pub mod domain;
 pub mod grpc;
 pub mod http;
+pub mod import;
 pub mod limits;
 pub mod mail;
 pub mod metrics;

@@ -56,6 +56,7 @@ async fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Outbox(command) => outbox(settings, command).await,
+        Command::ImportDjango { from } => import_django(settings, &from).await,
         Command::ApiKey(command) => api_key(command),
     }
 }
@@ -147,6 +148,37 @@ async fn outbox(settings: Settings, command: account_service::cli::OutboxCommand
     }
     let mut out = std::io::stdout().lock();
     let result = account_service::admin::run_outbox(storage.as_ref(), command, &mut out).await;
+    storage.close().await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn import_django(settings: Settings, from: &std::path::Path) -> ExitCode {
+    let storage = match account_service::storage::open(
+        &settings.database.database_url,
+        settings.database.pool(),
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("cannot open the database named by DATABASE_URL: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(e) = storage.check_schema().await {
+        storage.close().await;
+        eprintln!(
+            "cannot use the database named by DATABASE_URL: {}",
+            account_service::telemetry::error_chain(&e)
+        );
+        return ExitCode::FAILURE;
+    }
+    let mut out = std::io::stdout().lock();
+    let result = account_service::admin::run_import(storage.as_ref(), from, &mut out).await;
     storage.close().await;
     match result {
         Ok(()) => ExitCode::SUCCESS,

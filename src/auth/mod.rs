@@ -4,5 +4,7 @@
 mod password;
 mod token;
 
-pub use password::{hash_blocking, HashError, PasswordHash, PasswordHasher, Verified};
+pub use password::{
+    hash_blocking, is_supported_hash, HashError, PasswordHash, PasswordHasher, Verified,
+};
 pub use token::{ConfirmationTokens, ResetClaim, ResetTokens, TokenError};

@@ -264,6 +264,24 @@ fn hash_with_memory(password: &str, blocks: &mut [Block]) -> Result<PasswordHash
     ))))
 }
 
+/// Whether a stored hash is one that password checks understand: this
+/// service's argon2 PHC strings, and the Django app's `pbkdf2_sha256$…` and
+/// `argon2$…`.
+pub fn is_supported_hash(stored: &str) -> bool {
+    use argon2::password_hash::PasswordHash as Phc;
+    if let Some(rest) = stored.strip_prefix("pbkdf2_sha256$") {
+        let parts: Vec<&str> = rest.splitn(3, '$').collect();
+        return parts.len() == 3
+            && parts[0].parse::<u32>().is_ok_and(|n| n > 0)
+            && !parts[2].is_empty();
+    }
+    let phc = match stored.strip_prefix("argon2$") {
+        Some(rest) => format!("${rest}"),
+        None => stored.to_owned(),
+    };
+    Phc::new(&phc).is_ok_and(|p| p.algorithm.as_str().starts_with("argon2") && p.hash.is_some())
+}
+
 /// Checks `password` against `stored` on the current thread, reusing
 /// `blocks` when the hash has the current parameters; computes the upgraded
 /// hash when it matched anything else.

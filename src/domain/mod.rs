@@ -8,7 +8,7 @@ mod password;
 pub use account::Account;
 pub use email::Email;
 pub use new_account::{
-    parse_new_password, FieldViolation, NewAccount, RegistrationForm, ValidationErrors,
+    parse_new_password, FieldViolation, NewAccount, Profile, RegistrationForm, ValidationErrors,
 };
 pub use password::Password;
 

@@ -92,6 +92,59 @@ fn password_pair(errors: &mut ValidationErrors, password: &str, confirm: &str) -
     password
 }
 
+/// An account's fields other than its password, checked with Register's
+/// rules: what an import brings from another system.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub email: Email,
+    pub username: String,
+    pub address: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub phone_number: String,
+    pub created_from: String,
+}
+
+impl Profile {
+    /// Trims and checks every field of `form` but the passwords, reporting
+    /// all violations at once.
+    pub fn parse(form: &RegistrationForm) -> Result<Profile, ValidationErrors> {
+        let mut errors = ValidationErrors::default();
+        let email = Email::parse(&form.email)
+            .map_err(|e| errors.add("email", e))
+            .ok();
+        let profile = |errors: &mut ValidationErrors| {
+            (
+                bounded(errors, "username", &form.username, USERNAME_MAX_CHARS),
+                bounded(errors, "address", &form.address, ADDRESS_MAX_CHARS),
+                bounded(errors, "first_name", &form.first_name, NAME_MAX_CHARS),
+                bounded(errors, "last_name", &form.last_name, NAME_MAX_CHARS),
+                bounded(errors, "phone_number", &form.phone_number, PHONE_MAX_CHARS),
+                bounded(
+                    errors,
+                    "created_from",
+                    &form.created_from,
+                    CREATED_FROM_MAX_CHARS,
+                ),
+            )
+        };
+        let (username, address, first_name, last_name, phone_number, created_from) =
+            profile(&mut errors);
+        match email {
+            Some(email) if errors.0.is_empty() => Ok(Profile {
+                email,
+                username,
+                address,
+                first_name,
+                last_name,
+                phone_number,
+                created_from,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
 /// A registration that passed every rule: the only way to create an account.
 #[derive(Debug, Clone)]
 pub struct NewAccount {

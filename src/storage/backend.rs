@@ -481,6 +481,29 @@ impl<D: Engine> CredentialStore for SqlStorage<D> {
             .transpose()
     }
 
+    async fn import_account(
+        &self,
+        account: &Account,
+        password_hash: &str,
+    ) -> Result<bool, StorageError> {
+        let params = [
+            Param::Uuid(account.id),
+            Param::Text(&account.email),
+            Param::Text(&account.username),
+            Param::Text(password_hash),
+            Param::Text(&account.first_name),
+            Param::Text(&account.last_name),
+            Param::Text(&account.phone_number),
+            Param::Text(&account.address),
+            Param::Bool(account.verified),
+            Param::Bool(account.term_and_condition),
+            Param::Text(&account.created_from),
+            Param::Time(account.created_at),
+            Param::Time(account.updated_at),
+        ];
+        Ok(self.execute(&sql::IMPORT_ACCOUNT, &params).await? == 1)
+    }
+
     async fn credentials_by_id(&self, id: Uuid) -> Result<Option<(Account, String)>, StorageError> {
         let rows = self
             .fetch(&sql::CREDENTIALS_BY_ID, &[Param::Uuid(id)])

@@ -324,6 +324,15 @@ pub trait CredentialStore: Send + Sync + 'static {
         notice: &OutboxMessage,
     ) -> Result<Option<Account>, StorageError>;
 
+    /// Stores an account brought from another system with its hash as that
+    /// system wrote it, and queues no mail. `false` when an account with the
+    /// same id or address is already there (nothing is changed then).
+    async fn import_account(
+        &self,
+        account: &Account,
+        password_hash: &str,
+    ) -> Result<bool, StorageError>;
+
     /// Replaces the hash of `id` if it is still `old`. Returns whether it did.
     async fn replace_password_hash(
         &self,

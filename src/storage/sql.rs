@@ -350,3 +350,11 @@ pub(super) const REPLACE_PASSWORD: Sql = Sql::both(concat!(
      WHERE id = $1 AND password_hash = $2 RETURNING ",
     account_columns!()
 ));
+
+/// An account brought from another system: inserted unless its id or its
+/// address is already there, and with no mail.
+pub(super) const IMPORT_ACCOUNT: Sql = Sql::both(
+    "INSERT INTO accounts (id, email, username, password_hash, first_name, last_name, \
+     phone_number, address, verified, term_and_condition, created_from, created_at, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING",
+);

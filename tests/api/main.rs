@@ -14,6 +14,7 @@ mod hardening;
 mod hostile;
 mod http;
 mod idle;
+mod import;
 mod memory;
 mod operations;
 mod password_reset;

@@ -178,6 +178,13 @@ impl CredentialStore for FlakySentMarks {
     async fn credentials_by_id(&self, id: Uuid) -> Result<Option<(Account, String)>, StorageError> {
         self.inner.credentials_by_id(id).await
     }
+    async fn import_account(
+        &self,
+        account: &Account,
+        password_hash: &str,
+    ) -> Result<bool, StorageError> {
+        self.inner.import_account(account, password_hash).await
+    }
     async fn replace_password(
         &self,
         id: Uuid,
