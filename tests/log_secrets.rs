@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use account_service::proto::account::v1::{
-    get_account_request, ConfirmRegistrationRequest, GetAccountRequest,
+    get_account_request, CheckPasswordRequest, ConfirmRegistrationRequest, GetAccountRequest,
+    RequestPasswordResetRequest, ResetPasswordRequest,
 };
 use account_testkit::*;
 
@@ -66,6 +67,50 @@ async fn no_secret_reaches_the_log() {
         })
         .await
         .unwrap();
+    // A password reset, and a sign-in with the new password.
+    let new_password = "N3w-pass-never-logged";
+    app.client
+        .clone()
+        .request_password_reset(RequestPasswordResetRequest {
+            email: email.clone(),
+        })
+        .await
+        .unwrap();
+    let reset_mail = app
+        .wait_for_mails(2)
+        .await
+        .into_iter()
+        .find(|m| m.subject.ends_with("Password Reset"))
+        .expect("a reset mail");
+    let reset_token = reset_mail.token();
+    let followed = app.http.get(reset_mail.link()).send().await.unwrap();
+    assert_eq!(followed.status(), reqwest::StatusCode::FOUND);
+    app.client
+        .clone()
+        .reset_password(ResetPasswordRequest {
+            token: reset_token.clone(),
+            password: new_password.into(),
+            confirm_password: new_password.into(),
+        })
+        .await
+        .unwrap();
+    app.client
+        .clone()
+        .check_password(CheckPasswordRequest {
+            email: email.clone(),
+            password: new_password.into(),
+        })
+        .await
+        .unwrap();
+    let wrong_sign_in = "Wr0ng-sign-in-never-logged";
+    let _ = app
+        .client
+        .clone()
+        .check_password(CheckPasswordRequest {
+            email: email.clone(),
+            password: wrong_sign_in.into(),
+        })
+        .await;
     let mut rejected = registration(&unique_email());
     rejected.password = rejected_password.into();
     rejected.confirm_password = format!("{rejected_password}-mismatch");
@@ -143,6 +188,13 @@ async fn no_secret_reaches_the_log() {
                 ("signing key", TEST_SECRET_KEY),
                 ("SMTP password", smtp_password),
                 ("API key", key.as_str()),
+                ("reset token", reset_token.as_str()),
+                (
+                    "reset token signature",
+                    reset_token.rsplit('.').next().unwrap(),
+                ),
+                ("new password", new_password),
+                ("wrong sign-in password", wrong_sign_in),
                 ("wrong API key", wrong_key.as_str()),
                 ("API key body", key.trim_start_matches("acs_")),
             ],
