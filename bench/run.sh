@@ -181,7 +181,7 @@ done
 
 step "sign-in: CheckPassword with the right password, and a flood on a locked-out address"
 start_service "$PG_URL"
-load check_password_pg check-password --secret-key "$SECRET" --concurrency 16 --connections 4
+load check_password_pg check-password --secret-key "$SECRET" --concurrency 4 --connections 4
 HASHES_BEFORE=$(curl -fs "http://$HTTP/metrics" | awk '$1 == "account_password_hashes_total" {print $2}')
 load locked_flood_pg locked-flood --failures 5 --requests 10000 --concurrency 64 --connections 8
 HASHES_AFTER=$(curl -fs "http://$HTTP/metrics" | awk '$1 == "account_password_hashes_total" {print $2}')
