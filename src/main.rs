@@ -125,9 +125,11 @@ async fn migrate(settings: Settings) -> ExitCode {
     }
 }
 
-async fn outbox(settings: Settings, command: account_service::cli::OutboxCommand) -> ExitCode {
-    // Operators' commands never change the schema: they work on a database
-    // that `account-service migrate` brought up to this binary's version.
+/// The database for an operator's command: opened, and checked to have this
+/// binary's schema (such commands never migrate).
+async fn operator_storage(
+    settings: &Settings,
+) -> Result<std::sync::Arc<dyn account_service::storage::Storage>, ExitCode> {
     let storage = match account_service::storage::open(
         &settings.database.database_url,
         settings.database.pool(),
@@ -135,7 +137,7 @@ async fn outbox(settings: Settings, command: account_service::cli::OutboxCommand
         Ok(s) => s,
         Err(e) => {
             eprintln!("cannot open the database named by DATABASE_URL: {e}");
-            return ExitCode::FAILURE;
+            return Err(ExitCode::FAILURE);
         }
     };
     if let Err(e) = storage.check_schema().await {
@@ -144,8 +146,18 @@ async fn outbox(settings: Settings, command: account_service::cli::OutboxCommand
             "cannot use the database named by DATABASE_URL: {}",
             account_service::telemetry::error_chain(&e)
         );
-        return ExitCode::FAILURE;
+        return Err(ExitCode::FAILURE);
     }
+    Ok(storage)
+}
+
+async fn outbox(settings: Settings, command: account_service::cli::OutboxCommand) -> ExitCode {
+    // Operators' commands never change the schema: they work on a database
+    // that `account-service migrate` brought up to this binary's version.
+    let storage = match operator_storage(&settings).await {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
     let mut out = std::io::stdout().lock();
     let result = account_service::admin::run_outbox(storage.as_ref(), command, &mut out).await;
     storage.close().await;
@@ -159,24 +171,10 @@ async fn outbox(settings: Settings, command: account_service::cli::OutboxCommand
 }
 
 async fn import_django(settings: Settings, from: &std::path::Path) -> ExitCode {
-    let storage = match account_service::storage::open(
-        &settings.database.database_url,
-        settings.database.pool(),
-    ) {
+    let storage = match operator_storage(&settings).await {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("cannot open the database named by DATABASE_URL: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
-    if let Err(e) = storage.check_schema().await {
-        storage.close().await;
-        eprintln!(
-            "cannot use the database named by DATABASE_URL: {}",
-            account_service::telemetry::error_chain(&e)
-        );
-        return ExitCode::FAILURE;
-    }
     let mut out = std::io::stdout().lock();
     let result = account_service::admin::run_import(storage.as_ref(), from, &mut out).await;
     storage.close().await;

@@ -437,11 +437,6 @@ impl Accounts {
         self.ensure_ready()?;
         let resets = self.resets()?;
         let now = now();
-        let cooldown = chrono::Duration::from_std(resets.cooldown).map_err(|e| {
-            ServiceError::Unexpected(
-                anyhow::Error::new(e).context("PASSWORD_RESET_COOLDOWN as a date offset"),
-            )
-        })?;
         let found = self
             .storage
             .credentials_by_email(email.as_str())
@@ -462,28 +457,49 @@ impl Accounts {
                     anyhow::Error::new(e).context("rendering the password reset mail"),
                 )
             })?;
-        let claimed = self
-            .storage
-            .request_resend(
-                &reset_cooldown_key(email),
-                now,
-                now - cooldown,
-                &mail,
-                deliver,
-            )
-            .await
-            .context("recording the password reset request")?;
-        if let Some(last) = claimed {
-            let wait = (last + cooldown - now)
-                .to_std()
-                .unwrap_or(std::time::Duration::from_secs(1));
+        let key = reset_cooldown_key(email);
+        if let Some(wait) = self
+            .queue_after_cooldown(&key, now, resets.cooldown, &mail, deliver)
+            .await?
+        {
             return Err(ServiceError::ResetCoolingDown(wait));
         }
-        self.mail_queued.notify_one();
         if deliver {
             tracing::info!(account_id = %account.id, "password reset mail queued");
         }
         Ok(())
+    }
+
+    /// Records a request for `mail` under the cooldown `key` and queues the
+    /// mail when `deliver`, in one transaction that does the same work
+    /// either way. `Some(wait)` when the key asked less than `cooldown` ago.
+    async fn queue_after_cooldown(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        cooldown: std::time::Duration,
+        mail: &OutboxMessage,
+        deliver: bool,
+    ) -> Result<Option<std::time::Duration>, ServiceError> {
+        let span = chrono::Duration::from_std(cooldown).map_err(|e| {
+            ServiceError::Unexpected(anyhow::Error::new(e).context("a cooldown as a date offset"))
+        })?;
+        let claimed = self
+            .storage
+            .request_resend(key, now, now - span, mail, deliver)
+            .await
+            .context("recording the request")?;
+        let Some(last) = claimed else {
+            // Woken whether or not a mail was queued, so that the work a
+            // wake-up sets off does not tell the cases apart.
+            self.mail_queued.notify_one();
+            return Ok(None);
+        };
+        Ok(Some(
+            (last + span - now)
+                .to_std()
+                .unwrap_or(std::time::Duration::from_secs(1)),
+        ))
     }
 
     /// The account a reset token may reset, if the token is genuine,
@@ -693,11 +709,6 @@ impl Accounts {
     pub async fn resend_confirmation(&self, email: &Email) -> Result<(), ServiceError> {
         self.ensure_ready()?;
         let now = now();
-        let cooldown = chrono::Duration::from_std(self.resend_cooldown).map_err(|e| {
-            ServiceError::Unexpected(
-                anyhow::Error::new(e).context("EMAIL_RESEND_COOLDOWN as a date offset"),
-            )
-        })?;
         let (account, deliver) = match self.storage.account_by_email(email.as_str()).await {
             Ok(account) => {
                 let deliver = !account.verified;
@@ -707,19 +718,12 @@ impl Accounts {
             Err(e) => return Err(e).context("looking the address up"),
         };
         let mail = self.confirmation_mail(&account, now, MailComposer::resent_confirmation)?;
-        let claimed = self
-            .storage
-            .request_resend(email.as_str(), now, now - cooldown, &mail, deliver)
-            .await
-            .context("recording the resend request")?;
-        if let Some(last) = claimed {
-            let wait = (last + cooldown - now)
-                .to_std()
-                .unwrap_or(std::time::Duration::from_secs(1));
+        if let Some(wait) = self
+            .queue_after_cooldown(email.as_str(), now, self.resend_cooldown, &mail, deliver)
+            .await?
+        {
             return Err(ServiceError::CoolingDown(wait));
         }
-        // Woken in every case, for the same reason as the NOTIFY above.
-        self.mail_queued.notify_one();
         if deliver {
             tracing::info!(account_id = %account.id, "confirmation mail queued again");
         } else {

@@ -187,16 +187,14 @@ impl MailComposer {
         let mut context = Context::new();
         context.insert("name", account.greeting_name());
         context.insert("site_name", &self.site_name);
-        Ok(OutboxMessage {
-            id: Uuid::now_v7(),
-            account_id: account.id,
-            kind: MailKind::AccountExists,
-            recipient: account.email.clone(),
-            subject: format!("{} Account Already Exists", self.site_name),
-            text_body: self.tera.render("account_exists_mail.txt", &context)?,
-            html_body: self.tera.render("account_exists_mail.html", &context)?,
-            created_at: now,
-        })
+        self.row(
+            MailKind::AccountExists,
+            account,
+            "Account Already Exists",
+            "account_exists_mail",
+            &context,
+            now,
+        )
     }
 
     fn confirmation_mail(
@@ -211,16 +209,7 @@ impl MailComposer {
         context.insert("site_name", &self.site_name);
         context.insert("link", &self.confirmation_link(token));
         context.insert("valid_for", &human_duration(self.link_lifetime_secs));
-        Ok(OutboxMessage {
-            id: Uuid::now_v7(),
-            account_id: account.id,
-            kind,
-            recipient: account.email.clone(),
-            subject: format!("{} Welcome Mail", self.site_name),
-            text_body: self.tera.render("welcome_mail.txt", &context)?,
-            html_body: self.tera.render("welcome_mail.html", &context)?,
-            created_at: now,
-        })
+        self.row(kind, account, "Welcome Mail", "welcome_mail", &context, now)
     }
 
     /// Builds the message for an outbox row: multipart/alternative, with a
