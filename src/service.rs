@@ -534,9 +534,18 @@ impl Accounts {
         password: Password,
     ) -> Result<Account, ServiceError> {
         let (account, old) = self.check_reset_token(token).await?;
+        let new = self.hasher.hash(password).await?;
+        let now = now();
+        let notice = self.composer.password_changed(&account, now).map_err(|e| {
+            ServiceError::Unexpected(
+                anyhow::Error::new(e).context("rendering the password changed notice"),
+            )
+        })?;
         let changed = self
-            .store_new_password(&account, &old, password, now(), true)
-            .await?;
+            .storage
+            .replace_password(account.id, &old, &new, now, true, &notice)
+            .await
+            .context("storing the new password")?;
         // Another reset or change won the race: this token is spent.
         let account = changed.ok_or(ServiceError::ResetToken(TokenError::Invalid))?;
         self.mail_queued.notify_one();
@@ -769,29 +778,6 @@ impl Accounts {
         Ok(account)
     }
 
-    /// Hashes `password` and stores it for `account` if its hash is still
-    /// `old`, with the "password changed" notice (see
-    /// [`crate::storage::CredentialStore::replace_password`]). `None` when the hash changed meanwhile.
-    async fn store_new_password(
-        &self,
-        account: &Account,
-        old: &str,
-        password: Password,
-        now: DateTime<Utc>,
-        verify: bool,
-    ) -> Result<Option<Account>, ServiceError> {
-        let new = self.hasher.hash(password).await?;
-        let notice = self.composer.password_changed(account, now).map_err(|e| {
-            ServiceError::Unexpected(
-                anyhow::Error::new(e).context("rendering the password changed notice"),
-            )
-        })?;
-        self.storage
-            .replace_password(account.id, old, &new, now, verify, &notice)
-            .await
-            .context("storing the new password")
-    }
-
     /// The lockout of `address`, if one runs at `now`; and whether it has
     /// failures on record at all.
     async fn sign_in_lock(&self, address: &str, now: DateTime<Utc>) -> Result<bool, ServiceError> {
@@ -860,9 +846,17 @@ impl Accounts {
         if !verified.matched {
             return Err(self.sign_in_failed(&account.email, now).await);
         }
+        let new = self.hasher.hash(new).await?;
+        let notice = self.composer.password_changed(&account, now).map_err(|e| {
+            ServiceError::Unexpected(
+                anyhow::Error::new(e).context("rendering the password changed notice"),
+            )
+        })?;
         let changed = self
-            .store_new_password(&account, &stored, new, now, false)
-            .await?;
+            .storage
+            .replace_password(account.id, &stored, &new, now, false, &notice)
+            .await
+            .context("storing the new password")?;
         // Changed meanwhile by another call: the current password was not current.
         let account = changed.ok_or(ServiceError::InvalidCredentials)?;
         self.mail_queued.notify_one();
