@@ -11,6 +11,7 @@ pub mod backoff;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod events;
 pub mod grpc;
 pub mod http;
 pub mod import;

@@ -13,7 +13,8 @@ use tokio_util::sync::CancellationToken;
 use tonic_health::ServingStatus;
 
 use crate::access::{Access, Callers};
-use crate::auth::{ConfirmationTokens, PasswordHasher, ResetTokens};
+use crate::auth::{ConfirmationTokens, EmailChangeTokens, PageTokens, PasswordHasher, ResetTokens};
+use crate::events::EventFeed;
 use crate::config::Settings;
 use crate::grpc::{self, AccountGrpc, ConnectionLimits, GrpcSecurity, Health};
 use crate::http::{self, router, HttpState};
@@ -127,6 +128,20 @@ impl Application {
             security.previous_key().map(str::as_bytes),
             security.confirmation_link_timeout,
         );
+        let email_changes = EmailChangeTokens::new(
+            security.signing_key().as_bytes(),
+            security.previous_key().map(str::as_bytes),
+            security.confirmation_link_timeout,
+        );
+        let pages = PageTokens::new(
+            security.signing_key().as_bytes(),
+            security.previous_key().map(str::as_bytes),
+        );
+        let events = Arc::new(
+            EventFeed::new(Arc::clone(&storage))
+                .with_retention(settings.events.account_event_retention)
+                .with_keepalive(settings.events.account_event_keepalive),
+        );
         let limits = &settings.limits;
         let hasher = PasswordHasher::new(limits.hash_concurrency(), limits.hash_queue);
         let mail_queued = Arc::new(Notify::new());
@@ -144,7 +159,8 @@ impl Application {
         .with_resend_cooldown(delivery.email_resend_cooldown)
         .with_enumeration_protection(security.enumeration_protection)
         .with_sign_in_policy(security.sign_in())
-        .with_password_resets(resets);
+        .with_password_resets(resets)
+        .with_lifecycle(email_changes, pages, Arc::clone(&events));
         let worker = DeliveryWorker::new(
             Arc::clone(&storage),
             dispatcher,
@@ -158,6 +174,7 @@ impl Application {
         )
         .with_poll_interval(delivery.email_poll_interval)
         .with_sent_retention(delivery.email_sent_retention)
+        .with_event_retention(events.retention() + crate::events::PRUNE_MARGIN)
         // Password reset cooldowns are kept beside the confirmation ones:
         // pruned only once the longer of the two has run out.
         .with_resend_cooldown(
@@ -216,6 +233,17 @@ impl Application {
             self.access.callers(),
         ));
         limits.spawn_sweeper(stop.clone());
+        let events = Arc::clone(self.accounts.events());
+        tokio::spawn(Arc::clone(&events).relay(stop.clone()));
+        {
+            // Event streams never end on their own: they end at shutdown,
+            // so that draining the connections does not wait for them.
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                stop.cancelled().await;
+                events.close();
+            });
+        }
         if let Some(tls) = &self.tls {
             spawn_tls_reloader(Arc::clone(tls), stop.clone());
         }

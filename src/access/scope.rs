@@ -7,13 +7,15 @@ use std::fmt;
 pub enum Scope {
     /// Register, ResendConfirmation and RequestPasswordReset.
     AccountsRegister,
-    /// ConfirmRegistration.
+    /// ConfirmRegistration, ConfirmEmailChange.
     AccountsConfirm,
     /// GetAccount, CheckPassword.
     AccountsRead,
-    /// Changes to existing accounts: ResetPassword, ChangePassword.
+    /// Changes to existing accounts: ResetPassword, ChangePassword,
+    /// UpdateProfile, ChangeEmail, DeleteAccount.
     AccountsWrite,
-    /// Every `accounts:` scope, and operations only an operator's tools need.
+    /// Every `accounts:` scope, and operations only an operator's tools need
+    /// (ListAccounts, DeleteAccount without the password).
     AccountsAdmin,
     /// The account event stream.
     EventsRead,
@@ -86,6 +88,12 @@ pub const RPC_SCOPES: &[(&str, Scope)] = &[
     ("RequestPasswordReset", Scope::AccountsRegister),
     ("ResetPassword", Scope::AccountsWrite),
     ("ChangePassword", Scope::AccountsWrite),
+    ("UpdateProfile", Scope::AccountsWrite),
+    ("ChangeEmail", Scope::AccountsWrite),
+    ("ConfirmEmailChange", Scope::AccountsConfirm),
+    ("DeleteAccount", Scope::AccountsWrite),
+    ("WatchAccountEvents", Scope::EventsRead),
+    ("ListAccounts", Scope::AccountsAdmin),
 ];
 
 /// The scope `method` needs; a method missing from the table needs

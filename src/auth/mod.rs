@@ -1,10 +1,14 @@
 //! Credentials: password hashing off the async executor, confirmation and
 //! password reset tokens.
 
+mod page;
 mod password;
 mod token;
 
 pub use password::{
     hash_blocking, is_supported_hash, HashError, PasswordHash, PasswordHasher, Verified,
 };
-pub use token::{ConfirmationTokens, ResetClaim, ResetTokens, TokenError};
+pub use page::PageTokens;
+pub use token::{
+    ConfirmationTokens, EmailChangeClaim, EmailChangeTokens, ResetClaim, ResetTokens, TokenError,
+};

@@ -15,6 +15,9 @@ const MAX_TOKEN_BYTES: usize = 4096;
 /// The only audience a password reset token is valid for.
 pub const RESET_AUDIENCE: &str = "reset-password";
 
+/// The only audience an e-mail change token is valid for.
+pub const EMAIL_CHANGE_AUDIENCE: &str = "confirm-email-change";
+
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
     sub: String,
@@ -25,6 +28,12 @@ struct Claims {
     /// Reset tokens: an HMAC of the password hash they may replace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pwd: Option<String>,
+    /// E-mail change tokens: the address asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    email: Option<String>,
+    /// E-mail change tokens: an HMAC of the address they may replace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cur: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -90,6 +99,17 @@ impl Signer {
         now: DateTime<Utc>,
         pwd: Option<String>,
     ) -> Result<String, anyhow::Error> {
+        self.issue_with(account_id, now, pwd, None, None)
+    }
+
+    fn issue_with(
+        &self,
+        account_id: Uuid,
+        now: DateTime<Utc>,
+        pwd: Option<String>,
+        email: Option<String>,
+        cur: Option<String>,
+    ) -> Result<String, anyhow::Error> {
         let iat = now.timestamp();
         let claims = Claims {
             sub: account_id.to_string(),
@@ -98,6 +118,8 @@ impl Signer {
             exp: iat.saturating_add(self.lifetime_secs),
             jti: Uuid::new_v4().simple().to_string(),
             pwd,
+            email,
+            cur,
         };
         Ok(jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
@@ -193,7 +215,7 @@ impl ResetTokens {
         password_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<String, anyhow::Error> {
-        let binding = binding(&self.keys[0], password_hash);
+        let binding = binding(&self.keys[0], RESET_LABEL, password_hash);
         self.signer.issue(account_id, now, Some(binding))
     }
 
@@ -210,15 +232,82 @@ impl ResetTokens {
     pub fn binds(&self, claim: &ResetClaim, current: &str) -> bool {
         use subtle::ConstantTimeEq;
         self.keys.iter().fold(false, |found, key| {
-            let expected = binding(key, current);
+            let expected = binding(key, RESET_LABEL, current);
             found | bool::from(expected.as_bytes().ct_eq(claim.binding.as_bytes()))
         })
     }
 }
 
-/// base64url(HMAC-SHA256(key, hash)), with a label so that the MAC serves
-/// no other purpose.
-fn binding(key: &[u8], password_hash: &str) -> String {
+/// A genuine, unexpired e-mail change token.
+#[derive(Debug)]
+pub struct EmailChangeClaim {
+    pub account_id: Uuid,
+    /// The address asked for, normalised when the token was issued.
+    pub new_email: String,
+    binding: String,
+}
+
+/// Issues and verifies the tokens of new-address confirmation links. Each
+/// names the new address and carries an HMAC of the address it replaces,
+/// so that it works only while the account still has that address (or, to
+/// be idempotent, once it has the new one).
+#[derive(Clone)]
+pub struct EmailChangeTokens {
+    signer: Signer,
+    keys: Vec<Vec<u8>>,
+}
+
+impl EmailChangeTokens {
+    pub fn new(secret: &[u8], previous: Option<&[u8]>, lifetime_secs: u64) -> Self {
+        let mut keys = vec![secret.to_vec()];
+        keys.extend(previous.map(<[u8]>::to_vec));
+        EmailChangeTokens {
+            signer: Signer::new(EMAIL_CHANGE_AUDIENCE, secret, previous, lifetime_secs),
+            keys,
+        }
+    }
+
+    /// A token moving `account_id` from `current_email` to `new_email`.
+    pub fn issue(
+        &self,
+        account_id: Uuid,
+        current_email: &str,
+        new_email: &str,
+        now: DateTime<Utc>,
+    ) -> Result<String, anyhow::Error> {
+        let cur = binding(&self.keys[0], EMAIL_LABEL, current_email);
+        self.signer
+            .issue_with(account_id, now, None, Some(new_email.to_owned()), Some(cur))
+    }
+
+    pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<EmailChangeClaim, TokenError> {
+        let (account_id, claims) = self.signer.verify(token, now)?;
+        match (claims.email, claims.cur) {
+            (Some(new_email), Some(binding)) if !new_email.is_empty() => Ok(EmailChangeClaim {
+                account_id,
+                new_email,
+                binding,
+            }),
+            _ => Err(TokenError::Invalid),
+        }
+    }
+
+    /// Whether `claim` was issued while the account's address was `current`.
+    pub fn binds(&self, claim: &EmailChangeClaim, current: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        self.keys.iter().fold(false, |found, key| {
+            let expected = binding(key, EMAIL_LABEL, current);
+            found | bool::from(expected.as_bytes().ct_eq(claim.binding.as_bytes()))
+        })
+    }
+}
+
+const RESET_LABEL: &[u8] = b"account-service password reset binding\0";
+const EMAIL_LABEL: &[u8] = b"account-service e-mail change binding\0";
+
+/// base64url(HMAC-SHA256(key, label || value)): the label keeps each MAC to
+/// one purpose.
+fn binding(key: &[u8], label: &[u8], value: &str) -> String {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use base64::Engine;
     use hmac::{Hmac, Mac};
@@ -227,8 +316,8 @@ fn binding(key: &[u8], password_hash: &str) -> String {
         // HMAC takes keys of any length; this arm is never taken.
         Err(_) => return String::new(),
     };
-    mac.update(b"account-service password reset binding\0");
-    mac.update(password_hash.as_bytes());
+    mac.update(label);
+    mac.update(value.as_bytes());
     URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
 }
 
@@ -313,6 +402,34 @@ mod tests {
     }
 
     #[test]
+    fn email_change_tokens_name_the_new_address_and_bind_the_old() {
+        let tokens = EmailChangeTokens::new(KEY, None, 3600);
+        let id = Uuid::now_v7();
+        let now = Utc::now();
+        let token = tokens
+            .issue(id, "old@example.com", "new@example.com", now)
+            .unwrap();
+        let claim = tokens.verify(&token, now).unwrap();
+        assert_eq!(claim.account_id, id);
+        assert_eq!(claim.new_email, "new@example.com");
+        assert!(tokens.binds(&claim, "old@example.com"));
+        assert!(!tokens.binds(&claim, "other@example.com"));
+        // Other purposes' tokens are refused.
+        let confirmation = ConfirmationTokens::new(KEY, None, 3600)
+            .issue(id, now)
+            .unwrap();
+        assert_eq!(tokens.verify(&confirmation, now).unwrap_err(), TokenError::Invalid);
+        let reset = ResetTokens::new(KEY, None, 3600)
+            .issue(id, "old@example.com", now)
+            .unwrap();
+        assert_eq!(tokens.verify(&reset, now).unwrap_err(), TokenError::Invalid);
+        assert_eq!(
+            tokens.verify(&token, now + Duration::seconds(3600)).unwrap_err(),
+            TokenError::Expired
+        );
+    }
+
+    #[test]
     fn refuses_wrong_audience_and_algorithm() {
         let now = Utc::now().timestamp();
         let claims = Claims {
@@ -322,6 +439,8 @@ mod tests {
             exp: now + 60,
             jti: "x".into(),
             pwd: None,
+            email: None,
+            cur: None,
         };
         let key = EncodingKey::from_secret(KEY);
         let wrong_aud =

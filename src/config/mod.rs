@@ -16,7 +16,7 @@ use crate::telemetry::LogFormat;
 use error::bad;
 pub use error::ConfigError;
 use parse::{address, bounded, days, http_url, ip_list, mailbox, not_empty};
-use parse::{positive_seconds, seconds, secret, smtp_url, switch};
+use parse::{positive_seconds, retention, seconds, secret, smtp_url, switch};
 pub use parse::{redact_url, DatabaseKind, DatabaseUrl, IpList, SecretUrl, WebUrl};
 
 /// Signs tokens when SECRET_KEY is unset, so the service starts on a laptop
@@ -48,7 +48,22 @@ pub struct Settings {
     #[command(flatten)]
     pub limits: LimitSettings,
     #[command(flatten)]
+    pub events: EventSettings,
+    #[command(flatten)]
     pub telemetry: TelemetrySettings,
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Account events")]
+pub struct EventSettings {
+    /// How long events are kept for WatchAccountEvents: days (`7`), or with
+    /// a unit (`90s`, `30m`, `12h`, `7d`). An older cursor is refused
+    /// (CURSOR_EXPIRED).
+    #[arg(long, env, default_value = "7", value_parser = retention)]
+    pub account_event_retention: Duration,
+    /// Seconds without events after which a watcher gets a keep-alive message.
+    #[arg(long, env, default_value = "30", value_parser = positive_seconds)]
+    pub account_event_keepalive: Duration,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -147,6 +147,32 @@ pub(super) fn positive_seconds(raw: &str) -> Result<Duration, String> {
     }
 }
 
+/// A retention: plain days, or a number with a unit (s, m, h, d); more
+/// than one second and at most ten years.
+pub(super) fn retention(raw: &str) -> Result<Duration, String> {
+    let trimmed = raw.trim();
+    let (digits, unit) = match trimmed.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&trimmed[..i], c),
+        _ => (trimmed, 'd'),
+    };
+    let unit_secs: u64 = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        _ => return Err(format!("'{}' has an unknown unit (s, m, h or d)", shown(raw))),
+    };
+    let n: u64 = digits
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{}' is not a whole number of days, or one with a unit", shown(raw)))?;
+    let secs = n.saturating_mul(unit_secs);
+    if !(1..=3650 * 86_400).contains(&secs) {
+        return Err("must be at least one second and at most 3650 days".into());
+    }
+    Ok(Duration::from_secs(secs))
+}
+
 pub(super) fn days(raw: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(bounded::<u64>(0, 3650)(raw)? * 86_400))
 }

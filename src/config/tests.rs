@@ -248,3 +248,22 @@ fn debug_redacts_secrets() {
     assert!(shown.contains("relay.example") && shown.contains("db/accounts"));
     assert!(!s.security.using_development_key());
 }
+
+#[test]
+fn event_retention_takes_days_or_a_unit_and_refuses_nonsense() {
+    let days = |raw: &str| {
+        let arg = format!("--account-event-retention={raw}");
+        parse(&[&arg]).map(|s| s.events.account_event_retention)
+    };
+    assert_eq!(
+        parse(&[]).unwrap().events.account_event_retention,
+        Duration::from_secs(7 * 86_400)
+    );
+    assert_eq!(days("2").unwrap(), Duration::from_secs(2 * 86_400));
+    assert_eq!(days("90s").unwrap(), Duration::from_secs(90));
+    assert_eq!(days("12h").unwrap(), Duration::from_secs(12 * 3600));
+    for bad in ["0", "1.5", "7w", "", "99999999999999999999", "3651d", "s", "-1", "-1d"] {
+        assert!(days(bad).is_err(), "{bad}");
+    }
+    assert!(parse(&["--account-event-keepalive", "0"]).is_err());
+}

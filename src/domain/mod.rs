@@ -2,15 +2,19 @@
 
 mod account;
 mod email;
+mod event;
 mod new_account;
 mod password;
+mod profile;
 
 pub use account::Account;
-pub use email::Email;
+pub use email::{Email, EMAIL_MAX_CHARS};
+pub use event::EventType;
 pub use new_account::{
     parse_new_password, FieldViolation, NewAccount, Profile, RegistrationForm, ValidationErrors,
 };
 pub use password::Password;
+pub use profile::{ProfileChanges, ProfileForm, PROFILE_PATHS};
 
 /// Message for an empty required field.
 pub const REQUIRED: &str = "This field is required.";

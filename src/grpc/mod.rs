@@ -19,15 +19,18 @@ use uuid::Uuid;
 
 use crate::access::{self, Access, Caller};
 use crate::domain::{
-    parse_new_password, Account, Email, NewAccount, RegistrationForm, ValidationErrors,
+    parse_new_password, Account, Email, EventType, NewAccount, ProfileChanges, ProfileForm,
+    RegistrationForm, ValidationErrors,
 };
+use crate::events::Watched;
 use crate::limits::{LimitError, RateLimits};
 use crate::metrics::Metrics;
 use crate::net::PeerInfo;
 use crate::proto::account::v1 as pb;
 use crate::proto::account::v1::account_service_server::AccountService;
 use crate::service::{
-    parse_credentials, parse_email, parse_password_change, Accounts, Lookup, ServiceError,
+    parse_credentials, parse_deletion, parse_email, parse_email_change, parse_password_change,
+    Accounts, Lookup, ServiceError,
 };
 
 pub use pb::account_service_server::AccountServiceServer;
@@ -149,11 +152,57 @@ pub fn oversized_as_resource_exhausted<B>(
     response
 }
 
-fn to_proto(a: Account) -> pb::Account {
-    let ts = |t: chrono::DateTime<chrono::Utc>| prost_types::Timestamp {
+fn timestamp(t: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
         seconds: t.timestamp(),
         nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
-    };
+    }
+}
+
+fn event_to_proto(watched: Watched) -> pb::AccountEvent {
+    match watched {
+        Watched::Event {
+            cursor,
+            kind,
+            account_id,
+            occurred_at,
+        } => pb::AccountEvent {
+            cursor: cursor.encode(),
+            r#type: i32::try_from(kind.number()).unwrap_or(0),
+            account_id: account_id.to_string(),
+            occurred_at: Some(timestamp(occurred_at)),
+        },
+        Watched::KeepAlive { cursor } => pb::AccountEvent {
+            cursor: cursor.encode(),
+            r#type: pb::EventType::Unspecified as i32,
+            account_id: String::new(),
+            occurred_at: Some(timestamp(chrono::Utc::now())),
+        },
+    }
+}
+
+/// The event types a watcher asked for: unknown numbers and UNSPECIFIED
+/// are refused, so that a typo does not silently watch nothing.
+fn event_types(raw: &[i32]) -> Result<std::collections::HashSet<EventType>, ValidationErrors> {
+    raw.iter()
+        .map(|n| {
+            EventType::from_number(i64::from(*n)).ok_or_else(|| {
+                ValidationErrors::single("types", format!("\"{n}\" is not a valid event type."))
+            })
+        })
+        .collect()
+}
+
+/// Whether the caller may delete an account without its password.
+fn is_admin<T>(request: &Request<T>) -> bool {
+    request
+        .extensions()
+        .get::<Arc<Caller>>()
+        .is_some_and(|c| c.scopes.grant(access::Scope::AccountsAdmin))
+}
+
+fn to_proto(a: Account) -> pb::Account {
+    let ts = timestamp;
     pb::Account {
         id: a.id.to_string(),
         email: a.email,
@@ -312,6 +361,9 @@ impl AccountGrpc {
             access::check_scope(&caller, method).map_err(ServiceError::Access)?;
             self.check_quota(&caller).await?;
             let _permit = self.admit()?;
+            let mut request = request;
+            // For the calls whose rules depend on who calls.
+            request.extensions_mut().insert(caller);
             call(request).await
         }
         .instrument(span.clone())
@@ -450,6 +502,136 @@ impl AccountService for AccountGrpc {
             let account = self.accounts.change_password(id, current, new).await?;
             Ok(pb::ChangePasswordResponse {
                 account: Some(to_proto(account)),
+            })
+        })
+        .await
+    }
+
+    async fn update_profile(
+        &self,
+        request: Request<pb::UpdateProfileRequest>,
+    ) -> Result<Response<pb::UpdateProfileResponse>, Status> {
+        self.handle("UpdateProfile", request, |request| async move {
+            let r = request.into_inner();
+            let id = Lookup::id(&r.id);
+            let paths = r.update_mask.map(|m| m.paths);
+            let changes = ProfileChanges::parse(
+                paths.as_deref(),
+                ProfileForm {
+                    username: r.username,
+                    first_name: r.first_name,
+                    last_name: r.last_name,
+                    phone_number: r.phone_number,
+                    address: r.address,
+                },
+            );
+            let (id, changes) = match (id, changes) {
+                (Ok(Lookup::Id(id)), Ok(changes)) => (id, changes),
+                (id, changes) => {
+                    let mut errors = ValidationErrors(Vec::new());
+                    if let Err(e) = id {
+                        errors.0.extend(e.0);
+                    }
+                    if let Err(e) = changes {
+                        errors.0.extend(e.0);
+                    }
+                    return Err(ServiceError::Invalid(errors));
+                }
+            };
+            let account = self.accounts.update_profile(id, changes).await?;
+            Ok(pb::UpdateProfileResponse {
+                account: Some(to_proto(account)),
+            })
+        })
+        .await
+    }
+
+    async fn change_email(
+        &self,
+        request: Request<pb::ChangeEmailRequest>,
+    ) -> Result<Response<pb::ChangeEmailResponse>, Status> {
+        self.handle("ChangeEmail", request, |request| async move {
+            let client = self.client(&request);
+            let r = request.into_inner();
+            let (id, email, password) =
+                parse_email_change(&r.id, &r.new_email, &r.current_password)
+                    .map_err(ServiceError::Invalid)?;
+            self.check_limits(client, &email).await?;
+            self.accounts.change_email(id, &email, password).await?;
+            Ok(pb::ChangeEmailResponse {})
+        })
+        .await
+    }
+
+    async fn confirm_email_change(
+        &self,
+        request: Request<pb::ConfirmEmailChangeRequest>,
+    ) -> Result<Response<pb::ConfirmEmailChangeResponse>, Status> {
+        self.handle("ConfirmEmailChange", request, |request| async move {
+            let account = self
+                .accounts
+                .confirm_email_change(&request.into_inner().token)
+                .await?;
+            Ok(pb::ConfirmEmailChangeResponse {
+                account: Some(to_proto(account)),
+            })
+        })
+        .await
+    }
+
+    async fn delete_account(
+        &self,
+        request: Request<pb::DeleteAccountRequest>,
+    ) -> Result<Response<pb::DeleteAccountResponse>, Status> {
+        self.handle("DeleteAccount", request, |request| async move {
+            let admin = is_admin(&request);
+            let r = request.into_inner();
+            let (id, password) =
+                parse_deletion(&r.id, &r.current_password, admin).map_err(ServiceError::Invalid)?;
+            self.accounts.delete_account(id, password).await?;
+            Ok(pb::DeleteAccountResponse {})
+        })
+        .await
+    }
+
+    type WatchAccountEventsStream = std::pin::Pin<
+        Box<dyn tokio_stream::Stream<Item = Result<pb::AccountEvent, Status>> + Send + 'static>,
+    >;
+
+    async fn watch_account_events(
+        &self,
+        request: Request<pb::WatchAccountEventsRequest>,
+    ) -> Result<Response<Self::WatchAccountEventsStream>, Status> {
+        self.handle("WatchAccountEvents", request, |request| async move {
+            let r = request.into_inner();
+            let types = event_types(&r.types).map_err(ServiceError::Invalid)?;
+            let events = self.accounts.watch_events(&r.after_cursor, types)?;
+            let stream = tokio_stream::StreamExt::map(
+                tokio_stream::wrappers::ReceiverStream::new(events),
+                |item| match item {
+                    Ok(watched) => Ok(event_to_proto(watched)),
+                    Err(e) => Err(to_status(&ServiceError::from(e))),
+                },
+            );
+            Ok(Box::pin(stream) as Self::WatchAccountEventsStream)
+        })
+        .await
+    }
+
+    async fn list_accounts(
+        &self,
+        request: Request<pb::ListAccountsRequest>,
+    ) -> Result<Response<pb::ListAccountsResponse>, Status> {
+        self.handle("ListAccounts", request, |request| async move {
+            let r = request.into_inner();
+            let query = self
+                .accounts
+                .parse_list_query(r.page_size, &r.page_token, &r.email_prefix, r.verified)
+                .map_err(ServiceError::Invalid)?;
+            let page = self.accounts.list(query).await?;
+            Ok(pb::ListAccountsResponse {
+                accounts: page.accounts.into_iter().map(to_proto).collect(),
+                next_page_token: page.next_page_token,
             })
         })
         .await

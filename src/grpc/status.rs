@@ -80,6 +80,11 @@ pub fn to_status(e: &ServiceError) -> Status {
             ErrorDetails::with_error_info(t.reason(), ERROR_DOMAIN, HashMap::new()),
         ),
         ServiceError::NotFound => Status::not_found("account not found"),
+        ServiceError::CursorExpired => Status::with_error_details(
+            Code::OutOfRange,
+            e.to_string(),
+            ErrorDetails::with_error_info("CURSOR_EXPIRED", ERROR_DOMAIN, HashMap::new()),
+        ),
         ServiceError::Busy => Status::with_error_details(
             Code::ResourceExhausted,
             e.to_string(),

@@ -45,6 +45,14 @@ pub fn router(state: HttpState, serve_metrics: bool) -> Router {
     let router = Router::new()
         .route("/account/confirm-registration/", get(confirm_registration))
         .route("/account/confirm-registration", get(confirm_registration))
+        .route(
+            "/account/confirm-email/",
+            get(confirm_email).head(|| async { StatusCode::OK }),
+        )
+        .route(
+            "/account/confirm-email",
+            get(confirm_email).head(|| async { StatusCode::OK }),
+        )
         .route("/account/reset-password/", get(reset_password))
         .route("/account/reset-password", get(reset_password))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -170,6 +178,47 @@ async fn confirm_registration(
                 "The confirmation could not be completed right now. Please open the link again in a moment.\n",
             )
                 .into_response()
+        }
+    }
+}
+
+/// The link sent to a new address: moves the account to it (idempotent),
+/// then lands on FRONTEND_HOMEPAGE; a bad, expired or spent token, or an
+/// address taken meanwhile, lands on CONFIRMATION_MAIL_REQUEST_PAGE. HEAD
+/// (link previews, some mail scanners) does nothing.
+async fn confirm_email(State(state): State<HttpState>, RawQuery(query): RawQuery) -> Response {
+    let Ok(_permit) = Arc::clone(&state.admission).try_acquire_owned() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "1")],
+            "The service is busy. Please open the link again in a moment.\n",
+        )
+            .into_response();
+    };
+    let token = token_of(query.as_deref());
+    let outcome = match state.accounts.confirm_email_change(&token).await {
+        Ok(_) => Ok("changed"),
+        Err(ServiceError::Token(e)) => Err(e.reason()),
+        Err(ServiceError::Invalid(_)) => Err("TOKEN_INVALID"),
+        Err(ServiceError::NotFound) => Err("ACCOUNT_NOT_FOUND"),
+        Err(ServiceError::EmailTaken) => Err("EMAIL_TAKEN"),
+        Err(e) => {
+            tracing::error!(error = %error_chain(&e), "e-mail change link failed");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The change could not be completed right now. Please open the link again in a moment.\n",
+            )
+                .into_response();
+        }
+    };
+    match outcome {
+        Ok(outcome) => {
+            tracing::info!(outcome, "e-mail change link");
+            found(&state.frontend_homepage)
+        }
+        Err(outcome) => {
+            tracing::info!(outcome, "e-mail change link");
+            found(&state.confirmation_mail_request_page)
         }
     }
 }

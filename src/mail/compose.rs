@@ -11,7 +11,7 @@ use crate::domain::Account;
 use crate::storage::OutboxMessage;
 
 /// Templates are compiled into the binary, so it runs from any directory.
-const TEMPLATES: [(&str, &str); 8] = [
+const TEMPLATES: [(&str, &str); 14] = [
     (
         "account_exists_mail.html",
         include_str!("../../templates/account_exists_mail.html"),
@@ -44,12 +44,38 @@ const TEMPLATES: [(&str, &str); 8] = [
         "password_changed.txt",
         include_str!("../../templates/password_changed.txt"),
     ),
+    (
+        "email_change_confirm.html",
+        include_str!("../../templates/email_change_confirm.html"),
+    ),
+    (
+        "email_change_confirm.txt",
+        include_str!("../../templates/email_change_confirm.txt"),
+    ),
+    (
+        "email_change_requested.html",
+        include_str!("../../templates/email_change_requested.html"),
+    ),
+    (
+        "email_change_requested.txt",
+        include_str!("../../templates/email_change_requested.txt"),
+    ),
+    (
+        "account_deleted.html",
+        include_str!("../../templates/account_deleted.html"),
+    ),
+    (
+        "account_deleted.txt",
+        include_str!("../../templates/account_deleted.txt"),
+    ),
 ];
 
 /// Path of the confirmation link on the HTTP sidecar.
 pub const CONFIRM_PATH: &str = "/account/confirm-registration/";
 /// Path of the password reset link on the HTTP sidecar.
 pub const RESET_PATH: &str = "/account/reset-password/";
+/// Path of the new-address confirmation link on the HTTP sidecar.
+pub const CONFIRM_EMAIL_PATH: &str = "/account/confirm-email/";
 
 pub struct MailComposer {
     tera: Tera,
@@ -124,6 +150,77 @@ impl MailComposer {
             account,
             "Password Changed",
             "password_changed",
+            &context,
+            now,
+        )
+    }
+
+    /// Renders the mail to a new address asking to confirm it: `account`
+    /// as it is now, `new_email` the address asked for.
+    pub fn email_change_confirmation(
+        &self,
+        account: &Account,
+        new_email: &str,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<OutboxMessage, tera::Error> {
+        let mut context = Context::new();
+        context.insert("name", account.greeting_name());
+        context.insert("site_name", &self.site_name);
+        context.insert(
+            "link",
+            &format!("{}{CONFIRM_EMAIL_PATH}?token={token}", self.public_base_url),
+        );
+        context.insert("valid_for", &human_duration(self.link_lifetime_secs));
+        let mut row = self.row(
+            MailKind::EmailChangeConfirmation,
+            account,
+            "Confirm Your New E-mail Address",
+            "email_change_confirm",
+            &context,
+            now,
+        )?;
+        new_email.clone_into(&mut row.recipient);
+        Ok(row)
+    }
+
+    /// Renders the notice to an account's current address that a change to
+    /// `new_email` was asked for; the new address is shown masked.
+    pub fn email_change_requested(
+        &self,
+        account: &Account,
+        new_email: &str,
+        now: DateTime<Utc>,
+    ) -> Result<OutboxMessage, tera::Error> {
+        let mut context = Context::new();
+        context.insert("name", account.greeting_name());
+        context.insert("site_name", &self.site_name);
+        context.insert("new_email", &mask_email(new_email));
+        self.row(
+            MailKind::EmailChangeRequested,
+            account,
+            "E-mail Change Requested",
+            "email_change_requested",
+            &context,
+            now,
+        )
+    }
+
+    /// Renders the goodbye notice of a deleted account (rendered before its
+    /// personal data is erased).
+    pub fn account_deleted(
+        &self,
+        account: &Account,
+        now: DateTime<Utc>,
+    ) -> Result<OutboxMessage, tera::Error> {
+        let mut context = Context::new();
+        context.insert("name", account.greeting_name());
+        context.insert("site_name", &self.site_name);
+        self.row(
+            MailKind::AccountDeleted,
+            account,
+            "Account Deleted",
+            "account_deleted",
             &context,
             now,
         )
@@ -239,6 +336,17 @@ impl MailComposer {
     }
 }
 
+/// `a***@example.com`: the first character of the local part, then `***`.
+pub fn mask_email(email: &str) -> String {
+    match email.rsplit_once('@') {
+        Some((local, domain)) => {
+            let first: String = local.chars().take(1).collect();
+            format!("{first}***@{domain}")
+        }
+        None => "***".to_owned(),
+    }
+}
+
 fn human_duration(secs: u64) -> String {
     let plural = |n: u64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
     match secs {
@@ -293,6 +401,36 @@ mod tests {
         assert!(row.text_body.contains("1 hour"));
         assert!(row.html_body.contains("Hello &lt;b&gt;Ann&lt;&#x2F;b&gt;,"));
         assert!(row.html_body.contains(&format!("href=\"{link}\"")));
+    }
+
+    #[test]
+    fn addresses_are_masked_after_their_first_character() {
+        assert_eq!(mask_email("ann@example.com"), "a***@example.com");
+        assert_eq!(mask_email("é@x.org"), "é***@x.org");
+        assert_eq!(mask_email("a@b@c.org"), "a***@c.org");
+    }
+
+    #[test]
+    fn email_change_mails_go_to_the_right_addresses() {
+        let c = composer();
+        let a = account("ann");
+        let confirm = c
+            .email_change_confirmation(&a, "new@example.org", "tok", Utc::now())
+            .unwrap();
+        assert_eq!(confirm.recipient, "new@example.org");
+        assert_eq!(confirm.subject, "Ecoms Confirm Your New E-mail Address");
+        assert!(confirm
+            .text_body
+            .contains("http://localhost:8080/account/confirm-email/?token=tok"));
+        let notice = c
+            .email_change_requested(&a, "new@example.org", Utc::now())
+            .unwrap();
+        assert_eq!(notice.recipient, "shopper@example.com");
+        assert_eq!(notice.subject, "Ecoms E-mail Change Requested");
+        assert!(notice.text_body.contains("n***@example.org"));
+        assert!(!notice.text_body.contains("new@example.org"));
+        let bye = c.account_deleted(&a, Utc::now()).unwrap();
+        assert_eq!(bye.subject, "Ecoms Account Deleted");
     }
 
     #[test]

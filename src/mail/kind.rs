@@ -15,15 +15,24 @@ pub enum MailKind {
     PasswordReset,
     /// The notice that the password was changed.
     PasswordChanged,
+    /// The link that confirms a new address, sent to that address.
+    EmailChangeConfirmation,
+    /// The notice to the current address that a change was asked for.
+    EmailChangeRequested,
+    /// The goodbye notice of a deleted account.
+    AccountDeleted,
 }
 
 impl MailKind {
-    pub const ALL: [MailKind; 5] = [
+    pub const ALL: [MailKind; 8] = [
         MailKind::Welcome,
         MailKind::Confirmation,
         MailKind::AccountExists,
         MailKind::PasswordReset,
         MailKind::PasswordChanged,
+        MailKind::EmailChangeConfirmation,
+        MailKind::EmailChangeRequested,
+        MailKind::AccountDeleted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -33,6 +42,9 @@ impl MailKind {
             MailKind::AccountExists => "account_exists",
             MailKind::PasswordReset => "password_reset",
             MailKind::PasswordChanged => "password_changed",
+            MailKind::EmailChangeConfirmation => "email_change_confirmation",
+            MailKind::EmailChangeRequested => "email_change_requested",
+            MailKind::AccountDeleted => "account_deleted",
         }
     }
 }

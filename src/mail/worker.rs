@@ -79,6 +79,8 @@ pub struct DeliveryWorker {
     sent_retention: Duration,
     /// Resend cooldowns older than this no longer hold anything back and are pruned.
     resend_cooldown: Duration,
+    /// Account events older than this are pruned.
+    event_retention: Duration,
     prune_interval: Duration,
     metrics: Arc<Metrics>,
 }
@@ -104,6 +106,7 @@ impl DeliveryWorker {
             next_retry: std::sync::Mutex::new(None),
             sent_retention: Duration::from_secs(7 * 86_400),
             resend_cooldown: Duration::from_secs(60),
+            event_retention: Duration::from_secs(7 * 86_400),
             prune_interval: Duration::from_secs(3600),
             metrics,
         }
@@ -145,14 +148,19 @@ impl DeliveryWorker {
         self
     }
 
+    pub fn with_event_retention(mut self, retention: Duration) -> Self {
+        self.event_retention = retention;
+        self
+    }
+
     pub fn with_resend_cooldown(mut self, cooldown: Duration) -> Self {
         self.resend_cooldown = cooldown;
         self
     }
 
     /// Housekeeping: deletes delivered messages older than the retention,
-    /// resend cooldowns that have run out, and failed sign-in counts a day
-    /// old whose lockout is over. Returns how many rows went.
+    /// resend cooldowns that have run out, failed sign-in counts a day old
+    /// whose lockout is over, and account events past their retention. Returns how many rows went.
     pub async fn prune(&self) -> Result<u64, StorageError> {
         let now = Utc::now();
         let before = |age: Duration| {
@@ -172,7 +180,14 @@ impl DeliveryWorker {
             .storage
             .prune_login_failures(before(LOGIN_FAILURES_KEPT))
             .await;
-        let (pruned, cooldowns, failures) = (pruned?, cooldowns?, failures?);
+        let events = self
+            .storage
+            .prune_events(before(self.event_retention))
+            .await;
+        let (pruned, cooldowns, failures, events) = (pruned?, cooldowns?, failures?, events?);
+        if events > 0 {
+            tracing::info!(events, "pruned account events past their retention");
+        }
         if failures > 0 {
             tracing::debug!(failures, "pruned old failed sign-in counts");
         }
@@ -182,7 +197,7 @@ impl DeliveryWorker {
         if cooldowns > 0 {
             tracing::debug!(cooldowns, "pruned expired resend cooldowns");
         }
-        Ok(pruned + cooldowns + failures)
+        Ok(pruned + cooldowns + failures + events)
     }
 
     /// Claims the due messages (one batch) and delivers them concurrently.

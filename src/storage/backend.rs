@@ -15,12 +15,12 @@ use uuid::Uuid;
 use super::dialect::{Conn, DbRow, Engine, Param};
 use super::sql::{self, Sql};
 use super::{
-    compare_schema, rows, AccountStore, ClaimedMessage, CredentialStore, DeadLetter, Lifecycle,
-    LimitStore, MailFailure, Operations, OutboxMessage, OutboxStatus, OutboxStore, PoolSettings,
-    StorageError,
+    compare_schema, rows, AccountFilter, AccountStore, ClaimedMessage, CredentialStore,
+    DeadLetter, EventBatch, EventPosition, EventStore, Lifecycle, LimitStore, MailFailure,
+    Operations, OutboxMessage, OutboxStatus, OutboxStore, PoolSettings, StorageError,
 };
 use crate::auth::PasswordHash;
-use crate::domain::Account;
+use crate::domain::{Account, EventType, ProfileChanges};
 
 /// A connection pool of dialect `D`.
 pub(super) struct SqlStorage<D: Engine> {
@@ -116,6 +116,26 @@ async fn insert_mail_row<D: Engine>(
     Ok(())
 }
 
+/// Records a change to an account in the transaction that makes it.
+async fn insert_event<D: Engine>(
+    conn: &mut Conn<D>,
+    kind: EventType,
+    account_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    D::execute(
+        conn,
+        &sql::INSERT_EVENT,
+        &[
+            Param::Int(kind.number()),
+            Param::Uuid(account_id),
+            Param::Time(now),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
 /// Inserts an outbox row and notifies the workers.
 async fn insert_mail<D: Engine>(
     conn: &mut Conn<D>,
@@ -192,6 +212,13 @@ impl<D: Engine> AccountStore for SqlStorage<D> {
         )
         .await?;
         insert_mail::<D>(&mut tx, mail).await?;
+        insert_event::<D>(
+            &mut tx,
+            EventType::AccountRegistered,
+            account.id,
+            account.created_at,
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -217,7 +244,19 @@ impl<D: Engine> AccountStore for SqlStorage<D> {
         now: DateTime<Utc>,
     ) -> Result<Vec<Account>, StorageError> {
         let params = [Param::Uuids(ids), Param::Time(now)];
-        let rows = self.fetch(&sql::MARK_VERIFIED, &params).await?;
+        let rows = if let Some(events) = D::pick(&sql::VERIFIED_EVENTS) {
+            let mut tx = self.begin().await?;
+            let only = Sql {
+                postgres: events,
+                sqlite: events,
+            };
+            D::execute(&mut tx, &only, &params).await?;
+            let rows = D::fetch(&mut tx, &sql::MARK_VERIFIED, &params).await?;
+            tx.commit().await?;
+            rows
+        } else {
+            self.fetch(&sql::MARK_VERIFIED, &params).await?
+        };
         rows.iter().map(rows::account::<D>).collect()
     }
 
@@ -269,6 +308,162 @@ impl<D: Engine> AccountStore for SqlStorage<D> {
         self.execute(&sql::PRUNE_RESEND_COOLDOWNS, &[Param::Time(before)])
             .await
     }
+
+    async fn update_profile(
+        &self,
+        id: Uuid,
+        changes: &ProfileChanges,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Account>, StorageError> {
+        let field = |value: &Option<String>| -> (bool, String) {
+            (value.is_some(), value.clone().unwrap_or_default())
+        };
+        let fields = [
+            field(&changes.username),
+            field(&changes.first_name),
+            field(&changes.last_name),
+            field(&changes.phone_number),
+            field(&changes.address),
+        ];
+        let mut params = vec![Param::Uuid(id)];
+        for (set, value) in &fields {
+            params.push(Param::Bool(*set));
+            params.push(Param::Text(value));
+        }
+        params.push(Param::Time(now));
+        let mut tx = self.begin().await?;
+        let rows = D::fetch(&mut tx, &sql::UPDATE_PROFILE, &params).await?;
+        let Some(row) = rows.first() else {
+            tx.rollback().await?;
+            // Nothing changed: the account as it is, or `NotFound`.
+            self.account_by_id(id).await?;
+            return Ok(None);
+        };
+        let account = rows::account::<D>(row)?;
+        insert_event::<D>(&mut tx, EventType::ProfileUpdated, id, now).await?;
+        tx.commit().await?;
+        Ok(Some(account))
+    }
+
+    async fn change_email(
+        &self,
+        id: Uuid,
+        old_email: &str,
+        new_email: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Account>, StorageError> {
+        let mut tx = self.begin().await?;
+        let params = [
+            Param::Uuid(id),
+            Param::Text(old_email),
+            Param::Text(new_email),
+            Param::Time(now),
+        ];
+        let rows = D::fetch(&mut tx, &sql::CHANGE_EMAIL, &params).await?;
+        let Some(row) = rows.first() else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let account = rows::account::<D>(row)?;
+        insert_event::<D>(&mut tx, EventType::EmailChanged, id, now).await?;
+        tx.commit().await?;
+        Ok(Some(account))
+    }
+
+    async fn delete_account(
+        &self,
+        id: Uuid,
+        email: &str,
+        hash: &str,
+        goodbye: &OutboxMessage,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StorageError> {
+        let mut tx = self.begin().await?;
+        let erased = D::execute(
+            &mut tx,
+            &sql::ERASE_ACCOUNT,
+            &[Param::Uuid(id), Param::Time(now), Param::Text(hash)],
+        )
+        .await?;
+        if erased != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        D::execute(&mut tx, &sql::DELETE_ACCOUNT_DEAD_LETTERS, &[Param::Uuid(id)]).await?;
+        D::execute(&mut tx, &sql::DELETE_ACCOUNT_MAIL, &[Param::Uuid(id)]).await?;
+        D::execute(&mut tx, &sql::DELETE_ADDRESS_STATE, &[Param::Text(email)]).await?;
+        D::execute(&mut tx, &sql::CLEAR_LOGIN_FAILURES, &[Param::Text(email)]).await?;
+        insert_mail::<D>(&mut tx, goodbye).await?;
+        insert_event::<D>(&mut tx, EventType::AccountDeleted, id, now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn is_tombstone(&self, id: Uuid) -> Result<bool, StorageError> {
+        Ok(!self
+            .fetch(&sql::IS_TOMBSTONE, &[Param::Uuid(id)])
+            .await?
+            .is_empty())
+    }
+
+    async fn list_accounts(
+        &self,
+        after: Option<Uuid>,
+        limit: u32,
+        filter: &AccountFilter,
+    ) -> Result<Vec<Account>, StorageError> {
+        let params = [
+            Param::OptionalUuid(after),
+            Param::Text(&filter.email_prefix),
+            Param::OptionalBool(filter.verified),
+            Param::Int(i64::from(limit)),
+        ];
+        let rows = self.fetch(&sql::LIST_ACCOUNTS, &params).await?;
+        rows.iter().map(rows::account::<D>).collect()
+    }
+}
+
+#[async_trait]
+impl<D: Engine> EventStore for SqlStorage<D> {
+    async fn read_events(
+        &self,
+        after: EventPosition,
+        limit: u32,
+    ) -> Result<EventBatch, StorageError> {
+        let xid = after.xid.to_string();
+        let params = [
+            Param::Text(&xid),
+            Param::Int(after.seq),
+            Param::Int(i64::from(limit)),
+        ];
+        let mut conn = self.pool.acquire().await?;
+        let rows = D::fetch(&mut conn, &sql::READ_EVENTS, &params).await?;
+        let events = rows
+            .iter()
+            .map(rows::event::<D>)
+            .collect::<Result<Vec<_>, _>>()?;
+        let held_back = match D::pick(&sql::EVENTS_HELD_BACK) {
+            Some(text) if events.len() < limit as usize => {
+                let only = Sql {
+                    postgres: text,
+                    sqlite: text,
+                };
+                let row = first(D::fetch(&mut conn, &only, &[]).await?)?;
+                D::flag(&row, "held")?
+            }
+            _ => false,
+        };
+        Ok(EventBatch { events, held_back })
+    }
+
+    async fn prune_events(&self, before: DateTime<Utc>) -> Result<u64, StorageError> {
+        self.execute(&sql::PRUNE_EVENTS, &[Param::Time(before)])
+            .await
+    }
+
+    async fn listen_for_events(&self, wake: Arc<Notify>, stop: CancellationToken) {
+        D::listen(&self.pool, sql::EVENTS_CHANNEL, wake, stop).await;
+    }
 }
 
 #[async_trait]
@@ -276,6 +471,16 @@ impl<D: Engine> OutboxStore for SqlStorage<D> {
     async fn queue_mail(&self, mail: &OutboxMessage) -> Result<(), StorageError> {
         let mut tx = self.begin().await?;
         insert_mail::<D>(&mut tx, mail).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn queue_mails(&self, mails: &[&OutboxMessage]) -> Result<(), StorageError> {
+        let mut tx = self.begin().await?;
+        for mail in mails {
+            insert_mail_row::<D>(&mut tx, mail).await?;
+        }
+        notify_workers::<D>(&mut tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -382,7 +587,7 @@ impl<D: Engine> OutboxStore for SqlStorage<D> {
     }
 
     async fn listen_for_mail(&self, wake: Arc<Notify>, stop: CancellationToken) {
-        D::listen(&self.pool, wake, stop).await;
+        D::listen(&self.pool, sql::MAIL_CHANNEL, wake, stop).await;
     }
 }
 
@@ -501,7 +706,20 @@ impl<D: Engine> CredentialStore for SqlStorage<D> {
             Param::Time(account.created_at),
             Param::Time(account.updated_at),
         ];
-        Ok(self.execute(&sql::IMPORT_ACCOUNT, &params).await? == 1)
+        let mut tx = self.begin().await?;
+        if D::execute(&mut tx, &sql::IMPORT_ACCOUNT, &params).await? != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        insert_event::<D>(
+            &mut tx,
+            EventType::AccountRegistered,
+            account.id,
+            account.created_at,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn credentials_by_id(&self, id: Uuid) -> Result<Option<(Account, String)>, StorageError> {
@@ -543,6 +761,7 @@ impl<D: Engine> CredentialStore for SqlStorage<D> {
         )
         .await?;
         insert_mail::<D>(&mut tx, notice).await?;
+        insert_event::<D>(&mut tx, EventType::PasswordChanged, id, now).await?;
         tx.commit().await?;
         Ok(Some(account))
     }

@@ -54,9 +54,15 @@ pub(super) trait Dialect: Send + Sync + 'static {
     /// `None` when the stored value is out of range.
     fn load_time(stored: Self::Time) -> Option<DateTime<Utc>>;
 
-    /// Wakes `wake` whenever another process queues mail, until `stop`.
-    /// Without cross-process notification it returns at once.
-    async fn listen(_pool: &Pool<Self::Db>, _wake: Arc<Notify>, _stop: CancellationToken) {}
+    /// Wakes `wake` whenever another process notifies `channel`, until
+    /// `stop`. Without cross-process notification it returns at once.
+    async fn listen(
+        _pool: &Pool<Self::Db>,
+        _channel: &'static str,
+        _wake: Arc<Notify>,
+        _stop: CancellationToken,
+    ) {
+    }
 }
 
 /// A value type a driver both writes and reads.
@@ -78,6 +84,7 @@ pub(super) enum Param<'a> {
     Int(i64),
     Uuid(Uuid),
     OptionalUuid(Option<Uuid>),
+    OptionalBool(Option<bool>),
     Uuids(&'a [Uuid]),
     Time(DateTime<Utc>),
 }
@@ -126,6 +133,7 @@ where
     for<'q> bool: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> i64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> Option<D::Uuid>: Encode<'q, D::Db>,
+    for<'q> Option<bool>: Encode<'q, D::Db>,
     for<'r> String: Decode<'r, D::Db> + Type<D::Db>,
     for<'r> Vec<u8>: Decode<'r, D::Db> + Type<D::Db>,
     for<'a> &'a str: ColumnIndex<DbRow<D>>,
@@ -195,6 +203,7 @@ where
     for<'a> bool: Encode<'a, D::Db> + Type<D::Db>,
     for<'a> i64: Encode<'a, D::Db> + Type<D::Db>,
     for<'a> Option<D::Uuid>: Encode<'a, D::Db>,
+    for<'a> Option<bool>: Encode<'a, D::Db>,
 {
     params.iter().fold(
         sqlx::query(D::pick(statement)),
@@ -204,6 +213,7 @@ where
             Param::Int(v) => query.bind(v),
             Param::Uuid(v) => query.bind(D::store_uuid(v)),
             Param::OptionalUuid(v) => query.bind(v.map(D::store_uuid)),
+            Param::OptionalBool(v) => query.bind(v),
             Param::Uuids(v) => query.bind(D::store_uuids(v)),
             Param::Time(v) => query.bind(D::store_time(v)),
         },

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::auth::PasswordHash;
 use crate::config::{DatabaseKind, DatabaseUrl};
-use crate::domain::Account;
+use crate::domain::{Account, ProfileChanges};
 use crate::mail::MailKind;
 
 use backend::SqlStorage;
@@ -205,6 +205,109 @@ pub trait AccountStore: Send + Sync + 'static {
     /// Deletes cooldowns recorded before `before` (they no longer hold
     /// anything back). Returns how many were deleted.
     async fn prune_resend_cooldowns(&self, before: DateTime<Utc>) -> Result<u64, StorageError>;
+
+    /// Changes the fields `changes` names on a live account, with a
+    /// `PROFILE_UPDATED` event, in one transaction. `Ok(None)` when no value
+    /// differs (nothing is written); `NotFound` when there is no live account.
+    async fn update_profile(
+        &self,
+        id: Uuid,
+        changes: &ProfileChanges,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Account>, StorageError>;
+
+    /// Moves a live account from `old_email` to `new_email`, marks it
+    /// verified and writes an `EMAIL_CHANGED` event, in one transaction.
+    /// `Ok(None)` when the account no longer has `old_email` (or is gone);
+    /// `Conflict` when another account has `new_email`.
+    async fn change_email(
+        &self,
+        id: Uuid,
+        old_email: &str,
+        new_email: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Account>, StorageError>;
+
+    /// In one transaction, if the account is live and its hash still
+    /// `hash`: cancels (deletes) its mail, queues `goodbye`, erases its
+    /// personal data and the state kept under its address, keeps the row as
+    /// a tombstone and writes an `ACCOUNT_DELETED` event. `false` when the
+    /// account changed meanwhile or is gone.
+    async fn delete_account(
+        &self,
+        id: Uuid,
+        email: &str,
+        hash: &str,
+        goodbye: &OutboxMessage,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StorageError>;
+
+    /// Whether `id` is a deleted account's tombstone.
+    async fn is_tombstone(&self, id: Uuid) -> Result<bool, StorageError>;
+
+    /// Up to `limit` live accounts after `after`, in id order, matching `filter`.
+    async fn list_accounts(
+        &self,
+        after: Option<Uuid>,
+        limit: u32,
+        filter: &AccountFilter,
+    ) -> Result<Vec<Account>, StorageError>;
+}
+
+/// Which accounts a listing holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountFilter {
+    /// Addresses that start with this (normalised: lower case); empty for all.
+    pub email_prefix: String,
+    /// Only accounts whose `verified` is this.
+    pub verified: Option<bool>,
+}
+
+/// Where an event is in the log, in the order consumers read it: the
+/// writing transaction's id (PostgreSQL; 0 on SQLite, whose sequence alone
+/// is in commit order), then the event's sequence number.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EventPosition {
+    pub xid: u64,
+    pub seq: i64,
+}
+
+/// An event as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    pub position: EventPosition,
+    /// `account.v1.EventType` number.
+    pub kind: i64,
+    pub account_id: Uuid,
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// A read from the event log.
+#[derive(Debug, Clone, Default)]
+pub struct EventBatch {
+    pub events: Vec<StoredEvent>,
+    /// Committed events wait behind a transaction still running: read again
+    /// soon rather than at the next wake-up.
+    pub held_back: bool,
+}
+
+/// The log of changes to accounts that other services follow.
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    /// Up to `limit` events after `after`, in log order, none of which can
+    /// ever be preceded by an event committed later.
+    async fn read_events(
+        &self,
+        after: EventPosition,
+        limit: u32,
+    ) -> Result<EventBatch, StorageError>;
+
+    /// Deletes events that occurred before `before`. Returns how many.
+    async fn prune_events(&self, before: DateTime<Utc>) -> Result<u64, StorageError>;
+
+    /// Wakes `wake` whenever another process commits events, until `stop`.
+    /// Backends without cross-process notification return at once.
+    async fn listen_for_events(&self, _wake: Arc<Notify>, _stop: CancellationToken) {}
 }
 
 /// The account of `id` among `accounts`, or `NotFound`.
@@ -220,6 +323,9 @@ pub fn only(id: Uuid, accounts: Vec<Account>) -> Result<Account, StorageError> {
 pub trait OutboxStore: Send + Sync + 'static {
     /// Queues a mail for an existing account.
     async fn queue_mail(&self, mail: &OutboxMessage) -> Result<(), StorageError>;
+
+    /// Queues several mails in one transaction: all or none.
+    async fn queue_mails(&self, mails: &[&OutboxMessage]) -> Result<(), StorageError>;
 
     /// Claims up to `limit` due pending messages until `lease_until` under
     /// the token `claim`, counting an attempt on each.
@@ -391,12 +497,19 @@ pub trait LimitStore: Send + Sync + 'static {
 /// Everything the service stores. Implementations translate driver errors
 /// into [`StorageError`] by error kind, never by message text.
 pub trait Storage:
-    Lifecycle + AccountStore + CredentialStore + OutboxStore + Operations + LimitStore
+    Lifecycle + AccountStore + CredentialStore + OutboxStore + Operations + LimitStore + EventStore
 {
 }
 
 impl<T> Storage for T where
-    T: Lifecycle + AccountStore + CredentialStore + OutboxStore + Operations + LimitStore + ?Sized
+    T: Lifecycle
+        + AccountStore
+        + CredentialStore
+        + OutboxStore
+        + Operations
+        + LimitStore
+        + EventStore
+        + ?Sized
 {
 }
 

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::dialect::{ConnectOptions, Dialect};
-use super::sql::{Flavour, MAIL_CHANNEL};
+use super::sql::Flavour;
 use super::StorageError;
 
 pub(super) struct Postgres;
@@ -58,7 +58,12 @@ impl Dialect for Postgres {
         Some(stored)
     }
 
-    async fn listen(pool: &PgPool, wake: Arc<Notify>, stop: CancellationToken) {
+    async fn listen(
+        pool: &PgPool,
+        channel: &'static str,
+        wake: Arc<Notify>,
+        stop: CancellationToken,
+    ) {
         // Failures back off (the worker keeps polling meanwhile), so a
         // database that refuses LISTEN is not hammered with reconnections.
         let mut backoff =
@@ -67,10 +72,10 @@ impl Dialect for Postgres {
             let listening = crate::backoff::until_ok(
                 &mut backoff,
                 &stop,
-                "LISTEN for queued mail (polling meanwhile)",
+                &format!("LISTEN on {channel} (polling meanwhile)"),
                 || async {
                     let mut listener = PgListener::connect_with(pool).await?;
-                    listener.listen(MAIL_CHANNEL).await?;
+                    listener.listen(channel).await?;
                     Ok::<_, sqlx::Error>(listener)
                 },
             )
@@ -78,7 +83,7 @@ impl Dialect for Postgres {
             let Some(mut listener) = listening else {
                 return;
             };
-            // Mail queued while the listener was down would otherwise wait for a poll.
+            // What was notified while the listener was down would otherwise wait for a poll.
             wake.notify_one();
             loop {
                 tokio::select! {
@@ -86,7 +91,7 @@ impl Dialect for Postgres {
                     received = listener.recv() => match received {
                         Ok(_) => wake.notify_one(),
                         Err(e) => {
-                            tracing::warn!(error = %e, "LISTEN connection lost; reconnecting");
+                            tracing::warn!(error = %e, channel, "LISTEN connection lost; reconnecting");
                             break;
                         }
                     },

@@ -4,7 +4,10 @@ use crate::domain::Account;
 use crate::mail::MailKind;
 
 use super::dialect::{DbRow, Engine};
-use super::{ClaimedMessage, DeadLetter, OutboxMessage, OutboxStatus, StorageError};
+use super::{
+    ClaimedMessage, DeadLetter, EventPosition, OutboxMessage, OutboxStatus, StorageError,
+    StoredEvent,
+};
 
 /// A row of `sql::account_columns!()`.
 pub(super) fn account<D: Engine>(row: &DbRow<D>) -> Result<Account, StorageError> {
@@ -82,4 +85,20 @@ pub(super) fn applied_migration<D: Engine>(
         D::flag(row, "success")?,
         D::bytes(row, "checksum")?,
     ))
+}
+
+/// A row of `sql::READ_EVENTS`.
+pub(super) fn event<D: Engine>(row: &DbRow<D>) -> Result<StoredEvent, StorageError> {
+    let xid = D::text(row, "xid")?
+        .parse()
+        .map_err(|_| StorageError::Corrupt("xid is not a transaction id".into()))?;
+    Ok(StoredEvent {
+        position: EventPosition {
+            xid,
+            seq: D::bigint(row, "seq")?,
+        },
+        kind: D::integer(row, "type")?,
+        account_id: D::uuid(row, "account_id")?,
+        occurred_at: D::time(row, "occurred_at")?,
+    })
 }

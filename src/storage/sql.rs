@@ -54,6 +54,9 @@ macro_rules! outbox_columns {
 /// NOTIFY channel that tells every instance's worker that mail was queued.
 pub(super) const MAIL_CHANNEL: &str = "email_outbox";
 
+/// NOTIFY channel on which `account_events`' trigger announces new events.
+pub(super) const EVENTS_CHANNEL: &str = "account_events";
+
 pub(super) const PING: Sql = Sql::both("SELECT 1");
 
 /// Wakes the workers of every instance (delivered at commit). A SQLite
@@ -81,7 +84,7 @@ pub(super) const INSERT_ACCOUNT: Sql = Sql::both(
 pub(super) const ACCOUNT_BY_EMAIL: Sql = Sql::both(concat!(
     "SELECT ",
     account_columns!(),
-    " FROM accounts WHERE email = $1"
+    " FROM accounts WHERE email = $1 AND deleted_at IS NULL"
 ));
 
 /// Returns the account only when it changes, so `updated_at` stays put otherwise.
@@ -90,31 +93,52 @@ pub(super) const ACCOUNTS_BY_IDS: Sql = Sql {
     postgres: concat!(
         "SELECT ",
         account_columns!(),
-        " FROM accounts WHERE id = ANY($1)"
+        " FROM accounts WHERE id = ANY($1) AND deleted_at IS NULL"
     ),
     sqlite: concat!(
         "SELECT ",
         account_columns!(),
-        " FROM accounts WHERE id IN (SELECT value FROM json_each($1))"
+        " FROM accounts WHERE id IN (SELECT value FROM json_each($1)) AND deleted_at IS NULL"
     ),
 };
 
-/// Verifies a list of accounts in one statement and returns every row that
-/// exists, verified already or just now; `updated_at` moves only for rows
-/// that change. Concurrent updates of a row queue on its lock and see the
-/// other's result, so each caller reads a committed `verified = true`.
+/// Verifies a list of live accounts in one statement and returns every one
+/// that exists, verified already or just now; `updated_at` moves, and an
+/// `ACCOUNT_VERIFIED` event is written, only for rows that change.
+/// PostgreSQL: the rows are locked first (`FOR UPDATE` reads the latest
+/// committed version), so of concurrent confirmations of one account exactly
+/// one sees it unverified and writes the event; each caller reads a
+/// committed `verified = true`. SQLite: [`VERIFIED_EVENTS`] runs first in
+/// the same transaction, under the one write lock.
 pub(super) const MARK_VERIFIED: Sql = Sql {
     postgres: concat!(
-        "UPDATE accounts SET verified = TRUE, \
-         updated_at = CASE WHEN verified THEN updated_at ELSE $2 END \
-         WHERE id = ANY($1) RETURNING ",
-        account_columns!()
+        "WITH old AS (SELECT id, verified AS was FROM accounts \
+             WHERE id = ANY($1) AND deleted_at IS NULL FOR UPDATE), \
+         changed AS (UPDATE accounts a SET verified = TRUE, \
+             updated_at = CASE WHEN old.was THEN a.updated_at ELSE $2 END \
+             FROM old WHERE a.id = old.id RETURNING a.*, old.was), \
+         events AS (INSERT INTO account_events (type, account_id, occurred_at) \
+             SELECT 2, id, $2 FROM changed WHERE NOT was ORDER BY id) \
+         SELECT ",
+        account_columns!(),
+        " FROM changed"
     ),
     sqlite: concat!(
         "UPDATE accounts SET verified = 1, \
          updated_at = CASE WHEN verified THEN updated_at ELSE $2 END \
-         WHERE id IN (SELECT value FROM json_each($1)) RETURNING ",
+         WHERE id IN (SELECT value FROM json_each($1)) AND deleted_at IS NULL RETURNING ",
         account_columns!()
+    ),
+};
+
+/// SQLite's `ACCOUNT_VERIFIED` events, written before [`MARK_VERIFIED`] in
+/// its transaction; PostgreSQL writes them in that statement.
+pub(super) const VERIFIED_EVENTS: Sql<Option<&str>> = Sql {
+    postgres: None,
+    sqlite: Some(
+        "INSERT INTO account_events (type, account_id, occurred_at) \
+         SELECT 2, id, $2 FROM accounts WHERE id IN (SELECT value FROM json_each($1)) \
+         AND NOT verified AND deleted_at IS NULL ORDER BY id",
     ),
 };
 
@@ -302,12 +326,15 @@ pub(super) const PRUNE_BUCKETS: Sql = Sql::both("DELETE FROM rate_limit_buckets 
 pub(super) const CREDENTIALS_BY_EMAIL: Sql = Sql::both(concat!(
     "SELECT ",
     account_columns!(),
-    ", password_hash FROM accounts WHERE email = $1"
+    ", password_hash FROM accounts WHERE email = $1 AND deleted_at IS NULL"
 ));
 
 /// Replaces a hash only if it is still the one that was checked.
 pub(super) const REPLACE_PASSWORD_HASH: Sql =
-    Sql::both("UPDATE accounts SET password_hash = $3 WHERE id = $1 AND password_hash = $2");
+    Sql::both(
+    "UPDATE accounts SET password_hash = $3 \
+     WHERE id = $1 AND password_hash = $2 AND deleted_at IS NULL",
+);
 
 pub(super) const LOGIN_LOCK: Sql =
     Sql::both("SELECT locked_until FROM login_failures WHERE email = $1");
@@ -339,7 +366,7 @@ pub(super) const PRUNE_LOGIN_FAILURES: Sql = Sql::both(
 pub(super) const CREDENTIALS_BY_ID: Sql = Sql::both(concat!(
     "SELECT ",
     account_columns!(),
-    ", password_hash FROM accounts WHERE id = $1"
+    ", password_hash FROM accounts WHERE id = $1 AND deleted_at IS NULL"
 ));
 
 /// Sets a new password if the old hash is still the one that was checked;
@@ -347,7 +374,7 @@ pub(super) const CREDENTIALS_BY_ID: Sql = Sql::both(concat!(
 pub(super) const REPLACE_PASSWORD: Sql = Sql::both(concat!(
     "UPDATE accounts SET password_hash = $3, updated_at = $4, \
      verified = CASE WHEN $5 THEN TRUE ELSE verified END \
-     WHERE id = $1 AND password_hash = $2 RETURNING ",
+     WHERE id = $1 AND password_hash = $2 AND deleted_at IS NULL RETURNING ",
     account_columns!()
 ));
 
@@ -358,3 +385,107 @@ pub(super) const IMPORT_ACCOUNT: Sql = Sql::both(
      phone_number, address, verified, term_and_condition, created_from, created_at, updated_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING",
 );
+
+/// Records one change to an account; PostgreSQL stamps it with the writing
+/// transaction's id (the column's default), and its trigger wakes every
+/// instance's event streams at commit.
+pub(super) const INSERT_EVENT: Sql = Sql::both(
+    "INSERT INTO account_events (type, account_id, occurred_at) VALUES ($1, $2, $3)",
+);
+
+/// Events after the position ($1 transaction id as text, $2 sequence), in
+/// log order, at most $3. PostgreSQL reads only below the oldest
+/// transaction still running, so nothing can later commit before the last
+/// event read.
+pub(super) const READ_EVENTS: Sql = Sql {
+    postgres: "SELECT xid::text AS xid, seq, type, account_id, occurred_at FROM account_events \
+               WHERE (xid, seq) > ($1::text::xid8, $2) \
+                 AND xid < pg_snapshot_xmin(pg_current_snapshot()) \
+               ORDER BY xid, seq LIMIT $3",
+    sqlite: "SELECT '0' AS xid, seq, type, account_id, occurred_at FROM account_events \
+             WHERE $1 IS NOT NULL AND seq > $2 ORDER BY seq LIMIT $3",
+};
+
+/// Whether committed events wait behind a transaction still running.
+pub(super) const EVENTS_HELD_BACK: Sql<Option<&str>> = Sql {
+    postgres: Some(
+        "SELECT EXISTS (SELECT 1 FROM account_events \
+         WHERE xid >= pg_snapshot_xmin(pg_current_snapshot())) AS held",
+    ),
+    sqlite: None,
+};
+
+pub(super) const PRUNE_EVENTS: Sql = Sql::both("DELETE FROM account_events WHERE occurred_at < $1");
+
+/// Changes the masked profile fields ($2, $4, … say which) of a live
+/// account, only if one of them differs; no row when nothing changes.
+pub(super) const UPDATE_PROFILE: Sql = Sql::both(concat!(
+    "UPDATE accounts SET \
+       username = CASE WHEN $2 THEN $3 ELSE username END, \
+       first_name = CASE WHEN $4 THEN $5 ELSE first_name END, \
+       last_name = CASE WHEN $6 THEN $7 ELSE last_name END, \
+       phone_number = CASE WHEN $8 THEN $9 ELSE phone_number END, \
+       address = CASE WHEN $10 THEN $11 ELSE address END, \
+       updated_at = $12 \
+     WHERE id = $1 AND deleted_at IS NULL AND ( \
+       ($2 AND username <> $3) OR ($4 AND first_name <> $5) OR ($6 AND last_name <> $7) \
+       OR ($8 AND phone_number <> $9) OR ($10 AND address <> $11)) \
+     RETURNING ",
+    account_columns!()
+));
+
+/// Moves a live account from address $2 to $3 and marks it verified; no row
+/// when it no longer has $2. The unique index decides a race for $3.
+pub(super) const CHANGE_EMAIL: Sql = Sql::both(concat!(
+    "UPDATE accounts SET email = $3, verified = TRUE, updated_at = $4 \
+     WHERE id = $1 AND email = $2 AND deleted_at IS NULL RETURNING ",
+    account_columns!()
+));
+
+/// Erases a live account's personal data, if its hash is still $3, and
+/// keeps the row as a tombstone.
+pub(super) const ERASE_ACCOUNT: Sql = Sql::both(
+    "UPDATE accounts SET email = '', username = '', first_name = '', last_name = '', \
+       phone_number = '', address = '', password_hash = '', verified = FALSE, \
+       created_from = '', deleted_at = $2, updated_at = $2 \
+     WHERE id = $1 AND password_hash = $3 AND deleted_at IS NULL",
+);
+
+/// The dead letters of an account's mail, which hold its address.
+pub(super) const DELETE_ACCOUNT_DEAD_LETTERS: Sql = Sql::both(
+    "DELETE FROM failed_email_tasks \
+     WHERE outbox_id IN (SELECT id FROM email_outbox WHERE account_id = $1)",
+);
+
+/// Every outbox row of an account: pending mail is cancelled, and sent mail
+/// kept for the retention holds personal data.
+pub(super) const DELETE_ACCOUNT_MAIL: Sql =
+    Sql::both("DELETE FROM email_outbox WHERE account_id = $1");
+
+/// The cooldowns and failure counts kept under an erased address.
+pub(super) const DELETE_ADDRESS_STATE: Sql = Sql::both(
+    "DELETE FROM resend_cooldowns WHERE email = $1 OR email = 'password-reset:' || $1",
+);
+
+pub(super) const IS_TOMBSTONE: Sql = Sql::both(
+    "SELECT 1 AS present FROM accounts WHERE id = $1 AND deleted_at IS NOT NULL",
+);
+
+/// A page of live accounts after id $1 (none: from the start), in id order,
+/// whose address starts with $2 and, unless $3 is NULL, whose `verified` is $3.
+pub(super) const LIST_ACCOUNTS: Sql = Sql {
+    postgres: concat!(
+        "SELECT ",
+        account_columns!(),
+        " FROM accounts WHERE deleted_at IS NULL AND ($1::uuid IS NULL OR id > $1) \
+          AND substr(email, 1, length($2)) = $2 AND ($3::boolean IS NULL OR verified = $3) \
+          ORDER BY id LIMIT $4"
+    ),
+    sqlite: concat!(
+        "SELECT ",
+        account_columns!(),
+        " FROM accounts WHERE deleted_at IS NULL AND ($1 IS NULL OR id > $1) \
+          AND substr(email, 1, length($2)) = $2 AND ($3 IS NULL OR verified = $3) \
+          ORDER BY id LIMIT $4"
+    ),
+};

@@ -1,5 +1,7 @@
 //! The account use cases, free of any transport: register, confirm, look up.
 
+mod lifecycle;
+
 use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound, Utc};
@@ -8,12 +10,21 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::access::AccessError;
-use crate::auth::{ConfirmationTokens, HashError, PasswordHasher, ResetTokens, TokenError};
+use crate::auth::{
+    ConfirmationTokens, EmailChangeTokens, HashError, PageTokens, PasswordHasher, ResetTokens,
+    TokenError,
+};
+use crate::events::EventFeed;
 use crate::domain::{self, Account, Email, FieldViolation, NewAccount, Password, ValidationErrors};
 use crate::mail::MailComposer;
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
 use crate::storage::{Batcher, OutboxMessage, Storage, StorageError};
+
+pub use lifecycle::{
+    parse_deletion, parse_email_change, AccountPage, ListQuery, DEFAULT_PAGE_SIZE,
+    INVALID_CURSOR, INVALID_PAGE_TOKEN, MAX_PAGE_SIZE, SAME_EMAIL,
+};
 
 /// Message for a registration whose address is taken.
 pub const EMAIL_TAKEN: &str = "user with this email already exists.";
@@ -52,6 +63,9 @@ pub enum ServiceError {
     Token(TokenError),
     #[error("account not found")]
     NotFound,
+    /// An event cursor older than the retention.
+    #[error("{}", crate::events::CursorError::Expired)]
+    CursorExpired,
     #[error("the service is busy, try again shortly")]
     Busy,
     /// Too many calls from one client or for one address.
@@ -327,6 +341,10 @@ pub struct Accounts {
     lookups: Arc<Batcher>,
     sign_in: SignInPolicy,
     resets: Option<PasswordResets>,
+    email_changes: Option<EmailChangeTokens>,
+    pages: PageTokens,
+    /// Woken after every commit that writes events.
+    events: Arc<EventFeed>,
 }
 
 /// How password resets are issued: their tokens and how often an address
@@ -341,6 +359,12 @@ pub struct PasswordResets {
 /// the confirmation mail cooldowns (keyed by the bare address).
 fn reset_cooldown_key(email: &Email) -> String {
     format!("password-reset:{}", email.as_str())
+}
+
+/// What a reset token is bound to: the password hash and the address, so
+/// that it stops working when either changes.
+fn reset_binding(email: &str, hash: &str) -> String {
+    format!("{email}\n{hash}")
 }
 
 /// When failed password checks lock an address out.
@@ -409,12 +433,34 @@ impl Accounts {
             mail_queued,
             resend_cooldown: std::time::Duration::from_secs(60),
             readiness,
-            storage,
             enumeration_protection: false,
             metrics,
             sign_in: SignInPolicy::default(),
             resets: None,
+            email_changes: None,
+            pages: PageTokens::new(&rand::random::<[u8; 32]>(), None),
+            events: Arc::new(EventFeed::new(Arc::clone(&storage))),
+            storage,
         }
+    }
+
+    /// Enables e-mail changes and stable page tokens (signed with the
+    /// server key, so that any instance opens them), and feeds `events`.
+    pub fn with_lifecycle(
+        mut self,
+        email_changes: EmailChangeTokens,
+        pages: PageTokens,
+        events: Arc<EventFeed>,
+    ) -> Self {
+        self.email_changes = Some(email_changes);
+        self.pages = pages;
+        self.events = events;
+        self
+    }
+
+    /// The feed of the event stream.
+    pub fn events(&self) -> &Arc<EventFeed> {
+        &self.events
     }
 
     /// Enables password resets.
@@ -447,7 +493,7 @@ impl Accounts {
             found.unwrap_or_else(|| (placeholder_account(email, now), String::new()));
         let token = resets
             .tokens
-            .issue(account.id, &hash, now)
+            .issue(account.id, &reset_binding(&account.email, &hash), now)
             .map_err(|e| ServiceError::Unexpected(e.context("signing a password reset token")))?;
         let mail = self
             .composer
@@ -518,7 +564,13 @@ impl Accounts {
             .await
             .context("reading the account to reset")?;
         match found {
-            Some((account, hash)) if resets.tokens.binds(&claim, &hash) => Ok((account, hash)),
+            Some((account, hash))
+                if resets
+                    .tokens
+                    .binds(&claim, &reset_binding(&account.email, &hash)) =>
+            {
+                Ok((account, hash))
+            }
             _ => Err(ServiceError::ResetToken(TokenError::Invalid)),
         }
     }
@@ -549,6 +601,7 @@ impl Accounts {
         // Another reset or change won the race: this token is spent.
         let account = changed.ok_or(ServiceError::ResetToken(TokenError::Invalid))?;
         self.mail_queued.notify_one();
+        self.events.committed();
         tracing::info!(account_id = %account.id, "password reset");
         Ok(account)
     }
@@ -624,6 +677,7 @@ impl Accounts {
             Err(e) => return Err(e).context("storing the account and its welcome mail"),
         }
         self.mail_queued.notify_one();
+        self.events.committed();
         self.metrics.registrations.inc();
         tracing::info!(account_id = %account.id, "account registered");
         Ok(account)
@@ -692,6 +746,7 @@ impl Accounts {
             .call(id)
             .await
             .context("marking the account verified")?;
+        self.events.committed();
         self.metrics.confirmations.inc();
         tracing::info!(account_id = %account.id, "account confirmed");
         Ok(account)
@@ -860,6 +915,7 @@ impl Accounts {
         // Changed meanwhile by another call: the current password was not current.
         let account = changed.ok_or(ServiceError::InvalidCredentials)?;
         self.mail_queued.notify_one();
+        self.events.committed();
         tracing::info!(account_id = %account.id, "password changed");
         Ok(account)
     }

@@ -1,0 +1,335 @@
+//! The account event stream: cursors, and feeding each watcher from the
+//! event log in order, woken by commits on any instance.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, watch, Notify};
+use tokio_util::sync::CancellationToken;
+
+use crate::domain::EventType;
+use crate::storage::{EventPosition, Storage, StorageError, StoredEvent};
+
+/// Events read from the log per statement.
+const BATCH: u32 = 500;
+/// Events buffered per watcher ahead of its consumer.
+const BUFFER: usize = 1024;
+/// How long a watcher waits before looking again when committed events wait
+/// behind a running transaction: first, and at most.
+const HELD_BACK_FIRST: Duration = Duration::from_millis(2);
+const HELD_BACK_MAX: Duration = Duration::from_millis(250);
+/// Events that old are pruned only after this much more, so that no event
+/// after a cursor that is still valid is ever pruned: an event can occur a
+/// little before one that precedes it in the log (transactions overlap).
+pub const PRUNE_MARGIN: Duration = Duration::from_secs(300);
+
+/// Where a watcher is in the log, and when the event there occurred.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub position: EventPosition,
+    /// Microseconds since the epoch.
+    pub at_micros: i64,
+}
+
+/// A cursor a client sent that cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CursorError {
+    #[error("the cursor is not one this service issued")]
+    Malformed,
+    #[error("the cursor is older than the event retention; start again from an empty cursor")]
+    Expired,
+}
+
+impl Cursor {
+    /// Opaque text: base64url of `v1:<xid>:<seq>:<micros>`.
+    pub fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(format!(
+            "v1:{}:{}:{}",
+            self.position.xid, self.position.seq, self.at_micros
+        ))
+    }
+
+    /// `None` for an empty cursor (from the oldest retained event).
+    pub fn parse(raw: &str) -> Result<Option<Cursor>, CursorError> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        if raw.len() > 128 {
+            return Err(CursorError::Malformed);
+        }
+        let bytes = URL_SAFE_NO_PAD
+            .decode(raw)
+            .map_err(|_| CursorError::Malformed)?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| CursorError::Malformed)?;
+        let mut parts = text.split(':');
+        let (Some("v1"), Some(xid), Some(seq), Some(at), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
+            return Err(CursorError::Malformed);
+        };
+        let position = EventPosition {
+            xid: xid.parse().map_err(|_| CursorError::Malformed)?,
+            seq: seq.parse().map_err(|_| CursorError::Malformed)?,
+        };
+        let at_micros: i64 = at.parse().map_err(|_| CursorError::Malformed)?;
+        if position.seq < 0 || at_micros < 0 {
+            return Err(CursorError::Malformed);
+        }
+        Ok(Some(Cursor {
+            position,
+            at_micros,
+        }))
+    }
+
+    fn of(event: &StoredEvent) -> Cursor {
+        Cursor {
+            position: event.position,
+            at_micros: event.occurred_at.timestamp_micros(),
+        }
+    }
+}
+
+/// What a watcher receives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Watched {
+    Event {
+        cursor: Cursor,
+        kind: EventType,
+        account_id: uuid::Uuid,
+        occurred_at: DateTime<Utc>,
+    },
+    /// Nothing happened for a while; the cursor is where the watcher is.
+    KeepAlive { cursor: Cursor },
+}
+
+/// Feeds watchers from the event log.
+pub struct EventFeed {
+    storage: Arc<dyn Storage>,
+    /// Bumped whenever events may have been committed (in this process, or
+    /// on another instance through LISTEN).
+    committed: watch::Sender<u64>,
+    retention: Duration,
+    keepalive: Duration,
+    /// Safety net when no wake-up reaches this process (SQLite written by
+    /// another process, a lost LISTEN connection).
+    poll_interval: Duration,
+    closed: CancellationToken,
+}
+
+impl EventFeed {
+    pub fn new(storage: Arc<dyn Storage>) -> Self {
+        EventFeed {
+            storage,
+            committed: watch::Sender::new(0),
+            retention: Duration::from_secs(7 * 86_400),
+            keepalive: Duration::from_secs(30),
+            poll_interval: Duration::from_secs(1),
+            closed: CancellationToken::new(),
+        }
+    }
+
+    /// ACCOUNT_EVENT_RETENTION.
+    pub fn with_retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// ACCOUNT_EVENT_KEEPALIVE: the idle time after which a watcher gets a keep-alive.
+    pub fn with_keepalive(mut self, keepalive: Duration) -> Self {
+        self.keepalive = keepalive.max(Duration::from_millis(10));
+        self
+    }
+
+    pub fn retention(&self) -> Duration {
+        self.retention
+    }
+
+    /// Wakes every watcher of this process: events may have been committed.
+    pub fn committed(&self) {
+        self.committed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Relays wake-ups from other instances (LISTEN) to the watchers until `stop`.
+    pub async fn relay(self: Arc<Self>, stop: CancellationToken) {
+        let notify = Arc::new(Notify::new());
+        let listener = {
+            let (storage, notify, stop) =
+                (Arc::clone(&self.storage), Arc::clone(&notify), stop.clone());
+            tokio::spawn(async move { storage.listen_for_events(notify, stop).await })
+        };
+        while stop.run_until_cancelled(notify.notified()).await.is_some() {
+            self.committed();
+        }
+        let _ = listener.await;
+    }
+
+    /// Ends every watcher (shutdown).
+    pub fn close(&self) {
+        self.closed.cancel();
+    }
+
+    /// Checks a cursor a client sent against the retention.
+    pub fn check(&self, cursor: Option<Cursor>, now: DateTime<Utc>) -> Result<(), CursorError> {
+        let Some(cursor) = cursor else { return Ok(()) };
+        let oldest = now.timestamp_micros().saturating_sub(
+            i64::try_from(self.retention.as_micros()).unwrap_or(i64::MAX),
+        );
+        if cursor.at_micros < oldest {
+            Err(CursorError::Expired)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Starts feeding a watcher from after `cursor`, with the events of
+    /// `types` (all when empty). The receiver ends when the watcher's
+    /// consumer goes away, at shutdown, or after a storage error (sent as
+    /// the last item; the consumer resumes from its last cursor).
+    pub fn watch(
+        &self,
+        cursor: Option<Cursor>,
+        types: HashSet<EventType>,
+    ) -> mpsc::Receiver<Result<Watched, StorageError>> {
+        let (tx, rx) = mpsc::channel(BUFFER);
+        let pump = Pump {
+            storage: Arc::clone(&self.storage),
+            committed: self.committed.subscribe(),
+            keepalive: self.keepalive,
+            poll_interval: self.poll_interval,
+            closed: self.closed.clone(),
+            types,
+            cursor: cursor.unwrap_or(Cursor {
+                position: EventPosition::default(),
+                at_micros: Utc::now().timestamp_micros(),
+            }),
+            tx,
+        };
+        tokio::spawn(pump.run());
+        rx
+    }
+}
+
+/// One watcher's reading loop.
+struct Pump {
+    storage: Arc<dyn Storage>,
+    committed: watch::Receiver<u64>,
+    keepalive: Duration,
+    poll_interval: Duration,
+    closed: CancellationToken,
+    types: HashSet<EventType>,
+    cursor: Cursor,
+    tx: mpsc::Sender<Result<Watched, StorageError>>,
+}
+
+impl Pump {
+    async fn run(mut self) {
+        let mut last_sent = tokio::time::Instant::now();
+        let mut held_back_wait = HELD_BACK_FIRST;
+        loop {
+            // Marked seen before reading, so a commit during the read wakes
+            // the next wait at once.
+            self.committed.borrow_and_update();
+            let batch = tokio::select! {
+                () = self.closed.cancelled() => return,
+                () = self.tx.closed() => return,
+                batch = self.storage.read_events(self.cursor.position, BATCH) => batch,
+            };
+            let batch = match batch {
+                Ok(batch) => batch,
+                Err(e) => {
+                    let _ = self.tx.send(Err(e)).await;
+                    return;
+                }
+            };
+            let full = batch.events.len() >= BATCH as usize;
+            for event in batch.events {
+                self.cursor = Cursor::of(&event);
+                let Some(kind) = EventType::from_number(event.kind) else {
+                    tracing::warn!(kind = event.kind, "skipping an event of an unknown type");
+                    continue;
+                };
+                if !self.types.is_empty() && !self.types.contains(&kind) {
+                    continue;
+                }
+                let item = Watched::Event {
+                    cursor: self.cursor,
+                    kind,
+                    account_id: event.account_id,
+                    occurred_at: event.occurred_at,
+                };
+                if self.tx.send(Ok(item)).await.is_err() {
+                    return;
+                }
+                last_sent = tokio::time::Instant::now();
+            }
+            if full {
+                continue;
+            }
+            let wait = if batch.held_back {
+                let wait = held_back_wait;
+                held_back_wait = (held_back_wait * 2).min(HELD_BACK_MAX);
+                wait
+            } else {
+                held_back_wait = HELD_BACK_FIRST;
+                self.poll_interval
+            };
+            let keepalive_at = last_sent + self.keepalive;
+            tokio::select! {
+                () = self.closed.cancelled() => return,
+                () = self.tx.closed() => return,
+                changed = self.committed.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
+                () = tokio::time::sleep(wait) => {}
+                () = tokio::time::sleep_until(keepalive_at) => {
+                    let item = Watched::KeepAlive { cursor: self.cursor };
+                    if self.tx.send(Ok(item)).await.is_err() {
+                        return;
+                    }
+                    last_sent = tokio::time::Instant::now();
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_refuse_junk() {
+        let c = Cursor {
+            position: EventPosition {
+                xid: 123_456,
+                seq: 42,
+            },
+            at_micros: 1_700_000_000_000_000,
+        };
+        assert_eq!(Cursor::parse(&c.encode()), Ok(Some(c)));
+        assert_eq!(Cursor::parse("  "), Ok(None));
+        for junk in [
+            "x",
+            "djE6MToy",
+            &URL_SAFE_NO_PAD.encode("v1:1:2:3:4"),
+            &URL_SAFE_NO_PAD.encode("v2:1:2:3"),
+            &URL_SAFE_NO_PAD.encode("v1:-1:2:3"),
+            &URL_SAFE_NO_PAD.encode("v1:1:-2:3"),
+            &URL_SAFE_NO_PAD.encode("v1:1:2:\0"),
+            &"A".repeat(10_000),
+        ] {
+            assert_eq!(Cursor::parse(junk), Err(CursorError::Malformed), "{junk}");
+        }
+    }
+}

@@ -1,0 +1,463 @@
+//! The rest of an account's life: profile and address changes, deletion,
+//! the admin listing and the event stream.
+
+use std::collections::HashSet;
+
+use chrono::Utc;
+use secrecy::SecretString;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::{now, Accounts, Context, Lookup, ServiceError};
+use crate::domain::{
+    self, Account, Email, EventType, FieldViolation, ProfileChanges, ValidationErrors,
+};
+use crate::events::{Cursor, CursorError, Watched};
+use crate::storage::{AccountFilter, StorageError};
+
+/// ListAccounts' page size when the request gives none, and its largest.
+pub const DEFAULT_PAGE_SIZE: u32 = 50;
+pub const MAX_PAGE_SIZE: u32 = 500;
+
+/// Message for a new address equal to the current one.
+pub const SAME_EMAIL: &str = "The new e-mail address must differ from the current one.";
+/// Message for a page token this service did not issue for these filters.
+pub const INVALID_PAGE_TOKEN: &str =
+    "Invalid page token: pass next_page_token of the previous page, with the same filters.";
+/// Message for a cursor that is not one of this service's.
+pub const INVALID_CURSOR: &str = "Invalid cursor: pass the cursor of an event from this stream.";
+
+/// A required secret field: trimmed, not empty, no NUL.
+fn required_secret(
+    errors: &mut ValidationErrors,
+    field: &'static str,
+    raw: &str,
+) -> Option<SecretString> {
+    let value = raw.trim();
+    let problem = if value.is_empty() {
+        domain::REQUIRED
+    } else if domain::has_nul(value) {
+        domain::NULL_CHARACTERS
+    } else {
+        return Some(SecretString::from(value.to_owned()));
+    };
+    errors.0.push(FieldViolation {
+        field,
+        description: problem.to_owned(),
+    });
+    None
+}
+
+/// An id field: a UUID, every violation collected in `errors`.
+fn id_field(errors: &mut ValidationErrors, raw: &str) -> Option<Uuid> {
+    match Lookup::id(raw) {
+        Ok(Lookup::Id(id)) => Some(id),
+        Ok(Lookup::Email(_)) => None,
+        Err(e) => {
+            errors.0.extend(e.0);
+            None
+        }
+    }
+}
+
+/// Parses a ChangeEmail request, every violation at once.
+pub fn parse_email_change(
+    id: &str,
+    new_email: &str,
+    current_password: &str,
+) -> Result<(Uuid, Email, SecretString), ValidationErrors> {
+    let mut errors = ValidationErrors(Vec::new());
+    let id = id_field(&mut errors, id);
+    let email = match Email::parse(new_email) {
+        Ok(email) => Some(email),
+        Err(problems) => {
+            errors
+                .0
+                .extend(problems.into_iter().map(|description| FieldViolation {
+                    field: "new_email",
+                    description,
+                }));
+            None
+        }
+    };
+    let password = required_secret(&mut errors, "current_password", current_password);
+    match (id, email, password) {
+        (Some(id), Some(email), Some(password)) if errors.0.is_empty() => {
+            Ok((id, email, password))
+        }
+        _ => Err(errors),
+    }
+}
+
+/// Parses a DeleteAccount request: the password may be empty only when the
+/// caller may delete without it.
+pub fn parse_deletion(
+    id: &str,
+    current_password: &str,
+    password_optional: bool,
+) -> Result<(Uuid, Option<SecretString>), ValidationErrors> {
+    let mut errors = ValidationErrors(Vec::new());
+    let id = id_field(&mut errors, id);
+    let password = if password_optional && current_password.trim().is_empty() {
+        None
+    } else {
+        required_secret(&mut errors, "current_password", current_password)
+    };
+    match id {
+        Some(id) if errors.0.is_empty() => Ok((id, password)),
+        _ => Err(errors),
+    }
+}
+
+/// A ListAccounts request as parsed: filters, where to start, how many.
+#[derive(Debug, Clone)]
+pub struct ListQuery {
+    pub filter: AccountFilter,
+    pub after: Option<Uuid>,
+    pub page_size: u32,
+}
+
+/// A page of accounts, and the token of the next one (empty on the last).
+pub struct AccountPage {
+    pub accounts: Vec<Account>,
+    pub next_page_token: String,
+}
+
+impl Accounts {
+    /// Parses ListAccounts' fields; the page token must be one this service
+    /// issued for the same filters.
+    pub fn parse_list_query(
+        &self,
+        page_size: i32,
+        page_token: &str,
+        email_prefix: &str,
+        verified: Option<bool>,
+    ) -> Result<ListQuery, ValidationErrors> {
+        let mut errors = ValidationErrors(Vec::new());
+        let page_size = match page_size {
+            0 => DEFAULT_PAGE_SIZE,
+            n if n < 0 => {
+                errors.0.push(FieldViolation {
+                    field: "page_size",
+                    description: "Ensure this value is greater than or equal to 0.".to_owned(),
+                });
+                0
+            }
+            n => u32::try_from(n).unwrap_or(MAX_PAGE_SIZE).min(MAX_PAGE_SIZE),
+        };
+        let prefix = email_prefix.trim();
+        if domain::has_nul(prefix) {
+            errors.0.push(FieldViolation {
+                field: "email_prefix",
+                description: domain::NULL_CHARACTERS.to_owned(),
+            });
+        } else if domain::char_len(prefix) > domain::EMAIL_MAX_CHARS {
+            errors.0.push(FieldViolation {
+                field: "email_prefix",
+                description: domain::too_long(domain::EMAIL_MAX_CHARS),
+            });
+        }
+        let filter = AccountFilter {
+            email_prefix: prefix.to_lowercase(),
+            verified,
+        };
+        let after = match page_token.trim() {
+            "" => None,
+            token => match self.pages.open(token, &filter) {
+                Some(after) => Some(after),
+                None => {
+                    errors.0.push(FieldViolation {
+                        field: "page_token",
+                        description: INVALID_PAGE_TOKEN.to_owned(),
+                    });
+                    None
+                }
+            },
+        };
+        if errors.0.is_empty() {
+            Ok(ListQuery {
+                filter,
+                after,
+                page_size,
+            })
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// One page of live accounts in id order.
+    #[tracing::instrument(name = "list_accounts", skip_all)]
+    pub async fn list(&self, query: ListQuery) -> Result<AccountPage, ServiceError> {
+        self.ensure_ready()?;
+        let mut accounts = self
+            .storage
+            .list_accounts(query.after, query.page_size + 1, &query.filter)
+            .await
+            .context("listing accounts")?;
+        let more = accounts.len() > query.page_size as usize;
+        accounts.truncate(query.page_size as usize);
+        let next_page_token = match accounts.last() {
+            Some(last) if more => self.pages.seal(last.id, &query.filter),
+            _ => String::new(),
+        };
+        Ok(AccountPage {
+            accounts,
+            next_page_token,
+        })
+    }
+
+    /// Changes the profile fields `changes` names. Nothing changed: the
+    /// account as it is, with no event.
+    #[tracing::instrument(name = "update_profile", skip_all)]
+    pub async fn update_profile(
+        &self,
+        id: Uuid,
+        changes: ProfileChanges,
+    ) -> Result<Account, ServiceError> {
+        self.ensure_ready()?;
+        if changes.is_empty() {
+            return self.get(Lookup::Id(id)).await;
+        }
+        let updated = self
+            .storage
+            .update_profile(id, &changes, now())
+            .await
+            .context("updating the profile")?;
+        match updated {
+            Some(account) => {
+                self.events.committed();
+                tracing::info!(account_id = %account.id, "profile updated");
+                Ok(account)
+            }
+            None => self.get(Lookup::Id(id)).await,
+        }
+    }
+
+    /// Starts moving an account to `new_email`, given its password.
+    ///
+    /// The new address gets a link (or, when another account has it, that
+    /// account's owner gets a notice instead, after the same work), and the
+    /// current address a notice naming the new one masked: the answer is
+    /// the same either way.
+    #[tracing::instrument(name = "change_email", skip_all)]
+    pub async fn change_email(
+        &self,
+        id: Uuid,
+        new_email: &Email,
+        password: SecretString,
+    ) -> Result<(), ServiceError> {
+        self.ensure_ready()?;
+        let tokens = self.email_changes.as_ref().ok_or_else(|| {
+            ServiceError::Unexpected(anyhow::anyhow!("e-mail changes are not configured"))
+        })?;
+        let (account, stored) = self
+            .storage
+            .credentials_by_id(id)
+            .await
+            .context("reading the account")?
+            .ok_or(ServiceError::NotFound)?;
+        if account.email == new_email.as_str() {
+            return Err(ServiceError::Invalid(ValidationErrors::single(
+                "new_email",
+                SAME_EMAIL,
+            )));
+        }
+        let now = now();
+        self.sign_in_lock(&account.email, now).await?;
+        let verified = self.hasher.verify(password, Some(&stored)).await?;
+        if !verified.matched {
+            return Err(self.sign_in_failed(&account.email, now).await);
+        }
+        let owner = match self.storage.account_by_email(new_email.as_str()).await {
+            Ok(owner) => Some(owner),
+            Err(StorageError::NotFound) => None,
+            Err(e) => return Err(e).context("looking the new address up"),
+        };
+        let render = |e: tera::Error| {
+            ServiceError::Unexpected(anyhow::Error::new(e).context("rendering e-mail change mail"))
+        };
+        let token = tokens
+            .issue(account.id, &account.email, new_email.as_str(), now)
+            .map_err(|e| ServiceError::Unexpected(e.context("signing an e-mail change token")))?;
+        let link = self
+            .composer
+            .email_change_confirmation(&account, new_email.as_str(), &token, now)
+            .map_err(render)?;
+        let to_new = match &owner {
+            Some(owner) => self.composer.account_exists(owner, now).map_err(render)?,
+            None => link,
+        };
+        let to_old = self
+            .composer
+            .email_change_requested(&account, new_email.as_str(), now)
+            .map_err(render)?;
+        self.storage
+            .queue_mails(&[&to_old, &to_new])
+            .await
+            .context("queueing the e-mail change mail")?;
+        self.mail_queued.notify_one();
+        tracing::info!(account_id = %account.id, "e-mail change requested");
+        Ok(())
+    }
+
+    /// Moves the account a change token names to its new address.
+    /// Following the link again answers the account as it is.
+    #[tracing::instrument(name = "confirm_email_change", skip_all)]
+    pub async fn confirm_email_change(&self, token: &str) -> Result<Account, ServiceError> {
+        if domain::has_nul(token) {
+            return Err(ServiceError::Invalid(ValidationErrors::single(
+                "token",
+                domain::NULL_CHARACTERS,
+            )));
+        }
+        self.ensure_ready()?;
+        let tokens = self.email_changes.as_ref().ok_or_else(|| {
+            ServiceError::Unexpected(anyhow::anyhow!("e-mail changes are not configured"))
+        })?;
+        let claim = tokens
+            .verify(token, Utc::now())
+            .map_err(ServiceError::Token)?;
+        let account = self
+            .storage
+            .account_by_id(claim.account_id)
+            .await
+            .context("reading the account")?;
+        if account.email == claim.new_email {
+            return Ok(account);
+        }
+        if !tokens.binds(&claim, &account.email) {
+            return Err(ServiceError::Token(crate::auth::TokenError::Invalid));
+        }
+        let changed = self
+            .storage
+            .change_email(account.id, &account.email, &claim.new_email, now())
+            .await
+            .context("changing the address")?;
+        match changed {
+            Some(account) => {
+                self.events.committed();
+                tracing::info!(account_id = %account.id, "e-mail address changed");
+                Ok(account)
+            }
+            // Changed meanwhile: by this very link (idempotent), or otherwise.
+            None => {
+                let account = self
+                    .storage
+                    .account_by_id(claim.account_id)
+                    .await
+                    .context("reading the account")?;
+                if account.email == claim.new_email {
+                    Ok(account)
+                } else {
+                    Err(ServiceError::Token(crate::auth::TokenError::Invalid))
+                }
+            }
+        }
+    }
+
+    /// Deletes an account: with its password, or without when `password`
+    /// is `None` (a caller with `accounts:admin`). Deleting a deleted
+    /// account succeeds again.
+    #[tracing::instrument(name = "delete_account", skip_all)]
+    pub async fn delete_account(
+        &self,
+        id: Uuid,
+        password: Option<SecretString>,
+    ) -> Result<(), ServiceError> {
+        self.ensure_ready()?;
+        let found = self
+            .storage
+            .credentials_by_id(id)
+            .await
+            .context("reading the account")?;
+        let Some((account, stored)) = found else {
+            return if self.storage.is_tombstone(id).await? {
+                Ok(())
+            } else {
+                Err(ServiceError::NotFound)
+            };
+        };
+        let now = now();
+        if let Some(password) = password {
+            self.sign_in_lock(&account.email, now).await?;
+            let verified = self.hasher.verify(password, Some(&stored)).await?;
+            if !verified.matched {
+                return Err(self.sign_in_failed(&account.email, now).await);
+            }
+        }
+        let goodbye = self.composer.account_deleted(&account, now).map_err(|e| {
+            ServiceError::Unexpected(anyhow::Error::new(e).context("rendering the goodbye notice"))
+        })?;
+        let deleted = self
+            .storage
+            .delete_account(id, &account.email, &stored, &goodbye, now)
+            .await
+            .context("erasing the account")?;
+        if !deleted {
+            // Deleted meanwhile (fine), or its password changed (the one
+            // checked is no longer current).
+            return if self.storage.is_tombstone(id).await? {
+                Ok(())
+            } else {
+                Err(ServiceError::InvalidCredentials)
+            };
+        }
+        self.mail_queued.notify_one();
+        self.events.committed();
+        tracing::info!(account_id = %id, "account deleted and erased");
+        Ok(())
+    }
+
+    /// Starts streaming events after `after_cursor` (empty: from the oldest
+    /// retained one), of `types` (all when empty).
+    pub fn watch_events(
+        &self,
+        after_cursor: &str,
+        types: HashSet<EventType>,
+    ) -> Result<mpsc::Receiver<Result<Watched, StorageError>>, ServiceError> {
+        self.ensure_ready()?;
+        let cursor = Cursor::parse(after_cursor).map_err(|_| {
+            ServiceError::Invalid(ValidationErrors::single("after_cursor", INVALID_CURSOR))
+        })?;
+        self.events
+            .check(cursor, Utc::now())
+            .map_err(|e| match e {
+                CursorError::Expired => ServiceError::CursorExpired,
+                CursorError::Malformed => ServiceError::Invalid(ValidationErrors::single(
+                    "after_cursor",
+                    INVALID_CURSOR,
+                )),
+            })?;
+        Ok(self.events.watch(cursor, types))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_change_reports_every_violation() {
+        let e = parse_email_change("nope", "not-an-address", " ").unwrap_err();
+        let fields: Vec<_> = e.0.iter().map(|v| v.field).collect();
+        assert_eq!(fields, ["id", "new_email", "current_password"]);
+        let id = Uuid::now_v7().to_string();
+        let (_, email, _) = parse_email_change(&id, " Ann@Example.COM ", "pw").unwrap();
+        assert_eq!(email.as_str(), "ann@example.com");
+    }
+
+    #[test]
+    fn deletion_needs_a_password_unless_optional() {
+        let id = Uuid::now_v7().to_string();
+        assert_eq!(
+            parse_deletion(&id, "", false).unwrap_err().0[0].field,
+            "current_password"
+        );
+        assert!(parse_deletion(&id, "", true).unwrap().1.is_none());
+        assert!(parse_deletion(&id, "pw", true).unwrap().1.is_some());
+        assert_eq!(
+            parse_deletion(&id, "a\0", true).unwrap_err().0[0].description,
+            domain::NULL_CHARACTERS
+        );
+    }
+}
