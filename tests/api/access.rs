@@ -7,9 +7,11 @@ use std::path::PathBuf;
 use account_service::access::{file_entry, new_key, Scope};
 use account_service::proto::account::v1::account_service_client::AccountServiceClient;
 use account_service::proto::account::v1::{
-    get_account_request, ChangePasswordRequest, CheckPasswordRequest, ConfirmRegistrationRequest,
-    GetAccountRequest, RequestPasswordResetRequest, ResendConfirmationRequest,
-    ResetPasswordRequest,
+    get_account_request, ChangeEmailRequest, ChangePasswordRequest, CheckPasswordRequest,
+    ConfirmEmailChangeRequest, ConfirmRegistrationRequest, DeleteAccountRequest,
+    GetAccountRequest, ListAccountsRequest, RequestPasswordResetRequest,
+    ResendConfirmationRequest, ResetPasswordRequest, UpdateProfileRequest,
+    WatchAccountEventsRequest,
 };
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
@@ -69,7 +71,7 @@ pub fn with_key<T>(message: T, key: Option<&str>) -> Request<T> {
     request
 }
 
-pub const RPCS: [&str; 8] = [
+pub const RPCS: [&str; 14] = [
     "Register",
     "ResendConfirmation",
     "ConfirmRegistration",
@@ -78,6 +80,12 @@ pub const RPCS: [&str; 8] = [
     "RequestPasswordReset",
     "ResetPassword",
     "ChangePassword",
+    "UpdateProfile",
+    "ChangeEmail",
+    "ConfirmEmailChange",
+    "DeleteAccount",
+    "WatchAccountEvents",
+    "ListAccounts",
 ];
 
 /// Calls `method` with a plausible request; only whether the call got past
@@ -149,6 +157,58 @@ pub async fn call(channel: &Channel, method: &str, key: Option<&str>) -> Result<
             ))
             .await
             .map(drop),
+        "UpdateProfile" => client
+            .update_profile(with_key(
+                UpdateProfileRequest {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    update_mask: Some(prost_types::FieldMask {
+                        paths: vec!["username".into()],
+                    }),
+                    username: "ann".into(),
+                    ..Default::default()
+                },
+                key,
+            ))
+            .await
+            .map(drop),
+        "ChangeEmail" => client
+            .change_email(with_key(
+                ChangeEmailRequest {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    new_email: email,
+                    current_password: "secret123".into(),
+                },
+                key,
+            ))
+            .await
+            .map(drop),
+        "ConfirmEmailChange" => client
+            .confirm_email_change(with_key(
+                ConfirmEmailChangeRequest {
+                    token: "not-a-token".into(),
+                },
+                key,
+            ))
+            .await
+            .map(drop),
+        "DeleteAccount" => client
+            .delete_account(with_key(
+                DeleteAccountRequest {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    current_password: "secret123".into(),
+                },
+                key,
+            ))
+            .await
+            .map(drop),
+        "WatchAccountEvents" => client
+            .watch_account_events(with_key(WatchAccountEventsRequest::default(), key))
+            .await
+            .map(drop),
+        "ListAccounts" => client
+            .list_accounts(with_key(ListAccountsRequest::default(), key))
+            .await
+            .map(drop),
         other => panic!("no such RPC {other}"),
     }
 }
@@ -182,7 +242,8 @@ async fn every_rpc_needs_a_valid_key_with_its_scope() {
         ("registrar", &[Scope::AccountsRegister], None),
         ("confirmer", &[Scope::AccountsConfirm], None),
         ("reader", &[Scope::AccountsRead], None),
-        ("writer", &[Scope::AccountsWrite, Scope::EventsRead], None),
+        ("writer", &[Scope::AccountsWrite], None),
+        ("watcher", &[Scope::EventsRead], None),
         ("admin", &[Scope::AccountsAdmin], None),
     ]);
     let (var, value) = file.setting();
@@ -196,7 +257,14 @@ async fn every_rpc_needs_a_valid_key_with_its_scope() {
         ("RequestPasswordReset", "accounts:register", "registrar"),
         ("ResetPassword", "accounts:write", "writer"),
         ("ChangePassword", "accounts:write", "writer"),
+        ("UpdateProfile", "accounts:write", "writer"),
+        ("ChangeEmail", "accounts:write", "writer"),
+        ("ConfirmEmailChange", "accounts:confirm", "confirmer"),
+        ("DeleteAccount", "accounts:write", "writer"),
+        ("WatchAccountEvents", "events:read", "watcher"),
+        ("ListAccounts", "accounts:admin", "admin"),
     ];
+    assert_eq!(needs.len(), RPCS.len());
     for (method, scope, holder) in needs {
         // No key.
         let status = call(&app.channel, method, None).await.unwrap_err();
@@ -209,18 +277,22 @@ async fn every_rpc_needs_a_valid_key_with_its_scope() {
             assert_eq!(error_info(&status).0, "API_KEY_INVALID", "{method}");
             assert!(!status.message().contains(&bad[..bad.len().min(20)]) || bad.is_empty());
         }
-        // The holder of the scope, and admin, get through.
+        // The holder of the scope, and admin for every `accounts:` scope,
+        // get through.
+        let admin_holds = scope.starts_with("accounts:");
         assert!(admitted(
             &call(&app.channel, method, Some(file.key(holder))).await
         ));
-        assert!(admitted(
-            &call(&app.channel, method, Some(file.key("admin"))).await
-        ));
+        assert_eq!(
+            admitted(&call(&app.channel, method, Some(file.key("admin"))).await),
+            admin_holds,
+            "{method} as admin"
+        );
         // Everyone else is refused, told which scope is missing.
         for (other, _) in file
             .keys
             .iter()
-            .filter(|(n, _)| *n != holder && *n != "admin")
+            .filter(|(n, _)| *n != holder && (*n != "admin" || !admin_holds))
         {
             let status = call(&app.channel, method, Some(file.key(other)))
                 .await

@@ -5,13 +5,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use account_service::auth::PasswordHash;
-use account_service::domain::Account;
+use account_service::domain::{Account, ProfileChanges};
 use account_service::mail::{
     DeliveryWorker, ExecutionOutcome, FileDispatcher, MailComposer, RetryPolicy,
 };
 use account_service::storage::{
-    AccountStore, ClaimedMessage, CredentialStore, DeadLetter, Lifecycle, LimitStore, MailFailure,
-    Operations, OutboxMessage, OutboxStatus, OutboxStore, Storage, StorageError,
+    AccountFilter, AccountStore, ClaimedMessage, CredentialStore, DeadLetter, EventBatch,
+    EventPosition, EventStore, Lifecycle, LimitStore, MailFailure, Operations, OutboxMessage,
+    OutboxStatus, OutboxStore, Storage, StorageError,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -84,6 +85,60 @@ impl AccountStore for FlakySentMarks {
     async fn prune_resend_cooldowns(&self, before: DateTime<Utc>) -> Result<u64, StorageError> {
         self.inner.prune_resend_cooldowns(before).await
     }
+    async fn update_profile(
+        &self,
+        id: Uuid,
+        changes: &ProfileChanges,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Account>, StorageError> {
+        self.inner.update_profile(id, changes, now).await
+    }
+    async fn change_email(
+        &self,
+        id: Uuid,
+        old_email: &str,
+        new_email: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Account>, StorageError> {
+        self.inner.change_email(id, old_email, new_email, now).await
+    }
+    async fn delete_account(
+        &self,
+        id: Uuid,
+        email: &str,
+        hash: &str,
+        goodbye: &OutboxMessage,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StorageError> {
+        self.inner
+            .delete_account(id, email, hash, goodbye, now)
+            .await
+    }
+    async fn is_tombstone(&self, id: Uuid) -> Result<bool, StorageError> {
+        self.inner.is_tombstone(id).await
+    }
+    async fn list_accounts(
+        &self,
+        after: Option<Uuid>,
+        limit: u32,
+        filter: &AccountFilter,
+    ) -> Result<Vec<Account>, StorageError> {
+        self.inner.list_accounts(after, limit, filter).await
+    }
+}
+
+#[async_trait]
+impl EventStore for FlakySentMarks {
+    async fn read_events(
+        &self,
+        after: EventPosition,
+        limit: u32,
+    ) -> Result<EventBatch, StorageError> {
+        self.inner.read_events(after, limit).await
+    }
+    async fn prune_events(&self, before: DateTime<Utc>) -> Result<u64, StorageError> {
+        self.inner.prune_events(before).await
+    }
 }
 
 #[async_trait]
@@ -136,6 +191,9 @@ impl OutboxStore for FlakySentMarks {
     }
     async fn queue_mail(&self, mail: &OutboxMessage) -> Result<(), StorageError> {
         self.inner.queue_mail(mail).await
+    }
+    async fn queue_mails(&self, mails: &[&OutboxMessage]) -> Result<(), StorageError> {
+        self.inner.queue_mails(mails).await
     }
     async fn prune_sent(&self, before: DateTime<Utc>) -> Result<u64, StorageError> {
         self.inner.prune_sent(before).await

@@ -1,0 +1,349 @@
+//! WatchAccountEvents over the real server: every change once and in
+//! order, resumable from any cursor, across two instances on one
+//! PostgreSQL database, with expiry and keep-alives.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use account_service::proto::account::v1::account_service_client::AccountServiceClient;
+use account_service::proto::account::v1::{
+    AccountEvent, ChangeEmailRequest, ChangePasswordRequest, DeleteAccountRequest, EventType,
+    UpdateProfileRequest, WatchAccountEventsRequest,
+};
+use prost_types::FieldMask;
+use tokio::sync::Mutex;
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+
+use crate::helpers::*;
+use crate::on_both_backends;
+
+const PASSWORD: &str = "secret123";
+
+/// The events a stream delivered so far, collected in the background.
+struct Watcher {
+    seen: Arc<Mutex<Vec<AccountEvent>>>,
+    task: tokio::task::JoinHandle<Result<(), Status>>,
+}
+
+impl Watcher {
+    async fn start(
+        channel: &Channel,
+        after_cursor: &str,
+        types: &[EventType],
+    ) -> Result<Watcher, Status> {
+        let mut stream = AccountServiceClient::new(channel.clone())
+            .watch_account_events(WatchAccountEventsRequest {
+                after_cursor: after_cursor.into(),
+                types: types.iter().map(|t| *t as i32).collect(),
+            })
+            .await?
+            .into_inner();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let task = {
+            let seen = Arc::clone(&seen);
+            tokio::spawn(async move {
+                while let Some(event) = stream.message().await? {
+                    seen.lock().await.push(event);
+                }
+                Ok(())
+            })
+        };
+        Ok(Watcher { seen, task })
+    }
+
+    /// The real events (keep-alives left out) once there are at least `n`.
+    async fn wait_for(&self, n: usize) -> Vec<AccountEvent> {
+        let got = eventually(Duration::from_secs(20), || async {
+            let events = self.events().await;
+            (events.len() >= n).then_some(events)
+        })
+        .await;
+        match got {
+            Some(events) => events,
+            None => panic!("expected {n} events, got {:?}", self.events().await),
+        }
+    }
+
+    async fn events(&self) -> Vec<AccountEvent> {
+        self.seen
+            .lock()
+            .await
+            .iter()
+            .filter(|e| e.r#type != EventType::Unspecified as i32)
+            .cloned()
+            .collect()
+    }
+
+    async fn all(&self) -> Vec<AccountEvent> {
+        self.seen.lock().await.clone()
+    }
+}
+
+fn types(events: &[AccountEvent]) -> Vec<EventType> {
+    events
+        .iter()
+        .map(|e| EventType::try_from(e.r#type).unwrap())
+        .collect()
+}
+
+async fn watch_error(app: &TestApp, after_cursor: &str, types: Vec<i32>) -> Status {
+    match AccountServiceClient::new(app.channel.clone())
+        .watch_account_events(WatchAccountEventsRequest {
+            after_cursor: after_cursor.into(),
+            types,
+        })
+        .await
+    {
+        Ok(_) => panic!("the stream was opened"),
+        Err(status) => status,
+    }
+}
+
+on_both_backends!(
+    every_change_is_an_event_in_order_and_resumable,
+    cursors_expire_and_idle_streams_get_keep_alives,
+);
+
+async fn every_change_is_an_event_in_order_and_resumable(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let from_start = Watcher::start(&app.channel, "", &[]).await.unwrap();
+    let deletions = Watcher::start(&app.channel, "", &[EventType::AccountDeleted])
+        .await
+        .unwrap();
+    let mut client = app.client.clone();
+    let email = unique_email();
+
+    let (account, link) = app.register_and_get_link(&email).await;
+    let id = account.id.clone();
+    app.http.get(&link).send().await.unwrap();
+    // Confirming again is not a change.
+    app.http.get(&link).send().await.unwrap();
+    client
+        .update_profile(UpdateProfileRequest {
+            id: id.clone(),
+            update_mask: Some(FieldMask {
+                paths: vec!["username".into()],
+            }),
+            username: "renamed".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let new = unique_email();
+    client
+        .change_email(ChangeEmailRequest {
+            id: id.clone(),
+            new_email: new.clone(),
+            current_password: PASSWORD.into(),
+        })
+        .await
+        .unwrap();
+    let mails = app.wait_for_mails(3).await;
+    let change_link = mails
+        .iter()
+        .find(|m| m.to.contains(&new))
+        .expect("the link to the new address")
+        .link();
+    app.http.get(&change_link).send().await.unwrap();
+    client
+        .change_password(ChangePasswordRequest {
+            id: id.clone(),
+            current_password: PASSWORD.into(),
+            password: "other-pass1".into(),
+            confirm_password: "other-pass1".into(),
+        })
+        .await
+        .unwrap();
+    client
+        .delete_account(DeleteAccountRequest {
+            id: id.clone(),
+            current_password: "other-pass1".into(),
+        })
+        .await
+        .unwrap();
+
+    let expected = [
+        EventType::AccountRegistered,
+        EventType::AccountVerified,
+        EventType::ProfileUpdated,
+        EventType::EmailChanged,
+        EventType::PasswordChanged,
+        EventType::AccountDeleted,
+    ];
+    let events = from_start.wait_for(6).await;
+    assert_eq!(types(&events), expected);
+    assert!(events.iter().all(|e| e.account_id == id));
+    assert!(events.iter().all(|e| e.occurred_at.is_some()));
+    let only_deleted = deletions.wait_for(1).await;
+    assert_eq!(types(&only_deleted), [EventType::AccountDeleted]);
+    assert_eq!(only_deleted[0].cursor, events[5].cursor);
+
+    // Resuming after the third event gives exactly the rest.
+    let resumed = Watcher::start(&app.channel, &events[2].cursor, &[])
+        .await
+        .unwrap();
+    let rest = resumed.wait_for(3).await;
+    assert_eq!(rest, events[3..]);
+    // Resuming after the last gives nothing, until something happens.
+    let caught_up = Watcher::start(&app.channel, &events[5].cursor, &[])
+        .await
+        .unwrap();
+    app.register(registration(&unique_email())).await.unwrap();
+    let next = caught_up.wait_for(1).await;
+    assert_eq!(types(&next), [EventType::AccountRegistered]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(from_start.events().await.len(), 7, "no duplicates");
+    assert_eq!(caught_up.events().await.len(), 1);
+    assert!(!from_start.task.is_finished());
+
+    // Bad requests are refused before any stream starts.
+    for cursor in ["garbage", "djE6MTox", &"A".repeat(60 * 1024)] {
+        let status = watch_error(&app, cursor, vec![]).await;
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(violations(&status)[0].0, "after_cursor");
+    }
+    for bad in [vec![0], vec![99], vec![-1]] {
+        let status = watch_error(&app, "", bad).await;
+        assert_eq!(status.code(), Code::InvalidArgument);
+    }
+}
+
+async fn cursors_expire_and_idle_streams_get_keep_alives(backend: Backend) {
+    let app = spawn_app(backend)
+        .set("ACCOUNT_EVENT_RETENTION", "2s")
+        .set("ACCOUNT_EVENT_KEEPALIVE", "0.3")
+        .await;
+    let watcher = Watcher::start(&app.channel, "", &[]).await.unwrap();
+    app.register(registration(&unique_email())).await.unwrap();
+    let events = watcher.wait_for(1).await;
+    let cursor = events[0].cursor.clone();
+
+    // Idle: keep-alives carry the watcher's cursor and no account.
+    let alive = eventually(Duration::from_secs(5), || async {
+        let all = watcher.all().await;
+        let keepalives: Vec<_> = all
+            .iter()
+            .filter(|e| e.r#type == EventType::Unspecified as i32)
+            .cloned()
+            .collect();
+        (keepalives.len() >= 2).then_some(keepalives)
+    })
+    .await
+    .expect("keep-alives on an idle stream");
+    assert!(alive.iter().all(|k| k.account_id.is_empty()));
+    assert_eq!(alive[0].cursor, cursor);
+
+    // Still within the retention, the cursor resumes; past it, it is refused.
+    Watcher::start(&app.channel, &cursor, &[]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let status = watch_error(&app, &cursor, vec![]).await;
+    assert_eq!(status.code(), Code::OutOfRange);
+    assert_eq!(reason(&status).as_deref(), Some("CURSOR_EXPIRED"));
+    // An empty cursor always works.
+    Watcher::start(&app.channel, "", &[]).await.unwrap();
+}
+
+/// Two instances on one PostgreSQL database take changes concurrently
+/// while two consumers watch, one of each instance: one from the start,
+/// one resuming from a cursor taken mid-way. Each sees every event exactly
+/// once, in the log's order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_two_consumers_every_event_exactly_once() {
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
+    let db = TestDatabase::create(&backend).await;
+    let first = spawn_app(db.shared()).await;
+    let second = spawn_app(db.shared()).await;
+    let early = Watcher::start(&first.channel, "", &[]).await.unwrap();
+
+    // Accounts on both instances, then many concurrent profile updates
+    // through both, so that transactions commit out of order.
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let app = if i % 2 == 0 { &first } else { &second };
+        ids.push(app.register(registration(&unique_email())).await.unwrap().id);
+    }
+    let updates = |app: &TestApp, round: usize| {
+        let ids = ids.clone();
+        let client = app.client.clone();
+        async move {
+            let mut calls = Vec::new();
+            for (n, id) in ids.iter().enumerate() {
+                for k in 0..5 {
+                    let mut client = client.clone();
+                    let id = id.clone();
+                    calls.push(tokio::spawn(async move {
+                        client
+                            .update_profile(UpdateProfileRequest {
+                                id,
+                                update_mask: Some(FieldMask {
+                                    paths: vec!["first_name".into()],
+                                }),
+                                first_name: format!("r{round}-n{n}-k{k}"),
+                                ..Default::default()
+                            })
+                            .await
+                    }));
+                }
+            }
+            for call in calls {
+                call.await.unwrap().unwrap();
+            }
+        }
+    };
+    tokio::join!(updates(&first, 0), updates(&second, 1));
+    let midway = early.wait_for(20).await;
+    let cursor = midway[19].cursor.clone();
+    let late = Watcher::start(&second.channel, &cursor, &[]).await.unwrap();
+    tokio::join!(updates(&second, 2), updates(&first, 3));
+    for i in 0..4 {
+        let app = if i % 2 == 0 { &second } else { &first };
+        ids.push(app.register(registration(&unique_email())).await.unwrap().id);
+    }
+
+    // What the log holds, in its order.
+    let total = usize::try_from(db_count(&db).await).unwrap();
+    assert_eq!(total, 10 + 4 * 6 * 5, "one event per change");
+    let from_start = early.wait_for(total).await;
+    let resumed = late.wait_for(total - 20).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let from_start_final = early.events().await;
+    let resumed_final = late.events().await;
+    assert_eq!(from_start_final.len(), total, "no duplicates");
+    assert_eq!(resumed_final.len(), total - 20, "no duplicates");
+    assert_eq!(from_start, from_start_final);
+    assert_eq!(resumed, resumed_final);
+    assert_eq!(resumed[..], from_start[20..], "the same events in the same order");
+    let cursors: std::collections::HashSet<_> = from_start.iter().map(|e| &e.cursor).collect();
+    assert_eq!(cursors.len(), total, "every event once");
+
+    // Each account's history in the order it happened.
+    let mut per_account: HashMap<&str, Vec<EventType>> = HashMap::new();
+    for e in &from_start {
+        per_account
+            .entry(e.account_id.as_str())
+            .or_default()
+            .push(EventType::try_from(e.r#type).unwrap());
+    }
+    for id in &ids {
+        let history = &per_account[id.as_str()];
+        assert_eq!(history[0], EventType::AccountRegistered, "{id}");
+        assert!(history[1..]
+            .iter()
+            .all(|t| *t == EventType::ProfileUpdated));
+    }
+}
+
+async fn db_count(db: &TestDatabase) -> i64 {
+    let url = db.url.clone();
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    sqlx::query_scalar("SELECT COUNT(*) FROM account_events")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+}
