@@ -18,6 +18,10 @@ use crate::storage::{EventPosition, Storage, StorageError, StoredEvent};
 const BATCH: u32 = 500;
 /// Events buffered per watcher ahead of its consumer.
 const BUFFER: usize = 1024;
+/// Watchers one process feeds at once; each costs a task and a read per
+/// commit, so a flood of streams cannot turn every change into thousands
+/// of queries.
+pub const MAX_WATCHERS: usize = 256;
 /// How long a watcher waits before looking again when committed events wait
 /// behind a running transaction: first, and at most.
 const HELD_BACK_FIRST: Duration = Duration::from_millis(2);
@@ -123,6 +127,7 @@ pub struct EventFeed {
     /// another process, a lost LISTEN connection).
     poll_interval: Duration,
     closed: CancellationToken,
+    watchers: Arc<tokio::sync::Semaphore>,
 }
 
 impl EventFeed {
@@ -134,7 +139,16 @@ impl EventFeed {
             keepalive: Duration::from_secs(30),
             poll_interval: Duration::from_secs(1),
             closed: CancellationToken::new(),
+            watchers: Arc::new(tokio::sync::Semaphore::new(MAX_WATCHERS)),
         }
+    }
+
+    /// How often watchers look at the log when nothing woke them (a safety
+    /// net: commits in this process, and on PostgreSQL in every instance,
+    /// wake them at once).
+    pub fn with_poll_interval(mut self, every: Duration) -> Self {
+        self.poll_interval = every.max(Duration::from_millis(10));
+        self
     }
 
     /// ACCOUNT_EVENT_RETENTION.
@@ -194,13 +208,16 @@ impl EventFeed {
     /// `types` (all when empty). The receiver ends when the watcher's
     /// consumer goes away, at shutdown, or after a storage error (sent as
     /// the last item; the consumer resumes from its last cursor).
+    /// `None` when [`MAX_WATCHERS`] are being fed already.
     pub fn watch(
         &self,
         cursor: Option<Cursor>,
         types: HashSet<EventType>,
-    ) -> mpsc::Receiver<Result<Watched, StorageError>> {
+    ) -> Option<mpsc::Receiver<Result<Watched, StorageError>>> {
+        let permit = Arc::clone(&self.watchers).try_acquire_owned().ok()?;
         let (tx, rx) = mpsc::channel(BUFFER);
         let pump = Pump {
+            _permit: permit,
             storage: Arc::clone(&self.storage),
             committed: self.committed.subscribe(),
             keepalive: self.keepalive,
@@ -214,12 +231,13 @@ impl EventFeed {
             tx,
         };
         tokio::spawn(pump.run());
-        rx
+        Some(rx)
     }
 }
 
 /// One watcher's reading loop.
 struct Pump {
+    _permit: tokio::sync::OwnedSemaphorePermit,
     storage: Arc<dyn Storage>,
     committed: watch::Receiver<u64>,
     keepalive: Duration,

@@ -139,6 +139,12 @@ impl Application {
         );
         let events = Arc::new(
             EventFeed::new(Arc::clone(&storage))
+                // Commits on other instances wake watchers through LISTEN on
+                // PostgreSQL; SQLite's other processes (the CLI) only by polling.
+                .with_poll_interval(match settings.database.database_url.kind {
+                    crate::config::DatabaseKind::Postgres => Duration::from_secs(10),
+                    crate::config::DatabaseKind::Sqlite => Duration::from_secs(1),
+                })
                 .with_retention(settings.events.account_event_retention)
                 .with_keepalive(settings.events.account_event_keepalive),
         );

@@ -428,7 +428,7 @@ impl Accounts {
                     INVALID_CURSOR,
                 )),
             })?;
-        Ok(self.events.watch(cursor, types))
+        self.events.watch(cursor, types).ok_or(ServiceError::Busy)
     }
 }
 

@@ -184,12 +184,17 @@ async fn the_binary_gates_every_call_and_logs_its_caller() {
         let invalid = call(&channel, method, Some("acs_guess")).await.unwrap_err();
         assert_eq!(invalid.code(), Code::Unauthenticated, "{method}");
         assert_eq!(reason(&invalid).as_deref(), Some("API_KEY_INVALID"));
-        let denied = call(&channel, method, Some(file.key("newsletter")))
+        let needed = account_service::access::required_scope(method);
+        let outsider = if needed == Scope::EventsRead {
+            "checkout"
+        } else {
+            "newsletter"
+        };
+        let denied = call(&channel, method, Some(file.key(outsider)))
             .await
             .unwrap_err();
         assert_eq!(denied.code(), Code::PermissionDenied, "{method}");
         assert_eq!(reason(&denied).as_deref(), Some("SCOPE_MISSING"));
-        let needed = account_service::access::required_scope(method);
         assert_eq!(
             denied
                 .get_details_error_info()

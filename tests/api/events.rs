@@ -347,3 +347,23 @@ async fn db_count(db: &TestDatabase) -> i64 {
         .await
         .unwrap()
 }
+
+/// Open streams end at shutdown instead of holding it up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_open_streams() {
+    let mut app = spawn_app(Backend::Sqlite)
+        .set("SHUTDOWN_GRACE", "20")
+        .await;
+    let watcher = Watcher::start(&app.channel, "", &[]).await.unwrap();
+    app.register(registration(&unique_email())).await.unwrap();
+    watcher.wait_for(1).await;
+    let started = std::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(10), app.stop())
+        .await
+        .expect("the application stopped with a stream open");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let ended = tokio::time::timeout(Duration::from_secs(5), watcher.task)
+        .await
+        .expect("the stream ended");
+    assert!(ended.is_ok());
+}
