@@ -367,3 +367,30 @@ async fn shutdown_ends_open_streams() {
         .expect("the stream ended");
     assert!(ended.is_ok());
 }
+
+/// Streams are bounded per process: one past the bound is refused at once,
+/// and a slot frees when a consumer goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watchers_are_bounded() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let endpoint = || {
+        Channel::from_shared(format!("http://{}", app.grpc_addr))
+            .unwrap()
+            .connect_lazy()
+    };
+    let channels: Vec<Channel> = (0..4).map(|_| endpoint()).collect();
+    let mut open = Vec::new();
+    for i in 0..account_service::events::MAX_WATCHERS {
+        let channel = &channels[i % channels.len()];
+        open.push(Watcher::start(channel, "", &[]).await.unwrap());
+    }
+    let refused = watch_error(&app, "", vec![]).await;
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+    let gone = open.pop().unwrap();
+    gone.task.abort();
+    let reopened = eventually(Duration::from_secs(10), || async {
+        Watcher::start(&app.channel, "", &[]).await.ok()
+    })
+    .await;
+    assert!(reopened.is_some(), "a slot frees when a consumer goes");
+}
