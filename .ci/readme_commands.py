@@ -3,9 +3,10 @@ service started the README's way (`cargo run`, SQLite, console mail); then
 runs the README's end-to-end walkthroughs (blocks whose first line is a
 comment ending in "end to end") whole, as bash scripts.
 
-$TOKEN, $RESET_TOKEN and $ACCOUNT_ID, which the README asks the reader to
-paste, are taken from the service's own output: the confirmation and reset
-links it printed and the account it stored."""
+$TOKEN, $RESET_TOKEN, $EMAIL_TOKEN and $ACCOUNT_ID, which the README asks
+the reader to paste, are taken from the service's own output: the
+confirmation, reset and new-address links it printed and the account it
+stored."""
 import os
 import re
 import signal
@@ -62,6 +63,9 @@ try:
         resets = re.findall(r"reset-password/\?token=(\S+)", text)
         if resets:
             shell_env["RESET_TOKEN"] = resets[-1]
+        changes = re.findall(r"confirm-email/\?token=(\S+)", text)
+        if changes:
+            shell_env["EMAIL_TOKEN"] = changes[-1]
         try:
             row = sqlite3.connect(f"{workdir}/account.db").execute("SELECT id FROM accounts LIMIT 1").fetchone()
             if row:
