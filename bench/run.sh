@@ -5,7 +5,8 @@
 # ceiling for the same UPDATE, GetAccount by id beside their ceiling for the
 # same SELECT, resident memory idle and under a 500-concurrent burst, the
 # outbox's delivery rate into a local SMTP server, and what an idle service
-# costs the database (transactions per minute) and a lone mail (its latency).
+# costs the database (transactions per minute) and a lone mail (its latency),
+# and how the account event stream keeps up.
 #
 #   bench/run.sh                       # BENCH_DURATION=10 seconds per measurement
 set -euo pipefail
@@ -187,6 +188,14 @@ load locked_flood_pg locked-flood --failures 5 --requests 10000 --concurrency 64
 HASHES_AFTER=$(curl -fs "http://$HTTP/metrics" | awk '$1 == "account_password_hashes_total" {print $2}')
 # The five failures that lock the address are the only hashes expected.
 echo "{\"before\": $HASHES_BEFORE, \"after\": $HASHES_AFTER}" | tee "$RESULTS/locked_flood_hashes.json"
+stop_service
+
+step "events: lone changes timed to an idle watcher, then a watcher following a burst of changes and one replaying it"
+start_service "$PG_URL"
+"$LG" events --addr "http://$GRPC" --latency-samples 300 --burst 20000 --concurrency 64 --json | tee "$RESULTS/events_pg.json"
+stop_service
+start_service "sqlite://$WORK/events.sqlite"
+"$LG" events --addr "http://$GRPC" --latency-samples 300 --burst 5000 --concurrency 16 --json | tee "$RESULTS/events_sqlite.json"
 stop_service
 
 step "memory: ResendConfirmation flooded with 5000 invalid 60 KiB addresses, then 20000 distinct valid ones"

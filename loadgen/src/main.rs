@@ -146,6 +146,24 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The event stream: how soon a change reaches an idle watcher, how fast
+    /// a live watcher keeps up with a burst of changes, and how fast a new
+    /// one replays them.
+    Events {
+        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        addr: String,
+        /// Changes made one at a time, each timed to its event.
+        #[arg(long, default_value_t = 300)]
+        latency_samples: usize,
+        /// Changes in the burst.
+        #[arg(long, default_value_t = 20_000)]
+        burst: usize,
+        /// Calls in flight during the burst.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Accept SMTP mail and report how fast it arrived.
     SmtpSink {
         #[arg(long, default_value = "127.0.0.1:2525")]
@@ -805,6 +823,13 @@ async fn main() -> anyhow::Result<()> {
             timeout,
             json,
         } => smtp_sink(&addr, expect, timeout, json),
+        Command::Events {
+            addr,
+            latency_samples,
+            burst,
+            concurrency,
+            json,
+        } => events(&addr, latency_samples, burst, concurrency, json).await,
         Command::ResendTiming {
             addr,
             accounts,
@@ -821,6 +846,159 @@ async fn main() -> anyhow::Result<()> {
             json,
         } => resend_flood(&addr, pid, (invalid, invalid_kib), valid, concurrency, json).await,
     }
+}
+
+/// A watcher's arrivals: each event's account id and when it came.
+type Arrivals = Arc<Mutex<Vec<(String, String, Instant)>>>;
+
+/// Starts a watcher after `cursor`, recording every real event.
+async fn watch(channel: &Channel, cursor: &str) -> anyhow::Result<Arrivals> {
+    use account_service::proto::account::v1::WatchAccountEventsRequest;
+    let mut stream = AccountServiceClient::new(channel.clone())
+        .watch_account_events(WatchAccountEventsRequest {
+            after_cursor: cursor.to_owned(),
+            types: Vec::new(),
+        })
+        .await?
+        .into_inner();
+    let arrivals: Arrivals = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&arrivals);
+    tokio::spawn(async move {
+        while let Ok(Some(event)) = stream.message().await {
+            if event.r#type != 0 {
+                let mut seen = sink.lock().unwrap_or_else(|p| p.into_inner());
+                seen.push((event.account_id, event.cursor, Instant::now()));
+            }
+        }
+    });
+    Ok(arrivals)
+}
+
+fn arrived(arrivals: &Arrivals) -> usize {
+    arrivals.lock().unwrap_or_else(|p| p.into_inner()).len()
+}
+
+/// Waits until `arrivals` holds `n` events; false after `timeout`.
+async fn until_arrived(arrivals: &Arrivals, n: usize, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while arrived(arrivals) < n {
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+    true
+}
+
+async fn events(
+    addr: &str,
+    latency_samples: usize,
+    burst: usize,
+    concurrency: usize,
+    json: bool,
+) -> anyhow::Result<()> {
+    use account_service::proto::account::v1::UpdateProfileRequest;
+    let channel = Endpoint::from_shared(addr.to_owned())?
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .with_context(|| format!("cannot connect to {addr}"))?;
+    let mut client = AccountServiceClient::new(channel.clone());
+    let mut ids = Vec::new();
+    for _ in 0..concurrency.clamp(1, 64) {
+        let email = format!("events-{}@bench.example", uuid::Uuid::new_v4().simple());
+        let account = client
+            .register(registration(email))
+            .await?
+            .into_inner()
+            .account
+            .context("Register answered no account")?;
+        ids.push(account.id);
+    }
+    let update = |client: &mut AccountServiceClient<Channel>, id: &str, n: usize| {
+        let request = UpdateProfileRequest {
+            id: id.to_owned(),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["first_name".into()],
+            }),
+            first_name: format!("n{n}"),
+            ..Default::default()
+        };
+        let mut client = client.clone();
+        async move { client.update_profile(request).await.map(drop) }
+    };
+
+    // Catch up with what is there, then time lone changes on an idle service.
+    let live = watch(&channel, "").await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut latency_us = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    for n in 0..latency_samples {
+        let before = arrived(&live);
+        let sent = Instant::now();
+        update(&mut client, &ids[0], n).await?;
+        if !until_arrived(&live, before + 1, Duration::from_secs(10)).await {
+            anyhow::bail!("the event of change {n} did not arrive within 10 s");
+        }
+        let at = live.lock().unwrap_or_else(|p| p.into_inner())[before].2;
+        let _ = latency_us.record(u64::try_from((at - sent).as_micros()).unwrap_or(u64::MAX).max(1));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let cursor_before_burst = live
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .last()
+        .map(|(_, cursor, _)| cursor.clone())
+        .unwrap_or_default();
+
+    // A burst of changes from many callers while the watcher follows.
+    let before = arrived(&live);
+    let started = Instant::now();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for w in 0..concurrency.max(1) {
+        let (mut client, next, id) = (client.clone(), Arc::clone(&next), ids[w % ids.len()].clone());
+        workers.push(tokio::spawn(async move {
+            loop {
+                let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if n >= burst {
+                    return Ok::<_, Status>(());
+                }
+                update(&mut client, &id, latency_samples + n).await?;
+            }
+        }));
+    }
+    for worker in workers {
+        worker.await??;
+    }
+    let produced = started.elapsed();
+    if !until_arrived(&live, before + burst, Duration::from_secs(120)).await {
+        anyhow::bail!("the live watcher got {} of {burst} events", arrived(&live) - before);
+    }
+    let consumed = live.lock().unwrap_or_else(|p| p.into_inner())[before + burst - 1].2 - started;
+
+    // A new watcher replays the burst from the cursor before it.
+    let replay_started = Instant::now();
+    let replay = watch(&channel, &cursor_before_burst).await?;
+    if !until_arrived(&replay, burst, Duration::from_secs(120)).await {
+        anyhow::bail!("the replaying watcher got {} of {burst} events", arrived(&replay));
+    }
+    let replayed = replay.lock().unwrap_or_else(|p| p.into_inner())[burst - 1].2 - replay_started;
+
+    let ms = |q: f64| latency_us.value_at_quantile(q) as f64 / 1000.0;
+    let value = serde_json::json!({
+        "latency_ms": {"samples": latency_samples, "p50": ms(0.5), "p99": ms(0.99), "max": latency_us.max() as f64 / 1000.0},
+        "burst": burst,
+        "produced_per_s": burst as f64 / produced.as_secs_f64(),
+        "live_per_s": burst as f64 / consumed.as_secs_f64(),
+        "live_lag_ms": (consumed.saturating_sub(produced)).as_secs_f64() * 1000.0,
+        "replay_per_s": burst as f64 / replayed.as_secs_f64(),
+    });
+    if json {
+        println!("{value}");
+    } else {
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    }
+    Ok(())
 }
 
 async fn mail_latency(

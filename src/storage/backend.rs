@@ -25,7 +25,41 @@ use crate::domain::{Account, EventType, ProfileChanges};
 /// A connection pool of dialect `D`.
 pub(super) struct SqlStorage<D: Engine> {
     pool: Pool<D::Db>,
+    /// Held through each write transaction where the database has one
+    /// writer at a time (SQLite): writers queue here, in order, instead of
+    /// polling the database lock with the driver's sleeping busy handler.
+    writer: Option<Arc<tokio::sync::Mutex<()>>>,
     dialect: PhantomData<fn() -> D>,
+}
+
+/// A write transaction, holding the writer's turn where there is one.
+struct WriteTx<Db: sqlx::Database> {
+    tx: Transaction<'static, Db>,
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl<Db: sqlx::Database> WriteTx<Db> {
+    async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+
+    async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.tx.rollback().await
+    }
+}
+
+impl<Db: sqlx::Database> std::ops::Deref for WriteTx<Db> {
+    type Target = Db::Connection;
+
+    fn deref(&self) -> &Db::Connection {
+        &self.tx
+    }
+}
+
+impl<Db: sqlx::Database> std::ops::DerefMut for WriteTx<Db> {
+    fn deref_mut(&mut self) -> &mut Db::Connection {
+        &mut self.tx
+    }
 }
 
 impl<D: Engine> SqlStorage<D> {
@@ -38,6 +72,7 @@ impl<D: Engine> SqlStorage<D> {
             .connect_lazy_with(options);
         Ok(SqlStorage {
             pool,
+            writer: D::SINGLE_WRITER.then(|| Arc::new(tokio::sync::Mutex::new(()))),
             dialect: PhantomData,
         })
     }
@@ -58,8 +93,15 @@ impl<D: Engine> SqlStorage<D> {
         D::fetch(&mut conn, statement, params).await
     }
 
-    async fn begin(&self) -> Result<Transaction<'static, D::Db>, StorageError> {
-        Ok(self.pool.begin().await?)
+    async fn begin(&self) -> Result<WriteTx<D::Db>, StorageError> {
+        let turn = match &self.writer {
+            Some(writer) => Some(Arc::clone(writer).lock_owned().await),
+            None => None,
+        };
+        Ok(WriteTx {
+            tx: self.pool.begin().await?,
+            _turn: turn,
+        })
     }
 }
 

@@ -29,6 +29,9 @@ pub(super) trait Dialect: Send + Sync + 'static {
     const FLAVOUR: Flavour;
     /// This backend's migrations.
     const MIGRATOR: Migrator;
+    /// Whether the database takes one writer at a time (its write
+    /// transactions are then queued in-process).
+    const SINGLE_WRITER: bool;
     /// How a UUID is stored.
     type Uuid: Stored<Self::Db>;
     /// How a list of UUIDs is bound (for `$n` in [`Sql`] texts that take one).

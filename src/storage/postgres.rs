@@ -28,6 +28,7 @@ impl Dialect for Postgres {
     type Integer = i32;
 
     const FLAVOUR: Flavour = Flavour::Postgres;
+    const SINGLE_WRITER: bool = false;
     const MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
     fn connect_options(url: &str) -> Result<ConnectOptions<Self>, StorageError> {

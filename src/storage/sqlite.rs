@@ -24,6 +24,7 @@ impl Dialect for Sqlite {
     type Integer = i64;
 
     const FLAVOUR: Flavour = Flavour::Sqlite;
+    const SINGLE_WRITER: bool = true;
     const MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
     fn connect_options(url: &str) -> Result<ConnectOptions<Self>, StorageError> {
