@@ -194,9 +194,9 @@ impl EventFeed {
     /// Checks a cursor a client sent against the retention.
     pub fn check(&self, cursor: Option<Cursor>, now: DateTime<Utc>) -> Result<(), CursorError> {
         let Some(cursor) = cursor else { return Ok(()) };
-        let oldest = now.timestamp_micros().saturating_sub(
-            i64::try_from(self.retention.as_micros()).unwrap_or(i64::MAX),
-        );
+        let oldest = now
+            .timestamp_micros()
+            .saturating_sub(i64::try_from(self.retention.as_micros()).unwrap_or(i64::MAX));
         if cursor.at_micros < oldest {
             Err(CursorError::Expired)
         } else {

@@ -14,8 +14,8 @@ use tonic_health::ServingStatus;
 
 use crate::access::{Access, Callers};
 use crate::auth::{ConfirmationTokens, EmailChangeTokens, PageTokens, PasswordHasher, ResetTokens};
-use crate::events::EventFeed;
 use crate::config::Settings;
+use crate::events::EventFeed;
 use crate::grpc::{self, AccountGrpc, ConnectionLimits, GrpcSecurity, Health};
 use crate::http::{self, router, HttpState};
 use crate::limits::RateLimits;

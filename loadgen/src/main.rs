@@ -940,7 +940,11 @@ async fn events(
             anyhow::bail!("the event of change {n} did not arrive within 10 s");
         }
         let at = live.lock().unwrap_or_else(|p| p.into_inner())[before].2;
-        let _ = latency_us.record(u64::try_from((at - sent).as_micros()).unwrap_or(u64::MAX).max(1));
+        let _ = latency_us.record(
+            u64::try_from((at - sent).as_micros())
+                .unwrap_or(u64::MAX)
+                .max(1),
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let cursor_before_burst = live
@@ -956,7 +960,11 @@ async fn events(
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut workers = Vec::new();
     for w in 0..concurrency.max(1) {
-        let (mut client, next, id) = (client.clone(), Arc::clone(&next), ids[w % ids.len()].clone());
+        let (mut client, next, id) = (
+            client.clone(),
+            Arc::clone(&next),
+            ids[w % ids.len()].clone(),
+        );
         workers.push(tokio::spawn(async move {
             loop {
                 let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -972,7 +980,10 @@ async fn events(
     }
     let produced = started.elapsed();
     if !until_arrived(&live, before + burst, Duration::from_secs(120)).await {
-        anyhow::bail!("the live watcher got {} of {burst} events", arrived(&live) - before);
+        anyhow::bail!(
+            "the live watcher got {} of {burst} events",
+            arrived(&live) - before
+        );
     }
     let consumed = live.lock().unwrap_or_else(|p| p.into_inner())[before + burst - 1].2 - started;
 
@@ -980,7 +991,10 @@ async fn events(
     let replay_started = Instant::now();
     let replay = watch(&channel, &cursor_before_burst).await?;
     if !until_arrived(&replay, burst, Duration::from_secs(120)).await {
-        anyhow::bail!("the replaying watcher got {} of {burst} events", arrived(&replay));
+        anyhow::bail!(
+            "the replaying watcher got {} of {burst} events",
+            arrived(&replay)
+        );
     }
     let replayed = replay.lock().unwrap_or_else(|p| p.into_inner())[burst - 1].2 - replay_started;
 

@@ -5,10 +5,10 @@ mod page;
 mod password;
 mod token;
 
+pub use page::PageTokens;
 pub use password::{
     hash_blocking, is_supported_hash, HashError, PasswordHash, PasswordHasher, Verified,
 };
-pub use page::PageTokens;
 pub use token::{
     ConfirmationTokens, EmailChangeClaim, EmailChangeTokens, ResetClaim, ResetTokens, TokenError,
 };

@@ -418,13 +418,18 @@ mod tests {
         let confirmation = ConfirmationTokens::new(KEY, None, 3600)
             .issue(id, now)
             .unwrap();
-        assert_eq!(tokens.verify(&confirmation, now).unwrap_err(), TokenError::Invalid);
+        assert_eq!(
+            tokens.verify(&confirmation, now).unwrap_err(),
+            TokenError::Invalid
+        );
         let reset = ResetTokens::new(KEY, None, 3600)
             .issue(id, "old@example.com", now)
             .unwrap();
         assert_eq!(tokens.verify(&reset, now).unwrap_err(), TokenError::Invalid);
         assert_eq!(
-            tokens.verify(&token, now + Duration::seconds(3600)).unwrap_err(),
+            tokens
+                .verify(&token, now + Duration::seconds(3600))
+                .unwrap_err(),
             TokenError::Expired
         );
     }

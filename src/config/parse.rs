@@ -160,12 +160,19 @@ pub(super) fn retention(raw: &str) -> Result<Duration, String> {
         'm' => 60,
         'h' => 3600,
         'd' => 86_400,
-        _ => return Err(format!("'{}' has an unknown unit (s, m, h or d)", shown(raw))),
+        _ => {
+            return Err(format!(
+                "'{}' has an unknown unit (s, m, h or d)",
+                shown(raw)
+            ))
+        }
     };
-    let n: u64 = digits
-        .trim()
-        .parse()
-        .map_err(|_| format!("'{}' is not a whole number of days, or one with a unit", shown(raw)))?;
+    let n: u64 = digits.trim().parse().map_err(|_| {
+        format!(
+            "'{}' is not a whole number of days, or one with a unit",
+            shown(raw)
+        )
+    })?;
     let secs = n.saturating_mul(unit_secs);
     if !(1..=3650 * 86_400).contains(&secs) {
         return Err("must be at least one second and at most 3650 days".into());

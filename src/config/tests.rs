@@ -262,7 +262,17 @@ fn event_retention_takes_days_or_a_unit_and_refuses_nonsense() {
     assert_eq!(days("2").unwrap(), Duration::from_secs(2 * 86_400));
     assert_eq!(days("90s").unwrap(), Duration::from_secs(90));
     assert_eq!(days("12h").unwrap(), Duration::from_secs(12 * 3600));
-    for bad in ["0", "1.5", "7w", "", "99999999999999999999", "3651d", "s", "-1", "-1d"] {
+    for bad in [
+        "0",
+        "1.5",
+        "7w",
+        "",
+        "99999999999999999999",
+        "3651d",
+        "s",
+        "-1",
+        "-1d",
+    ] {
         assert!(days(bad).is_err(), "{bad}");
     }
     assert!(parse(&["--account-event-keepalive", "0"]).is_err());

@@ -52,7 +52,13 @@ mod tests {
             assert!(Pb::try_from(i32::try_from(t.number()).unwrap()).is_ok());
         }
         assert_eq!(EventType::from_number(0), None);
-        assert_eq!(Pb::AccountVerified as i64, EventType::AccountVerified.number());
-        assert_eq!(Pb::AccountDeleted as i64, EventType::AccountDeleted.number());
+        assert_eq!(
+            Pb::AccountVerified as i64,
+            EventType::AccountVerified.number()
+        );
+        assert_eq!(
+            Pb::AccountDeleted as i64,
+            EventType::AccountDeleted.number()
+        );
     }
 }

@@ -204,7 +204,12 @@ impl NewAccount {
     }
 }
 
-pub(super) fn bounded(errors: &mut ValidationErrors, field: &'static str, raw: &str, max: usize) -> String {
+pub(super) fn bounded(
+    errors: &mut ValidationErrors,
+    field: &'static str,
+    raw: &str,
+    max: usize,
+) -> String {
     let value = raw.trim();
     if has_nul(value) {
         errors.add(field, vec![NULL_CHARACTERS.to_owned()]);

@@ -53,7 +53,7 @@ impl ProfileChanges {
             Some(paths) if paths.len() > MAX_PATHS => {
                 return Err(ValidationErrors::single(
                     "update_mask",
-                    &format!("At most {MAX_PATHS} paths are allowed."),
+                    format!("At most {MAX_PATHS} paths are allowed."),
                 ))
             }
             Some(paths) => {

@@ -82,9 +82,7 @@ pub fn parse_email_change(
     };
     let password = required_secret(&mut errors, "current_password", current_password);
     match (id, email, password) {
-        (Some(id), Some(email), Some(password)) if errors.0.is_empty() => {
-            Ok((id, email, password))
-        }
+        (Some(id), Some(email), Some(password)) if errors.0.is_empty() => Ok((id, email, password)),
         _ => Err(errors),
     }
 }
@@ -419,15 +417,12 @@ impl Accounts {
         let cursor = Cursor::parse(after_cursor).map_err(|_| {
             ServiceError::Invalid(ValidationErrors::single("after_cursor", INVALID_CURSOR))
         })?;
-        self.events
-            .check(cursor, Utc::now())
-            .map_err(|e| match e {
-                CursorError::Expired => ServiceError::CursorExpired,
-                CursorError::Malformed => ServiceError::Invalid(ValidationErrors::single(
-                    "after_cursor",
-                    INVALID_CURSOR,
-                )),
-            })?;
+        self.events.check(cursor, Utc::now()).map_err(|e| match e {
+            CursorError::Expired => ServiceError::CursorExpired,
+            CursorError::Malformed => {
+                ServiceError::Invalid(ValidationErrors::single("after_cursor", INVALID_CURSOR))
+            }
+        })?;
         self.events.watch(cursor, types).ok_or(ServiceError::Busy)
     }
 }

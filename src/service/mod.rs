@@ -14,16 +14,16 @@ use crate::auth::{
     ConfirmationTokens, EmailChangeTokens, HashError, PageTokens, PasswordHasher, ResetTokens,
     TokenError,
 };
-use crate::events::EventFeed;
 use crate::domain::{self, Account, Email, FieldViolation, NewAccount, Password, ValidationErrors};
+use crate::events::EventFeed;
 use crate::mail::MailComposer;
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
 use crate::storage::{Batcher, OutboxMessage, Storage, StorageError};
 
 pub use lifecycle::{
-    parse_deletion, parse_email_change, AccountPage, ListQuery, DEFAULT_PAGE_SIZE,
-    INVALID_CURSOR, INVALID_PAGE_TOKEN, MAX_PAGE_SIZE, SAME_EMAIL,
+    parse_deletion, parse_email_change, AccountPage, ListQuery, DEFAULT_PAGE_SIZE, INVALID_CURSOR,
+    INVALID_PAGE_TOKEN, MAX_PAGE_SIZE, SAME_EMAIL,
 };
 
 /// Message for a registration whose address is taken.

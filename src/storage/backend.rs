@@ -15,9 +15,9 @@ use uuid::Uuid;
 use super::dialect::{Conn, DbRow, Engine, Param};
 use super::sql::{self, Sql};
 use super::{
-    compare_schema, rows, AccountFilter, AccountStore, ClaimedMessage, CredentialStore,
-    DeadLetter, EventBatch, EventPosition, EventStore, Lifecycle, LimitStore, MailFailure,
-    Operations, OutboxMessage, OutboxStatus, OutboxStore, PoolSettings, StorageError,
+    compare_schema, rows, AccountFilter, AccountStore, ClaimedMessage, CredentialStore, DeadLetter,
+    EventBatch, EventPosition, EventStore, Lifecycle, LimitStore, MailFailure, Operations,
+    OutboxMessage, OutboxStatus, OutboxStore, PoolSettings, StorageError,
 };
 use crate::auth::PasswordHash;
 use crate::domain::{Account, EventType, ProfileChanges};
@@ -431,7 +431,12 @@ impl<D: Engine> AccountStore for SqlStorage<D> {
             tx.rollback().await?;
             return Ok(false);
         }
-        D::execute(&mut tx, &sql::DELETE_ACCOUNT_DEAD_LETTERS, &[Param::Uuid(id)]).await?;
+        D::execute(
+            &mut tx,
+            &sql::DELETE_ACCOUNT_DEAD_LETTERS,
+            &[Param::Uuid(id)],
+        )
+        .await?;
         D::execute(&mut tx, &sql::DELETE_ACCOUNT_MAIL, &[Param::Uuid(id)]).await?;
         D::execute(&mut tx, &sql::DELETE_ADDRESS_STATE, &[Param::Text(email)]).await?;
         D::execute(&mut tx, &sql::CLEAR_LOGIN_FAILURES, &[Param::Text(email)]).await?;

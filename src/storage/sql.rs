@@ -330,8 +330,7 @@ pub(super) const CREDENTIALS_BY_EMAIL: Sql = Sql::both(concat!(
 ));
 
 /// Replaces a hash only if it is still the one that was checked.
-pub(super) const REPLACE_PASSWORD_HASH: Sql =
-    Sql::both(
+pub(super) const REPLACE_PASSWORD_HASH: Sql = Sql::both(
     "UPDATE accounts SET password_hash = $3 \
      WHERE id = $1 AND password_hash = $2 AND deleted_at IS NULL",
 );
@@ -389,9 +388,8 @@ pub(super) const IMPORT_ACCOUNT: Sql = Sql::both(
 /// Records one change to an account; PostgreSQL stamps it with the writing
 /// transaction's id (the column's default), and its trigger wakes every
 /// instance's event streams at commit.
-pub(super) const INSERT_EVENT: Sql = Sql::both(
-    "INSERT INTO account_events (type, account_id, occurred_at) VALUES ($1, $2, $3)",
-);
+pub(super) const INSERT_EVENT: Sql =
+    Sql::both("INSERT INTO account_events (type, account_id, occurred_at) VALUES ($1, $2, $3)");
 
 /// Events after the position ($1 transaction id as text, $2 sequence), in
 /// log order, at most $3. PostgreSQL reads only below the oldest
@@ -463,13 +461,11 @@ pub(super) const DELETE_ACCOUNT_MAIL: Sql =
     Sql::both("DELETE FROM email_outbox WHERE account_id = $1");
 
 /// The cooldowns and failure counts kept under an erased address.
-pub(super) const DELETE_ADDRESS_STATE: Sql = Sql::both(
-    "DELETE FROM resend_cooldowns WHERE email = $1 OR email = 'password-reset:' || $1",
-);
+pub(super) const DELETE_ADDRESS_STATE: Sql =
+    Sql::both("DELETE FROM resend_cooldowns WHERE email = $1 OR email = 'password-reset:' || $1");
 
-pub(super) const IS_TOMBSTONE: Sql = Sql::both(
-    "SELECT 1 AS present FROM accounts WHERE id = $1 AND deleted_at IS NOT NULL",
-);
+pub(super) const IS_TOMBSTONE: Sql =
+    Sql::both("SELECT 1 AS present FROM accounts WHERE id = $1 AND deleted_at IS NOT NULL");
 
 /// A page of live accounts after id $1 (none: from the start), in id order,
 /// whose address starts with $2 and, unless $3 is NULL, whose `verified` is $3.

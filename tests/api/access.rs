@@ -8,10 +8,9 @@ use account_service::access::{file_entry, new_key, Scope};
 use account_service::proto::account::v1::account_service_client::AccountServiceClient;
 use account_service::proto::account::v1::{
     get_account_request, ChangeEmailRequest, ChangePasswordRequest, CheckPasswordRequest,
-    ConfirmEmailChangeRequest, ConfirmRegistrationRequest, DeleteAccountRequest,
-    GetAccountRequest, ListAccountsRequest, RequestPasswordResetRequest,
-    ResendConfirmationRequest, ResetPasswordRequest, UpdateProfileRequest,
-    WatchAccountEventsRequest,
+    ConfirmEmailChangeRequest, ConfirmRegistrationRequest, DeleteAccountRequest, GetAccountRequest,
+    ListAccountsRequest, RequestPasswordResetRequest, ResendConfirmationRequest,
+    ResetPasswordRequest, UpdateProfileRequest, WatchAccountEventsRequest,
 };
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};

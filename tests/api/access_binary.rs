@@ -16,16 +16,18 @@ use crate::access::{call, KeysFile};
 use crate::helpers::*;
 use crate::smtp_server::reserve_addr;
 
-fn binary() -> Command {
+pub(crate) fn binary() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_account-service"));
     command.env_clear().current_dir(std::env::temp_dir());
     command
 }
 
 /// A running service, killed when dropped.
-struct Service {
+pub(crate) struct Service {
     child: Child,
-    grpc: std::net::SocketAddr,
+    pub(crate) grpc: std::net::SocketAddr,
+    pub(crate) http: std::net::SocketAddr,
+    pub(crate) dir: std::path::PathBuf,
     log: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -38,7 +40,7 @@ impl Drop for Service {
 }
 
 impl Service {
-    async fn start(settings: &[(&str, String)]) -> Service {
+    pub(crate) async fn start(settings: &[(&str, String)]) -> Service {
         let dir = tempfile::tempdir().unwrap();
         let (grpc, http) = (reserve_addr(), reserve_addr());
         let log = dir.path().join("service.log");
@@ -73,6 +75,8 @@ impl Service {
         let service = Service {
             child,
             grpc,
+            http,
+            dir: dir.path().to_owned(),
             log,
             _dir: dir,
         };
@@ -80,7 +84,7 @@ impl Service {
         service
     }
 
-    fn log_text(&self) -> String {
+    pub(crate) fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
@@ -92,7 +96,7 @@ impl Service {
         assert!(status.success());
     }
 
-    async fn plaintext(&self) -> Channel {
+    pub(crate) async fn plaintext(&self) -> Channel {
         Channel::from_shared(format!("http://{}", self.grpc))
             .unwrap()
             .connect()

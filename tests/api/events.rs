@@ -264,7 +264,12 @@ async fn two_instances_two_consumers_every_event_exactly_once() {
     let mut ids = Vec::new();
     for i in 0..6 {
         let app = if i % 2 == 0 { &first } else { &second };
-        ids.push(app.register(registration(&unique_email())).await.unwrap().id);
+        ids.push(
+            app.register(registration(&unique_email()))
+                .await
+                .unwrap()
+                .id,
+        );
     }
     let updates = |app: &TestApp, round: usize| {
         let ids = ids.clone();
@@ -301,7 +306,12 @@ async fn two_instances_two_consumers_every_event_exactly_once() {
     tokio::join!(updates(&second, 2), updates(&first, 3));
     for i in 0..4 {
         let app = if i % 2 == 0 { &second } else { &first };
-        ids.push(app.register(registration(&unique_email())).await.unwrap().id);
+        ids.push(
+            app.register(registration(&unique_email()))
+                .await
+                .unwrap()
+                .id,
+        );
     }
 
     // What the log holds, in its order.
@@ -316,7 +326,11 @@ async fn two_instances_two_consumers_every_event_exactly_once() {
     assert_eq!(resumed_final.len(), total - 20, "no duplicates");
     assert_eq!(from_start, from_start_final);
     assert_eq!(resumed, resumed_final);
-    assert_eq!(resumed[..], from_start[20..], "the same events in the same order");
+    assert_eq!(
+        resumed[..],
+        from_start[20..],
+        "the same events in the same order"
+    );
     let cursors: std::collections::HashSet<_> = from_start.iter().map(|e| &e.cursor).collect();
     assert_eq!(cursors.len(), total, "every event once");
 
@@ -331,9 +345,7 @@ async fn two_instances_two_consumers_every_event_exactly_once() {
     for id in &ids {
         let history = &per_account[id.as_str()];
         assert_eq!(history[0], EventType::AccountRegistered, "{id}");
-        assert!(history[1..]
-            .iter()
-            .all(|t| *t == EventType::ProfileUpdated));
+        assert!(history[1..].iter().all(|t| *t == EventType::ProfileUpdated));
     }
 }
 
@@ -351,9 +363,7 @@ async fn db_count(db: &TestDatabase) -> i64 {
 /// Open streams end at shutdown instead of holding it up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_ends_open_streams() {
-    let mut app = spawn_app(Backend::Sqlite)
-        .set("SHUTDOWN_GRACE", "20")
-        .await;
+    let mut app = spawn_app(Backend::Sqlite).set("SHUTDOWN_GRACE", "20").await;
     let watcher = Watcher::start(&app.channel, "", &[]).await.unwrap();
     app.register(registration(&unique_email())).await.unwrap();
     watcher.wait_for(1).await;

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use account_service::access::Scope;
 use account_service::proto::account::v1::{
-    Account, ChangeEmailRequest, CheckPasswordRequest, ConfirmEmailChangeRequest, DeleteAccountRequest,
-    ListAccountsRequest, RequestPasswordResetRequest, ResetPasswordRequest, UpdateProfileRequest,
+    Account, ChangeEmailRequest, CheckPasswordRequest, ConfirmEmailChangeRequest,
+    DeleteAccountRequest, ListAccountsRequest, RequestPasswordResetRequest, ResetPasswordRequest,
+    UpdateProfileRequest,
 };
 use prost_types::FieldMask;
 use tonic::{Code, Status};
@@ -181,7 +182,10 @@ async fn profile_updates_change_only_the_masked_fields(backend: Backend) {
         .unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument, "{paths:?}");
         let v = violations(&status);
-        assert!(v.iter().any(|(f, _)| f == "update_mask"), "{paths:?}: {v:?}");
+        assert!(
+            v.iter().any(|(f, _)| f == "update_mask"),
+            "{paths:?}: {v:?}"
+        );
     }
     let status = update(
         &app,
@@ -234,7 +238,10 @@ async fn profile_updates_change_only_the_masked_fields(backend: Backend) {
     )
     .await
     .unwrap_err();
-    assert_eq!(violations(&bad_id), [("id".into(), "Must be a valid UUID.".into())]);
+    assert_eq!(
+        violations(&bad_id),
+        [("id".into(), "Must be a valid UUID.".into())]
+    );
 
     // Without a mask, the fields the request sets change.
     let implied = update(
@@ -308,7 +315,9 @@ async fn an_email_change_waits_for_its_link(backend: Backend) {
         Code::NotFound,
     );
 
-    change_email(&app, &account.id, &new, PASSWORD).await.unwrap();
+    change_email(&app, &account.id, &new, PASSWORD)
+        .await
+        .unwrap();
     let new = new.to_lowercase();
     let mails = smtp.wait_for(4, Duration::from_secs(10)).await;
     let confirm = mails
@@ -413,7 +422,10 @@ async fn a_taken_address_is_answered_alike_and_its_owner_told(backend: Backend) 
     let to_owner: Vec<_> = mails[2..].iter().filter(|m| m.to == owner).collect();
     assert_eq!(to_owner.len(), 1);
     assert_eq!(to_owner[0].subject, "Ecoms Account Already Exists");
-    assert!(!to_owner[0].text.contains("token="), "no link for the owner");
+    assert!(
+        !to_owner[0].text.contains("token="),
+        "no link for the owner"
+    );
     assert!(mails[2..]
         .iter()
         .any(|m| m.to == mover && m.subject == "Ecoms E-mail Change Requested"));
@@ -435,7 +447,10 @@ async fn a_taken_address_is_answered_alike_and_its_owner_told(backend: Backend) 
     assert_eq!(status.code(), Code::AlreadyExists);
     assert_eq!(
         violations(&status),
-        [("email".into(), "user with this email already exists.".into())]
+        [(
+            "email".into(),
+            "user with this email already exists.".into()
+        )]
     );
     let followed = app.http.get(&link).send().await.unwrap();
     assert_eq!(followed.headers()["location"], REQUEST_PAGE);
@@ -529,7 +544,11 @@ async fn deletion_erases_the_account_and_keeps_a_tombstone(backend: Backend) {
 
 async fn deletion_needs_the_password_unless_the_caller_is_admin(backend: Backend) {
     let file = KeysFile::new(&[
-        ("shop", &[Scope::AccountsRegister, Scope::AccountsWrite], None),
+        (
+            "shop",
+            &[Scope::AccountsRegister, Scope::AccountsWrite],
+            None,
+        ),
         ("ops", &[Scope::AccountsAdmin], None),
     ]);
     let (var, value) = file.setting();
@@ -594,16 +613,28 @@ async fn listing_pages_through_live_accounts_by_id(backend: Backend) {
         page_token,
         ..Default::default()
     };
-    let first = client.list_accounts(list(3, String::new())).await.unwrap().into_inner();
+    let first = client
+        .list_accounts(list(3, String::new()))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(first.accounts.len(), 3);
     assert!(!first.next_page_token.is_empty());
     // An account registered between pages comes at the end, not in the middle.
-    let late = app.register(registration(&unique_email())).await.unwrap().id;
+    let late = app
+        .register(registration(&unique_email()))
+        .await
+        .unwrap()
+        .id;
     ids.push(late);
     let mut seen: Vec<String> = first.accounts.iter().map(|a| a.id.clone()).collect();
     let mut token = first.next_page_token;
     while !token.is_empty() {
-        let page = client.list_accounts(list(3, token)).await.unwrap().into_inner();
+        let page = client
+            .list_accounts(list(3, token))
+            .await
+            .unwrap()
+            .into_inner();
         seen.extend(page.accounts.iter().map(|a| a.id.clone()));
         token = page.next_page_token;
     }
@@ -619,7 +650,10 @@ async fn listing_pages_through_live_accounts_by_id(backend: Backend) {
         .await
         .unwrap()
         .into_inner();
-    assert!(prefixed.accounts.iter().all(|a| a.email.starts_with("list-")));
+    assert!(prefixed
+        .accounts
+        .iter()
+        .all(|a| a.email.starts_with("list-")));
     let swapped = client
         .list_accounts(ListAccountsRequest {
             page_size: 2,
@@ -660,7 +694,10 @@ async fn listing_pages_through_live_accounts_by_id(backend: Backend) {
         .unwrap()
         .into_inner();
     assert!(verified.accounts.is_empty());
-    assert_code(&client.list_accounts(list(-1, String::new())).await, Code::InvalidArgument);
+    assert_code(
+        &client.list_accounts(list(-1, String::new())).await,
+        Code::InvalidArgument,
+    );
     let all = client
         .list_accounts(list(i32::MAX, String::new()))
         .await
@@ -671,7 +708,11 @@ async fn listing_pages_through_live_accounts_by_id(backend: Backend) {
 
     // Deleted accounts are not listed.
     delete(&app, &ids[0], PASSWORD).await.unwrap();
-    let after = client.list_accounts(list(0, String::new())).await.unwrap().into_inner();
+    let after = client
+        .list_accounts(list(0, String::new()))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(after.accounts.len(), ids.len() - 1);
     assert!(after.accounts.iter().all(|a| a.id != ids[0]));
 }
