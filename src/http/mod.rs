@@ -75,6 +75,16 @@ pub fn metrics_router(state: HttpState) -> Router {
         .with_state(state)
 }
 
+/// Over MAX_CONCURRENT_REQUESTS: refused at once, without touching the database.
+fn busy() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, "1")],
+        "The service is busy. Please open the link again in a moment.\n",
+    )
+        .into_response()
+}
+
 fn found(location: &str) -> Response {
     (StatusCode::FOUND, [(header::LOCATION, location.to_owned())]).into_response()
 }
@@ -96,12 +106,7 @@ fn token_of(query: Option<&str>) -> String {
 /// anything else lands on PASSWORD_RESET_REQUEST_PAGE.
 async fn reset_password(State(state): State<HttpState>, RawQuery(query): RawQuery) -> Response {
     let Ok(_permit) = Arc::clone(&state.admission).try_acquire_owned() else {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            [(header::RETRY_AFTER, "1")],
-            "The service is busy. Please open the link again in a moment.\n",
-        )
-            .into_response();
+        return busy();
     };
     let token = token_of(query.as_deref());
     match state.accounts.check_reset_token(&token).await {
@@ -141,12 +146,7 @@ async fn confirm_registration(
     // the database.
     let Ok(_permit) = Arc::clone(&state.admission).try_acquire_owned() else {
         state.metrics.count_http_confirmation("busy");
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            [(header::RETRY_AFTER, "1")],
-            "The service is busy. Please open the link again in a moment.\n",
-        )
-            .into_response();
+        return busy();
     };
     let token = token_of(query.as_deref());
     match state.accounts.confirm(&token).await {
@@ -188,12 +188,7 @@ async fn confirm_registration(
 /// (link previews, some mail scanners) does nothing.
 async fn confirm_email(State(state): State<HttpState>, RawQuery(query): RawQuery) -> Response {
     let Ok(_permit) = Arc::clone(&state.admission).try_acquire_owned() else {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            [(header::RETRY_AFTER, "1")],
-            "The service is busy. Please open the link again in a moment.\n",
-        )
-            .into_response();
+        return busy();
     };
     let token = token_of(query.as_deref());
     let outcome = match state.accounts.confirm_email_change(&token).await {

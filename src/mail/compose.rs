@@ -118,9 +118,7 @@ impl MailComposer {
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<OutboxMessage, tera::Error> {
-        let mut context = Context::new();
-        context.insert("name", account.greeting_name());
-        context.insert("site_name", &self.site_name);
+        let mut context = self.greeting(account);
         context.insert(
             "link",
             &format!("{}{RESET_PATH}?token={token}", self.public_base_url),
@@ -142,9 +140,7 @@ impl MailComposer {
         account: &Account,
         now: DateTime<Utc>,
     ) -> Result<OutboxMessage, tera::Error> {
-        let mut context = Context::new();
-        context.insert("name", account.greeting_name());
-        context.insert("site_name", &self.site_name);
+        let context = self.greeting(account);
         self.row(
             MailKind::PasswordChanged,
             account,
@@ -164,9 +160,7 @@ impl MailComposer {
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<OutboxMessage, tera::Error> {
-        let mut context = Context::new();
-        context.insert("name", account.greeting_name());
-        context.insert("site_name", &self.site_name);
+        let mut context = self.greeting(account);
         context.insert(
             "link",
             &format!("{}{CONFIRM_EMAIL_PATH}?token={token}", self.public_base_url),
@@ -192,9 +186,7 @@ impl MailComposer {
         new_email: &str,
         now: DateTime<Utc>,
     ) -> Result<OutboxMessage, tera::Error> {
-        let mut context = Context::new();
-        context.insert("name", account.greeting_name());
-        context.insert("site_name", &self.site_name);
+        let mut context = self.greeting(account);
         context.insert("new_email", &mask_email(new_email));
         self.row(
             MailKind::EmailChangeRequested,
@@ -213,9 +205,7 @@ impl MailComposer {
         account: &Account,
         now: DateTime<Utc>,
     ) -> Result<OutboxMessage, tera::Error> {
-        let mut context = Context::new();
-        context.insert("name", account.greeting_name());
-        context.insert("site_name", &self.site_name);
+        let context = self.greeting(account);
         self.row(
             MailKind::AccountDeleted,
             account,
@@ -224,6 +214,14 @@ impl MailComposer {
             &context,
             now,
         )
+    }
+
+    /// What every template gets: whom to greet, and the site's name.
+    fn greeting(&self, account: &Account) -> Context {
+        let mut context = Context::new();
+        context.insert("name", account.greeting_name());
+        context.insert("site_name", &self.site_name);
+        context
     }
 
     fn row(
@@ -281,9 +279,7 @@ impl MailComposer {
         account: &Account,
         now: DateTime<Utc>,
     ) -> Result<OutboxMessage, tera::Error> {
-        let mut context = Context::new();
-        context.insert("name", account.greeting_name());
-        context.insert("site_name", &self.site_name);
+        let context = self.greeting(account);
         self.row(
             MailKind::AccountExists,
             account,
@@ -301,9 +297,7 @@ impl MailComposer {
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<OutboxMessage, tera::Error> {
-        let mut context = Context::new();
-        context.insert("name", account.greeting_name());
-        context.insert("site_name", &self.site_name);
+        let mut context = self.greeting(account);
         context.insert("link", &self.confirmation_link(token));
         context.insert("valid_for", &human_duration(self.link_lifetime_secs));
         self.row(kind, account, "Welcome Mail", "welcome_mail", &context, now)

@@ -8,7 +8,7 @@ use secrecy::SecretString;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::{now, Accounts, Context, Lookup, ServiceError};
+use super::{now, refuse_nul_token, Accounts, Context, Lookup, ServiceError};
 use crate::domain::{
     self, Account, Email, EventType, FieldViolation, ProfileChanges, ValidationErrors,
 };
@@ -122,6 +122,12 @@ pub struct AccountPage {
 }
 
 impl Accounts {
+    fn email_changes(&self) -> Result<&crate::auth::EmailChangeTokens, ServiceError> {
+        self.email_changes.as_ref().ok_or_else(|| {
+            ServiceError::Unexpected(anyhow::anyhow!("e-mail changes are not configured"))
+        })
+    }
+
     /// Parses ListAccounts' fields; the page token must be one this service
     /// issued for the same filters.
     pub fn parse_list_query(
@@ -245,9 +251,7 @@ impl Accounts {
         password: SecretString,
     ) -> Result<(), ServiceError> {
         self.ensure_ready()?;
-        let tokens = self.email_changes.as_ref().ok_or_else(|| {
-            ServiceError::Unexpected(anyhow::anyhow!("e-mail changes are not configured"))
-        })?;
+        let tokens = self.email_changes()?;
         let (account, stored) = self
             .storage
             .credentials_by_id(id)
@@ -261,34 +265,32 @@ impl Accounts {
             )));
         }
         let now = now();
-        self.sign_in_lock(&account.email, now).await?;
-        let verified = self.hasher.verify(password, Some(&stored)).await?;
-        if !verified.matched {
-            return Err(self.sign_in_failed(&account.email, now).await);
-        }
+        self.check_current_password(&account.email, password, &stored, now)
+            .await?;
         let owner = match self.storage.account_by_email(new_email.as_str()).await {
             Ok(owner) => Some(owner),
             Err(StorageError::NotFound) => None,
             Err(e) => return Err(e).context("looking the new address up"),
         };
-        let render = |e: tera::Error| {
-            ServiceError::Unexpected(anyhow::Error::new(e).context("rendering e-mail change mail"))
-        };
+
         let token = tokens
             .issue(account.id, &account.email, new_email.as_str(), now)
             .map_err(|e| ServiceError::Unexpected(e.context("signing an e-mail change token")))?;
         let link = self
             .composer
             .email_change_confirmation(&account, new_email.as_str(), &token, now)
-            .map_err(render)?;
+            .context("rendering e-mail change mail")?;
         let to_new = match &owner {
-            Some(owner) => self.composer.account_exists(owner, now).map_err(render)?,
+            Some(owner) => self
+                .composer
+                .account_exists(owner, now)
+                .context("rendering e-mail change mail")?,
             None => link,
         };
         let to_old = self
             .composer
             .email_change_requested(&account, new_email.as_str(), now)
-            .map_err(render)?;
+            .context("rendering e-mail change mail")?;
         self.storage
             .queue_mails(&[&to_old, &to_new])
             .await
@@ -302,16 +304,9 @@ impl Accounts {
     /// Following the link again answers the account as it is.
     #[tracing::instrument(name = "confirm_email_change", skip_all)]
     pub async fn confirm_email_change(&self, token: &str) -> Result<Account, ServiceError> {
-        if domain::has_nul(token) {
-            return Err(ServiceError::Invalid(ValidationErrors::single(
-                "token",
-                domain::NULL_CHARACTERS,
-            )));
-        }
+        refuse_nul_token(token)?;
         self.ensure_ready()?;
-        let tokens = self.email_changes.as_ref().ok_or_else(|| {
-            ServiceError::Unexpected(anyhow::anyhow!("e-mail changes are not configured"))
-        })?;
+        let tokens = self.email_changes()?;
         let claim = tokens
             .verify(token, Utc::now())
             .map_err(ServiceError::Token)?;
@@ -377,15 +372,13 @@ impl Accounts {
         };
         let now = now();
         if let Some(password) = password {
-            self.sign_in_lock(&account.email, now).await?;
-            let verified = self.hasher.verify(password, Some(&stored)).await?;
-            if !verified.matched {
-                return Err(self.sign_in_failed(&account.email, now).await);
-            }
+            self.check_current_password(&account.email, password, &stored, now)
+                .await?;
         }
-        let goodbye = self.composer.account_deleted(&account, now).map_err(|e| {
-            ServiceError::Unexpected(anyhow::Error::new(e).context("rendering the goodbye notice"))
-        })?;
+        let goodbye = self
+            .composer
+            .account_deleted(&account, now)
+            .context("rendering the goodbye notice")?;
         let deleted = self
             .storage
             .delete_account(id, &account.email, &stored, &goodbye, now)

@@ -107,6 +107,14 @@ impl From<StorageError> for ServiceError {
     }
 }
 
+/// A template that does not render is a bug in the templates, never the
+/// caller's doing.
+impl From<tera::Error> for ServiceError {
+    fn from(e: tera::Error) -> Self {
+        ServiceError::Unexpected(e.into())
+    }
+}
+
 impl From<HashError> for ServiceError {
     fn from(e: HashError) -> Self {
         match e {
@@ -114,6 +122,17 @@ impl From<HashError> for ServiceError {
             HashError::Failed(e) => ServiceError::Unexpected(e),
         }
     }
+}
+
+/// A token holding NUL is refused like any other field holding it.
+fn refuse_nul_token(token: &str) -> Result<(), ServiceError> {
+    if domain::has_nul(token) {
+        return Err(ServiceError::Invalid(ValidationErrors::single(
+            "token",
+            domain::NULL_CHARACTERS,
+        )));
+    }
+    Ok(())
 }
 
 /// Names what was being done when a call failed unexpectedly, so that the
@@ -498,11 +517,7 @@ impl Accounts {
         let mail = self
             .composer
             .password_reset(&account, &token, now)
-            .map_err(|e| {
-                ServiceError::Unexpected(
-                    anyhow::Error::new(e).context("rendering the password reset mail"),
-                )
-            })?;
+            .context("rendering the password reset mail")?;
         let key = reset_cooldown_key(email);
         if let Some(wait) = self
             .queue_after_cooldown(&key, now, resets.cooldown, &mail, deliver)
@@ -588,11 +603,10 @@ impl Accounts {
         let (account, old) = self.check_reset_token(token).await?;
         let new = self.hasher.hash(password).await?;
         let now = now();
-        let notice = self.composer.password_changed(&account, now).map_err(|e| {
-            ServiceError::Unexpected(
-                anyhow::Error::new(e).context("rendering the password changed notice"),
-            )
-        })?;
+        let notice = self
+            .composer
+            .password_changed(&account, now)
+            .context("rendering the password changed notice")?;
         let changed = self
             .storage
             .replace_password(account.id, &old, &new, now, true, &notice)
@@ -700,9 +714,7 @@ impl Accounts {
             .tokens
             .issue(account.id, now)
             .map_err(|e| ServiceError::Unexpected(e.context("signing a confirmation token")))?;
-        render(&self.composer, account, &token, now).map_err(|e| {
-            ServiceError::Unexpected(anyhow::Error::new(e).context("rendering a confirmation mail"))
-        })
+        render(&self.composer, account, &token, now).context("rendering a confirmation mail")
     }
 
     /// The quiet answer to a taken address: the owner is told by mail, and
@@ -713,11 +725,10 @@ impl Accounts {
         existing: Account,
     ) -> Result<Account, ServiceError> {
         let now = now();
-        let notice = self.composer.account_exists(&existing, now).map_err(|e| {
-            ServiceError::Unexpected(
-                anyhow::Error::new(e).context("rendering the account-exists notice"),
-            )
-        })?;
+        let notice = self
+            .composer
+            .account_exists(&existing, now)
+            .context("rendering the account-exists notice")?;
         self.storage
             .queue_mail(&notice)
             .await
@@ -730,12 +741,7 @@ impl Accounts {
     /// Verifies the account a confirmation token names.
     #[tracing::instrument(name = "confirm_registration", skip_all)]
     pub async fn confirm(&self, token: &str) -> Result<Account, ServiceError> {
-        if domain::has_nul(token) {
-            return Err(ServiceError::Invalid(ValidationErrors::single(
-                "token",
-                domain::NULL_CHARACTERS,
-            )));
-        }
+        refuse_nul_token(token)?;
         self.ensure_ready()?;
         let id = self
             .tokens
@@ -846,6 +852,25 @@ impl Accounts {
         Ok(lock.is_some())
     }
 
+    /// Checks a password an account holder typed against `stored`, as a
+    /// sign-in would: refused while the address is locked out, and a wrong
+    /// one counts towards the lockout.
+    async fn check_current_password(
+        &self,
+        address: &str,
+        password: SecretString,
+        stored: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), ServiceError> {
+        self.sign_in_lock(address, now).await?;
+        let verified = self.hasher.verify(password, Some(stored)).await?;
+        if verified.matched {
+            Ok(())
+        } else {
+            Err(self.sign_in_failed(address, now).await)
+        }
+    }
+
     /// Counts a failed password check for `address`, locks it out once it
     /// reaches LOGIN_MAX_FAILURES, and returns the error to answer.
     async fn sign_in_failed(&self, address: &str, now: DateTime<Utc>) -> ServiceError {
@@ -896,17 +921,13 @@ impl Accounts {
             .context("reading the account")?
             .ok_or(ServiceError::NotFound)?;
         let now = now();
-        self.sign_in_lock(&account.email, now).await?;
-        let verified = self.hasher.verify(current, Some(&stored)).await?;
-        if !verified.matched {
-            return Err(self.sign_in_failed(&account.email, now).await);
-        }
+        self.check_current_password(&account.email, current, &stored, now)
+            .await?;
         let new = self.hasher.hash(new).await?;
-        let notice = self.composer.password_changed(&account, now).map_err(|e| {
-            ServiceError::Unexpected(
-                anyhow::Error::new(e).context("rendering the password changed notice"),
-            )
-        })?;
+        let notice = self
+            .composer
+            .password_changed(&account, now)
+            .context("rendering the password changed notice")?;
         let changed = self
             .storage
             .replace_password(account.id, &stored, &new, now, false, &notice)

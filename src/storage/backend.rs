@@ -93,6 +93,29 @@ impl<D: Engine> SqlStorage<D> {
         D::fetch(&mut conn, statement, params).await
     }
 
+    /// Runs `statement`, an UPDATE … RETURNING of one account, and records
+    /// `event` if it changed a row, in one transaction. `None` when it
+    /// matched no row (nothing is written then).
+    async fn update_with_event(
+        &self,
+        statement: &Sql,
+        params: &[Param<'_>],
+        event: EventType,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Account>, StorageError> {
+        let mut tx = self.begin().await?;
+        let rows = D::fetch(&mut tx, statement, params).await?;
+        let Some(row) = rows.first() else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let account = rows::account::<D>(row)?;
+        insert_event::<D>(&mut tx, event, id, now).await?;
+        tx.commit().await?;
+        Ok(Some(account))
+    }
+
     async fn begin(&self) -> Result<WriteTx<D::Db>, StorageError> {
         let turn = match &self.writer {
             Some(writer) => Some(Arc::clone(writer).lock_owned().await),
@@ -373,18 +396,20 @@ impl<D: Engine> AccountStore for SqlStorage<D> {
             params.push(Param::Text(value));
         }
         params.push(Param::Time(now));
-        let mut tx = self.begin().await?;
-        let rows = D::fetch(&mut tx, &sql::UPDATE_PROFILE, &params).await?;
-        let Some(row) = rows.first() else {
-            tx.rollback().await?;
-            // Nothing changed: the account as it is, or `NotFound`.
+        let updated = self
+            .update_with_event(
+                &sql::UPDATE_PROFILE,
+                &params,
+                EventType::ProfileUpdated,
+                id,
+                now,
+            )
+            .await?;
+        if updated.is_none() {
+            // Nothing changed: `NotFound` unless the account is there.
             self.account_by_id(id).await?;
-            return Ok(None);
-        };
-        let account = rows::account::<D>(row)?;
-        insert_event::<D>(&mut tx, EventType::ProfileUpdated, id, now).await?;
-        tx.commit().await?;
-        Ok(Some(account))
+        }
+        Ok(updated)
     }
 
     async fn change_email(
@@ -394,22 +419,20 @@ impl<D: Engine> AccountStore for SqlStorage<D> {
         new_email: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<Account>, StorageError> {
-        let mut tx = self.begin().await?;
         let params = [
             Param::Uuid(id),
             Param::Text(old_email),
             Param::Text(new_email),
             Param::Time(now),
         ];
-        let rows = D::fetch(&mut tx, &sql::CHANGE_EMAIL, &params).await?;
-        let Some(row) = rows.first() else {
-            tx.rollback().await?;
-            return Ok(None);
-        };
-        let account = rows::account::<D>(row)?;
-        insert_event::<D>(&mut tx, EventType::EmailChanged, id, now).await?;
-        tx.commit().await?;
-        Ok(Some(account))
+        self.update_with_event(
+            &sql::CHANGE_EMAIL,
+            &params,
+            EventType::EmailChanged,
+            id,
+            now,
+        )
+        .await
     }
 
     async fn delete_account(
