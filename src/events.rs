@@ -8,7 +8,7 @@ use std::time::Duration;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::EventType;
@@ -19,7 +19,7 @@ const BATCH: u32 = 500;
 /// Events buffered per watcher ahead of its consumer.
 const BUFFER: usize = 1024;
 /// Watchers one process feeds at once; each costs a task and a read per
-/// commit, so a flood of streams cannot turn every change into thousands
+/// wake-up, so a flood of streams cannot turn every change into thousands
 /// of queries.
 pub const MAX_WATCHERS: usize = 256;
 /// How long a watcher waits before looking again when committed events wait
@@ -115,6 +115,35 @@ pub enum Watched {
     KeepAlive { cursor: Cursor },
 }
 
+/// Why a stream ended before its consumer left. The consumer resumes from
+/// the last cursor it got (or from scratch, once it expired).
+#[derive(Debug)]
+pub enum WatchError {
+    /// The database failed.
+    Storage(StorageError),
+    /// The watcher fell so far behind that events after its cursor may be
+    /// pruned.
+    Expired,
+    /// The instance is shutting down.
+    Closing,
+}
+
+/// Why a watch was not started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// [`MAX_WATCHERS`] are being fed already.
+    Full,
+    /// The instance is shutting down.
+    Closing,
+}
+
+/// What a watcher's receiver yields.
+pub type WatchItem = Result<Watched, WatchError>;
+
+/// Reads of the log in flight at once for all watchers: they share the
+/// connection pool with every RPC, which must not wait behind them.
+const CONCURRENT_READS: usize = 4;
+
 /// Feeds watchers from the event log.
 pub struct EventFeed {
     storage: Arc<dyn Storage>,
@@ -127,7 +156,8 @@ pub struct EventFeed {
     /// another process, a lost LISTEN connection).
     poll_interval: Duration,
     closed: CancellationToken,
-    watchers: Arc<tokio::sync::Semaphore>,
+    watchers: Arc<Semaphore>,
+    reads: Arc<Semaphore>,
 }
 
 impl EventFeed {
@@ -139,7 +169,8 @@ impl EventFeed {
             keepalive: Duration::from_secs(30),
             poll_interval: Duration::from_secs(1),
             closed: CancellationToken::new(),
-            watchers: Arc::new(tokio::sync::Semaphore::new(MAX_WATCHERS)),
+            watchers: Arc::new(Semaphore::new(MAX_WATCHERS)),
+            reads: Arc::new(Semaphore::new(CONCURRENT_READS)),
         }
     }
 
@@ -186,42 +217,43 @@ impl EventFeed {
         let _ = listener.await;
     }
 
-    /// Ends every watcher (shutdown).
+    /// Ends every watcher, each with a last `Closing` item (shutdown), and
+    /// refuses new ones.
     pub fn close(&self) {
         self.closed.cancel();
     }
 
     /// Checks a cursor a client sent against the retention.
     pub fn check(&self, cursor: Option<Cursor>, now: DateTime<Utc>) -> Result<(), CursorError> {
-        let Some(cursor) = cursor else { return Ok(()) };
-        let oldest = now
-            .timestamp_micros()
-            .saturating_sub(i64::try_from(self.retention.as_micros()).unwrap_or(i64::MAX));
-        if cursor.at_micros < oldest {
-            Err(CursorError::Expired)
-        } else {
-            Ok(())
+        match cursor {
+            Some(cursor) if expired(cursor, self.retention, now) => Err(CursorError::Expired),
+            _ => Ok(()),
         }
     }
 
     /// Starts feeding a watcher from after `cursor`, with the events of
     /// `types` (all when empty). The receiver ends when the watcher's
-    /// consumer goes away, at shutdown, or after a storage error (sent as
-    /// the last item; the consumer resumes from its last cursor).
-    /// `None` when [`MAX_WATCHERS`] are being fed already.
+    /// consumer goes away, or after a last error item.
     pub fn watch(
         &self,
         cursor: Option<Cursor>,
         types: HashSet<EventType>,
-    ) -> Option<mpsc::Receiver<Result<Watched, StorageError>>> {
-        let permit = Arc::clone(&self.watchers).try_acquire_owned().ok()?;
+    ) -> Result<mpsc::Receiver<WatchItem>, Refused> {
+        if self.closed.is_cancelled() {
+            return Err(Refused::Closing);
+        }
+        let permit = Arc::clone(&self.watchers)
+            .try_acquire_owned()
+            .map_err(|_| Refused::Full)?;
         let (tx, rx) = mpsc::channel(BUFFER);
         let pump = Pump {
             _permit: permit,
             storage: Arc::clone(&self.storage),
+            reads: Arc::clone(&self.reads),
             committed: self.committed.subscribe(),
             keepalive: self.keepalive,
             poll_interval: self.poll_interval,
+            retention: self.retention,
             closed: self.closed.clone(),
             types,
             cursor: cursor.unwrap_or(Cursor {
@@ -231,42 +263,76 @@ impl EventFeed {
             tx,
         };
         tokio::spawn(pump.run());
-        Some(rx)
+        Ok(rx)
     }
+}
+
+/// Whether events after `cursor` may have been pruned by `now`.
+fn expired(cursor: Cursor, retention: Duration, now: DateTime<Utc>) -> bool {
+    let oldest = now
+        .timestamp_micros()
+        .saturating_sub(i64::try_from(retention.as_micros()).unwrap_or(i64::MAX));
+    cursor.at_micros < oldest
 }
 
 /// One watcher's reading loop.
 struct Pump {
-    _permit: tokio::sync::OwnedSemaphorePermit,
+    _permit: OwnedSemaphorePermit,
     storage: Arc<dyn Storage>,
+    reads: Arc<Semaphore>,
     committed: watch::Receiver<u64>,
     keepalive: Duration,
     poll_interval: Duration,
+    retention: Duration,
     closed: CancellationToken,
     types: HashSet<EventType>,
     cursor: Cursor,
-    tx: mpsc::Sender<Result<Watched, StorageError>>,
+    tx: mpsc::Sender<WatchItem>,
+}
+
+/// Why the reading loop stops.
+enum Stop {
+    /// The consumer went away: nothing more to say.
+    Gone,
+    /// A last item for the consumer.
+    With(WatchError),
 }
 
 impl Pump {
     async fn run(mut self) {
+        if let Err(Stop::With(e)) = self.follow().await {
+            // Best effort: a consumer whose buffer is full is not waited for.
+            let _ = self.tx.try_send(Err(e));
+        }
+    }
+
+    /// Hands an item to the consumer, waiting while its buffer is full, but
+    /// not past shutdown (a stalled consumer does not hold it up).
+    async fn send(&self, item: Watched) -> Result<(), Stop> {
+        tokio::select! {
+            sent = self.tx.send(Ok(item)) => sent.map_err(|_| Stop::Gone),
+            () = self.closed.cancelled() => Err(Stop::With(WatchError::Closing)),
+        }
+    }
+
+    async fn follow(&mut self) -> Result<(), Stop> {
         let mut last_sent = tokio::time::Instant::now();
         let mut held_back_wait = HELD_BACK_FIRST;
         loop {
             // Marked seen before reading, so a commit during the read wakes
             // the next wait at once.
             self.committed.borrow_and_update();
+            let started = Utc::now();
+            if expired(self.cursor, self.retention, started) {
+                return Err(Stop::With(WatchError::Expired));
+            }
             let batch = tokio::select! {
-                () = self.closed.cancelled() => return,
-                () = self.tx.closed() => return,
-                batch = self.storage.read_events(self.cursor.position, BATCH) => batch,
-            };
-            let batch = match batch {
-                Ok(batch) => batch,
-                Err(e) => {
-                    let _ = self.tx.send(Err(e)).await;
-                    return;
-                }
+                () = self.closed.cancelled() => return Err(Stop::With(WatchError::Closing)),
+                () = self.tx.closed() => return Err(Stop::Gone),
+                batch = async {
+                    let _turn = self.reads.acquire().await;
+                    self.storage.read_events(self.cursor.position, BATCH).await
+                } => batch.map_err(|e| Stop::With(WatchError::Storage(e)))?,
             };
             let full = batch.events.len() >= BATCH as usize;
             for event in batch.events {
@@ -284,13 +350,18 @@ impl Pump {
                     account_id: event.account_id,
                     occurred_at: event.occurred_at,
                 };
-                if self.tx.send(Ok(item)).await.is_err() {
-                    return;
-                }
+                self.send(item).await?;
                 last_sent = tokio::time::Instant::now();
             }
             if full {
                 continue;
+            }
+            if !batch.held_back {
+                // Caught up as of `started`: whatever comes next occurs after
+                // it (less the length of a transaction, which PRUNE_MARGIN
+                // covers), so the cursor is as fresh as that, and a quiet
+                // stream's cursor does not age into expiry.
+                self.cursor.at_micros = self.cursor.at_micros.max(started.timestamp_micros());
             }
             let wait = if batch.held_back {
                 let wait = held_back_wait;
@@ -302,19 +373,16 @@ impl Pump {
             };
             let keepalive_at = last_sent + self.keepalive;
             tokio::select! {
-                () = self.closed.cancelled() => return,
-                () = self.tx.closed() => return,
+                () = self.closed.cancelled() => return Err(Stop::With(WatchError::Closing)),
+                () = self.tx.closed() => return Err(Stop::Gone),
                 changed = self.committed.changed() => {
                     if changed.is_err() {
-                        return;
+                        return Err(Stop::Gone);
                     }
                 }
                 () = tokio::time::sleep(wait) => {}
                 () = tokio::time::sleep_until(keepalive_at) => {
-                    let item = Watched::KeepAlive { cursor: self.cursor };
-                    if self.tx.send(Ok(item)).await.is_err() {
-                        return;
-                    }
+                    self.send(Watched::KeepAlive { cursor: self.cursor }).await?;
                     last_sent = tokio::time::Instant::now();
                 }
             }

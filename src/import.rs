@@ -111,6 +111,24 @@ pub async fn import_django(
     Ok(report)
 }
 
+/// The id an account with a Django id that is not a UUID gets: the same on
+/// every run (a UUIDv8 from a digest of the Django id), so that importing
+/// the same export again finds the account by its id even after its address
+/// changed, and never brings back one that was deleted (its tombstone
+/// keeps the id).
+fn mapped_id(django_id: &str) -> Uuid {
+    use sha2::Digest;
+    let digest = sha2::Sha256::new()
+        .chain_update(b"account-service django id\0")
+        .chain_update(django_id.as_bytes())
+        .finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    bytes[6] = (bytes[6] & 0x0f) | 0x80;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    Uuid::from_bytes(bytes)
+}
+
 struct Imported {
     inserted: bool,
     /// (the Django id, the id the account has here) when they differ.
@@ -152,9 +170,9 @@ async fn import_row(storage: &dyn Storage, line: &str) -> Result<Imported, RowEr
     let (id, django_id) = match &row.id {
         Some(serde_json::Value::String(s)) => match Uuid::parse_str(s) {
             Ok(id) => (id, None),
-            Err(_) => (Uuid::now_v7(), Some(s.clone())),
+            Err(_) => (mapped_id(s), Some(s.clone())),
         },
-        Some(serde_json::Value::Number(n)) => (Uuid::now_v7(), Some(n.to_string())),
+        Some(serde_json::Value::Number(n)) => (mapped_id(&n.to_string()), Some(n.to_string())),
         None | Some(serde_json::Value::Null) => (Uuid::now_v7(), None),
         Some(_) => return Err(RowError::Invalid("id: not a UUID or a number".into())),
     };

@@ -928,9 +928,29 @@ async fn events(
         async move { client.update_profile(request).await.map(drop) }
     };
 
-    // Catch up with what is there, then time lone changes on an idle service.
+    // Catch up with what is there (the log may be long): once the event of a
+    // marker change arrives, everything before it has.
     let live = watch(&channel, "").await?;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let marker = &ids[0];
+    update(&mut client, marker, usize::MAX).await?;
+    let caught_up = Instant::now() + Duration::from_secs(600);
+    loop {
+        let markers = live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(id, _, _)| id == marker)
+            .count();
+        // Its registration, then the marker.
+        if markers >= 2 {
+            break;
+        }
+        if Instant::now() > caught_up {
+            anyhow::bail!("the watcher did not catch up with the log within 600 s");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Time lone changes on an otherwise idle service.
     let mut latency_us = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     for n in 0..latency_samples {
         let before = arrived(&live);

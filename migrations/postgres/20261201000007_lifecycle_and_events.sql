@@ -24,13 +24,17 @@ CREATE TABLE account_events (
 CREATE INDEX account_events_position ON account_events (xid, seq);
 CREATE INDEX account_events_occurred_at ON account_events (occurred_at);
 
--- Wakes the event streams of every instance at commit.
+-- Wakes the event streams of every instance at commit, once per statement
+-- that inserted events (not for one that inserted none).
 CREATE FUNCTION account_events_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_notify('account_events', '');
+    IF EXISTS (SELECT 1 FROM inserted) THEN
+        PERFORM pg_notify('account_events', '');
+    END IF;
     RETURN NULL;
 END
 $$;
 
 CREATE TRIGGER account_events_notify AFTER INSERT ON account_events
+    REFERENCING NEW TABLE AS inserted
     FOR EACH STATEMENT EXECUTE FUNCTION account_events_notify();

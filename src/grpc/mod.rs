@@ -22,7 +22,7 @@ use crate::domain::{
     parse_new_password, Account, Email, EventType, NewAccount, ProfileChanges, ProfileForm,
     RegistrationForm, ValidationErrors,
 };
-use crate::events::Watched;
+use crate::events::{WatchError, Watched};
 use crate::limits::{LimitError, RateLimits};
 use crate::metrics::Metrics;
 use crate::net::PeerInfo;
@@ -610,7 +610,9 @@ impl AccountService for AccountGrpc {
                 tokio_stream::wrappers::ReceiverStream::new(events),
                 |item| match item {
                     Ok(watched) => Ok(event_to_proto(watched)),
-                    Err(e) => Err(to_status(&ServiceError::from(e))),
+                    Err(WatchError::Storage(e)) => Err(to_status(&ServiceError::from(e))),
+                    Err(WatchError::Expired) => Err(to_status(&ServiceError::CursorExpired)),
+                    Err(WatchError::Closing) => Err(to_status(&ServiceError::ShuttingDown)),
                 },
             );
             Ok(Box::pin(stream) as Self::WatchAccountEventsStream)

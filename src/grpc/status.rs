@@ -97,6 +97,7 @@ pub fn to_status(e: &ServiceError) -> Status {
             e.to_string(),
             ErrorDetails::with_retry_info(Some(*wait)),
         ),
+        ServiceError::ShuttingDown => Status::unavailable(e.to_string()),
         ServiceError::Unavailable(inner) => {
             tracing::warn!(error = %error_chain(inner), "database unavailable");
             Status::unavailable("the service is temporarily unavailable, try again shortly")

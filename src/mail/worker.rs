@@ -160,7 +160,8 @@ impl DeliveryWorker {
 
     /// Housekeeping: deletes delivered messages older than the retention,
     /// resend cooldowns that have run out, failed sign-in counts a day old
-    /// whose lockout is over, and account events past their retention. Returns how many rows went.
+    /// whose lockout is over, account events past their retention, and the
+    /// mail of deleted accounts once it is no longer pending. Returns how many rows went.
     pub async fn prune(&self) -> Result<u64, StorageError> {
         let now = Utc::now();
         let before = |age: Duration| {
@@ -184,7 +185,12 @@ impl DeliveryWorker {
             .storage
             .prune_events(before(self.event_retention))
             .await;
-        let (pruned, cooldowns, failures, events) = (pruned?, cooldowns?, failures?, events?);
+        let erased = self.storage.prune_erased_mail().await;
+        let (pruned, cooldowns, failures, events, erased) =
+            (pruned?, cooldowns?, failures?, events?, erased?);
+        if erased > 0 {
+            tracing::info!(erased, "pruned the sent mail of deleted accounts");
+        }
         if events > 0 {
             tracing::info!(events, "pruned account events past their retention");
         }
@@ -197,7 +203,7 @@ impl DeliveryWorker {
         if cooldowns > 0 {
             tracing::debug!(cooldowns, "pruned expired resend cooldowns");
         }
-        Ok(pruned + cooldowns + failures + events)
+        Ok(pruned + cooldowns + failures + events + erased)
     }
 
     /// Claims the due messages (one batch) and delivers them concurrently.

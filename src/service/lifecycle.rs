@@ -12,7 +12,7 @@ use super::{now, refuse_nul_token, Accounts, Context, Lookup, ServiceError};
 use crate::domain::{
     self, Account, Email, EventType, FieldViolation, ProfileChanges, ValidationErrors,
 };
-use crate::events::{Cursor, CursorError, Watched};
+use crate::events::{Cursor, CursorError, Refused, WatchItem};
 use crate::storage::{AccountFilter, StorageError};
 
 /// ListAccounts' page size when the request gives none, and its largest.
@@ -280,13 +280,26 @@ impl Accounts {
             .composer
             .email_change_confirmation(&account, new_email.as_str(), &token, now)
             .context("rendering e-mail change mail")?;
-        let to_new = match &owner {
-            Some(owner) => self
-                .composer
-                .account_exists(owner, now)
-                .context("rendering e-mail change mail")?,
-            None => link,
-        };
+        // Both are rendered whichever is sent, so that a taken address
+        // costs what a free one does.
+        let placeholder;
+        let notice = self
+            .composer
+            .account_exists(
+                match &owner {
+                    Some(owner) => owner,
+                    None => {
+                        placeholder = Account {
+                            email: new_email.as_str().to_owned(),
+                            ..account.clone()
+                        };
+                        &placeholder
+                    }
+                },
+                now,
+            )
+            .context("rendering e-mail change mail")?;
+        let to_new = if owner.is_some() { notice } else { link };
         let to_old = self
             .composer
             .email_change_requested(&account, new_email.as_str(), now)
@@ -371,17 +384,23 @@ impl Accounts {
             };
         };
         let now = now();
-        if let Some(password) = password {
-            self.check_current_password(&account.email, password, &stored, now)
-                .await?;
-        }
+        // Without a password (an admin), whatever the hash is now; with one,
+        // the hash it was checked against.
+        let expected = match password {
+            Some(password) => {
+                self.check_current_password(&account.email, password, &stored, now)
+                    .await?;
+                Some(stored.as_str())
+            }
+            None => None,
+        };
         let goodbye = self
             .composer
             .account_deleted(&account, now)
             .context("rendering the goodbye notice")?;
         let deleted = self
             .storage
-            .delete_account(id, &account.email, &stored, &goodbye, now)
+            .delete_account(id, &account.email, expected, &goodbye, now)
             .await
             .context("erasing the account")?;
         if !deleted {
@@ -405,7 +424,7 @@ impl Accounts {
         &self,
         after_cursor: &str,
         types: HashSet<EventType>,
-    ) -> Result<mpsc::Receiver<Result<Watched, StorageError>>, ServiceError> {
+    ) -> Result<mpsc::Receiver<WatchItem>, ServiceError> {
         self.ensure_ready()?;
         let cursor = Cursor::parse(after_cursor).map_err(|_| {
             ServiceError::Invalid(ValidationErrors::single("after_cursor", INVALID_CURSOR))
@@ -416,7 +435,12 @@ impl Accounts {
                 ServiceError::Invalid(ValidationErrors::single("after_cursor", INVALID_CURSOR))
             }
         })?;
-        self.events.watch(cursor, types).ok_or(ServiceError::Busy)
+        self.events
+            .watch(cursor, types)
+            .map_err(|refused| match refused {
+                Refused::Full => ServiceError::Busy,
+                Refused::Closing => ServiceError::ShuttingDown,
+            })
     }
 }
 

@@ -68,6 +68,9 @@ pub enum ServiceError {
     CursorExpired,
     #[error("the service is busy, try again shortly")]
     Busy,
+    /// This instance is shutting down: try another, or again shortly.
+    #[error("the service is shutting down; resume from the last cursor")]
+    ShuttingDown,
     /// Too many calls from one client or for one address.
     #[error("too many requests; try again in {} s", .0.as_secs().max(1))]
     RateLimited(std::time::Duration),
@@ -609,7 +612,7 @@ impl Accounts {
             .context("rendering the password changed notice")?;
         let changed = self
             .storage
-            .replace_password(account.id, &old, &new, now, true, &notice)
+            .replace_password(&account, &old, &new, now, true, &notice)
             .await
             .context("storing the new password")?;
         // Another reset or change won the race: this token is spent.
@@ -930,7 +933,7 @@ impl Accounts {
             .context("rendering the password changed notice")?;
         let changed = self
             .storage
-            .replace_password(account.id, &stored, &new, now, false, &notice)
+            .replace_password(&account, &stored, &new, now, false, &notice)
             .await
             .context("storing the new password")?;
         // Changed meanwhile by another call: the current password was not current.

@@ -96,6 +96,8 @@ impl<D: Engine> SqlStorage<D> {
     /// Runs `statement`, an UPDATE … RETURNING of one account, and records
     /// `event` if it changed a row, in one transaction. `None` when it
     /// matched no row (nothing is written then).
+    /// With `verifies`, the statement marks the account verified, and an
+    /// `ACCOUNT_VERIFIED` event follows when it was not.
     async fn update_with_event(
         &self,
         statement: &Sql,
@@ -103,8 +105,14 @@ impl<D: Engine> SqlStorage<D> {
         event: EventType,
         id: Uuid,
         now: DateTime<Utc>,
+        verifies: bool,
     ) -> Result<Option<Account>, StorageError> {
         let mut tx = self.begin().await?;
+        let was_verified = if verifies {
+            lock_verified::<D>(&mut tx, id).await?
+        } else {
+            None
+        };
         let rows = D::fetch(&mut tx, statement, params).await?;
         let Some(row) = rows.first() else {
             tx.rollback().await?;
@@ -112,6 +120,9 @@ impl<D: Engine> SqlStorage<D> {
         };
         let account = rows::account::<D>(row)?;
         insert_event::<D>(&mut tx, event, id, now).await?;
+        if was_verified == Some(false) && account.verified {
+            insert_event::<D>(&mut tx, EventType::AccountVerified, id, now).await?;
+        }
         tx.commit().await?;
         Ok(Some(account))
     }
@@ -121,10 +132,11 @@ impl<D: Engine> SqlStorage<D> {
             Some(writer) => Some(Arc::clone(writer).lock_owned().await),
             None => None,
         };
-        Ok(WriteTx {
-            tx: self.pool.begin().await?,
-            _turn: turn,
-        })
+        let tx = match D::BEGIN_WRITE {
+            Some(statement) => self.pool.begin_with(statement).await?,
+            None => self.pool.begin().await?,
+        };
+        Ok(WriteTx { tx, _turn: turn })
     }
 }
 
@@ -199,6 +211,16 @@ async fn insert_event<D: Engine>(
     )
     .await?;
     Ok(())
+}
+
+/// Whether a live account is verified, its row locked for the rest of the
+/// transaction; `None` when there is no live account.
+async fn lock_verified<D: Engine>(
+    conn: &mut Conn<D>,
+    id: Uuid,
+) -> Result<Option<bool>, StorageError> {
+    let rows = D::fetch(conn, &sql::LOCK_VERIFIED, &[Param::Uuid(id)]).await?;
+    rows.first().map(|row| D::flag(row, "verified")).transpose()
 }
 
 /// Inserts an outbox row and notifies the workers.
@@ -403,6 +425,7 @@ impl<D: Engine> AccountStore for SqlStorage<D> {
                 EventType::ProfileUpdated,
                 id,
                 now,
+                false,
             )
             .await?;
         if updated.is_none() {
@@ -431,6 +454,7 @@ impl<D: Engine> AccountStore for SqlStorage<D> {
             EventType::EmailChanged,
             id,
             now,
+            true,
         )
         .await
     }
@@ -439,18 +463,14 @@ impl<D: Engine> AccountStore for SqlStorage<D> {
         &self,
         id: Uuid,
         email: &str,
-        hash: &str,
+        hash: Option<&str>,
         goodbye: &OutboxMessage,
         now: DateTime<Utc>,
     ) -> Result<bool, StorageError> {
         let mut tx = self.begin().await?;
-        let erased = D::execute(
-            &mut tx,
-            &sql::ERASE_ACCOUNT,
-            &[Param::Uuid(id), Param::Time(now), Param::Text(hash)],
-        )
-        .await?;
-        if erased != 1 {
+        // The row is locked first: mail queued meanwhile waits for this
+        // transaction and then finds the account gone.
+        if lock_verified::<D>(&mut tx, id).await?.is_none() {
             tx.rollback().await?;
             return Ok(false);
         }
@@ -461,9 +481,20 @@ impl<D: Engine> AccountStore for SqlStorage<D> {
         )
         .await?;
         D::execute(&mut tx, &sql::DELETE_ACCOUNT_MAIL, &[Param::Uuid(id)]).await?;
+        // Queued while the account still has its address.
+        insert_mail::<D>(&mut tx, goodbye).await?;
+        let erased = D::execute(
+            &mut tx,
+            &sql::ERASE_ACCOUNT,
+            &[Param::Uuid(id), Param::Time(now), Param::OptionalText(hash)],
+        )
+        .await?;
+        if erased != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
         D::execute(&mut tx, &sql::DELETE_ADDRESS_STATE, &[Param::Text(email)]).await?;
         D::execute(&mut tx, &sql::CLEAR_LOGIN_FAILURES, &[Param::Text(email)]).await?;
-        insert_mail::<D>(&mut tx, goodbye).await?;
         insert_event::<D>(&mut tx, EventType::AccountDeleted, id, now).await?;
         tx.commit().await?;
         Ok(true)
@@ -500,29 +531,30 @@ impl<D: Engine> EventStore for SqlStorage<D> {
         after: EventPosition,
         limit: u32,
     ) -> Result<EventBatch, StorageError> {
-        let xid = after.xid.to_string();
-        let params = [
-            Param::Text(&xid),
-            Param::Int(after.seq),
-            Param::Int(i64::from(limit)),
-        ];
         let mut conn = self.pool.acquire().await?;
-        let rows = D::fetch(&mut conn, &sql::READ_EVENTS, &params).await?;
-        let events = rows
-            .iter()
-            .map(rows::event::<D>)
-            .collect::<Result<Vec<_>, _>>()?;
-        let held_back = match D::pick(&sql::EVENTS_HELD_BACK) {
-            Some(text) if events.len() < limit as usize => {
+        let (horizon, held_back) = match D::pick(&sql::EVENT_HORIZON) {
+            Some(text) => {
                 let only = Sql {
                     postgres: text,
                     sqlite: text,
                 };
                 let row = first(D::fetch(&mut conn, &only, &[]).await?)?;
-                D::flag(&row, "held")?
+                (D::text(&row, "horizon")?, D::flag(&row, "held")?)
             }
-            _ => false,
+            None => ("0".to_owned(), false),
         };
+        let xid = after.xid.to_string();
+        let params = [
+            Param::Text(&xid),
+            Param::Int(after.seq),
+            Param::Int(i64::from(limit)),
+            Param::Text(&horizon),
+        ];
+        let rows = D::fetch(&mut conn, &sql::READ_EVENTS, &params).await?;
+        let events = rows
+            .iter()
+            .map(rows::event::<D>)
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(EventBatch { events, held_back })
     }
 
@@ -649,6 +681,14 @@ impl<D: Engine> OutboxStore for SqlStorage<D> {
         }
         let params = [Param::Uuids(ids), Param::Uuid(claim)];
         self.execute(&sql::RELEASE_MAIL, &params).await
+    }
+
+    async fn prune_erased_mail(&self) -> Result<u64, StorageError> {
+        let mut tx = self.begin().await?;
+        D::execute(&mut tx, &sql::PRUNE_ERASED_DEAD_LETTERS, &[]).await?;
+        let pruned = D::execute(&mut tx, &sql::PRUNE_ERASED_MAIL, &[]).await?;
+        tx.commit().await?;
+        Ok(pruned)
     }
 
     async fn prune_sent(&self, sent_before: DateTime<Utc>) -> Result<u64, StorageError> {
@@ -781,11 +821,13 @@ impl<D: Engine> CredentialStore for SqlStorage<D> {
             tx.rollback().await?;
             return Ok(false);
         }
+        // Stamped when it was imported (its `updated_at`), not with the
+        // registration date it brings: events are pruned by their time.
         insert_event::<D>(
             &mut tx,
             EventType::AccountRegistered,
             account.id,
-            account.created_at,
+            account.updated_at,
         )
         .await?;
         tx.commit().await?;
@@ -803,20 +845,27 @@ impl<D: Engine> CredentialStore for SqlStorage<D> {
 
     async fn replace_password(
         &self,
-        id: Uuid,
+        account: &Account,
         old: &str,
         new: &PasswordHash,
         now: DateTime<Utc>,
         verify: bool,
         notice: &OutboxMessage,
     ) -> Result<Option<Account>, StorageError> {
+        let (id, email) = (account.id, account.email.as_str());
         let mut tx = self.begin().await?;
+        let was_verified = if verify {
+            lock_verified::<D>(&mut tx, id).await?
+        } else {
+            None
+        };
         let params = [
             Param::Uuid(id),
             Param::Text(old),
             Param::Text(new.expose()),
             Param::Time(now),
             Param::Bool(verify),
+            Param::Text(email),
         ];
         let rows = D::fetch(&mut tx, &sql::REPLACE_PASSWORD, &params).await?;
         let Some(row) = rows.first() else {
@@ -832,6 +881,9 @@ impl<D: Engine> CredentialStore for SqlStorage<D> {
         .await?;
         insert_mail::<D>(&mut tx, notice).await?;
         insert_event::<D>(&mut tx, EventType::PasswordChanged, id, now).await?;
+        if was_verified == Some(false) && account.verified {
+            insert_event::<D>(&mut tx, EventType::AccountVerified, id, now).await?;
+        }
         tx.commit().await?;
         Ok(Some(account))
     }

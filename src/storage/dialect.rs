@@ -32,6 +32,8 @@ pub(super) trait Dialect: Send + Sync + 'static {
     /// Whether the database takes one writer at a time (its write
     /// transactions are then queued in-process).
     const SINGLE_WRITER: bool;
+    /// How a write transaction begins, when not with a plain BEGIN.
+    const BEGIN_WRITE: Option<&'static str>;
     /// How a UUID is stored.
     type Uuid: Stored<Self::Db>;
     /// How a list of UUIDs is bound (for `$n` in [`Sql`] texts that take one).
@@ -88,6 +90,7 @@ pub(super) enum Param<'a> {
     Uuid(Uuid),
     OptionalUuid(Option<Uuid>),
     OptionalBool(Option<bool>),
+    OptionalText(Option<&'a str>),
     Uuids(&'a [Uuid]),
     Time(DateTime<Utc>),
 }
@@ -137,6 +140,7 @@ where
     for<'q> i64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> Option<D::Uuid>: Encode<'q, D::Db>,
     for<'q> Option<bool>: Encode<'q, D::Db>,
+    for<'q> Option<&'q str>: Encode<'q, D::Db>,
     for<'r> String: Decode<'r, D::Db> + Type<D::Db>,
     for<'r> Vec<u8>: Decode<'r, D::Db> + Type<D::Db>,
     for<'a> &'a str: ColumnIndex<DbRow<D>>,
@@ -207,6 +211,7 @@ where
     for<'a> i64: Encode<'a, D::Db> + Type<D::Db>,
     for<'a> Option<D::Uuid>: Encode<'a, D::Db>,
     for<'a> Option<bool>: Encode<'a, D::Db>,
+    for<'a> Option<&'a str>: Encode<'a, D::Db>,
 {
     params.iter().fold(
         sqlx::query(D::pick(statement)),
@@ -217,6 +222,7 @@ where
             Param::Uuid(v) => query.bind(D::store_uuid(v)),
             Param::OptionalUuid(v) => query.bind(v.map(D::store_uuid)),
             Param::OptionalBool(v) => query.bind(v),
+            Param::OptionalText(v) => query.bind(v),
             Param::Uuids(v) => query.bind(D::store_uuids(v)),
             Param::Time(v) => query.bind(D::store_time(v)),
         },

@@ -229,7 +229,7 @@ pub trait AccountStore: Send + Sync + 'static {
     ) -> Result<Option<Account>, StorageError>;
 
     /// In one transaction, if the account is live and its hash still
-    /// `hash`: cancels (deletes) its mail, queues `goodbye`, erases its
+    /// `hash` (whatever it is, for `None`): cancels (deletes) its mail, queues `goodbye`, erases its
     /// personal data and the state kept under its address, keeps the row as
     /// a tombstone and writes an `ACCOUNT_DELETED` event. `false` when the
     /// account changed meanwhile or is gone.
@@ -237,7 +237,7 @@ pub trait AccountStore: Send + Sync + 'static {
         &self,
         id: Uuid,
         email: &str,
-        hash: &str,
+        hash: Option<&str>,
         goodbye: &OutboxMessage,
         now: DateTime<Utc>,
     ) -> Result<bool, StorageError>;
@@ -378,6 +378,11 @@ pub trait OutboxStore: Send + Sync + 'static {
     /// the messages they refer to are kept. Returns how many were deleted.
     async fn prune_sent(&self, sent_before: DateTime<Utc>) -> Result<u64, StorageError>;
 
+    /// Deletes the mail of deleted accounts that is no longer pending (the
+    /// goodbye notice once it went, or failed) and its dead letters.
+    /// Returns how many messages were deleted.
+    async fn prune_erased_mail(&self) -> Result<u64, StorageError>;
+
     /// Wakes `wake` whenever another process queues mail, until `stop`.
     /// Backends without cross-process notification return at once; their
     /// workers rely on in-process wake-ups and polling.
@@ -415,14 +420,15 @@ pub trait CredentialStore: Send + Sync + 'static {
     /// The account with `id` and its stored password hash.
     async fn credentials_by_id(&self, id: Uuid) -> Result<Option<(Account, String)>, StorageError>;
 
-    /// Sets a new password for `id` if its hash is still `old`, in one
+    /// Sets a new password for `account` if its hash is still `old` and its
+    /// address still the one it had (a reset link is for that address), in one
     /// transaction with everything a changed password means: its failed
     /// sign-ins are forgotten, `notice` is queued, and with `verify` the
     /// account becomes verified. `None` when the hash had changed (or the
     /// account is gone).
     async fn replace_password(
         &self,
-        id: Uuid,
+        account: &Account,
         old: &str,
         new: &PasswordHash,
         now: DateTime<Utc>,

@@ -29,6 +29,7 @@ impl Dialect for Postgres {
 
     const FLAVOUR: Flavour = Flavour::Postgres;
     const SINGLE_WRITER: bool = false;
+    const BEGIN_WRITE: Option<&'static str> = None;
     const MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
     fn connect_options(url: &str) -> Result<ConnectOptions<Self>, StorageError> {

@@ -89,7 +89,7 @@ pub(super) fn applied_migration<D: Engine>(
 
 /// A row of `sql::READ_EVENTS`.
 pub(super) fn event<D: Engine>(row: &DbRow<D>) -> Result<StoredEvent, StorageError> {
-    let xid = D::text(row, "xid")?
+    let xid = D::text(row, "position_xid")?
         .parse()
         .map_err(|_| StorageError::Corrupt("xid is not a transaction id".into()))?;
     Ok(StoredEvent {

@@ -142,10 +142,27 @@ pub(super) const VERIFIED_EVENTS: Sql<Option<&str>> = Sql {
     ),
 };
 
-pub(super) const INSERT_MAIL: Sql = Sql::both(
-    "INSERT INTO email_outbox (id, account_id, kind, recipient, subject, text_body, \
-     html_body, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
-);
+/// Queues a mail, unless its account was deleted: a deletion cancels the
+/// account's mail, and none may be queued after it. PostgreSQL waits on the
+/// account's row lock (`FOR SHARE`), so a deletion in flight is seen once it
+/// commits; SQLite has one writer at a time.
+macro_rules! insert_mail {
+    ($lock:literal) => {
+        concat!(
+            "INSERT INTO email_outbox (id, account_id, kind, recipient, subject, text_body, \
+             html_body, next_attempt_at, created_at) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $8 \
+             WHERE EXISTS (SELECT 1 FROM accounts WHERE id = $2 AND deleted_at IS NULL",
+            $lock,
+            ")"
+        )
+    };
+}
+
+pub(super) const INSERT_MAIL: Sql = Sql {
+    postgres: insert_mail!(" FOR SHARE"),
+    sqlite: insert_mail!(""),
+};
 
 /// Claims due mail: `$lock` ends the subquery that picks the rows.
 macro_rules! claim_mail {
@@ -368,14 +385,23 @@ pub(super) const CREDENTIALS_BY_ID: Sql = Sql::both(concat!(
     ", password_hash FROM accounts WHERE id = $1 AND deleted_at IS NULL"
 ));
 
-/// Sets a new password if the old hash is still the one that was checked;
-/// `$5` also marks the account verified (a reset proved the mailbox).
+/// Sets a new password if the old hash and the address ($6) are still the
+/// ones that were checked; `$5` also marks the account verified (a reset
+/// proved the mailbox).
 pub(super) const REPLACE_PASSWORD: Sql = Sql::both(concat!(
     "UPDATE accounts SET password_hash = $3, updated_at = $4, \
      verified = CASE WHEN $5 THEN TRUE ELSE verified END \
-     WHERE id = $1 AND password_hash = $2 AND deleted_at IS NULL RETURNING ",
+     WHERE id = $1 AND password_hash = $2 AND email = $6 AND deleted_at IS NULL RETURNING ",
     account_columns!()
 ));
+
+/// Whether a live account is verified, locking its row until the
+/// transaction ends (PostgreSQL), so that exactly one change records that
+/// it became verified.
+pub(super) const LOCK_VERIFIED: Sql = Sql {
+    postgres: "SELECT verified FROM accounts WHERE id = $1 AND deleted_at IS NULL FOR UPDATE",
+    sqlite: "SELECT verified FROM accounts WHERE id = $1 AND deleted_at IS NULL",
+};
 
 /// An account brought from another system: inserted unless its id or its
 /// address is already there, and with no mail.
@@ -391,26 +417,29 @@ pub(super) const IMPORT_ACCOUNT: Sql = Sql::both(
 pub(super) const INSERT_EVENT: Sql =
     Sql::both("INSERT INTO account_events (type, account_id, occurred_at) VALUES ($1, $2, $3)");
 
-/// Events after the position ($1 transaction id as text, $2 sequence), in
-/// log order, at most $3. PostgreSQL reads only below the oldest
-/// transaction still running, so nothing can later commit before the last
-/// event read.
-pub(super) const READ_EVENTS: Sql = Sql {
-    postgres: "SELECT xid::text AS xid, seq, type, account_id, occurred_at FROM account_events \
-               WHERE (xid, seq) > ($1::text::xid8, $2) \
-                 AND xid < pg_snapshot_xmin(pg_current_snapshot()) \
-               ORDER BY xid, seq LIMIT $3",
-    sqlite: "SELECT '0' AS xid, seq, type, account_id, occurred_at FROM account_events \
-             WHERE $1 IS NOT NULL AND seq > $2 ORDER BY seq LIMIT $3",
-};
-
-/// Whether committed events wait behind a transaction still running.
-pub(super) const EVENTS_HELD_BACK: Sql<Option<&str>> = Sql {
+/// The visibility horizon: the oldest transaction still running, below
+/// which every transaction has ended (so every event there is final), and
+/// whether committed events already wait above it.
+pub(super) const EVENT_HORIZON: Sql<Option<&str>> = Sql {
     postgres: Some(
-        "SELECT EXISTS (SELECT 1 FROM account_events \
-         WHERE xid >= pg_snapshot_xmin(pg_current_snapshot())) AS held",
+        "WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS horizon) \
+         SELECT h.horizon::text AS horizon, \
+           EXISTS (SELECT 1 FROM account_events WHERE xid >= h.horizon) AS held FROM h",
     ),
     sqlite: None,
+};
+
+/// Events after the position ($1 transaction id as text, $2 sequence) and
+/// below the horizon ($4, as text), in log order (by the `xid8` column: the
+/// text is only how it is read out), at most $3. SQLite's
+/// sequence is its commit order: it has no horizon.
+pub(super) const READ_EVENTS: Sql = Sql {
+    postgres: "SELECT e.xid::text AS position_xid, e.seq, e.type, e.account_id, e.occurred_at \
+               FROM account_events e \
+               WHERE (e.xid, e.seq) > ($1::text::xid8, $2) AND e.xid < $4::text::xid8 \
+               ORDER BY e.xid, e.seq LIMIT $3",
+    sqlite: "SELECT '0' AS position_xid, seq, type, account_id, occurred_at FROM account_events \
+             WHERE $1 IS NOT NULL AND $4 IS NOT NULL AND seq > $2 ORDER BY seq LIMIT $3",
 };
 
 pub(super) const PRUNE_EVENTS: Sql = Sql::both("DELETE FROM account_events WHERE occurred_at < $1");
@@ -440,13 +469,31 @@ pub(super) const CHANGE_EMAIL: Sql = Sql::both(concat!(
     account_columns!()
 ));
 
-/// Erases a live account's personal data, if its hash is still $3, and
-/// keeps the row as a tombstone.
-pub(super) const ERASE_ACCOUNT: Sql = Sql::both(
-    "UPDATE accounts SET email = '', username = '', first_name = '', last_name = '', \
-       phone_number = '', address = '', password_hash = '', verified = FALSE, \
-       created_from = '', deleted_at = $2, updated_at = $2 \
-     WHERE id = $1 AND password_hash = $3 AND deleted_at IS NULL",
+/// Erases a live account's personal data, if its hash is still $3 (any
+/// hash when $3 is NULL), and keeps the row as a tombstone.
+pub(super) const ERASE_ACCOUNT: Sql = Sql {
+    postgres: "UPDATE accounts SET email = '', username = '', first_name = '', last_name = '', \
+                 phone_number = '', address = '', password_hash = '', verified = FALSE, \
+                 created_from = '', deleted_at = $2, updated_at = $2 \
+               WHERE id = $1 AND ($3::text IS NULL OR password_hash = $3) AND deleted_at IS NULL",
+    sqlite: "UPDATE accounts SET email = '', username = '', first_name = '', last_name = '', \
+               phone_number = '', address = '', password_hash = '', verified = FALSE, \
+               created_from = '', deleted_at = $2, updated_at = $2 \
+             WHERE id = $1 AND ($3 IS NULL OR password_hash = $3) AND deleted_at IS NULL",
+};
+
+/// Delivered or failed mail of deleted accounts (the goodbye notice, once
+/// it went) and its dead letters: nothing of an erased account is kept.
+pub(super) const PRUNE_ERASED_DEAD_LETTERS: Sql = Sql::both(
+    "DELETE FROM failed_email_tasks WHERE outbox_id IN (SELECT o.id FROM email_outbox o \
+     JOIN accounts a ON a.id = o.account_id \
+     WHERE a.deleted_at IS NOT NULL AND o.status <> 'pending')",
+);
+
+pub(super) const PRUNE_ERASED_MAIL: Sql = Sql::both(
+    "DELETE FROM email_outbox WHERE status <> 'pending' \
+     AND account_id IN (SELECT id FROM accounts WHERE deleted_at IS NOT NULL) \
+     AND id NOT IN (SELECT outbox_id FROM failed_email_tasks)",
 );
 
 /// The dead letters of an account's mail, which hold its address.

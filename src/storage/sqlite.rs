@@ -25,6 +25,9 @@ impl Dialect for Sqlite {
 
     const FLAVOUR: Flavour = Flavour::Sqlite;
     const SINGLE_WRITER: bool = true;
+    /// Takes the write lock at once: a transaction that read first could not
+    /// take it later if another process wrote meanwhile (SQLITE_BUSY).
+    const BEGIN_WRITE: Option<&'static str> = Some("BEGIN IMMEDIATE");
     const MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
     fn connect_options(url: &str) -> Result<ConnectOptions<Self>, StorageError> {

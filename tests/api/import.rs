@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use account_service::proto::account::v1::CheckPasswordRequest;
+use account_service::proto::account::v1::{CheckPasswordRequest, DeleteAccountRequest};
 
 use crate::helpers::*;
 use crate::on_both_backends;
@@ -166,4 +166,39 @@ async fn django_shoppers_are_imported_once_and_sign_in_with_their_passwords(back
         "{out}"
     );
     assert!(!app.get_by_email(&carl).await.unwrap().verified);
+
+    // A shopper who left stays gone when the same export is imported again:
+    // the mapped id is the same on every run, and the tombstone keeps it.
+    app.client
+        .clone()
+        .delete_account(DeleteAccountRequest {
+            id: mapped.clone(),
+            current_password: String::new(),
+        })
+        .await
+        .unwrap();
+    let (_, out, _) = import(&app.db.url, &file);
+    assert!(out.contains("0 imported"), "{out}");
+    assert_code(&app.get_by_email(&bob).await, tonic::Code::NotFound);
+    assert_code(&app.get_by_id(&mapped).await, tonic::Code::NotFound);
+    // Each import wrote one event, stamped when it was imported.
+    assert_eq!(
+        app.db
+            .scalar("SELECT COUNT(*) FROM account_events WHERE type = 1")
+            .await,
+        3
+    );
+    let recent = chrono::Utc::now() - chrono::Duration::minutes(5);
+    let old_events = if app.db.is_sqlite() {
+        format!(
+            "SELECT COUNT(*) FROM account_events WHERE occurred_at < {}",
+            recent.timestamp_micros()
+        )
+    } else {
+        format!(
+            "SELECT COUNT(*) FROM account_events WHERE occurred_at < '{}'",
+            recent.to_rfc3339()
+        )
+    };
+    assert_eq!(app.db.scalar(&old_events).await, 0);
 }

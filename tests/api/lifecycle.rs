@@ -369,6 +369,13 @@ async fn an_email_change_waits_for_its_link(backend: Backend) {
         1,
         "one e-mail change event"
     );
+    assert_eq!(
+        app.db
+            .scalar("SELECT COUNT(*) FROM account_events WHERE type = 2")
+            .await,
+        1,
+        "the change verified the account"
+    );
 
     // The reset link issued for the old address no longer works.
     let reset = app
@@ -505,10 +512,24 @@ async fn deletion_erases_the_account_and_keeps_a_tombstone(backend: Backend) {
         1
     );
     assert_eq!(app.db.count("failed_email_tasks").await, 0);
+    // No mail can be queued for it any more, and once the goodbye went,
+    // housekeeping removes it too.
+    let late = account_service::storage::OutboxMessage {
+        id: uuid::Uuid::now_v7(),
+        account_id: account.id.parse().unwrap(),
+        kind: account_service::mail::MailKind::AccountExists,
+        recipient: email.clone(),
+        subject: "late".into(),
+        text_body: "late".into(),
+        html_body: "late".into(),
+        created_at: chrono::Utc::now(),
+    };
+    app.storage.queue_mail(&late).await.unwrap();
+    assert_eq!(app.storage.prune_erased_mail().await.unwrap(), 1);
     assert_eq!(
         app.db
             .scalar(&format!(
-                "SELECT COUNT(*) FROM email_outbox WHERE recipient = '{email}' AND kind <> 'account_deleted'"
+                "SELECT COUNT(*) FROM email_outbox WHERE recipient = '{email}'"
             ))
             .await,
         0

@@ -151,7 +151,7 @@ async fn the_binary_runs_an_account_through_its_life(backend: Backend) {
         .unwrap();
 
     let mut seen = Vec::new();
-    while seen.len() < 4 {
+    while seen.len() < 5 {
         let event = tokio::time::timeout(Duration::from_secs(10), events.message())
             .await
             .expect("an event within 10 s")
@@ -168,6 +168,8 @@ async fn the_binary_runs_an_account_through_its_life(backend: Backend) {
             EventType::AccountRegistered,
             EventType::ProfileUpdated,
             EventType::EmailChanged,
+            // Following the link proved the new mailbox.
+            EventType::AccountVerified,
             EventType::AccountDeleted,
         ]
     );

@@ -106,7 +106,7 @@ impl AccountStore for FlakySentMarks {
         &self,
         id: Uuid,
         email: &str,
-        hash: &str,
+        hash: Option<&str>,
         goodbye: &OutboxMessage,
         now: DateTime<Utc>,
     ) -> Result<bool, StorageError> {
@@ -198,6 +198,9 @@ impl OutboxStore for FlakySentMarks {
     async fn prune_sent(&self, before: DateTime<Utc>) -> Result<u64, StorageError> {
         self.inner.prune_sent(before).await
     }
+    async fn prune_erased_mail(&self) -> Result<u64, StorageError> {
+        self.inner.prune_erased_mail().await
+    }
 }
 
 #[async_trait]
@@ -245,7 +248,7 @@ impl CredentialStore for FlakySentMarks {
     }
     async fn replace_password(
         &self,
-        id: Uuid,
+        account: &Account,
         old: &str,
         new: &PasswordHash,
         now: DateTime<Utc>,
@@ -253,7 +256,7 @@ impl CredentialStore for FlakySentMarks {
         notice: &OutboxMessage,
     ) -> Result<Option<Account>, StorageError> {
         self.inner
-            .replace_password(id, old, new, now, verify, notice)
+            .replace_password(account, old, new, now, verify, notice)
             .await
     }
     async fn login_lock(&self, email: &str) -> Result<Option<Option<DateTime<Utc>>>, StorageError> {
