@@ -468,8 +468,6 @@ impl<D: Engine> AccountStore for SqlStorage<D> {
         now: DateTime<Utc>,
     ) -> Result<bool, StorageError> {
         let mut tx = self.begin().await?;
-        // The row is locked first: mail queued meanwhile waits for this
-        // transaction and then finds the account gone.
         if lock_verified::<D>(&mut tx, id).await?.is_none() {
             tx.rollback().await?;
             return Ok(false);
@@ -481,7 +479,7 @@ impl<D: Engine> AccountStore for SqlStorage<D> {
         )
         .await?;
         D::execute(&mut tx, &sql::DELETE_ACCOUNT_MAIL, &[Param::Uuid(id)]).await?;
-        // Queued while the account still has its address.
+        // Queued before the address is erased.
         insert_mail::<D>(&mut tx, goodbye).await?;
         let erased = D::execute(
             &mut tx,

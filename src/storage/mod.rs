@@ -378,8 +378,8 @@ pub trait OutboxStore: Send + Sync + 'static {
     /// the messages they refer to are kept. Returns how many were deleted.
     async fn prune_sent(&self, sent_before: DateTime<Utc>) -> Result<u64, StorageError>;
 
-    /// Deletes the mail of deleted accounts that is no longer pending (the
-    /// goodbye notice once it went, or failed) and its dead letters.
+    /// Deletes the mail of deleted accounts (the goodbye notice once it is
+    /// no longer pending; anything else at once) and its dead letters.
     /// Returns how many messages were deleted.
     async fn prune_erased_mail(&self) -> Result<u64, StorageError>;
 

@@ -142,27 +142,10 @@ pub(super) const VERIFIED_EVENTS: Sql<Option<&str>> = Sql {
     ),
 };
 
-/// Queues a mail, unless its account was deleted: a deletion cancels the
-/// account's mail, and none may be queued after it. PostgreSQL waits on the
-/// account's row lock (`FOR SHARE`), so a deletion in flight is seen once it
-/// commits; SQLite has one writer at a time.
-macro_rules! insert_mail {
-    ($lock:literal) => {
-        concat!(
-            "INSERT INTO email_outbox (id, account_id, kind, recipient, subject, text_body, \
-             html_body, next_attempt_at, created_at) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $8 \
-             WHERE EXISTS (SELECT 1 FROM accounts WHERE id = $2 AND deleted_at IS NULL",
-            $lock,
-            ")"
-        )
-    };
-}
-
-pub(super) const INSERT_MAIL: Sql = Sql {
-    postgres: insert_mail!(" FOR SHARE"),
-    sqlite: insert_mail!(""),
-};
+pub(super) const INSERT_MAIL: Sql = Sql::both(
+    "INSERT INTO email_outbox (id, account_id, kind, recipient, subject, text_body, \
+     html_body, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+);
 
 /// Claims due mail: `$lock` ends the subquery that picks the rows.
 macro_rules! claim_mail {
@@ -174,6 +157,8 @@ macro_rules! claim_mail {
              WHERE id IN (SELECT id FROM email_outbox \
                  WHERE status = 'pending' AND next_attempt_at <= $1 \
                    AND (locked_until IS NULL OR locked_until <= $1) \
+                   AND (kind = 'account_deleted' OR EXISTS (SELECT 1 FROM accounts a \
+                        WHERE a.id = email_outbox.account_id AND a.deleted_at IS NULL)) \
                  ORDER BY next_attempt_at LIMIT $3",
             $lock,
             ") RETURNING ",
@@ -182,6 +167,10 @@ macro_rules! claim_mail {
     };
 }
 
+/// Mail of a deleted account is never claimed (but its goodbye notice): a
+/// deletion deletes the account's mail, and this catches any queued by a
+/// call that raced it.
+///
 /// PostgreSQL: SKIP LOCKED lets workers of several instances claim disjoint
 /// rows concurrently instead of queueing on each other's row locks. SQLite:
 /// one statement takes the write lock before reading, so two workers can
@@ -482,19 +471,29 @@ pub(super) const ERASE_ACCOUNT: Sql = Sql {
              WHERE id = $1 AND ($3 IS NULL OR password_hash = $3) AND deleted_at IS NULL",
 };
 
-/// Delivered or failed mail of deleted accounts (the goodbye notice, once
-/// it went) and its dead letters: nothing of an erased account is kept.
-pub(super) const PRUNE_ERASED_DEAD_LETTERS: Sql = Sql::both(
-    "DELETE FROM failed_email_tasks WHERE outbox_id IN (SELECT o.id FROM email_outbox o \
-     JOIN accounts a ON a.id = o.account_id \
-     WHERE a.deleted_at IS NOT NULL AND o.status <> 'pending')",
-);
+/// The mail of deleted accounts: delivered or failed (the goodbye notice,
+/// once it went), or pending but never to be sent (queued by a call that
+/// raced the deletion), with its dead letters: nothing of an erased account
+/// is kept.
+macro_rules! erased_mail {
+    () => {
+        "SELECT o.id FROM email_outbox o JOIN accounts a ON a.id = o.account_id \
+         WHERE a.deleted_at IS NOT NULL \
+           AND (o.status <> 'pending' OR o.kind <> 'account_deleted')"
+    };
+}
 
-pub(super) const PRUNE_ERASED_MAIL: Sql = Sql::both(
-    "DELETE FROM email_outbox WHERE status <> 'pending' \
-     AND account_id IN (SELECT id FROM accounts WHERE deleted_at IS NOT NULL) \
-     AND id NOT IN (SELECT outbox_id FROM failed_email_tasks)",
-);
+pub(super) const PRUNE_ERASED_DEAD_LETTERS: Sql = Sql::both(concat!(
+    "DELETE FROM failed_email_tasks WHERE outbox_id IN (",
+    erased_mail!(),
+    ")"
+));
+
+pub(super) const PRUNE_ERASED_MAIL: Sql = Sql::both(concat!(
+    "DELETE FROM email_outbox WHERE id IN (",
+    erased_mail!(),
+    ")"
+));
 
 /// The dead letters of an account's mail, which hold its address.
 pub(super) const DELETE_ACCOUNT_DEAD_LETTERS: Sql = Sql::both(
