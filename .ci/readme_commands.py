@@ -3,10 +3,10 @@ service started the README's way (`cargo run`, SQLite, console mail); then
 runs the README's end-to-end walkthroughs (blocks whose first line is a
 comment ending in "end to end") whole, as bash scripts.
 
-$TOKEN, $RESET_TOKEN, $EMAIL_TOKEN and $ACCOUNT_ID, which the README asks
-the reader to paste, are taken from the service's own output: the
-confirmation, reset and new-address links it printed and the account it
-stored."""
+$TOKEN, $CODE, $RESET_TOKEN, $EMAIL_TOKEN and $ACCOUNT_ID, which the README
+asks the reader to paste, are taken from the service's own output: the
+confirmation link and code, the reset and new-address links it printed, and
+the account it stored."""
 import os
 import re
 import signal
@@ -63,6 +63,9 @@ try:
         resets = re.findall(r"reset-password/\?token=(\S+)", text)
         if resets:
             shell_env["RESET_TOKEN"] = resets[-1]
+        codes = re.findall(r"code where you signed up:\s+(\d{6})", text)
+        if codes:
+            shell_env["CODE"] = codes[-1]
         changes = re.findall(r"confirm-email/\?token=(\S+)", text)
         if changes:
             shell_env["EMAIL_TOKEN"] = changes[-1]

@@ -82,9 +82,11 @@ fn templates(c: &mut Criterion) {
         .issue(account.id, now)
         .expect("token");
     c.bench_function("mail/render_welcome", |b| {
-        b.iter(|| composer.welcome(black_box(&account), &token, now))
+        b.iter(|| composer.welcome(black_box(&account), &token, "012345", now))
     });
-    let row = composer.welcome(&account, &token, now).expect("render");
+    let row = composer
+        .welcome(&account, &token, "012345", now)
+        .expect("render");
     c.bench_function("mail/build_message", |b| {
         b.iter(|| composer.message(black_box(&row)))
     });

@@ -13,7 +13,10 @@ use tokio_util::sync::CancellationToken;
 use tonic_health::ServingStatus;
 
 use crate::access::{Access, Callers};
-use crate::auth::{ConfirmationTokens, EmailChangeTokens, PageTokens, PasswordHasher, ResetTokens};
+use crate::auth::{
+    ConfirmationCodes, ConfirmationTokens, EmailChangeTokens, PageTokens, PasswordHasher,
+    ResetTokens,
+};
 use crate::config::Settings;
 use crate::events::EventFeed;
 use crate::grpc::{self, AccountGrpc, ConnectionLimits, GrpcSecurity, Health};
@@ -166,7 +169,12 @@ impl Application {
         .with_enumeration_protection(security.enumeration_protection)
         .with_sign_in_policy(security.sign_in())
         .with_password_resets(resets)
-        .with_lifecycle(email_changes, pages, Arc::clone(&events));
+        .with_lifecycle(email_changes, pages, Arc::clone(&events))
+        .with_confirmation_codes(ConfirmationCodes::new(
+            security.signing_key().as_bytes(),
+            security.previous_key().map(str::as_bytes),
+            security.confirmation_link_timeout,
+        ));
         let worker = DeliveryWorker::new(
             Arc::clone(&storage),
             dispatcher,

@@ -62,9 +62,7 @@ async fn no_secret_reaches_the_log() {
     assert_eq!(response.status(), reqwest::StatusCode::FOUND);
     app.client
         .clone()
-        .confirm_registration(ConfirmRegistrationRequest {
-            token: token.clone(),
-        })
+        .confirm_registration(ConfirmRegistrationRequest::with_token(token.clone()))
         .await
         .unwrap();
     // A password reset, and a sign-in with the new password.

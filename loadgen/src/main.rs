@@ -671,7 +671,7 @@ async fn main() -> anyhow::Result<()> {
             let id = uuid::Uuid::parse_str(&account.id)?;
             let token = mint(&[id], &secret_key)?.remove(0);
             client
-                .confirm_registration(ConfirmRegistrationRequest { token })
+                .confirm_registration(ConfirmRegistrationRequest::with_token(token))
                 .await
                 .context("cannot confirm the account (is --secret-key the service's?)")?;
             let report = drive("check_password", &load, move |_, channel| {
@@ -746,7 +746,7 @@ async fn main() -> anyhow::Result<()> {
                 let token = tokens[(i as usize) % tokens.len()].clone();
                 async move {
                     AccountServiceClient::new(channel)
-                        .confirm_registration(ConfirmRegistrationRequest { token })
+                        .confirm_registration(ConfirmRegistrationRequest::with_token(token))
                         .await
                         .map(|_| ())
                 }
@@ -1145,7 +1145,7 @@ async fn resend_timing(
     }
     for token in mint(&verified_ids, secret_key)? {
         client
-            .confirm_registration(ConfirmRegistrationRequest { token })
+            .confirm_registration(ConfirmRegistrationRequest::with_token(token))
             .await
             .context("cannot confirm an account")?;
     }

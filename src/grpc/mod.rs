@@ -193,6 +193,15 @@ fn event_types(raw: &[i32]) -> Result<std::collections::HashSet<EventType>, Vali
         .collect()
 }
 
+impl pb::ConfirmRegistrationRequest {
+    /// A confirmation with the token of a link.
+    pub fn with_token(token: impl Into<String>) -> Self {
+        pb::ConfirmRegistrationRequest {
+            proof: Some(pb::confirm_registration_request::Proof::Token(token.into())),
+        }
+    }
+}
+
 /// Whether the caller may delete an account without its password.
 fn is_admin<T>(request: &Request<T>) -> bool {
     request
@@ -416,7 +425,22 @@ impl AccountService for AccountGrpc {
         request: Request<pb::ConfirmRegistrationRequest>,
     ) -> Result<Response<pb::ConfirmRegistrationResponse>, Status> {
         self.handle("ConfirmRegistration", request, |request| async move {
-            let account = self.accounts.confirm(&request.into_inner().token).await?;
+            use pb::confirm_registration_request::Proof;
+            let client = self.client(&request);
+            let account = match request.into_inner().proof {
+                Some(Proof::Token(token)) => self.accounts.confirm(&token).await?,
+                Some(Proof::EmailCode(proof)) => {
+                    let email = parse_email(&proof.email).map_err(|mut e| {
+                        for v in &mut e.0 {
+                            v.field = "email_code.email";
+                        }
+                        ServiceError::Invalid(e)
+                    })?;
+                    self.check_limits(client, &email).await?;
+                    self.accounts.confirm_code(&email, &proof.code).await?
+                }
+                None => return Err(ServiceError::Token(crate::auth::TokenError::Missing)),
+            };
             Ok(pb::ConfirmRegistrationResponse {
                 account: Some(to_proto(account)),
             })

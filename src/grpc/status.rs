@@ -79,6 +79,11 @@ pub fn to_status(e: &ServiceError) -> Status {
             t.to_string(),
             ErrorDetails::with_error_info(t.reason(), ERROR_DOMAIN, HashMap::new()),
         ),
+        ServiceError::Code(c) => Status::with_error_details(
+            Code::InvalidArgument,
+            c.to_string(),
+            ErrorDetails::with_error_info(c.reason(), ERROR_DOMAIN, HashMap::new()),
+        ),
         ServiceError::NotFound => Status::not_found("account not found"),
         ServiceError::CursorExpired => Status::with_error_details(
             Code::OutOfRange,

@@ -255,9 +255,10 @@ impl MailComposer {
         &self,
         account: &Account,
         token: &str,
+        code: &str,
         now: DateTime<Utc>,
     ) -> Result<OutboxMessage, tera::Error> {
-        self.confirmation_mail(MailKind::Welcome, account, token, now)
+        self.confirmation_mail(MailKind::Welcome, account, token, code, now)
     }
 
     /// Renders a fresh confirmation mail (same templates, a new link) for an
@@ -266,9 +267,10 @@ impl MailComposer {
         &self,
         account: &Account,
         token: &str,
+        code: &str,
         now: DateTime<Utc>,
     ) -> Result<OutboxMessage, tera::Error> {
-        self.confirmation_mail(MailKind::Confirmation, account, token, now)
+        self.confirmation_mail(MailKind::Confirmation, account, token, code, now)
     }
 
     /// Renders the notice sent instead of a welcome mail when someone
@@ -295,10 +297,12 @@ impl MailComposer {
         kind: MailKind,
         account: &Account,
         token: &str,
+        code: &str,
         now: DateTime<Utc>,
     ) -> Result<OutboxMessage, tera::Error> {
         let mut context = self.greeting(account);
         context.insert("link", &self.confirmation_link(token));
+        context.insert("code", code);
         context.insert("valid_for", &human_duration(self.link_lifetime_secs));
         self.row(kind, account, "Welcome Mail", "welcome_mail", &context, now)
     }
@@ -386,13 +390,15 @@ mod tests {
     #[test]
     fn welcome_mail_greets_and_links() {
         let row = composer()
-            .welcome(&account("<b>Ann</b>"), "abc.def.ghi", Utc::now())
+            .welcome(&account("<b>Ann</b>"), "abc.def.ghi", "012345", Utc::now())
             .unwrap();
         assert_eq!(row.subject, "Ecoms Welcome Mail");
         let link = "http://localhost:8080/account/confirm-registration/?token=abc.def.ghi";
         assert!(row.text_body.contains("Hello <b>Ann</b>,"));
         assert!(row.text_body.contains(link));
         assert!(row.text_body.contains("1 hour"));
+        assert!(row.text_body.contains("    012345\n"));
+        assert!(row.html_body.contains(">012345</p>"));
         assert!(row.html_body.contains("Hello &lt;b&gt;Ann&lt;&#x2F;b&gt;,"));
         assert!(row.html_body.contains(&format!("href=\"{link}\"")));
     }
@@ -429,14 +435,18 @@ mod tests {
 
     #[test]
     fn blank_username_greets_by_email() {
-        let row = composer().welcome(&account(""), "t", Utc::now()).unwrap();
+        let row = composer()
+            .welcome(&account(""), "t", "000000", Utc::now())
+            .unwrap();
         assert!(row.text_body.contains("Hello shopper@example.com,"));
     }
 
     #[test]
     fn message_is_multipart_with_stable_id() {
         let c = composer();
-        let row = c.welcome(&account("ann"), "t", Utc::now()).unwrap();
+        let row = c
+            .welcome(&account("ann"), "t", "000000", Utc::now())
+            .unwrap();
         let text = String::from_utf8(c.message(&row).unwrap().message.formatted()).unwrap();
         assert!(text.contains("multipart/alternative"));
         assert!(text.contains(&format!("Message-ID: <{}@example.com>", row.id)));

@@ -11,20 +11,47 @@ use uuid::Uuid;
 
 use crate::access::AccessError;
 use crate::auth::{
-    ConfirmationTokens, EmailChangeTokens, HashError, PageTokens, PasswordHasher, ResetTokens,
-    TokenError,
+    ConfirmationCodes, ConfirmationTokens, EmailChangeTokens, HashError, PageTokens,
+    PasswordHasher, ResetTokens, StoredCode, TokenError,
 };
 use crate::domain::{self, Account, Email, FieldViolation, NewAccount, Password, ValidationErrors};
 use crate::events::EventFeed;
 use crate::mail::MailComposer;
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
-use crate::storage::{Batcher, OutboxMessage, Storage, StorageError};
+use crate::storage::{Batcher, CodeTry, OutboxMessage, Storage, StorageError};
 
 pub use lifecycle::{
     parse_deletion, parse_email_change, AccountPage, ListQuery, DEFAULT_PAGE_SIZE, INVALID_CURSOR,
     INVALID_PAGE_TOKEN, MAX_PAGE_SIZE, SAME_EMAIL,
 };
+
+/// Renders a confirmation mail: for the account, with the link's token and
+/// the code, at a time.
+type RenderConfirmation =
+    fn(&MailComposer, &Account, &str, &str, DateTime<Utc>) -> Result<OutboxMessage, tera::Error>;
+
+/// Why a confirmation code was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CodeError {
+    #[error("the confirmation code is invalid")]
+    Invalid,
+    #[error("the confirmation code has expired; ask for a new mail")]
+    Expired,
+    #[error("too many wrong confirmation codes; ask for a new mail")]
+    Exhausted,
+}
+
+impl CodeError {
+    /// The `google.rpc.ErrorInfo` reason clients match on.
+    pub fn reason(self) -> &'static str {
+        match self {
+            CodeError::Invalid => "CODE_INVALID",
+            CodeError::Expired => "CODE_EXPIRED",
+            CodeError::Exhausted => "CODE_EXHAUSTED",
+        }
+    }
+}
 
 /// Message for a registration whose address is taken.
 pub const EMAIL_TAKEN: &str = "user with this email already exists.";
@@ -61,6 +88,10 @@ pub enum ServiceError {
     EmailTaken,
     #[error(transparent)]
     Token(TokenError),
+    /// A confirmation code that is wrong (or for an address without one),
+    /// expired, or burned by too many wrong tries.
+    #[error(transparent)]
+    Code(CodeError),
     #[error("account not found")]
     NotFound,
     /// An event cursor older than the retention.
@@ -365,6 +396,8 @@ pub struct Accounts {
     resets: Option<PasswordResets>,
     email_changes: Option<EmailChangeTokens>,
     pages: PageTokens,
+    /// The six-digit codes mailed beside confirmation links.
+    codes: ConfirmationCodes,
     /// Woken after every commit that writes events.
     events: Arc<EventFeed>,
 }
@@ -461,6 +494,7 @@ impl Accounts {
             resets: None,
             email_changes: None,
             pages: PageTokens::new(&rand::random::<[u8; 32]>(), None),
+            codes: ConfirmationCodes::new(&rand::random::<[u8; 32]>(), None, 3600),
             events: Arc::new(EventFeed::new(Arc::clone(&storage))),
             storage,
         }
@@ -477,6 +511,13 @@ impl Accounts {
         self.email_changes = Some(email_changes);
         self.pages = pages;
         self.events = events;
+        self
+    }
+
+    /// Confirmation codes keyed with the server key, so that any instance
+    /// checks a code another one mailed.
+    pub fn with_confirmation_codes(mut self, codes: ConfirmationCodes) -> Self {
+        self.codes = codes;
         self
     }
 
@@ -523,7 +564,7 @@ impl Accounts {
             .context("rendering the password reset mail")?;
         let key = reset_cooldown_key(email);
         if let Some(wait) = self
-            .queue_after_cooldown(&key, now, resets.cooldown, &mail, deliver)
+            .queue_after_cooldown(&key, now, resets.cooldown, (&mail, None), deliver)
             .await?
         {
             return Err(ServiceError::ResetCoolingDown(wait));
@@ -535,14 +576,14 @@ impl Accounts {
     }
 
     /// Records a request for `mail` under the cooldown `key` and queues the
-    /// mail when `deliver`, in one transaction that does the same work
+    /// mail (and stores its confirmation code, if it has one) when `deliver`, in one transaction that does the same work
     /// either way. `Some(wait)` when the key asked less than `cooldown` ago.
     async fn queue_after_cooldown(
         &self,
         key: &str,
         now: DateTime<Utc>,
         cooldown: std::time::Duration,
-        mail: &OutboxMessage,
+        (mail, code): (&OutboxMessage, Option<&StoredCode>),
         deliver: bool,
     ) -> Result<Option<std::time::Duration>, ServiceError> {
         let span = chrono::Duration::from_std(cooldown).map_err(|e| {
@@ -550,7 +591,7 @@ impl Accounts {
         })?;
         let claimed = self
             .storage
-            .request_resend(key, now, now - span, mail, deliver)
+            .request_resend(key, now, now - span, mail, deliver, code)
             .await
             .context("recording the request")?;
         let Some(last) = claimed else {
@@ -678,8 +719,12 @@ impl Accounts {
 
         let now = now();
         let account = NewAccountView::from(new).into_account(Uuid::now_v7(), now);
-        let mail = self.confirmation_mail(&account, now, MailComposer::welcome)?;
-        match self.storage.create_account(&account, &hash, &mail).await {
+        let (mail, code) = self.confirmation_mail(&account, now, MailComposer::welcome)?;
+        match self
+            .storage
+            .create_account(&account, &hash, &mail, &code)
+            .await
+        {
             Ok(()) => {}
             Err(StorageError::Conflict) if self.enumeration_protection => {
                 let existing = self
@@ -706,18 +751,16 @@ impl Accounts {
         &self,
         account: &Account,
         now: DateTime<Utc>,
-        render: fn(
-            &MailComposer,
-            &Account,
-            &str,
-            DateTime<Utc>,
-        ) -> Result<OutboxMessage, tera::Error>,
-    ) -> Result<OutboxMessage, ServiceError> {
+        render: RenderConfirmation,
+    ) -> Result<(OutboxMessage, StoredCode), ServiceError> {
         let token = self
             .tokens
             .issue(account.id, now)
             .map_err(|e| ServiceError::Unexpected(e.context("signing a confirmation token")))?;
-        render(&self.composer, account, &token, now).context("rendering a confirmation mail")
+        let (code, stored) = self.codes.issue(account.id, now);
+        let mail = render(&self.composer, account, &token, &code, now)
+            .context("rendering a confirmation mail")?;
+        Ok((mail, stored))
     }
 
     /// The quiet answer to a taken address: the owner is told by mail, and
@@ -761,6 +804,54 @@ impl Accounts {
         Ok(account)
     }
 
+    /// Verifies the account of `email` with the code its confirmation mail
+    /// carried. Every address costs the same: unknown ones, and ones without
+    /// a code, answer as a wrong code does. Each try counts; after
+    /// MAX_CODE_FAILURES wrong ones the code is burned.
+    #[tracing::instrument(name = "confirm_code", skip_all)]
+    pub async fn confirm_code(&self, email: &Email, code: &str) -> Result<Account, ServiceError> {
+        self.ensure_ready()?;
+        let Some(code) = ConfirmationCodes::parse(code) else {
+            return Err(ServiceError::Code(CodeError::Invalid));
+        };
+        let tried = self
+            .storage
+            .try_code(email.as_str())
+            .await
+            .context("counting a confirmation code try")?;
+        let stored = match tried {
+            CodeTry::Counted(stored) => stored,
+            CodeTry::Burned | CodeTry::NoCode => {
+                // The same hashing as a real comparison.
+                let _ = self.codes.matches(Uuid::nil(), code, "");
+                return Err(ServiceError::Code(if tried == CodeTry::Burned {
+                    CodeError::Exhausted
+                } else {
+                    CodeError::Invalid
+                }));
+            }
+        };
+        if !self.codes.matches(stored.account_id, code, &stored.hmac) {
+            return Err(ServiceError::Code(CodeError::Invalid));
+        }
+        if stored.expires_at <= Utc::now() {
+            return Err(ServiceError::Code(CodeError::Expired));
+        }
+        self.storage
+            .refund_code_try(stored.account_id)
+            .await
+            .context("taking back a right code's try")?;
+        let account = self
+            .confirmations
+            .call(stored.account_id)
+            .await
+            .context("marking the account verified")?;
+        self.events.committed();
+        self.metrics.confirmations.inc();
+        tracing::info!(account_id = %account.id, "account confirmed by code");
+        Ok(account)
+    }
+
     /// Queues a fresh confirmation mail when `email` belongs to an unverified
     /// account; answers the same for unknown and verified addresses.
     ///
@@ -781,9 +872,16 @@ impl Accounts {
             Err(StorageError::NotFound) => (placeholder_account(email, now), false),
             Err(e) => return Err(e).context("looking the address up"),
         };
-        let mail = self.confirmation_mail(&account, now, MailComposer::resent_confirmation)?;
+        let (mail, code) =
+            self.confirmation_mail(&account, now, MailComposer::resent_confirmation)?;
         if let Some(wait) = self
-            .queue_after_cooldown(email.as_str(), now, self.resend_cooldown, &mail, deliver)
+            .queue_after_cooldown(
+                email.as_str(),
+                now,
+                self.resend_cooldown,
+                (&mail, Some(&code)),
+                deliver,
+            )
             .await?
         {
             return Err(ServiceError::CoolingDown(wait));

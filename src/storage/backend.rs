@@ -15,11 +15,11 @@ use uuid::Uuid;
 use super::dialect::{Conn, DbRow, Engine, Param};
 use super::sql::{self, Sql};
 use super::{
-    compare_schema, rows, AccountFilter, AccountStore, ClaimedMessage, CredentialStore, DeadLetter,
-    EventBatch, EventPosition, EventStore, Lifecycle, LimitStore, MailFailure, Operations,
-    OutboxMessage, OutboxStatus, OutboxStore, PoolSettings, StorageError,
+    compare_schema, rows, AccountFilter, AccountStore, ClaimedMessage, CodeTry, CredentialStore,
+    DeadLetter, EventBatch, EventPosition, EventStore, Lifecycle, LimitStore, MailFailure,
+    Operations, OutboxMessage, OutboxStatus, OutboxStore, PoolSettings, StorageError,
 };
-use crate::auth::PasswordHash;
+use crate::auth::{PasswordHash, StoredCode, MAX_CODE_FAILURES};
 use crate::domain::{Account, EventType, ProfileChanges};
 
 /// A connection pool of dialect `D`.
@@ -213,6 +213,27 @@ async fn insert_event<D: Engine>(
     Ok(())
 }
 
+/// Stores an account's newest confirmation code when `keep` is set (the
+/// statement runs either way).
+async fn store_code<D: Engine>(
+    conn: &mut Conn<D>,
+    code: &StoredCode,
+    keep: bool,
+) -> Result<(), StorageError> {
+    D::execute(
+        conn,
+        &sql::STORE_CODE,
+        &[
+            Param::Uuid(code.account_id),
+            Param::Text(&code.hmac),
+            Param::Time(code.expires_at),
+            Param::Bool(keep),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
 /// Whether a live account is verified, its row locked for the rest of the
 /// transaction; `None` when there is no live account.
 async fn lock_verified<D: Engine>(
@@ -276,6 +297,7 @@ impl<D: Engine> AccountStore for SqlStorage<D> {
         account: &Account,
         password_hash: &PasswordHash,
         mail: &OutboxMessage,
+        code: &StoredCode,
     ) -> Result<(), StorageError> {
         let mut tx = self.begin().await?;
         D::execute(
@@ -299,6 +321,7 @@ impl<D: Engine> AccountStore for SqlStorage<D> {
         )
         .await?;
         insert_mail::<D>(&mut tx, mail).await?;
+        store_code::<D>(&mut tx, code, true).await?;
         insert_event::<D>(
             &mut tx,
             EventType::AccountRegistered,
@@ -354,6 +377,7 @@ impl<D: Engine> AccountStore for SqlStorage<D> {
         cooldown_start: DateTime<Utc>,
         mail: &OutboxMessage,
         deliver: bool,
+        code: Option<&StoredCode>,
     ) -> Result<Option<DateTime<Utc>>, StorageError> {
         let mut tx = self.begin().await?;
         execute_if_needed::<D>(&mut tx, &sql::DEFER_FOREIGN_KEYS, &[]).await?;
@@ -384,6 +408,9 @@ impl<D: Engine> AccountStore for SqlStorage<D> {
             &[Param::Uuid(mail.id), Param::Bool(deliver)],
         )
         .await?;
+        if let Some(code) = code {
+            store_code::<D>(&mut tx, code, deliver).await?;
+        }
         // Every case wakes the workers, so that the work a wake-up sets off
         // (on this instance and the others) does not tell the cases apart.
         notify_workers::<D>(&mut tx).await?;
@@ -479,6 +506,7 @@ impl<D: Engine> AccountStore for SqlStorage<D> {
         )
         .await?;
         D::execute(&mut tx, &sql::DELETE_ACCOUNT_MAIL, &[Param::Uuid(id)]).await?;
+        D::execute(&mut tx, &sql::DELETE_ACCOUNT_CODE, &[Param::Uuid(id)]).await?;
         // Queued before the address is erased.
         insert_mail::<D>(&mut tx, goodbye).await?;
         let erased = D::execute(
@@ -496,6 +524,35 @@ impl<D: Engine> AccountStore for SqlStorage<D> {
         insert_event::<D>(&mut tx, EventType::AccountDeleted, id, now).await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn try_code(&self, email: &str) -> Result<CodeTry, StorageError> {
+        let mut conn = self.pool.acquire().await?;
+        let counted = D::fetch(
+            &mut conn,
+            &sql::TRY_CODE,
+            &[Param::Text(email), Param::Int(MAX_CODE_FAILURES)],
+        )
+        .await?;
+        // Run whatever the first found, so every address costs the same.
+        let failures = D::fetch(&mut conn, &sql::CODE_FAILURES, &[Param::Text(email)]).await?;
+        if let Some(row) = counted.first() {
+            return Ok(CodeTry::Counted(StoredCode {
+                account_id: D::uuid(row, "account_id")?,
+                hmac: D::text(row, "code_hmac")?,
+                expires_at: D::time(row, "expires_at")?,
+            }));
+        }
+        match failures.first() {
+            Some(row) if D::integer(row, "failures")? >= MAX_CODE_FAILURES => Ok(CodeTry::Burned),
+            _ => Ok(CodeTry::NoCode),
+        }
+    }
+
+    async fn refund_code_try(&self, account_id: Uuid) -> Result<(), StorageError> {
+        self.execute(&sql::REFUND_CODE_TRY, &[Param::Uuid(account_id)])
+            .await?;
+        Ok(())
     }
 
     async fn is_tombstone(&self, id: Uuid) -> Result<bool, StorageError> {

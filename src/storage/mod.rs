@@ -16,7 +16,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::auth::PasswordHash;
+use crate::auth::{PasswordHash, StoredCode};
 use crate::config::{DatabaseKind, DatabaseUrl};
 use crate::domain::{Account, ProfileChanges};
 use crate::mail::MailKind;
@@ -156,13 +156,15 @@ pub trait Lifecycle: Send + Sync + 'static {
 /// Accounts, and the confirmation-mail requests made for them.
 #[async_trait]
 pub trait AccountStore: Send + Sync + 'static {
-    /// Inserts the account and queues its mail in one transaction: both or neither.
-    /// `Conflict` when the e-mail address is taken.
+    /// Inserts the account, queues its mail and stores the mail's
+    /// confirmation code in one transaction: all or nothing. `Conflict`
+    /// when the e-mail address is taken.
     async fn create_account(
         &self,
         account: &Account,
         password_hash: &PasswordHash,
         mail: &OutboxMessage,
+        code: &StoredCode,
     ) -> Result<(), StorageError>;
 
     /// The accounts of `ids` that exist, in no particular order.
@@ -190,9 +192,11 @@ pub trait AccountStore: Send + Sync + 'static {
 
     /// In one transaction: records a confirmation-mail request for `email`
     /// at `now`, unless the last one was after `cooldown_start`, and when it
-    /// was recorded and `deliver` is set, queues `mail`. The same statements
-    /// run whether or not `deliver` is set. `Ok(None)` when recorded,
-    /// `Ok(Some(last))` with the last request's time when still cooling down.
+    /// was recorded and `deliver` is set, queues `mail` and stores `code`
+    /// (the mail's, replacing the account's previous one). The same
+    /// statements run whether or not `deliver` is set. `Ok(None)` when
+    /// recorded, `Ok(Some(last))` with the last request's time when still
+    /// cooling down.
     async fn request_resend(
         &self,
         email: &str,
@@ -200,7 +204,15 @@ pub trait AccountStore: Send + Sync + 'static {
         cooldown_start: DateTime<Utc>,
         mail: &OutboxMessage,
         deliver: bool,
+        code: Option<&StoredCode>,
     ) -> Result<Option<DateTime<Utc>>, StorageError>;
+
+    /// Counts a try at the confirmation code of the live account with
+    /// `email` (normalised). The same statements run for every address.
+    async fn try_code(&self, email: &str) -> Result<CodeTry, StorageError>;
+
+    /// Takes back the try counted on a code that turned out right.
+    async fn refund_code_try(&self, account_id: Uuid) -> Result<(), StorageError>;
 
     /// Deletes cooldowns recorded before `before` (they no longer hold
     /// anything back). Returns how many were deleted.
@@ -252,6 +264,17 @@ pub trait AccountStore: Send + Sync + 'static {
         limit: u32,
         filter: &AccountFilter,
     ) -> Result<Vec<Account>, StorageError>;
+}
+
+/// What counting a try at a confirmation code found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeTry {
+    /// The try was counted; compare the code with this.
+    Counted(StoredCode),
+    /// The code took its last wrong try already.
+    Burned,
+    /// No live account with that address has a code.
+    NoCode,
 }
 
 /// Which accounts a listing holds.

@@ -531,3 +531,36 @@ pub(super) const LIST_ACCOUNTS: Sql = Sql {
           ORDER BY id LIMIT $4"
     ),
 };
+
+/// Stores the code of an account's newest confirmation mail, replacing the
+/// one before (and its count of wrong tries), only when $4 is set: the same
+/// statement runs for every address.
+pub(super) const STORE_CODE: Sql = Sql::both(
+    "INSERT INTO confirmation_codes (account_id, code_hmac, expires_at, failures) \
+     SELECT $1, $2, $3, 0 WHERE $4 \
+     ON CONFLICT (account_id) DO UPDATE SET code_hmac = excluded.code_hmac, \
+       expires_at = excluded.expires_at, failures = 0",
+);
+
+/// Counts a try at the code of the live account with address $1, unless
+/// it is burned; no row when there is no such code, or it is burned.
+pub(super) const TRY_CODE: Sql = Sql::both(
+    "UPDATE confirmation_codes SET failures = failures + 1 \
+     WHERE account_id = (SELECT id FROM accounts WHERE email = $1 AND deleted_at IS NULL) \
+       AND failures < $2 \
+     RETURNING account_id, code_hmac, expires_at",
+);
+
+/// The wrong tries counted on the code of the live account with address $1.
+pub(super) const CODE_FAILURES: Sql = Sql::both(
+    "SELECT c.failures FROM confirmation_codes c JOIN accounts a ON a.id = c.account_id \
+     WHERE a.email = $1 AND a.deleted_at IS NULL",
+);
+
+/// A try that was the right code does not count as a wrong one.
+pub(super) const REFUND_CODE_TRY: Sql = Sql::both(
+    "UPDATE confirmation_codes SET failures = failures - 1 WHERE account_id = $1 AND failures > 0",
+);
+
+pub(super) const DELETE_ACCOUNT_CODE: Sql =
+    Sql::both("DELETE FROM confirmation_codes WHERE account_id = $1");

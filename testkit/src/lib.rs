@@ -619,6 +619,15 @@ impl Mail {
     pub fn token(&self) -> String {
         token_of(&self.link())
     }
+
+    /// The six-digit confirmation code of the plain-text part.
+    pub fn code(&self) -> String {
+        self.text
+            .split_whitespace()
+            .find(|w| w.len() == 6 && w.bytes().all(|b| b.is_ascii_digit()))
+            .expect("a confirmation code in the text part")
+            .to_owned()
+    }
 }
 
 pub fn token_of(link: &str) -> String {

@@ -168,7 +168,7 @@ async fn tokens_signed_with_the_previous_key_verify_during_a_rotation() {
     let confirmed = app
         .client
         .clone()
-        .confirm_registration(ConfirmRegistrationRequest { token: old_token })
+        .confirm_registration(ConfirmRegistrationRequest::with_token(old_token))
         .await
         .unwrap()
         .into_inner()

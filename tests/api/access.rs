@@ -103,9 +103,7 @@ pub async fn call(channel: &Channel, method: &str, key: Option<&str>) -> Result<
             .map(drop),
         "ConfirmRegistration" => client
             .confirm_registration(with_key(
-                ConfirmRegistrationRequest {
-                    token: "not-a-token".into(),
-                },
+                ConfirmRegistrationRequest::with_token("not-a-token"),
                 key,
             ))
             .await

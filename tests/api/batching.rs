@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::helpers::*;
 use crate::on_both_backends;
-use crate::storage::{account, hash, mail};
+use crate::storage::{account, code_of, hash, mail};
 
 on_both_backends!(
     one_statement_answers_each_id_of_a_batch,
@@ -24,7 +24,7 @@ async fn stored(storage: &Arc<dyn Storage>, email: &str) -> Account {
     let t = Utc::now().trunc_subsecs(6) - Duration::seconds(60);
     let a = account(email, t);
     storage
-        .create_account(&a, &hash().await, &mail(&a, t))
+        .create_account(&a, &hash().await, &mail(&a, t), &code_of(&a))
         .await
         .unwrap();
     a
@@ -154,7 +154,7 @@ async fn concurrent_confirmations_each_get_their_own_account(backend: Backend) {
             let mut client = app.client.clone();
             tokio::spawn(async move {
                 client
-                    .confirm_registration(ConfirmRegistrationRequest { token })
+                    .confirm_registration(ConfirmRegistrationRequest::with_token(token))
                     .await
                     .map(|r| r.into_inner().account.unwrap())
             })

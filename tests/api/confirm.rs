@@ -43,9 +43,7 @@ async fn confirm(
 ) -> Result<account_service::proto::account::v1::Account, Status> {
     app.client
         .clone()
-        .confirm_registration(ConfirmRegistrationRequest {
-            token: token.into(),
-        })
+        .confirm_registration(ConfirmRegistrationRequest::with_token(token))
         .await
         .map(|r| r.into_inner().account.unwrap())
 }

@@ -280,7 +280,12 @@ async fn store_account_with_mail(
     let account = crate::storage::account(email, now);
     let mail = crate::storage::mail(&account, now);
     storage
-        .create_account(&account, &crate::storage::hash().await, &mail)
+        .create_account(
+            &account,
+            &crate::storage::hash().await,
+            &mail,
+            &crate::storage::code_of(&account),
+        )
         .await
         .unwrap();
     account.id

@@ -68,9 +68,7 @@ async fn nul_is_refused_on_every_field_of_every_rpc(backend: Backend) {
         );
     }
     let status = client
-        .confirm_registration(ConfirmRegistrationRequest {
-            token: "abc\0def".into(),
-        })
+        .confirm_registration(ConfirmRegistrationRequest::with_token("abc\0def"))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
@@ -317,7 +315,7 @@ async fn a_terminated_database_session_is_unavailable_not_internal() {
         let token = token.clone();
         tokio::spawn(async move {
             client
-                .confirm_registration(ConfirmRegistrationRequest { token })
+                .confirm_registration(ConfirmRegistrationRequest::with_token(token))
                 .await
         })
     };
@@ -356,9 +354,7 @@ async fn a_terminated_database_session_is_unavailable_not_internal() {
     let ok = eventually(Duration::from_secs(10), || async {
         app.client
             .clone()
-            .confirm_registration(ConfirmRegistrationRequest {
-                token: token.clone(),
-            })
+            .confirm_registration(ConfirmRegistrationRequest::with_token(token.clone()))
             .await
             .ok()
     })

@@ -237,9 +237,7 @@ async fn forged_tokens_never_verify_an_account() {
         let status = app
             .client
             .clone()
-            .confirm_registration(ConfirmRegistrationRequest {
-                token: token.clone(),
-            })
+            .confirm_registration(ConfirmRegistrationRequest::with_token(token.clone()))
             .await
             .unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument, "{what}: {status:?}");
@@ -250,7 +248,7 @@ async fn forged_tokens_never_verify_an_account() {
     let status = app
         .client
         .clone()
-        .confirm_registration(ConfirmRegistrationRequest { token: huge })
+        .confirm_registration(ConfirmRegistrationRequest::with_token(huge))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
@@ -258,7 +256,7 @@ async fn forged_tokens_never_verify_an_account() {
     let status = app
         .client
         .clone()
-        .confirm_registration(ConfirmRegistrationRequest { token: expired })
+        .confirm_registration(ConfirmRegistrationRequest::with_token(expired))
         .await
         .unwrap_err();
     assert_eq!(reason(&status).as_deref(), Some("TOKEN_EXPIRED"));

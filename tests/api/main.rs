@@ -6,6 +6,7 @@ mod access;
 mod access_binary;
 mod batching;
 mod confirm;
+mod confirm_code;
 mod delivery;
 mod events;
 mod faults;

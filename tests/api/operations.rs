@@ -95,9 +95,7 @@ async fn request_ids_are_returned_and_kept() {
     let id = fresh.metadata().get("x-request-id").expect("a request id");
     assert!(!id.to_str().unwrap().is_empty());
 
-    let mut request = Request::new(ConfirmRegistrationRequest {
-        token: "bad".into(),
-    });
+    let mut request = Request::new(ConfirmRegistrationRequest::with_token("bad"));
     request.metadata_mut().insert(
         "x-request-id",
         MetadataValue::from_static("caller-chosen-42"),

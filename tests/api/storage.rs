@@ -70,6 +70,13 @@ pub(crate) fn mail(account: &Account, at: DateTime<Utc>) -> OutboxMessage {
     }
 }
 
+/// A confirmation code row for `account`'s mail.
+pub(crate) fn code_of(account: &Account) -> account_service::auth::StoredCode {
+    account_service::auth::ConfirmationCodes::new(b"storage-test-key", None, 3600)
+        .issue(account.id, account.created_at)
+        .1
+}
+
 pub(crate) async fn hash() -> PasswordHash {
     PasswordHasher::new(1, 4)
         .hash(Password::parse("secret123").unwrap())
@@ -89,7 +96,9 @@ async fn account_and_mail_are_stored_together(backend: Backend) {
     let a = account("a@example.com", t);
     let m = mail(&a, t);
 
-    s.create_account(&a, &hash().await, &m).await.unwrap();
+    s.create_account(&a, &hash().await, &m, &code_of(&a))
+        .await
+        .unwrap();
 
     assert_eq!(s.account_by_id(a.id).await.unwrap(), a);
     assert_eq!(s.account_by_email("a@example.com").await.unwrap(), a);
@@ -106,13 +115,13 @@ async fn duplicate_email_is_a_conflict_and_stores_nothing(backend: Backend) {
     let (db, s) = store(&backend).await;
     let t = now();
     let first = account("a@example.com", t);
-    s.create_account(&first, &hash().await, &mail(&first, t))
+    s.create_account(&first, &hash().await, &mail(&first, t), &code_of(&first))
         .await
         .unwrap();
     let second = account("a@example.com", t);
 
     let err = s
-        .create_account(&second, &hash().await, &mail(&second, t))
+        .create_account(&second, &hash().await, &mail(&second, t), &code_of(&second))
         .await
         .unwrap_err();
 
@@ -129,7 +138,7 @@ async fn a_failed_mail_insert_rolls_the_account_back(backend: Backend) {
     let t = now();
     let first = account("a@example.com", t);
     let first_mail = mail(&first, t);
-    s.create_account(&first, &hash().await, &first_mail)
+    s.create_account(&first, &hash().await, &first_mail, &code_of(&first))
         .await
         .unwrap();
     let second = account("b@example.com", t);
@@ -140,7 +149,7 @@ async fn a_failed_mail_insert_rolls_the_account_back(backend: Backend) {
     };
 
     assert!(s
-        .create_account(&second, &hash().await, &clashing)
+        .create_account(&second, &hash().await, &clashing, &code_of(&second))
         .await
         .is_err());
 
@@ -155,7 +164,7 @@ async fn verification_is_idempotent(backend: Backend) {
     let (_db, s) = store(&backend).await;
     let t = now();
     let a = account("a@example.com", t);
-    s.create_account(&a, &hash().await, &mail(&a, t))
+    s.create_account(&a, &hash().await, &mail(&a, t), &code_of(&a))
         .await
         .unwrap();
     let later = t + Duration::seconds(5);
@@ -178,7 +187,7 @@ async fn claims_are_exclusive_until_the_lease_ends(backend: Backend) {
     let (_db, s) = store(&backend).await;
     let t = now();
     let a = account("a@example.com", t);
-    s.create_account(&a, &hash().await, &mail(&a, t))
+    s.create_account(&a, &hash().await, &mail(&a, t), &code_of(&a))
         .await
         .unwrap();
     let lease_end = t + Duration::seconds(30);
@@ -207,10 +216,10 @@ async fn sent_and_rescheduled_mail(backend: Backend) {
     let t = now();
     let a = account("a@example.com", t);
     let b = account("b@example.com", t);
-    s.create_account(&a, &hash().await, &mail(&a, t))
+    s.create_account(&a, &hash().await, &mail(&a, t), &code_of(&a))
         .await
         .unwrap();
-    s.create_account(&b, &hash().await, &mail(&b, t))
+    s.create_account(&b, &hash().await, &mail(&b, t), &code_of(&b))
         .await
         .unwrap();
     let lease = t + Duration::minutes(5);
@@ -241,7 +250,7 @@ async fn dead_letters_keep_the_message(backend: Backend) {
     let (db, s) = store(&backend).await;
     let t = now();
     let a = account("a@example.com", t);
-    s.create_account(&a, &hash().await, &mail(&a, t))
+    s.create_account(&a, &hash().await, &mail(&a, t), &code_of(&a))
         .await
         .unwrap();
     let claimed = s
@@ -277,7 +286,9 @@ async fn dead_letters_are_listed_and_requeued(backend: Backend) {
     for (i, email) in ["a@example.com", "b@example.com"].into_iter().enumerate() {
         let a = account(email, t);
         let m = mail(&a, t);
-        s.create_account(&a, &hash().await, &m).await.unwrap();
+        s.create_account(&a, &hash().await, &m, &code_of(&a))
+            .await
+            .unwrap();
         s.claim_mail(t, t + Duration::minutes(5), 1, CLAIM)
             .await
             .unwrap();
@@ -326,7 +337,7 @@ async fn resend(
     cooldown: Duration,
 ) -> Result<Option<DateTime<Utc>>, StorageError> {
     let nobody = account(email, at);
-    s.request_resend(email, at, at - cooldown, &mail(&nobody, at), false)
+    s.request_resend(email, at, at - cooldown, &mail(&nobody, at), false, None)
         .await
 }
 
@@ -367,13 +378,13 @@ async fn resend_queues_its_mail_in_the_cooldowns_transaction(backend: Backend) {
     let t = now();
     let cooldown = Duration::seconds(60);
     let a = account("a@example.com", t);
-    s.create_account(&a, &hash().await, &mail(&a, t))
+    s.create_account(&a, &hash().await, &mail(&a, t), &code_of(&a))
         .await
         .unwrap();
     let resent = mail(&a, t);
 
     assert_eq!(
-        s.request_resend("a@example.com", t, t - cooldown, &resent, true)
+        s.request_resend("a@example.com", t, t - cooldown, &resent, true, None)
             .await
             .unwrap(),
         None
@@ -383,7 +394,7 @@ async fn resend_queues_its_mail_in_the_cooldowns_transaction(backend: Backend) {
     let again = mail(&a, t);
     let later = t + Duration::seconds(1);
     assert_eq!(
-        s.request_resend("a@example.com", later, later - cooldown, &again, true)
+        s.request_resend("a@example.com", later, later - cooldown, &again, true, None)
             .await
             .unwrap(),
         Some(t)
@@ -424,7 +435,9 @@ async fn pruning_keeps_pending_failed_and_recent_mail(backend: Backend) {
     ] {
         let a = account(email, t);
         let m = mail(&a, t);
-        s.create_account(&a, &hash().await, &m).await.unwrap();
+        s.create_account(&a, &hash().await, &m, &code_of(&a))
+            .await
+            .unwrap();
         mails.push(m.id);
     }
     s.claim_mail(t, t + Duration::minutes(5), 10, CLAIM)
@@ -462,7 +475,9 @@ async fn outbox_status_counts_by_state(backend: Backend) {
         let at = t + Duration::seconds(i as i64);
         let a = account(email, at);
         let m = mail(&a, at);
-        s.create_account(&a, &hash().await, &m).await.unwrap();
+        s.create_account(&a, &hash().await, &m, &code_of(&a))
+            .await
+            .unwrap();
         mails.push(m.id);
     }
     let claimed = s
@@ -485,7 +500,9 @@ async fn a_lapsed_claim_cannot_record_an_outcome(backend: Backend) {
     let t = now();
     let a = account("a@example.com", t);
     let m = mail(&a, t);
-    s.create_account(&a, &hash().await, &m).await.unwrap();
+    s.create_account(&a, &hash().await, &m, &code_of(&a))
+        .await
+        .unwrap();
     let late = Uuid::new_v4();
     let current = Uuid::new_v4();
     s.claim_mail(t, t + Duration::seconds(30), 10, late)
@@ -519,7 +536,9 @@ async fn a_lapsed_claim_cannot_record_an_outcome(backend: Backend) {
     // Nor can it overwrite a row held by a live claim.
     let b = account("b@example.com", t);
     let n = mail(&b, t);
-    s.create_account(&b, &hash().await, &n).await.unwrap();
+    s.create_account(&b, &hash().await, &n, &code_of(&b))
+        .await
+        .unwrap();
     s.claim_mail(t, t + Duration::minutes(5), 10, current)
         .await
         .unwrap();
@@ -532,7 +551,9 @@ async fn released_claims_are_due_at_once(backend: Backend) {
     let t = now();
     let a = account("a@example.com", t);
     let m = mail(&a, t);
-    s.create_account(&a, &hash().await, &m).await.unwrap();
+    s.create_account(&a, &hash().await, &m, &code_of(&a))
+        .await
+        .unwrap();
     s.claim_mail(t, t + Duration::minutes(5), 10, CLAIM)
         .await
         .unwrap();
@@ -619,7 +640,9 @@ async fn stored_mail_kinds_read_back_and_unknown_ones_are_corrupt(backend: Backe
             kind,
             ..mail(&a, t)
         };
-        s.create_account(&a, &hash().await, &m).await.unwrap();
+        s.create_account(&a, &hash().await, &m, &code_of(&a))
+            .await
+            .unwrap();
     }
     let stored = db
         .scalar("SELECT COUNT(*) FROM email_outbox WHERE kind IN ('welcome', 'confirmation', 'account_exists')")
@@ -636,7 +659,7 @@ async fn stored_mail_kinds_read_back_and_unknown_ones_are_corrupt(backend: Backe
     assert_eq!(kinds, all);
 
     let a = account("unknown@example.com", t);
-    s.create_account(&a, &hash().await, &mail(&a, t))
+    s.create_account(&a, &hash().await, &mail(&a, t), &code_of(&a))
         .await
         .unwrap();
     db.execute("UPDATE email_outbox SET kind = 'carrier_pigeon' WHERE status = 'pending' AND claim_token IS NULL")

@@ -4,13 +4,13 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-use account_service::auth::PasswordHash;
+use account_service::auth::{PasswordHash, StoredCode};
 use account_service::domain::{Account, ProfileChanges};
 use account_service::mail::{
     DeliveryWorker, ExecutionOutcome, FileDispatcher, MailComposer, RetryPolicy,
 };
 use account_service::storage::{
-    AccountFilter, AccountStore, ClaimedMessage, CredentialStore, DeadLetter, EventBatch,
+    AccountFilter, AccountStore, ClaimedMessage, CodeTry, CredentialStore, DeadLetter, EventBatch,
     EventPosition, EventStore, Lifecycle, LimitStore, MailFailure, Operations, OutboxMessage,
     OutboxStatus, OutboxStore, Storage, StorageError,
 };
@@ -54,8 +54,9 @@ impl AccountStore for FlakySentMarks {
         a: &Account,
         h: &PasswordHash,
         m: &OutboxMessage,
+        c: &StoredCode,
     ) -> Result<(), StorageError> {
-        self.inner.create_account(a, h, m).await
+        self.inner.create_account(a, h, m, c).await
     }
     async fn accounts_by_ids(&self, ids: &[Uuid]) -> Result<Vec<Account>, StorageError> {
         self.inner.accounts_by_ids(ids).await
@@ -77,10 +78,17 @@ impl AccountStore for FlakySentMarks {
         cooldown_start: DateTime<Utc>,
         mail: &OutboxMessage,
         deliver: bool,
+        code: Option<&StoredCode>,
     ) -> Result<Option<DateTime<Utc>>, StorageError> {
         self.inner
-            .request_resend(email, now, cooldown_start, mail, deliver)
+            .request_resend(email, now, cooldown_start, mail, deliver, code)
             .await
+    }
+    async fn try_code(&self, email: &str) -> Result<CodeTry, StorageError> {
+        self.inner.try_code(email).await
+    }
+    async fn refund_code_try(&self, account_id: Uuid) -> Result<(), StorageError> {
+        self.inner.refund_code_try(account_id).await
     }
     async fn prune_resend_cooldowns(&self, before: DateTime<Utc>) -> Result<u64, StorageError> {
         self.inner.prune_resend_cooldowns(before).await
@@ -310,9 +318,14 @@ async fn a_failed_sent_record_is_retried_not_dropped(backend: Backend) {
         let now = Utc::now();
         let a = crate::storage::account(&format!("w{i}@example.com"), now);
         let m = crate::storage::mail(&a, now);
-        real.create_account(&a, &crate::storage::hash().await, &m)
-            .await
-            .unwrap();
+        real.create_account(
+            &a,
+            &crate::storage::hash().await,
+            &m,
+            &crate::storage::code_of(&a),
+        )
+        .await
+        .unwrap();
     }
     let storage: Arc<dyn Storage> = Arc::new(FlakySentMarks {
         inner: Arc::clone(&real),
