@@ -393,6 +393,23 @@ if failing:
         w("any network service on this machine. What would close it: clients on other machines, and")
         w("reading SQLite on the async threads directly (no worker-thread hop) for look-ups.")
         w("")
+        get_shares, get_profile = load("cpu_share_get_sqlite.json") or {}, text("profile_get_sqlite_service.txt")
+        if get_shares:
+            w("Shares of the whole machine's CPU during GetAccount on SQLite (from /proc, 5 s):")
+            w("")
+            w("| process | share of all cores |")
+            w("|---|---|")
+            for name, share in get_shares.items():
+                w("| %s | %.1f%% |" % (name, share))
+            w("")
+        if get_profile:
+            kernel = sum(float(line.split("%")[0]) for line in get_profile.splitlines() if "[kernel" in line and "%" in line)
+            w("Inside the service (perf, cpu-clock, top functions; %.0f%% of these samples are in the kernel):" % kernel)
+            w("")
+            w("```")
+            w(get_profile)
+            w("```")
+            w("")
     if any("ResendConfirmation" in f for f in failing):
         w("**ResendConfirmation timing.** Every kind of address takes the same path: one lookup, one")
         w("token, one rendered mail, and one transaction with the same statements (the cooldown upsert,")

@@ -264,6 +264,24 @@ stop_service
 python3 bench/seed_sqlite.py "$SQLITE_DB" "$ACCOUNTS" "$WORK/ids_sqlite.txt"
 start_service "sqlite://$SQLITE_DB"
 load get_grpc_sqlite get --ids "$WORK/ids_sqlite.txt" --concurrency 64 --connections 8
+# Where the CPU goes while looking up on SQLite, as for confirmation above.
+"$LG" get --addr "http://$GRPC" --ids "$WORK/ids_sqlite.txt" --concurrency 64 --connections 8 \
+    --duration 8 --json >/dev/null &
+LOAD_PID=$!
+sleep 1
+python3 bench/cpu_share.py "$SVC_PID" "$LOAD_PID" 5 | tee "$RESULTS/cpu_share_get_sqlite.json"
+wait "$LOAD_PID"
+if command -v perf >/dev/null; then
+    "$LG" get --addr "http://$GRPC" --ids "$WORK/ids_sqlite.txt" --concurrency 64 --connections 8 \
+        --duration 8 --json >/dev/null &
+    LOAD_PID=$!
+    sleep 1
+    perf record -q -e cpu-clock -F 499 -p "$SVC_PID" -o "$WORK/perf-get.data" -- sleep 5 >/dev/null 2>&1 || true
+    wait "$LOAD_PID"
+    perf report -q -i "$WORK/perf-get.data" --stdio --no-children --sort dso,symbol 2>/dev/null \
+        | grep -v '^$' | sed -E 's/[[:space:]]+-[[:space:]]+-[[:space:]]*$//; s/[[:space:]]+$//' | cut -c1-150 \
+        | head -25 >"$RESULTS/profile_get_sqlite_service.txt" || true
+fi
 load confirm_grpc_sqlite confirm --ids "$WORK/ids_sqlite.txt" --secret-key "$SECRET" --concurrency 64 --connections 8
 python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('UPDATE accounts SET verified = 0'); c.commit()" "$SQLITE_DB"
 "$LG" mint-tokens --ids "$WORK/ids_sqlite.txt" --secret-key "$SECRET" >"$WORK/tokens_sqlite.txt"

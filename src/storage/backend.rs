@@ -531,17 +531,24 @@ impl<D: Engine> AccountStore for SqlStorage<D> {
         let counted = D::fetch(
             &mut conn,
             &sql::TRY_CODE,
-            &[Param::Text(email), Param::Int(MAX_CODE_FAILURES)],
+            &[
+                Param::Text(email),
+                Param::Int(MAX_CODE_FAILURES),
+                Param::Uuid(Uuid::nil()),
+            ],
         )
         .await?;
         // Run whatever the first found, so every address costs the same.
         let failures = D::fetch(&mut conn, &sql::CODE_FAILURES, &[Param::Text(email)]).await?;
         if let Some(row) = counted.first() {
-            return Ok(CodeTry::Counted(StoredCode {
-                account_id: D::uuid(row, "account_id")?,
-                hmac: D::text(row, "code_hmac")?,
-                expires_at: D::time(row, "expires_at")?,
-            }));
+            let account_id = D::uuid(row, "account_id")?;
+            if !account_id.is_nil() {
+                return Ok(CodeTry::Counted(StoredCode {
+                    account_id,
+                    hmac: D::text(row, "code_hmac")?,
+                    expires_at: D::time(row, "expires_at")?,
+                }));
+            }
         }
         match failures.first() {
             Some(row) if D::integer(row, "failures")? >= MAX_CODE_FAILURES => Ok(CodeTry::Burned),

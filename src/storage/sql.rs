@@ -543,11 +543,15 @@ pub(super) const STORE_CODE: Sql = Sql::both(
 );
 
 /// Counts a try at the code of the live account with address $1, unless
-/// it is burned; no row when there is no such code, or it is burned.
+/// it is burned. Without such a code, the stand-in row of the nil id ($3)
+/// is written instead (its count stays 0), so that every try writes one
+/// row: that row comes back, and means "no code to try".
 pub(super) const TRY_CODE: Sql = Sql::both(
-    "UPDATE confirmation_codes SET failures = failures + 1 \
-     WHERE account_id = (SELECT id FROM accounts WHERE email = $1 AND deleted_at IS NULL) \
-       AND failures < $2 \
+    "UPDATE confirmation_codes \
+     SET failures = CASE WHEN account_id = $3 THEN 0 ELSE failures + 1 END \
+     WHERE account_id = COALESCE( \
+       (SELECT c.account_id FROM confirmation_codes c JOIN accounts a ON a.id = c.account_id \
+        WHERE a.email = $1 AND a.deleted_at IS NULL AND c.failures < $2), $3) \
      RETURNING account_id, code_hmac, expires_at",
 );
 

@@ -181,3 +181,34 @@ async fn expired_codes_and_unknown_addresses_are_refused(backend: Backend) {
     }
     assert!(!app.get_by_email(&email).await.unwrap().verified);
 }
+
+/// A try for an address without a code writes a row, as a try at a real
+/// code does, so the two cost the same commit (PostgreSQL shows the write
+/// as a new row version).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tries_without_a_code_write_as_real_ones_do() {
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
+    let app = spawn_app(backend).await;
+    let version = || async {
+        app.db
+            .text(
+                "SELECT xmin::text FROM confirmation_codes \
+                 WHERE account_id = '00000000-0000-0000-0000-000000000000'",
+            )
+            .await
+    };
+    let before = version().await;
+    assert_eq!(
+        code_reason(confirm(&app, &unique_email(), "123456").await),
+        "CODE_INVALID"
+    );
+    assert_ne!(version().await, before, "the stand-in row was written");
+    assert_eq!(
+        app.db
+            .scalar("SELECT CAST(MAX(failures) AS BIGINT) FROM confirmation_codes")
+            .await,
+        0
+    );
+}
