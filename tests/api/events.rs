@@ -212,14 +212,21 @@ async fn every_change_is_an_event_in_order_and_resumable(backend: Backend) {
 }
 
 async fn cursors_expire_and_idle_streams_get_keep_alives(backend: Backend) {
+    // Long enough that a loaded machine resumes well within it.
+    let retention = Duration::from_secs(4);
     let app = spawn_app(backend)
-        .set("ACCOUNT_EVENT_RETENTION", "2s")
+        .set("ACCOUNT_EVENT_RETENTION", "4s")
         .set("ACCOUNT_EVENT_KEEPALIVE", "0.3")
         .await;
     let watcher = Watcher::start(&app.channel, "", &[]).await.unwrap();
     app.register(registration(&unique_email())).await.unwrap();
+    // The event occurred before Register answered.
+    let registered = tokio::time::Instant::now();
     let events = watcher.wait_for(1).await;
     let cursor = events[0].cursor.clone();
+
+    // Within the retention, the cursor resumes.
+    Watcher::start(&app.channel, &cursor, &[]).await.unwrap();
 
     // Idle: keep-alives carry the watcher's cursor and no account.
     let alive = eventually(Duration::from_secs(5), || async {
@@ -237,9 +244,8 @@ async fn cursors_expire_and_idle_streams_get_keep_alives(backend: Backend) {
     let position = |c: &str| Cursor::parse(c).unwrap().unwrap().position;
     assert_eq!(position(&alive[0].cursor), position(&cursor));
 
-    // Still within the retention, the cursor resumes; past it, it is refused.
-    Watcher::start(&app.channel, &cursor, &[]).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(2200)).await;
+    // Past the retention, the event's cursor is refused.
+    tokio::time::sleep_until(registered + retention + Duration::from_millis(300)).await;
     let status = watch_error(&app, &cursor, vec![]).await;
     assert_eq!(status.code(), Code::OutOfRange);
     assert_eq!(reason(&status).as_deref(), Some("CURSOR_EXPIRED"));
