@@ -187,6 +187,7 @@ async fn import_row(storage: &dyn Storage, line: &str) -> Result<Imported, RowEr
         verified: row.verified.unwrap_or(false),
         term_and_condition: row.term_and_condition.unwrap_or(false),
         created_from: profile.created_from,
+        locale: String::new(),
         created_at,
         updated_at: now,
     };

@@ -22,7 +22,7 @@ use crate::events::EventFeed;
 use crate::grpc::{self, AccountGrpc, ConnectionLimits, GrpcSecurity, Health};
 use crate::http::{self, router, HttpState};
 use crate::limits::RateLimits;
-use crate::mail::{self, DeliveryWorker, MailComposer, MailDispatcher, RetryPolicy};
+use crate::mail::{self, Catalogues, DeliveryWorker, MailComposer, MailDispatcher, RetryPolicy};
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
 use crate::service::{Accounts, PasswordResets};
@@ -116,6 +116,13 @@ impl Application {
                 security.confirmation_link_timeout,
             )
             .context("cannot load the mail templates")?
+            .with_catalogues(
+                Catalogues::load(
+                    &settings.mail.default_locale,
+                    settings.mail.templates_dir.as_deref(),
+                )
+                .context("cannot load the mail text")?,
+            )
             .with_reset_lifetime(security.password_reset_timeout),
         );
         let resets = PasswordResets {

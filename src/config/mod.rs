@@ -15,7 +15,7 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::telemetry::LogFormat;
 use error::bad;
 pub use error::ConfigError;
-use parse::{address, bounded, days, http_url, ip_list, mailbox, not_empty};
+use parse::{address, bounded, days, http_url, ip_list, language_tag, mailbox, not_empty};
 use parse::{positive_seconds, retention, seconds, secret, smtp_url, switch};
 pub use parse::{redact_url, DatabaseKind, DatabaseUrl, IpList, SecretUrl, WebUrl};
 
@@ -223,6 +223,15 @@ pub struct MailSettings {
     /// Shop name used in mail subjects and bodies.
     #[arg(long, env, default_value = "Ecoms", value_parser = not_empty)]
     pub site_name: String,
+    /// Language of mail for accounts that chose none, a BCP 47 tag: en, de,
+    /// fr and es are built in; others need a folder in TEMPLATES_DIR.
+    #[arg(long, env, default_value = "en", value_parser = language_tag)]
+    pub default_locale: String,
+    /// Folder overriding the built-in mail text: one folder per language tag
+    /// (de, fr-CA, …) holding messages.ftl and/or layouts such as
+    /// welcome_mail.txt. Files it lacks fall back to the built-in ones.
+    #[arg(long, env)]
+    pub templates_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -229,6 +229,12 @@ pub(super) fn not_empty(raw: &str) -> Result<String, String> {
     }
 }
 
+/// A BCP 47 language tag, in canonical form.
+pub(super) fn language_tag(raw: &str) -> Result<String, String> {
+    crate::domain::canonical_locale(raw)
+        .ok_or_else(|| "must be a language tag such as en, de or fr-CA".into())
+}
+
 pub(super) fn ip_list(raw: &str) -> Result<IpList, String> {
     raw.split(',')
         .map(str::trim)

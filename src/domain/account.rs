@@ -15,6 +15,8 @@ pub struct Account {
     pub verified: bool,
     pub term_and_condition: bool,
     pub created_from: String,
+    /// Canonical language tag for mail; empty for the service's default.
+    pub locale: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

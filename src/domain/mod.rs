@@ -3,6 +3,7 @@
 mod account;
 mod email;
 mod event;
+mod locale;
 mod new_account;
 mod password;
 mod profile;
@@ -10,6 +11,7 @@ mod profile;
 pub use account::Account;
 pub use email::{Email, EMAIL_MAX_CHARS};
 pub use event::EventType;
+pub use locale::{canonical_locale, INVALID_LANGUAGE_TAG};
 pub use new_account::{
     parse_new_password, FieldViolation, NewAccount, Profile, RegistrationForm, ValidationErrors,
 };

@@ -1,5 +1,6 @@
 //! A registration form as received, and the validated account it parses into.
 
+use super::locale::parse_locale;
 use super::{char_len, has_nul, too_long, Email, Password, NULL_CHARACTERS, REQUIRED};
 
 pub const USERNAME_MAX_CHARS: usize = 200;
@@ -22,6 +23,7 @@ pub struct RegistrationForm {
     pub last_name: String,
     pub phone_number: String,
     pub created_from: String,
+    pub locale: String,
 }
 
 /// One problem with one request field.
@@ -157,6 +159,8 @@ pub struct NewAccount {
     pub last_name: String,
     pub phone_number: String,
     pub created_from: String,
+    /// Canonical language tag; empty for the service's default.
+    pub locale: String,
 }
 
 impl NewAccount {
@@ -186,6 +190,7 @@ impl NewAccount {
             &form.created_from,
             CREATED_FROM_MAX_CHARS,
         );
+        let locale = parse_locale(&mut errors, &form.locale);
 
         match (email, password) {
             (Some(email), Some(password)) if errors.0.is_empty() => Ok(NewAccount {
@@ -198,6 +203,7 @@ impl NewAccount {
                 last_name,
                 phone_number,
                 created_from,
+                locale,
             }),
             _ => Err(errors),
         }
@@ -393,10 +399,12 @@ mod properties {
         fn parse_never_panics_and_reports_known_fields(
             email in field(), username in field(), password in field(), confirm in field(),
             address in field(), first in field(), last in field(), phone in field(), from in field(),
+            locale in field(),
         ) {
             let form = RegistrationForm {
                 email, username, password, confirm_password: confirm, term_and_condition: true,
                 address, first_name: first, last_name: last, phone_number: phone, created_from: from,
+                locale,
             };
             match NewAccount::parse(form) {
                 Ok(account) => {
@@ -409,7 +417,7 @@ mod properties {
                     for v in &errors.0 {
                         prop_assert!([
                             "email", "username", "password", "confirm_password", "address",
-                            "first_name", "last_name", "phone_number", "created_from",
+                            "first_name", "last_name", "phone_number", "created_from", "locale",
                         ].contains(&v.field));
                         prop_assert!(!v.description.is_empty());
                     }

@@ -4,15 +4,17 @@
 use super::new_account::{
     bounded, ADDRESS_MAX_CHARS, NAME_MAX_CHARS, PHONE_MAX_CHARS, USERNAME_MAX_CHARS,
 };
+use super::locale::parse_locale;
 use super::{FieldViolation, ValidationErrors};
 
 /// The profile fields UpdateProfile may change, by mask path.
-pub const PROFILE_PATHS: [&str; 5] = [
+pub const PROFILE_PATHS: [&str; 6] = [
     "username",
     "first_name",
     "last_name",
     "phone_number",
     "address",
+    "locale",
 ];
 
 /// Paths a client may think of but that UpdateProfile never changes.
@@ -29,6 +31,7 @@ pub struct ProfileForm {
     pub last_name: String,
     pub phone_number: String,
     pub address: String,
+    pub locale: String,
 }
 
 /// New values for the fields that change; `None` leaves a field as it is.
@@ -39,6 +42,8 @@ pub struct ProfileChanges {
     pub last_name: Option<String>,
     pub phone_number: Option<String>,
     pub address: Option<String>,
+    /// Canonical language tag; empty for the service's default.
+    pub locale: Option<String>,
 }
 
 impl ProfileChanges {
@@ -78,6 +83,7 @@ impl ProfileChanges {
                     &form.last_name,
                     &form.phone_number,
                     &form.address,
+                    &form.locale,
                 ];
                 for (i, value) in set.iter().enumerate() {
                     wanted[i] = !value.is_empty();
@@ -93,6 +99,7 @@ impl ProfileChanges {
             last_name: field(2, "last_name", &form.last_name, NAME_MAX_CHARS),
             phone_number: field(3, "phone_number", &form.phone_number, PHONE_MAX_CHARS),
             address: field(4, "address", &form.address, ADDRESS_MAX_CHARS),
+            locale: wanted[5].then(|| parse_locale(&mut errors, &form.locale)),
         };
         if errors.0.is_empty() {
             Ok(changes)

@@ -210,8 +210,15 @@ fn is_admin<T>(request: &Request<T>) -> bool {
         .is_some_and(|c| c.scopes.grant(access::Scope::AccountsAdmin))
 }
 
-fn to_proto(a: Account) -> pb::Account {
+/// An account as the API shows it; `default_locale` stands in for an
+/// account that never chose one.
+fn to_proto(a: Account, default_locale: &str) -> pb::Account {
     let ts = timestamp;
+    let locale = if a.locale.is_empty() {
+        default_locale.to_owned()
+    } else {
+        a.locale
+    };
     pb::Account {
         id: a.id.to_string(),
         email: a.email,
@@ -225,6 +232,7 @@ fn to_proto(a: Account) -> pb::Account {
         created_from: a.created_from,
         created_at: Some(ts(a.created_at)),
         updated_at: Some(ts(a.updated_at)),
+        locale,
     }
 }
 
@@ -241,6 +249,7 @@ impl From<pb::RegisterRequest> for RegistrationForm {
             last_name: r.last_name,
             phone_number: r.phone_number,
             created_from: r.created_from,
+            locale: r.locale,
         }
     }
 }
@@ -414,7 +423,7 @@ impl AccountService for AccountGrpc {
             self.check_limits(client, &new.email).await?;
             let account = self.accounts.register(new).await?;
             Ok(pb::RegisterResponse {
-                account: Some(to_proto(account)),
+                account: Some(to_proto(account, self.accounts.default_locale())),
             })
         })
         .await
@@ -442,7 +451,7 @@ impl AccountService for AccountGrpc {
                 None => return Err(ServiceError::Token(crate::auth::TokenError::Missing)),
             };
             Ok(pb::ConfirmRegistrationResponse {
-                account: Some(to_proto(account)),
+                account: Some(to_proto(account, self.accounts.default_locale())),
             })
         })
         .await
@@ -472,7 +481,7 @@ impl AccountService for AccountGrpc {
                 .map_err(ServiceError::Invalid)?;
             let account = self.accounts.check_password(&email, password).await?;
             Ok(pb::CheckPasswordResponse {
-                account: Some(to_proto(account)),
+                account: Some(to_proto(account, self.accounts.default_locale())),
             })
         })
         .await
@@ -508,7 +517,7 @@ impl AccountService for AccountGrpc {
                 .reset_password(&request.token, password)
                 .await?;
             Ok(pb::ResetPasswordResponse {
-                account: Some(to_proto(account)),
+                account: Some(to_proto(account, self.accounts.default_locale())),
             })
         })
         .await
@@ -525,7 +534,7 @@ impl AccountService for AccountGrpc {
                     .map_err(ServiceError::Invalid)?;
             let account = self.accounts.change_password(id, current, new).await?;
             Ok(pb::ChangePasswordResponse {
-                account: Some(to_proto(account)),
+                account: Some(to_proto(account, self.accounts.default_locale())),
             })
         })
         .await
@@ -547,6 +556,7 @@ impl AccountService for AccountGrpc {
                     last_name: r.last_name,
                     phone_number: r.phone_number,
                     address: r.address,
+                    locale: r.locale,
                 },
             );
             let (id, changes) = match (id, changes) {
@@ -564,7 +574,7 @@ impl AccountService for AccountGrpc {
             };
             let account = self.accounts.update_profile(id, changes).await?;
             Ok(pb::UpdateProfileResponse {
-                account: Some(to_proto(account)),
+                account: Some(to_proto(account, self.accounts.default_locale())),
             })
         })
         .await
@@ -597,7 +607,7 @@ impl AccountService for AccountGrpc {
                 .confirm_email_change(&request.into_inner().token)
                 .await?;
             Ok(pb::ConfirmEmailChangeResponse {
-                account: Some(to_proto(account)),
+                account: Some(to_proto(account, self.accounts.default_locale())),
             })
         })
         .await
@@ -656,7 +666,11 @@ impl AccountService for AccountGrpc {
                 .map_err(ServiceError::Invalid)?;
             let page = self.accounts.list(query).await?;
             Ok(pb::ListAccountsResponse {
-                accounts: page.accounts.into_iter().map(to_proto).collect(),
+                accounts: page
+                    .accounts
+                    .into_iter()
+                    .map(|a| to_proto(a, self.accounts.default_locale()))
+                    .collect(),
                 next_page_token: page.next_page_token,
             })
         })
@@ -681,7 +695,7 @@ impl AccountService for AccountGrpc {
             .map_err(ServiceError::Invalid)?;
             let account = self.accounts.get(lookup).await?;
             Ok(pb::GetAccountResponse {
-                account: Some(to_proto(account)),
+                account: Some(to_proto(account, self.accounts.default_locale())),
             })
         })
         .await

@@ -1,74 +1,14 @@
-//! Renders the mail templates and builds RFC 5322 messages from outbox rows.
+//! Renders each mail in its shopper's language and builds RFC 5322 messages from outbox rows.
 
 use chrono::{DateTime, Utc};
 use lettre::message::{header, Mailbox, MultiPart};
 use lettre::Message;
-use tera::{Context, Tera};
 use uuid::Uuid;
 
+use super::i18n::{Catalogues, Fill, Template, TemplateError};
 use super::{MailKind, OutgoingMail};
 use crate::domain::Account;
 use crate::storage::OutboxMessage;
-
-/// Templates are compiled into the binary, so it runs from any directory.
-const TEMPLATES: [(&str, &str); 14] = [
-    (
-        "account_exists_mail.html",
-        include_str!("../../templates/account_exists_mail.html"),
-    ),
-    (
-        "account_exists_mail.txt",
-        include_str!("../../templates/account_exists_mail.txt"),
-    ),
-    (
-        "welcome_mail.html",
-        include_str!("../../templates/welcome_mail.html"),
-    ),
-    (
-        "welcome_mail.txt",
-        include_str!("../../templates/welcome_mail.txt"),
-    ),
-    (
-        "password_reset.html",
-        include_str!("../../templates/password_reset.html"),
-    ),
-    (
-        "password_reset.txt",
-        include_str!("../../templates/password_reset.txt"),
-    ),
-    (
-        "password_changed.html",
-        include_str!("../../templates/password_changed.html"),
-    ),
-    (
-        "password_changed.txt",
-        include_str!("../../templates/password_changed.txt"),
-    ),
-    (
-        "email_change_confirm.html",
-        include_str!("../../templates/email_change_confirm.html"),
-    ),
-    (
-        "email_change_confirm.txt",
-        include_str!("../../templates/email_change_confirm.txt"),
-    ),
-    (
-        "email_change_requested.html",
-        include_str!("../../templates/email_change_requested.html"),
-    ),
-    (
-        "email_change_requested.txt",
-        include_str!("../../templates/email_change_requested.txt"),
-    ),
-    (
-        "account_deleted.html",
-        include_str!("../../templates/account_deleted.html"),
-    ),
-    (
-        "account_deleted.txt",
-        include_str!("../../templates/account_deleted.txt"),
-    ),
-];
 
 /// Path of the confirmation link on the HTTP sidecar.
 pub const CONFIRM_PATH: &str = "/account/confirm-registration/";
@@ -78,7 +18,7 @@ pub const RESET_PATH: &str = "/account/reset-password/";
 pub const CONFIRM_EMAIL_PATH: &str = "/account/confirm-email/";
 
 pub struct MailComposer {
-    tera: Tera,
+    catalogues: Catalogues,
     from: Mailbox,
     site_name: String,
     public_base_url: String,
@@ -92,17 +32,27 @@ impl MailComposer {
         site_name: String,
         public_base_url: &str,
         link_lifetime_secs: u64,
-    ) -> Result<Self, tera::Error> {
-        let mut tera = Tera::default();
-        tera.add_raw_templates(TEMPLATES)?;
+    ) -> Result<Self, TemplateError> {
         Ok(MailComposer {
-            tera,
+            catalogues: Catalogues::built_in()?,
             from,
             site_name,
             public_base_url: public_base_url.trim_end_matches('/').to_owned(),
             link_lifetime_secs,
             reset_lifetime_secs: link_lifetime_secs,
         })
+    }
+
+    /// Mail text from `catalogues` instead of the built-in English-default
+    /// set.
+    pub fn with_catalogues(mut self, catalogues: Catalogues) -> Self {
+        self.catalogues = catalogues;
+        self
+    }
+
+    /// The language of mail for accounts that chose none.
+    pub fn default_locale(&self) -> &str {
+        self.catalogues.default_locale()
     }
 
     /// How long a password reset link is valid, as its mail says.
@@ -117,21 +67,12 @@ impl MailComposer {
         account: &Account,
         token: &str,
         now: DateTime<Utc>,
-    ) -> Result<OutboxMessage, tera::Error> {
-        let mut context = self.greeting(account);
-        context.insert(
-            "link",
-            &format!("{}{RESET_PATH}?token={token}", self.public_base_url),
-        );
-        context.insert("valid_for", &human_duration(self.reset_lifetime_secs));
-        self.row(
-            MailKind::PasswordReset,
-            account,
-            "Password Reset",
-            "password_reset",
-            &context,
-            now,
-        )
+    ) -> Result<OutboxMessage, TemplateError> {
+        let link = format!("{}{RESET_PATH}?token={token}", self.public_base_url);
+        let mut fill = self.fill(account, now);
+        fill.link = Some(&link);
+        fill.valid_for_secs = Some(self.reset_lifetime_secs);
+        self.row(MailKind::PasswordReset, account, Template::PasswordReset, &fill)
     }
 
     /// Renders the notice that an account's password was changed.
@@ -139,15 +80,13 @@ impl MailComposer {
         &self,
         account: &Account,
         now: DateTime<Utc>,
-    ) -> Result<OutboxMessage, tera::Error> {
-        let context = self.greeting(account);
+    ) -> Result<OutboxMessage, TemplateError> {
+        let fill = self.fill(account, now);
         self.row(
             MailKind::PasswordChanged,
             account,
-            "Password Changed",
-            "password_changed",
-            &context,
-            now,
+            Template::PasswordChanged,
+            &fill,
         )
     }
 
@@ -159,20 +98,16 @@ impl MailComposer {
         new_email: &str,
         token: &str,
         now: DateTime<Utc>,
-    ) -> Result<OutboxMessage, tera::Error> {
-        let mut context = self.greeting(account);
-        context.insert(
-            "link",
-            &format!("{}{CONFIRM_EMAIL_PATH}?token={token}", self.public_base_url),
-        );
-        context.insert("valid_for", &human_duration(self.link_lifetime_secs));
+    ) -> Result<OutboxMessage, TemplateError> {
+        let link = format!("{}{CONFIRM_EMAIL_PATH}?token={token}", self.public_base_url);
+        let mut fill = self.fill(account, now);
+        fill.link = Some(&link);
+        fill.valid_for_secs = Some(self.link_lifetime_secs);
         let mut row = self.row(
             MailKind::EmailChangeConfirmation,
             account,
-            "Confirm Your New E-mail Address",
-            "email_change_confirm",
-            &context,
-            now,
+            Template::EmailChangeConfirm,
+            &fill,
         )?;
         new_email.clone_into(&mut row.recipient);
         Ok(row)
@@ -185,16 +120,15 @@ impl MailComposer {
         account: &Account,
         new_email: &str,
         now: DateTime<Utc>,
-    ) -> Result<OutboxMessage, tera::Error> {
-        let mut context = self.greeting(account);
-        context.insert("new_email", &mask_email(new_email));
+    ) -> Result<OutboxMessage, TemplateError> {
+        let masked = mask_email(new_email);
+        let mut fill = self.fill(account, now);
+        fill.new_email = Some(&masked);
         self.row(
             MailKind::EmailChangeRequested,
             account,
-            "E-mail Change Requested",
-            "email_change_requested",
-            &context,
-            now,
+            Template::EmailChangeRequested,
+            &fill,
         )
     }
 
@@ -204,44 +138,47 @@ impl MailComposer {
         &self,
         account: &Account,
         now: DateTime<Utc>,
-    ) -> Result<OutboxMessage, tera::Error> {
-        let context = self.greeting(account);
+    ) -> Result<OutboxMessage, TemplateError> {
+        let fill = self.fill(account, now);
         self.row(
             MailKind::AccountDeleted,
             account,
-            "Account Deleted",
-            "account_deleted",
-            &context,
-            now,
+            Template::AccountDeleted,
+            &fill,
         )
     }
 
-    /// What every template gets: whom to greet, and the site's name.
-    fn greeting(&self, account: &Account) -> Context {
-        let mut context = Context::new();
-        context.insert("name", account.greeting_name());
-        context.insert("site_name", &self.site_name);
-        context
+    /// What every mail gets: whom to greet, the site's name, and when.
+    fn fill<'a>(&'a self, account: &'a Account, now: DateTime<Utc>) -> Fill<'a> {
+        Fill {
+            name: account.greeting_name(),
+            site_name: &self.site_name,
+            link: None,
+            code: None,
+            valid_for_secs: None,
+            new_email: None,
+            now,
+        }
     }
 
+    /// Renders `template` in the account's language as an outbox row.
     fn row(
         &self,
         kind: MailKind,
         account: &Account,
-        subject: &str,
-        template: &str,
-        context: &Context,
-        now: DateTime<Utc>,
-    ) -> Result<OutboxMessage, tera::Error> {
+        template: Template,
+        fill: &Fill<'_>,
+    ) -> Result<OutboxMessage, TemplateError> {
+        let mail = self.catalogues.render(template, &account.locale, fill)?;
         Ok(OutboxMessage {
             id: Uuid::now_v7(),
             account_id: account.id,
             kind,
             recipient: account.email.clone(),
-            subject: format!("{} {subject}", self.site_name),
-            text_body: self.tera.render(&format!("{template}.txt"), context)?,
-            html_body: self.tera.render(&format!("{template}.html"), context)?,
-            created_at: now,
+            subject: mail.subject,
+            text_body: mail.text,
+            html_body: mail.html,
+            created_at: fill.now,
         })
     }
 
@@ -257,38 +194,37 @@ impl MailComposer {
         token: &str,
         code: &str,
         now: DateTime<Utc>,
-    ) -> Result<OutboxMessage, tera::Error> {
+    ) -> Result<OutboxMessage, TemplateError> {
         self.confirmation_mail(MailKind::Welcome, account, token, code, now)
     }
 
-    /// Renders a fresh confirmation mail (same templates, a new link) for an
-    /// account that asked for one again.
+    /// Renders a fresh confirmation mail (same text, a new link and code)
+    /// for an account that asked for one again.
     pub fn resent_confirmation(
         &self,
         account: &Account,
         token: &str,
         code: &str,
         now: DateTime<Utc>,
-    ) -> Result<OutboxMessage, tera::Error> {
+    ) -> Result<OutboxMessage, TemplateError> {
         self.confirmation_mail(MailKind::Confirmation, account, token, code, now)
     }
 
     /// Renders the notice sent instead of a welcome mail when someone
     /// registers an address that already has an account (with enumeration
-    /// protection on). It carries no link.
+    /// protection on), in the existing account's language. It carries no
+    /// link.
     pub fn account_exists(
         &self,
         account: &Account,
         now: DateTime<Utc>,
-    ) -> Result<OutboxMessage, tera::Error> {
-        let context = self.greeting(account);
+    ) -> Result<OutboxMessage, TemplateError> {
+        let fill = self.fill(account, now);
         self.row(
             MailKind::AccountExists,
             account,
-            "Account Already Exists",
-            "account_exists_mail",
-            &context,
-            now,
+            Template::AccountExists,
+            &fill,
         )
     }
 
@@ -299,12 +235,13 @@ impl MailComposer {
         token: &str,
         code: &str,
         now: DateTime<Utc>,
-    ) -> Result<OutboxMessage, tera::Error> {
-        let mut context = self.greeting(account);
-        context.insert("link", &self.confirmation_link(token));
-        context.insert("code", code);
-        context.insert("valid_for", &human_duration(self.link_lifetime_secs));
-        self.row(kind, account, "Welcome Mail", "welcome_mail", &context, now)
+    ) -> Result<OutboxMessage, TemplateError> {
+        let link = self.confirmation_link(token);
+        let mut fill = self.fill(account, now);
+        fill.link = Some(&link);
+        fill.code = Some(code);
+        fill.valid_for_secs = Some(self.link_lifetime_secs);
+        self.row(kind, account, Template::Welcome, &fill)
     }
 
     /// Builds the message for an outbox row: multipart/alternative, with a
@@ -345,16 +282,6 @@ pub fn mask_email(email: &str) -> String {
     }
 }
 
-fn human_duration(secs: u64) -> String {
-    let plural = |n: u64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
-    match secs {
-        s if s >= 86_400 && s % 86_400 == 0 => plural(s / 86_400, "day"),
-        s if s >= 3_600 && s % 3_600 == 0 => plural(s / 3_600, "hour"),
-        s if s >= 60 && s % 60 == 0 => plural(s / 60, "minute"),
-        s => plural(s, "second"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -372,6 +299,7 @@ mod tests {
             verified: false,
             term_and_condition: true,
             created_from: String::new(),
+            locale: String::new(),
             created_at: now,
             updated_at: now,
         }

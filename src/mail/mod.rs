@@ -4,6 +4,7 @@
 mod compose;
 mod console;
 mod file;
+mod i18n;
 mod kind;
 mod smtp;
 mod worker;
@@ -20,6 +21,7 @@ use crate::config::{EmailBackend, MailSettings};
 pub use compose::MailComposer;
 pub use console::ConsoleDispatcher;
 pub use file::FileDispatcher;
+pub use i18n::{Catalogues, Fill, Rendered, Template, TemplateError};
 pub use kind::{MailKind, UnknownMailKind};
 pub use smtp::SmtpDispatcher;
 pub use worker::{DeliveryWorker, ExecutionOutcome, RetryPolicy, BATCH, SEND_SLOTS};

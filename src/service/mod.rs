@@ -16,7 +16,7 @@ use crate::auth::{
 };
 use crate::domain::{self, Account, Email, FieldViolation, NewAccount, Password, ValidationErrors};
 use crate::events::EventFeed;
-use crate::mail::MailComposer;
+use crate::mail::{MailComposer, TemplateError};
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
 use crate::storage::{Batcher, CodeTry, OutboxMessage, Storage, StorageError};
@@ -29,7 +29,7 @@ pub use lifecycle::{
 /// Renders a confirmation mail: for the account, with the link's token and
 /// the code, at a time.
 type RenderConfirmation =
-    fn(&MailComposer, &Account, &str, &str, DateTime<Utc>) -> Result<OutboxMessage, tera::Error>;
+    fn(&MailComposer, &Account, &str, &str, DateTime<Utc>) -> Result<OutboxMessage, TemplateError>;
 
 /// Why a confirmation code was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -143,8 +143,8 @@ impl From<StorageError> for ServiceError {
 
 /// A template that does not render is a bug in the templates, never the
 /// caller's doing.
-impl From<tera::Error> for ServiceError {
-    fn from(e: tera::Error) -> Self {
+impl From<TemplateError> for ServiceError {
+    fn from(e: TemplateError) -> Self {
         ServiceError::Unexpected(e.into())
     }
 }
@@ -195,6 +195,7 @@ struct NewAccountView {
     address: String,
     term_and_condition: bool,
     created_from: String,
+    locale: String,
 }
 
 impl From<NewAccount> for NewAccountView {
@@ -208,6 +209,7 @@ impl From<NewAccount> for NewAccountView {
             address: n.address,
             term_and_condition: n.term_and_condition,
             created_from: n.created_from,
+            locale: n.locale,
         }
     }
 }
@@ -226,6 +228,7 @@ impl NewAccountView {
             verified: false,
             term_and_condition: self.term_and_condition,
             created_from: self.created_from,
+            locale: self.locale,
             created_at: now,
             updated_at: now,
         }
@@ -242,6 +245,7 @@ fn new_account_of(a: &Account) -> NewAccountView {
         address: a.address.clone(),
         term_and_condition: a.term_and_condition,
         created_from: a.created_from.clone(),
+        locale: a.locale.clone(),
     }
 }
 
@@ -371,6 +375,7 @@ fn placeholder_account(email: &Email, now: DateTime<Utc>) -> Account {
         address: String::new(),
         term_and_condition: false,
         created_from: String::new(),
+        locale: String::new(),
     }
     .into_account(Uuid::nil(), now)
 }
@@ -498,6 +503,11 @@ impl Accounts {
             events: Arc::new(EventFeed::new(Arc::clone(&storage))),
             storage,
         }
+    }
+
+    /// The language of mail for accounts that chose none.
+    pub fn default_locale(&self) -> &str {
+        self.composer.default_locale()
     }
 
     /// Enables e-mail changes and stable page tokens (signed with the

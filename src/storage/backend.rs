@@ -317,6 +317,7 @@ impl<D: Engine> AccountStore for SqlStorage<D> {
                 Param::Text(&account.created_from),
                 Param::Time(account.created_at),
                 Param::Time(account.updated_at),
+                Param::Text(&account.locale),
             ],
         )
         .await?;
@@ -438,6 +439,7 @@ impl<D: Engine> AccountStore for SqlStorage<D> {
             field(&changes.last_name),
             field(&changes.phone_number),
             field(&changes.address),
+            field(&changes.locale),
         ];
         let mut params = vec![Param::Uuid(id)];
         for (set, value) in &fields {
@@ -877,6 +879,7 @@ impl<D: Engine> CredentialStore for SqlStorage<D> {
             Param::Text(&account.created_from),
             Param::Time(account.created_at),
             Param::Time(account.updated_at),
+            Param::Text(&account.locale),
         ];
         let mut tx = self.begin().await?;
         if D::execute(&mut tx, &sql::IMPORT_ACCOUNT, &params).await? != 1 {

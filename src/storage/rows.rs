@@ -22,6 +22,7 @@ pub(super) fn account<D: Engine>(row: &DbRow<D>) -> Result<Account, StorageError
         verified: D::flag(row, "verified")?,
         term_and_condition: D::flag(row, "term_and_condition")?,
         created_from: D::text(row, "created_from")?,
+        locale: D::text(row, "locale")?,
         created_at: D::time(row, "created_at")?,
         updated_at: D::time(row, "updated_at")?,
     })

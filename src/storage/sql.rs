@@ -41,7 +41,7 @@ impl Sql {
 macro_rules! account_columns {
     () => {
         "id, email, username, first_name, last_name, phone_number, address, verified, \
-         term_and_condition, created_from, created_at, updated_at"
+         term_and_condition, created_from, locale, created_at, updated_at"
     };
 }
 
@@ -77,8 +77,8 @@ pub(super) const DEFER_FOREIGN_KEYS: Sql<Option<&str>> = Sql {
 
 pub(super) const INSERT_ACCOUNT: Sql = Sql::both(
     "INSERT INTO accounts (id, email, username, password_hash, first_name, last_name, \
-     phone_number, address, verified, term_and_condition, created_from, created_at, updated_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+     phone_number, address, verified, term_and_condition, created_from, created_at, updated_at, \
+     locale) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
 );
 
 pub(super) const ACCOUNT_BY_EMAIL: Sql = Sql::both(concat!(
@@ -396,8 +396,9 @@ pub(super) const LOCK_VERIFIED: Sql = Sql {
 /// address is already there, and with no mail.
 pub(super) const IMPORT_ACCOUNT: Sql = Sql::both(
     "INSERT INTO accounts (id, email, username, password_hash, first_name, last_name, \
-     phone_number, address, verified, term_and_condition, created_from, created_at, updated_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING",
+     phone_number, address, verified, term_and_condition, created_from, created_at, updated_at, \
+     locale) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+     ON CONFLICT DO NOTHING",
 );
 
 /// Records one change to an account; PostgreSQL stamps it with the writing
@@ -442,10 +443,11 @@ pub(super) const UPDATE_PROFILE: Sql = Sql::both(concat!(
        last_name = CASE WHEN $6 THEN $7 ELSE last_name END, \
        phone_number = CASE WHEN $8 THEN $9 ELSE phone_number END, \
        address = CASE WHEN $10 THEN $11 ELSE address END, \
-       updated_at = $12 \
+       locale = CASE WHEN $12 THEN $13 ELSE locale END, \
+       updated_at = $14 \
      WHERE id = $1 AND deleted_at IS NULL AND ( \
        ($2 AND username <> $3) OR ($4 AND first_name <> $5) OR ($6 AND last_name <> $7) \
-       OR ($8 AND phone_number <> $9) OR ($10 AND address <> $11)) \
+       OR ($8 AND phone_number <> $9) OR ($10 AND address <> $11) OR ($12 AND locale <> $13)) \
      RETURNING ",
     account_columns!()
 ));
@@ -463,11 +465,11 @@ pub(super) const CHANGE_EMAIL: Sql = Sql::both(concat!(
 pub(super) const ERASE_ACCOUNT: Sql = Sql {
     postgres: "UPDATE accounts SET email = '', username = '', first_name = '', last_name = '', \
                  phone_number = '', address = '', password_hash = '', verified = FALSE, \
-                 created_from = '', deleted_at = $2, updated_at = $2 \
+                 created_from = '', locale = '', deleted_at = $2, updated_at = $2 \
                WHERE id = $1 AND ($3::text IS NULL OR password_hash = $3) AND deleted_at IS NULL",
     sqlite: "UPDATE accounts SET email = '', username = '', first_name = '', last_name = '', \
                phone_number = '', address = '', password_hash = '', verified = FALSE, \
-               created_from = '', deleted_at = $2, updated_at = $2 \
+               created_from = '', locale = '', deleted_at = $2, updated_at = $2 \
              WHERE id = $1 AND ($3 IS NULL OR password_hash = $3) AND deleted_at IS NULL",
 };
 

@@ -538,6 +538,7 @@ pub fn registration(email: &str) -> RegisterRequest {
         last_name: "Shopper".into(),
         phone_number: "+15550100".into(),
         created_from: "web".into(),
+        locale: String::new(),
     }
 }
 

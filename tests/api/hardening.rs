@@ -39,6 +39,7 @@ fn with_nul(field: &str) -> RegisterRequest {
         "last_name" => &mut r.last_name,
         "phone_number" => &mut r.phone_number,
         "created_from" => &mut r.created_from,
+        "locale" => &mut r.locale,
         other => panic!("no field {other}"),
     };
     slot.push_str("x\0y");
@@ -58,6 +59,7 @@ async fn nul_is_refused_on_every_field_of_every_rpc(backend: Backend) {
         "last_name",
         "phone_number",
         "created_from",
+        "locale",
     ] {
         let status = app.register(with_nul(field)).await.unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument, "{field}: {status:?}");

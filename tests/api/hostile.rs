@@ -47,9 +47,10 @@ fn hostile_request() -> impl Strategy<Value = RegisterRequest> {
         hostile_string(),
         hostile_string(),
         hostile_string(),
+        prop_oneof![hostile_string(), Just("fr-CA".to_owned())],
     )
         .prop_map(
-            |(email, username, password, same, address, first, last, phone, from)| {
+            |(email, username, password, same, address, first, last, phone, from, locale)| {
                 RegisterRequest {
                     confirm_password: if same {
                         password.clone()
@@ -65,6 +66,7 @@ fn hostile_request() -> impl Strategy<Value = RegisterRequest> {
                     last_name: last,
                     phone_number: phone,
                     created_from: from,
+                    locale,
                 }
             },
         )

@@ -302,6 +302,7 @@ async fn length_limits_are_enforced(backend: Backend) {
         created_from: "c".repeat(16),
         address: "a".repeat(1001),
         term_and_condition: true,
+        locale: "x".repeat(65),
     };
     let n = |max: usize| format!("Ensure this field has no more than {max} characters.");
     let expected = [
@@ -313,6 +314,7 @@ async fn length_limits_are_enforced(backend: Backend) {
         ("last_name", n(150)),
         ("phone_number", n(20)),
         ("created_from", n(15)),
+        ("locale", "Enter a valid language tag.".to_owned()),
     ];
     let expected: Vec<(&str, &str)> = expected.iter().map(|(f, d)| (*f, d.as_str())).collect();
     assert_rejected(&app, request, &expected).await;
@@ -331,6 +333,7 @@ async fn length_limits_are_enforced(backend: Backend) {
         created_from: "c".repeat(15),
         address: "a".repeat(1000),
         term_and_condition: false,
+        locale: "zh-Hant-TW".into(),
     };
     let account = app.register(request).await.unwrap();
     assert_eq!(account.email, email);

@@ -52,6 +52,7 @@ pub(crate) fn account(email: &str, at: DateTime<Utc>) -> Account {
         verified: false,
         term_and_condition: true,
         created_from: "web".into(),
+        locale: "de".into(),
         created_at: at,
         updated_at: at,
     }

@@ -1,0 +1,3 @@
+-- The shopper's language for mail: a canonical BCP 47 tag, or '' for the
+-- service's DEFAULT_LOCALE.
+ALTER TABLE accounts ADD COLUMN locale TEXT NOT NULL DEFAULT '';

@@ -1,0 +1,92 @@
+# Mail text in German. Every mail's messages start with its name; the
+# messages without one are shared by every mail.
+#
+# Variables: $name (whom the mail greets), $site_name, $date (when the mail
+# was written, formatted with date-format); in mails with a link, $valid_for
+# (how long it is valid, from valid-for) and $until (when it expires); $code
+# (the 6-digit code); $new_email (the new address, masked).
+#
+# Formal address ("Sie") throughout, as is usual for account mail.
+
+## Shared
+
+hello = Hallo { $name },
+signoff = Ihr { $site_name }-Team
+# How long a link is valid: $count of $unit (day, hour, minute or second).
+# German plural categories: one, other.
+valid-for = { $unit ->
+        [day] { $count ->
+            [one] { $count } Tag
+           *[other] { $count } Tage
+        }
+        [hour] { $count ->
+            [one] { $count } Stunde
+           *[other] { $count } Stunden
+        }
+        [minute] { $count ->
+            [one] { $count } Minute
+           *[other] { $count } Minuten
+        }
+       *[second] { $count ->
+            [one] { $count } Sekunde
+           *[other] { $count } Sekunden
+        }
+    }
+# A strftime pattern; month and day names come in this catalogue's language.
+date-format = %-d. %B %Y, %H:%M Uhr (UTC)
+
+## Welcome mail, and the confirmation mail sent again on request
+
+welcome-subject = { $site_name }: Willkommen
+welcome-intro = Willkommen bei { $site_name }! Bitte bestätigen Sie Ihre E-Mail-Adresse, indem Sie diesen Link öffnen:
+welcome-intro-html = Willkommen bei { $site_name }! Bitte bestätigen Sie Ihre E-Mail-Adresse:
+welcome-button = Konto bestätigen
+welcome-paste = Oder kopieren Sie diesen Link in die Adresszeile Ihres Browsers:
+welcome-code = Oder geben Sie diesen Code dort ein, wo Sie sich registriert haben:
+welcome-validity = Der Link und der Code sind { $valid_for } lang gültig, also bis zum { $until }. Sollten sie abgelaufen sein, können Sie auf der Website eine neue E-Mail anfordern.
+welcome-ignore = Falls Sie kein Konto bei { $site_name } erstellt haben, können Sie diese E-Mail einfach ignorieren.
+
+## Sent instead of a welcome mail when the address already has an account
+
+account-exists-subject = { $site_name }: Konto bereits vorhanden
+account-exists-intro = Soeben hat jemand – vermutlich Sie selbst – versucht, mit dieser E-Mail-Adresse ein neues Konto bei { $site_name } zu erstellen. Da Sie bereits ein Konto haben, wurde kein neues angelegt.
+account-exists-sign-in = Wenn Sie das waren, melden Sie sich einfach mit Ihrem bestehenden Konto an. Falls Sie Ihr Passwort vergessen haben, können Sie es auf der Website zurücksetzen.
+account-exists-ignore = Wenn Sie das nicht waren, können Sie diese E-Mail ignorieren: An Ihrem Konto hat sich nichts geändert.
+
+## Password reset
+
+password-reset-subject = { $site_name }: Passwort zurücksetzen
+password-reset-intro = Wir haben eine Anfrage erhalten, das Passwort für Ihr Konto bei { $site_name } zurückzusetzen. Um ein neues Passwort festzulegen, öffnen Sie bitte diesen Link:
+password-reset-intro-html = Wir haben eine Anfrage erhalten, das Passwort für Ihr Konto bei { $site_name } zurückzusetzen.
+password-reset-button = Neues Passwort festlegen
+password-reset-paste = Oder kopieren Sie diesen Link in die Adresszeile Ihres Browsers:
+password-reset-validity = Der Link ist { $valid_for } lang gültig, also bis zum { $until }, und kann nur einmal verwendet werden: Sobald Ihr Passwort geändert wurde, funktioniert er nicht mehr.
+password-reset-ignore = Falls Sie dies nicht angefordert haben, können Sie diese E-Mail ignorieren; Ihr Passwort bleibt unverändert.
+
+## Password changed
+
+password-changed-subject = { $site_name }: Passwort geändert
+password-changed-intro = Das Passwort Ihres Kontos bei { $site_name } wurde am { $date } geändert.
+password-changed-warning = Wenn Sie die Änderung selbst vorgenommen haben, ist nichts weiter zu tun. Andernfalls setzen Sie Ihr Passwort bitte umgehend auf der Website zurück und wenden Sie sich an uns.
+
+## Sent to a new address, to confirm it
+
+email-change-confirm-subject = { $site_name }: Bitte bestätigen Sie Ihre neue E-Mail-Adresse
+email-change-confirm-intro = Diese E-Mail-Adresse soll künftig für ein Konto bei { $site_name } verwendet werden. Um zu bestätigen, dass dies Ihre neue Adresse ist, öffnen Sie bitte diesen Link:
+email-change-confirm-intro-html = Diese E-Mail-Adresse soll künftig für ein Konto bei { $site_name } verwendet werden.
+email-change-confirm-button = Neue Adresse bestätigen
+email-change-confirm-paste = Oder kopieren Sie diesen Link in die Adresszeile Ihres Browsers:
+email-change-confirm-validity = Der Link ist { $valid_for } lang gültig, also bis zum { $until }. Bis er geöffnet wird, behält das Konto seine bisherige Adresse.
+email-change-confirm-ignore = Falls Sie dies nicht angefordert haben, können Sie diese E-Mail ignorieren; es ändert sich nichts.
+
+## Sent to the current address when a change is asked for
+
+email-change-requested-subject = { $site_name }: Änderung der E-Mail-Adresse angefordert
+email-change-requested-intro = Es wurde angefordert, die E-Mail-Adresse Ihres Kontos bei { $site_name } in { $new_email } zu ändern. Die Änderung wird erst wirksam, wenn der an die neue Adresse gesendete Link geöffnet wurde; bis dahin behält Ihr Konto diese Adresse.
+email-change-requested-warning = Wenn Sie die Änderung veranlasst haben, ist nichts weiter zu tun. Andernfalls ändern Sie bitte umgehend Ihr Passwort auf der Website und wenden Sie sich an uns.
+
+## Account deleted
+
+account-deleted-subject = { $site_name }: Konto gelöscht
+account-deleted-intro = Ihr Konto bei { $site_name } wurde gelöscht, ebenso alle darin gespeicherten personenbezogenen Daten. Dies ist die letzte Nachricht, die wir an diese Adresse senden.
+account-deleted-warning = Falls Sie dies nicht veranlasst haben, wenden Sie sich bitte an uns.
