@@ -56,8 +56,21 @@ mod tests {
     fn tags_are_canonical_and_junk_is_refused() {
         assert_eq!(canonical_locale(" fr-ca ").as_deref(), Some("fr-CA"));
         assert_eq!(canonical_locale("EN").as_deref(), Some("en"));
-        assert_eq!(canonical_locale("zh-hant-tw").as_deref(), Some("zh-Hant-TW"));
-        for junk in ["", "x", "en-", "-en", "de DE", "ü", "en\0", "toolonglanguage", &"a".repeat(65_000)] {
+        assert_eq!(
+            canonical_locale("zh-hant-tw").as_deref(),
+            Some("zh-Hant-TW")
+        );
+        for junk in [
+            "",
+            "x",
+            "en-",
+            "-en",
+            "de DE",
+            "ü",
+            "en\0",
+            "toolonglanguage",
+            &"a".repeat(65_000),
+        ] {
             assert_eq!(canonical_locale(junk), None, "{junk:?}");
         }
         let mut errors = ValidationErrors::default();
@@ -68,8 +81,14 @@ mod tests {
         assert_eq!(
             errors.0,
             vec![
-                FieldViolation { field: "locale", description: INVALID_LANGUAGE_TAG.to_owned() },
-                FieldViolation { field: "locale", description: NULL_CHARACTERS.to_owned() },
+                FieldViolation {
+                    field: "locale",
+                    description: INVALID_LANGUAGE_TAG.to_owned()
+                },
+                FieldViolation {
+                    field: "locale",
+                    description: NULL_CHARACTERS.to_owned()
+                },
             ]
         );
     }

@@ -1,10 +1,10 @@
 //! A profile update: which fields change (AIP-134 field mask) and their new,
 //! validated values.
 
+use super::locale::parse_locale;
 use super::new_account::{
     bounded, ADDRESS_MAX_CHARS, NAME_MAX_CHARS, PHONE_MAX_CHARS, USERNAME_MAX_CHARS,
 };
-use super::locale::parse_locale;
 use super::{FieldViolation, ValidationErrors};
 
 /// The profile fields UpdateProfile may change, by mask path.

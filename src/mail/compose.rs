@@ -72,7 +72,12 @@ impl MailComposer {
         let mut fill = self.fill(account, now);
         fill.link = Some(&link);
         fill.valid_for_secs = Some(self.reset_lifetime_secs);
-        self.row(MailKind::PasswordReset, account, Template::PasswordReset, &fill)
+        self.row(
+            MailKind::PasswordReset,
+            account,
+            Template::PasswordReset,
+            &fill,
+        )
     }
 
     /// Renders the notice that an account's password was changed.

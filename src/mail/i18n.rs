@@ -277,10 +277,19 @@ impl Catalogues {
             layout_sources: HashMap::new(),
         };
         for (tag, text) in BUILT_IN_CATALOGUES {
-            catalogues.add_catalogue(tag, text.to_owned(), &format!("templates/{tag}/{CATALOGUE}"))?;
+            catalogues.add_catalogue(
+                tag,
+                text.to_owned(),
+                &format!("templates/{tag}/{CATALOGUE}"),
+            )?;
         }
         for (file, text) in BUILT_IN_LAYOUTS {
-            catalogues.add_layout(LAST_RESORT, file, text, &format!("templates/{LAST_RESORT}/{file}"))?;
+            catalogues.add_layout(
+                LAST_RESORT,
+                file,
+                text,
+                &format!("templates/{LAST_RESORT}/{file}"),
+            )?;
         }
         if let Some(dir) = overrides {
             catalogues.add_overrides(dir)?;
@@ -334,10 +343,12 @@ impl Catalogues {
                 }
             }
         }
-        let subject = words
-            .get("subject")
-            .cloned()
-            .ok_or_else(|| TemplateError::file(&self.catalogue_source(first), format!("no message {}-subject", template.prefix())))?;
+        let subject = words.get("subject").cloned().ok_or_else(|| {
+            TemplateError::file(
+                &self.catalogue_source(first),
+                format!("no message {}-subject", template.prefix()),
+            )
+        })?;
         let mut context = Context::new();
         context.insert("t", &words);
         context.insert("lang", first);
@@ -352,8 +363,10 @@ impl Catalogues {
         if let Some(new_email) = fill.new_email {
             context.insert("new_email", new_email);
         }
-        let text = self.render_layout(&chain, &format!("{}.txt", template.file_stem()), &context)?;
-        let html = self.render_layout(&chain, &format!("{}.html", template.file_stem()), &context)?;
+        let text =
+            self.render_layout(&chain, &format!("{}.txt", template.file_stem()), &context)?;
+        let html =
+            self.render_layout(&chain, &format!("{}.html", template.file_stem()), &context)?;
         Ok(Rendered {
             subject,
             text,
@@ -399,7 +412,12 @@ impl Catalogues {
                     )
                 })?;
             let mut out = String::new();
-            write!(out, "{}", at.format_localized_with_items(items.iter(), dates)).map_err(|_| {
+            write!(
+                out,
+                "{}",
+                at.format_localized_with_items(items.iter(), dates)
+            )
+            .map_err(|_| {
                 TemplateError::file(
                     &self.source_of(chain, "date-format"),
                     format!("date-format {date_format:?} cannot format a date"),
@@ -431,7 +449,12 @@ impl Catalogues {
     }
 
     /// One message from the first catalogue along `chain` that has it.
-    fn lookup(&self, chain: &[&str], id: &str, args: &FluentArgs<'_>) -> Result<String, TemplateError> {
+    fn lookup(
+        &self,
+        chain: &[&str],
+        id: &str,
+        args: &FluentArgs<'_>,
+    ) -> Result<String, TemplateError> {
         for tag in chain {
             for catalogue in &self.locales[*tag].catalogues {
                 if catalogue.bundle.has_message(id) {
@@ -457,10 +480,18 @@ impl Catalogues {
         self.locales
             .get(tag)
             .and_then(|l| l.catalogues.first())
-            .map_or_else(|| format!("templates/{tag}/{CATALOGUE}"), |c| c.source.clone())
+            .map_or_else(
+                || format!("templates/{tag}/{CATALOGUE}"),
+                |c| c.source.clone(),
+            )
     }
 
-    fn render_layout(&self, chain: &[&str], file: &str, context: &Context) -> Result<String, TemplateError> {
+    fn render_layout(
+        &self,
+        chain: &[&str],
+        file: &str,
+        context: &Context,
+    ) -> Result<String, TemplateError> {
         let name = chain
             .iter()
             .map(|tag| format!("{tag}/{file}"))
@@ -471,11 +502,22 @@ impl Catalogues {
             .map_err(|e| TemplateError::file(&self.layout_sources[&name], chain_of(&e)))
     }
 
-    fn add_catalogue(&mut self, tag: &str, text: String, source: &str) -> Result<(), TemplateError> {
+    fn add_catalogue(
+        &mut self,
+        tag: &str,
+        text: String,
+        source: &str,
+    ) -> Result<(), TemplateError> {
         let resource = FluentResource::try_new(text).map_err(|(resource, errors)| {
             let reasons: Vec<String> = errors
                 .iter()
-                .map(|e| format!("line {}: {}", line_of(resource.source(), e.pos.start), e.kind))
+                .map(|e| {
+                    format!(
+                        "line {}: {}",
+                        line_of(resource.source(), e.pos.start),
+                        e.kind
+                    )
+                })
                 .collect();
             TemplateError::file(source, reasons.join("; "))
         })?;
@@ -499,10 +541,13 @@ impl Catalogues {
             let reasons: Vec<String> = errors.iter().map(ToString::to_string).collect();
             TemplateError::file(source, reasons.join("; "))
         })?;
-        let locale = self.locales.entry(tag.to_owned()).or_insert_with(|| Locale {
-            catalogues: Vec::new(),
-            dates,
-        });
+        let locale = self
+            .locales
+            .entry(tag.to_owned())
+            .or_insert_with(|| Locale {
+                catalogues: Vec::new(),
+                dates,
+            });
         // An override goes in front of the built-in catalogue.
         locale.catalogues.insert(
             0,
@@ -515,7 +560,13 @@ impl Catalogues {
         Ok(())
     }
 
-    fn add_layout(&mut self, tag: &str, file: &str, text: &str, source: &str) -> Result<(), TemplateError> {
+    fn add_layout(
+        &mut self,
+        tag: &str,
+        file: &str,
+        text: &str,
+        source: &str,
+    ) -> Result<(), TemplateError> {
         let name = format!("{tag}/{file}");
         self.tera
             .add_raw_template(&name, text)
@@ -526,7 +577,8 @@ impl Catalogues {
 
     fn add_overrides(&mut self, dir: &Path) -> Result<(), TemplateError> {
         let shown = dir.display().to_string();
-        let entries = std::fs::read_dir(dir).map_err(|e| TemplateError::file(&shown, e.to_string()))?;
+        let entries =
+            std::fs::read_dir(dir).map_err(|e| TemplateError::file(&shown, e.to_string()))?;
         let mut folders = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|e| TemplateError::file(&shown, e.to_string()))?;
@@ -535,7 +587,10 @@ impl Catalogues {
                 continue;
             }
             let tag = canonical(&name).ok_or_else(|| {
-                TemplateError::file(&entry.path().display().to_string(), "a folder here must be named by a language tag (en, de, fr-CA, …)")
+                TemplateError::file(
+                    &entry.path().display().to_string(),
+                    "a folder here must be named by a language tag (en, de, fr-CA, …)",
+                )
             })?;
             folders.push((tag, entry.path()));
         }
@@ -548,7 +603,9 @@ impl Catalogues {
                 self.add_catalogue(&tag, text, &catalogue.display().to_string())?;
             } else if !self.locales.contains_key(&tag) {
                 // Layouts alone: the words come from along the chain.
-                let langid: LanguageIdentifier = tag.parse().map_err(|_| TemplateError::file(&folder.display().to_string(), "not a language tag"))?;
+                let langid: LanguageIdentifier = tag.parse().map_err(|_| {
+                    TemplateError::file(&folder.display().to_string(), "not a language tag")
+                })?;
                 self.locales.insert(
                     tag.clone(),
                     Locale {
@@ -557,9 +614,12 @@ impl Catalogues {
                     },
                 );
             }
-            let entries = std::fs::read_dir(&folder).map_err(|e| TemplateError::file(&folder.display().to_string(), e.to_string()))?;
+            let entries = std::fs::read_dir(&folder)
+                .map_err(|e| TemplateError::file(&folder.display().to_string(), e.to_string()))?;
             for entry in entries {
-                let entry = entry.map_err(|e| TemplateError::file(&folder.display().to_string(), e.to_string()))?;
+                let entry = entry.map_err(|e| {
+                    TemplateError::file(&folder.display().to_string(), e.to_string())
+                })?;
                 let file = entry.file_name().to_string_lossy().into_owned();
                 let path = entry.path();
                 if file == CATALOGUE || file.starts_with('.') {
@@ -594,7 +654,9 @@ pub fn canonical(tag: &str) -> Option<String> {
     if tag.is_empty() || tag.len() > 64 {
         return None;
     }
-    tag.parse::<LanguageIdentifier>().ok().map(|id| id.to_string())
+    tag.parse::<LanguageIdentifier>()
+        .ok()
+        .map(|id| id.to_string())
 }
 
 /// `zh-Hant-TW` → `zh-Hant-TW`, `zh-Hant`, `zh`; nothing for junk.
@@ -656,11 +718,18 @@ fn format(catalogue: &Catalogue, id: &str, args: &FluentArgs<'_>) -> Result<Stri
         .bundle
         .get_message(id)
         .and_then(|m| m.value())
-        .ok_or_else(|| TemplateError::file(&catalogue.source, format!("message {id} has no value")))?;
+        .ok_or_else(|| {
+            TemplateError::file(&catalogue.source, format!("message {id} has no value"))
+        })?;
     let mut errors = Vec::new();
-    let text = catalogue.bundle.format_pattern(pattern, Some(args), &mut errors);
+    let text = catalogue
+        .bundle
+        .format_pattern(pattern, Some(args), &mut errors);
     if let Some(e) = errors.first() {
-        return Err(TemplateError::file(&catalogue.source, format!("message {id}: {e}")));
+        return Err(TemplateError::file(
+            &catalogue.source,
+            format!("message {id}: {e}"),
+        ));
     }
     Ok(text.into_owned())
 }
@@ -735,7 +804,10 @@ mod tests {
                 let mail = catalogues.render(template, tag, &fill(template)).unwrap();
                 assert_eq!(mail.locale, tag);
                 for part in [&mail.subject, &mail.text, &mail.html] {
-                    assert!(!part.contains('{') && !part.contains('}'), "{tag} {template:?}: {part}");
+                    assert!(
+                        !part.contains('{') && !part.contains('}'),
+                        "{tag} {template:?}: {part}"
+                    );
                 }
                 assert!(mail.subject.starts_with("Ecoms"), "{tag}: {}", mail.subject);
                 assert!(mail.html.contains(&format!("<html lang=\"{tag}\">")));
@@ -754,7 +826,10 @@ mod tests {
         let c = Catalogues::built_in().unwrap();
         let subject = |t: Template| c.render(t, "en", &fill(t)).unwrap().subject;
         assert_eq!(subject(Template::Welcome), "Ecoms Welcome Mail");
-        assert_eq!(subject(Template::AccountExists), "Ecoms Account Already Exists");
+        assert_eq!(
+            subject(Template::AccountExists),
+            "Ecoms Account Already Exists"
+        );
         assert_eq!(subject(Template::PasswordReset), "Ecoms Password Reset");
         assert_eq!(subject(Template::PasswordChanged), "Ecoms Password Changed");
         assert_eq!(
@@ -796,7 +871,11 @@ mod tests {
     #[test]
     fn tags_fall_back_along_their_chain() {
         let c = Catalogues::built_in().unwrap();
-        let locale = |tag: &str| c.render(Template::Welcome, tag, &fill(Template::Welcome)).unwrap().locale;
+        let locale = |tag: &str| {
+            c.render(Template::Welcome, tag, &fill(Template::Welcome))
+                .unwrap()
+                .locale
+        };
         assert_eq!(locale("fr-CA"), "fr");
         assert_eq!(locale("de-AT-1996"), "de");
         assert_eq!(locale("es-419"), "es");
@@ -805,14 +884,19 @@ mod tests {
         assert_eq!(locale("not a tag"), "en");
         let german = Catalogues::load("de", None).unwrap();
         assert_eq!(german.default_locale(), "de");
-        let mail = german.render(Template::Welcome, "pt-BR", &fill(Template::Welcome)).unwrap();
+        let mail = german
+            .render(Template::Welcome, "pt-BR", &fill(Template::Welcome))
+            .unwrap();
         assert_eq!(mail.locale, "de");
         assert_eq!(mail.subject, "Ecoms: Willkommen");
         assert!(matches!(
             Catalogues::load("it", None),
             Err(TemplateError::NoDefault(tag)) if tag == "it"
         ));
-        assert_eq!(Catalogues::load("en-GB", None).unwrap().default_locale(), "en-GB");
+        assert_eq!(
+            Catalogues::load("en-GB", None).unwrap().default_locale(),
+            "en-GB"
+        );
     }
 
     fn write(dir: &Path, file: &str, text: &str) {
@@ -824,24 +908,52 @@ mod tests {
     #[test]
     fn overrides_replace_single_files_and_the_rest_falls_back() {
         let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), "de/welcome_mail.txt", "{{ t.hello }} CODE {{ code }} {{ link }}\n");
-        write(dir.path(), "fr/messages.ftl", "welcome-subject = { $site_name } : bonjour\n");
-        write(dir.path(), "it/messages.ftl", "hello = Ciao { $name },\nwelcome-subject = Benvenuto su { $site_name }\n");
+        write(
+            dir.path(),
+            "de/welcome_mail.txt",
+            "{{ t.hello }} CODE {{ code }} {{ link }}\n",
+        );
+        write(
+            dir.path(),
+            "fr/messages.ftl",
+            "welcome-subject = { $site_name } : bonjour\n",
+        );
+        write(
+            dir.path(),
+            "it/messages.ftl",
+            "hello = Ciao { $name },\nwelcome-subject = Benvenuto su { $site_name }\n",
+        );
         write(dir.path(), "it/notes.md", "not a layout");
         write(dir.path(), ".git/config", "ignored");
         let c = Catalogues::load("en", Some(dir.path())).unwrap();
-        let render = |tag: &str| c.render(Template::Welcome, tag, &fill(Template::Welcome)).unwrap();
+        let render = |tag: &str| {
+            c.render(Template::Welcome, tag, &fill(Template::Welcome))
+                .unwrap()
+        };
         let de = render("de");
-        assert!(de.text.starts_with("Hallo Ann, CODE 012345 https://"), "{}", de.text);
-        assert!(de.html.contains("Willkommen bei Ecoms"), "the built-in de html stays");
+        assert!(
+            de.text.starts_with("Hallo Ann, CODE 012345 https://"),
+            "{}",
+            de.text
+        );
+        assert!(
+            de.html.contains("Willkommen bei Ecoms"),
+            "the built-in de html stays"
+        );
         let fr = render("fr-CA");
         assert_eq!(fr.subject, "Ecoms : bonjour");
-        assert!(fr.text.contains("Bonjour Ann"), "other messages stay built in");
+        assert!(
+            fr.text.contains("Bonjour Ann"),
+            "other messages stay built in"
+        );
         let it = render("it");
         assert_eq!(it.locale, "it");
         assert_eq!(it.subject, "Benvenuto su Ecoms");
         assert!(it.text.starts_with("Ciao Ann,"));
-        assert!(it.text.contains("Welcome to Ecoms!"), "missing messages come from the default");
+        assert!(
+            it.text.contains("Welcome to Ecoms!"),
+            "missing messages come from the default"
+        );
         let en = render("en");
         assert_eq!(en.subject, "Ecoms Welcome Mail");
     }
@@ -861,20 +973,29 @@ mod tests {
         for (file, text) in cases {
             let dir = tempfile::tempdir().unwrap();
             write(dir.path(), file, text);
-            let err = Catalogues::load("en", Some(dir.path())).unwrap_err().to_string();
+            let err = Catalogues::load("en", Some(dir.path()))
+                .unwrap_err()
+                .to_string();
             let path = dir.path().join(file).display().to_string();
             assert!(err.starts_with(&path), "{file} {text:?}: {err}");
         }
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("de").with_extension(""), b"").ok();
         write(dir.path(), "not a tag!/messages.ftl", "hello = x\n");
-        let err = Catalogues::load("en", Some(dir.path())).unwrap_err().to_string();
+        let err = Catalogues::load("en", Some(dir.path()))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not a tag!"), "{err}");
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("de")).unwrap();
         std::fs::write(dir.path().join("de/messages.ftl"), [0xff, 0xfe, 0x00]).unwrap();
-        let err = Catalogues::load("en", Some(dir.path())).unwrap_err().to_string();
-        assert!(err.contains("de/messages.ftl") && err.contains("UTF-8"), "{err}");
+        let err = Catalogues::load("en", Some(dir.path()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("de/messages.ftl") && err.contains("UTF-8"),
+            "{err}"
+        );
         let missing = Catalogues::load("en", Some(Path::new("/no/such/folder")))
             .unwrap_err()
             .to_string();

@@ -128,6 +128,8 @@ fn help_lists_every_setting() {
         "FRONTEND_HOMEPAGE",
         "CONFIRMATION_MAIL_REQUEST_PAGE",
         "EMAIL_BACKEND",
+        "DEFAULT_LOCALE",
+        "TEMPLATES_DIR",
         "EMAIL_FILE_PATH",
         "EMAIL_FROM",
         "SITE_NAME",

@@ -19,6 +19,7 @@ mod idle;
 mod import;
 mod lifecycle;
 mod lifecycle_binary;
+mod locale;
 mod memory;
 mod operations;
 mod password_reset;
