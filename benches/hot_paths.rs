@@ -41,6 +41,7 @@ fn form(email: &str, password: &str) -> RegistrationForm {
         last_name: "Shopper".into(),
         phone_number: "+15550100".into(),
         created_from: "web".into(),
+        locale: "fr-CA".into(),
     }
 }
 
@@ -75,6 +76,7 @@ fn templates(c: &mut Criterion) {
         verified: false,
         term_and_condition: true,
         created_from: "web".into(),
+        locale: String::new(),
         created_at: now,
         updated_at: now,
     };
@@ -83,6 +85,14 @@ fn templates(c: &mut Criterion) {
         .expect("token");
     c.bench_function("mail/render_welcome", |b| {
         b.iter(|| composer.welcome(black_box(&account), &token, "012345", now))
+    });
+    // A tag without text of its own: French, with English behind it.
+    let canadian = Account {
+        locale: "fr-CA".into(),
+        ..account.clone()
+    };
+    c.bench_function("mail/render_welcome_fr_ca", |b| {
+        b.iter(|| composer.welcome(black_box(&canadian), &token, "012345", now))
     });
     let row = composer
         .welcome(&account, &token, "012345", now)

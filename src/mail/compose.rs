@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::i18n::{Catalogues, Fill, Template, TemplateError};
 use super::{MailKind, OutgoingMail};
-use crate::domain::Account;
+use crate::domain::{canonical_locale, Account};
 use crate::storage::OutboxMessage;
 
 /// Path of the confirmation link on the HTTP sidecar.
@@ -184,6 +184,7 @@ impl MailComposer {
             text_body: mail.text,
             html_body: mail.html,
             created_at: fill.now,
+            locale: mail.locale,
         })
     }
 
@@ -257,22 +258,46 @@ impl MailComposer {
             .parse()
             .map_err(|e| anyhow::anyhow!("recipient address not accepted by the mailer: {e}"))?;
         let domain = self.from.email.domain();
-        let message = Message::builder()
+        let mut builder = Message::builder()
             .from(self.from.clone())
             .to(to)
             .subject(row.subject.clone())
             .message_id(Some(format!("<{}@{domain}>", row.id)))
             .date(row.created_at.into())
-            .header(header::MIME_VERSION_1_0)
-            .multipart(MultiPart::alternative_plain_html(
-                row.text_body.clone(),
-                row.html_body.clone(),
-            ))?;
+            .header(header::MIME_VERSION_1_0);
+        // Only a well-formed tag goes into a header (rows from before
+        // locales have none).
+        if let Some(tag) = canonical_locale(&row.locale) {
+            builder = builder.header(ContentLanguage(tag));
+        }
+        let message = builder.multipart(MultiPart::alternative_plain_html(
+            row.text_body.clone(),
+            row.html_body.clone(),
+        ))?;
         Ok(OutgoingMail {
             outbox_id: row.id,
             message,
             text_body: row.text_body.clone(),
         })
+    }
+}
+
+/// The language a message is written in (RFC 3282), so that mail clients
+/// can offer translation and screen readers pick a voice.
+#[derive(Debug, Clone)]
+struct ContentLanguage(String);
+
+impl header::Header for ContentLanguage {
+    fn name() -> header::HeaderName {
+        header::HeaderName::new_from_ascii_str("Content-Language")
+    }
+
+    fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(ContentLanguage(s.trim().to_owned()))
+    }
+
+    fn display(&self) -> header::HeaderValue {
+        header::HeaderValue::new(Self::name(), self.0.clone())
     }
 }
 
@@ -383,5 +408,10 @@ mod tests {
         let text = String::from_utf8(c.message(&row).unwrap().message.formatted()).unwrap();
         assert!(text.contains("multipart/alternative"));
         assert!(text.contains(&format!("Message-ID: <{}@example.com>", row.id)));
+        assert!(text.contains("Content-Language: en\r\n"));
+        let mut unknown = row.clone();
+        unknown.locale = "x\r\nBcc: someone@example.com".into();
+        let text = String::from_utf8(c.message(&unknown).unwrap().message.formatted()).unwrap();
+        assert!(!text.contains("Content-Language") && !text.contains("Bcc"));
     }
 }

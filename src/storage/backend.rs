@@ -187,6 +187,7 @@ async fn insert_mail_row<D: Engine>(
             Param::Text(&mail.text_body),
             Param::Text(&mail.html_body),
             Param::Time(mail.created_at),
+            Param::Text(&mail.locale),
         ],
     )
     .await?;

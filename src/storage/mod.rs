@@ -125,6 +125,8 @@ pub struct OutboxMessage {
     pub text_body: String,
     pub html_body: String,
     pub created_at: DateTime<Utc>,
+    /// The language tag the mail is written in; empty when unknown.
+    pub locale: String,
 }
 
 /// An outbox row claimed by a worker, with the number of attempts started on it

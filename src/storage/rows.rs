@@ -43,6 +43,7 @@ pub(super) fn claimed<D: Engine>(row: &DbRow<D>) -> Result<ClaimedMessage, Stora
             text_body: D::text(row, "text_body")?,
             html_body: D::text(row, "html_body")?,
             created_at: D::time(row, "created_at")?,
+            locale: D::text(row, "locale")?,
         },
         // Never negative (releases stop at zero); a count past u32 can
         // only mean "exhausted", so it saturates.

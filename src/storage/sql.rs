@@ -47,7 +47,8 @@ macro_rules! account_columns {
 
 macro_rules! outbox_columns {
     () => {
-        "id, account_id, kind, recipient, subject, text_body, html_body, created_at, attempts"
+        "id, account_id, kind, recipient, subject, text_body, html_body, created_at, attempts, \
+         locale"
     };
 }
 
@@ -144,7 +145,8 @@ pub(super) const VERIFIED_EVENTS: Sql<Option<&str>> = Sql {
 
 pub(super) const INSERT_MAIL: Sql = Sql::both(
     "INSERT INTO email_outbox (id, account_id, kind, recipient, subject, text_body, \
-     html_body, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+     html_body, next_attempt_at, created_at, locale) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)",
 );
 
 /// Claims due mail: `$lock` ends the subquery that picks the rows.

@@ -573,6 +573,8 @@ pub struct Mail {
     pub subject: String,
     pub message_id: String,
     pub content_type: String,
+    /// Empty when the message has none.
+    pub content_language: String,
     pub text: String,
     pub html: String,
 }
@@ -602,6 +604,7 @@ impl Mail {
             subject: header("Subject"),
             message_id: header("Message-ID"),
             content_type: parsed.ctype.mimetype.clone(),
+            content_language: header("Content-Language"),
             text: part("text/plain"),
             html: part("text/html"),
         }

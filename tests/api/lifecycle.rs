@@ -523,6 +523,7 @@ async fn deletion_erases_the_account_and_keeps_a_tombstone(backend: Backend) {
         text_body: "late".into(),
         html_body: "late".into(),
         created_at: chrono::Utc::now(),
+        locale: String::new(),
     };
     app.storage.queue_mail(&late).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;

@@ -82,6 +82,7 @@ async fn each_shipped_locale_mails_in_its_language(backend: Backend) {
         assert!(mail.text.contains(hello), "{locale}: {}", mail.text);
         assert!(mail.text.contains(validity), "{locale}: {}", mail.text);
         assert!(mail.html.contains(&format!("<html lang=\"{locale}\">")));
+        assert_eq!(mail.content_language, *locale);
         assert!(mail.html.contains(hello), "{locale}: {}", mail.html);
         // The code and the link work whatever the language.
         assert_eq!(mail.code().len(), 6);
@@ -308,6 +309,7 @@ async fn overridden_text_is_used_and_the_rest_falls_back(backend: Backend) {
         it.html.contains("Welcome to Ecoms!"),
         "no Italian html: the default's words"
     );
+    assert_eq!(it.content_language, "it");
     // The overridden code and link are the real ones.
     let response = app.http.get(it.link()).send().await.unwrap();
     assert_eq!(response.headers()["location"], HOMEPAGE);

@@ -68,6 +68,7 @@ pub(crate) fn mail(account: &Account, at: DateTime<Utc>) -> OutboxMessage {
         text_body: "t".into(),
         html_body: "h".into(),
         created_at: at,
+        locale: "de".into(),
     }
 }
 
@@ -653,6 +654,7 @@ async fn stored_mail_kinds_read_back_and_unknown_ones_are_corrupt(backend: Backe
         .claim_mail(t, t + Duration::minutes(5), 10, CLAIM)
         .await
         .unwrap();
+    assert!(claimed.iter().all(|c| c.message.locale == "de"));
     let mut kinds: Vec<MailKind> = claimed.iter().map(|c| c.message.kind).collect();
     kinds.sort_by_key(|k| k.as_str());
     let mut all = MailKind::ALL.to_vec();
