@@ -643,6 +643,17 @@ impl Catalogues {
             for template in Template::ALL {
                 self.render(template, tag, &template.sample())?;
             }
+            // Every branch of the lifetime's plural forms, whatever the
+            // settings make of it later.
+            let chain = self.chain(tag);
+            for unit in ["second", "minute", "hour", "day"] {
+                for count in [0_u64, 1, 2, 3, 5, 11, 21, 22, 100, 1_000_000] {
+                    let mut args = FluentArgs::new();
+                    args.set("count", count);
+                    args.set("unit", unit);
+                    self.lookup(&chain, "valid-for", &args)?;
+                }
+            }
         }
         Ok(())
     }
@@ -965,6 +976,10 @@ mod tests {
             ("de/messages.ftl", "welcome-subject = { $nobody }\n"),
             ("de/messages.ftl", "welcome-subject = { missing-message }\n"),
             ("de/messages.ftl", "date-format = %Q %\n"),
+            (
+                "de/messages.ftl",
+                "valid-for = { $unit ->\n    [day] { $cuont } Tage\n   *[other] { $count }\n}\n",
+            ),
             ("de/welcome_mail.html", "{% if %}"),
             ("de/welcome_mail.txt", "{{ t.no_such_message }}"),
             ("de/welcome_mail.txt", "{{ nothing_here }}"),
