@@ -51,8 +51,25 @@ async fn main() -> ExitCode {
         Command::Serve => serve(settings).await,
         Command::Migrate => migrate(settings).await,
         Command::CheckConfig => {
+            // The mail text is part of the configuration once TEMPLATES_DIR
+            // is set: checked here as at start-up.
+            let catalogues = match account_service::mail::Catalogues::load(
+                &settings.mail.default_locale,
+                settings.mail.templates_dir.as_deref(),
+            ) {
+                Ok(catalogues) => catalogues,
+                Err(e) => {
+                    eprintln!("invalid mail text: {e}");
+                    return ExitCode::from(2);
+                }
+            };
             // A closed stdout (`| head`) is not an error worth a panic.
-            let _ = writeln!(std::io::stdout(), "configuration is valid:\n{settings:#?}");
+            let _ = writeln!(
+                std::io::stdout(),
+                "configuration is valid:\n{settings:#?}\nmail locales: {} (default {})",
+                catalogues.locales().join(", "),
+                catalogues.default_locale()
+            );
             ExitCode::SUCCESS
         }
         Command::Outbox(command) => outbox(settings, command).await,

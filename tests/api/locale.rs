@@ -359,3 +359,32 @@ fn a_broken_override_stops_start_up_naming_the_file() {
     assert_eq!(code, Some(2));
     assert!(stderr.contains("DEFAULT_LOCALE"), "{stderr}");
 }
+
+#[test]
+fn check_config_checks_the_mail_text() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("pt-BR")).unwrap();
+    let file = dir.path().join("pt-BR/messages.ftl");
+    std::fs::write(&file, "hello = Olá { $name },\n").unwrap();
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_account-service"))
+            .arg("check-config")
+            .env("DATABASE_URL", "sqlite::memory:")
+            .env("TEMPLATES_DIR", dir.path())
+            .output()
+            .unwrap()
+    };
+    let output = run();
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("mail locales: de, en, es, fr, pt-BR (default en)"),
+        "{stdout}"
+    );
+
+    std::fs::write(&file, "hello = Olá { $nome },\n").unwrap();
+    let output = run();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&file.display().to_string()), "{stderr}");
+}
