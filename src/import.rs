@@ -195,16 +195,23 @@ async fn import_row(storage: &dyn Storage, line: &str) -> Result<Imported, RowEr
         .import_account(&account, &hash)
         .await
         .map_err(RowError::Storage)?;
-    let mapped = match django_id {
-        None => None,
-        // Imported before: the id it got then.
-        Some(django_id) if !inserted => match storage.account_by_email(&account.email).await {
-            Ok(existing) => Some((django_id, existing.id)),
-            Err(StorageError::NotFound) => None,
+    if !inserted {
+        // Either this row was imported before (its id is taken), or another
+        // account already has its address: Django compares addresses with
+        // regard to case, this service without, so two Django shoppers can
+        // clash here. The second is reported, not taken for the first.
+        match storage.account_by_email(&account.email).await {
+            Ok(existing) if existing.id != id => {
+                return Err(RowError::Invalid(
+                    "email: another account already has this address".into(),
+                ))
+            }
+            Ok(_) | Err(StorageError::NotFound) => {}
             Err(e) => return Err(RowError::Storage(e)),
-        },
-        Some(django_id) => Some((django_id, id)),
-    };
+        }
+    }
+    // Ids are the same on every run, so the mapping is too.
+    let mapped = django_id.map(|django_id| (django_id, id));
     Ok(Imported { inserted, mapped })
 }
 

@@ -51,8 +51,20 @@ async fn main() -> ExitCode {
         Command::Serve => serve(settings).await,
         Command::Migrate => migrate(settings).await,
         Command::CheckConfig => {
-            // The mail text is part of the configuration once TEMPLATES_DIR
-            // is set: checked here as at start-up.
+            // The files the settings name are checked here as at start-up:
+            // the callers, the certificates and the mail text.
+            if let Some(path) = settings.access.api_keys_file() {
+                if let Err(e) = account_service::access::Callers::load(path) {
+                    eprintln!("invalid API_KEYS_FILE: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+            if let Some(files) = settings.access.tls() {
+                if let Err(e) = account_service::tls::Tls::load(files) {
+                    eprintln!("invalid TLS files: {e:#}");
+                    return ExitCode::from(2);
+                }
+            }
             let catalogues = match account_service::mail::Catalogues::load(
                 &settings.mail.default_locale,
                 settings.mail.templates_dir.as_deref(),

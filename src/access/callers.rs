@@ -22,7 +22,7 @@ const KEY_BYTES: usize = 32;
 /// Longest key looked at; anything longer is not one of ours.
 const MAX_KEY_LEN: usize = 256;
 /// Longest caller name: it is a metric label and a log field.
-const MAX_NAME_LEN: usize = 64;
+const MAX_NAME_LEN: usize = 253;
 /// Names the service itself uses as metric labels.
 pub const RESERVED_NAMES: [&str; 3] = ["anonymous", "unauthenticated", "certificate"];
 
@@ -177,7 +177,9 @@ fn one_line(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// A caller name: a TOML bare key that also makes a tidy metric label.
+/// A caller name: a tidy metric label, and what a client certificate's
+/// common name or DNS name can hold (`orders.shop.svc.cluster.local`, a
+/// quoted TOML key).
 pub fn check_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > MAX_NAME_LEN {
         return Err(format!(
@@ -186,9 +188,9 @@ pub fn check_name(name: &str) -> Result<(), String> {
     }
     if !name
         .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
     {
-        return Err("a caller name may hold only ASCII letters, digits, '-' and '_'".into());
+        return Err("a caller name may hold only ASCII letters, digits, '-', '_' and '.'".into());
     }
     if RESERVED_NAMES.contains(&name) {
         return Err(format!("{name:?} is reserved by the service"));
@@ -236,8 +238,14 @@ pub fn file_entry(
     requests_per_minute: Option<u32>,
 ) -> String {
     let scopes: Vec<String> = scopes.iter().map(|s| format!("{:?}", s.as_str())).collect();
+    // A dotted name is quoted: bare, TOML would read it as nested tables.
+    let key_name = if name.contains('.') {
+        format!("\"{name}\"")
+    } else {
+        name.to_owned()
+    };
     let mut entry = format!(
-        "[callers.{name}]\nscopes = [{}]\nkey_sha256 = [\"{}\"]\n",
+        "[callers.{key_name}]\nscopes = [{}]\nkey_sha256 = [\"{}\"]\n",
         scopes.join(", "),
         key_digest(key)
     );
@@ -279,6 +287,14 @@ mod tests {
         assert!(callers.by_key(&new_key()).is_none());
         assert!(callers.by_key("").is_none());
         assert!(callers.by_key(&"a".repeat(10_000)).is_none());
+        // A service's DNS name is a name too, quoted in the entry.
+        let entry = file_entry("orders.shop.svc", &[Scope::AccountsRead], &key, None);
+        assert!(
+            entry.starts_with("[callers.\"orders.shop.svc\"]"),
+            "{entry}"
+        );
+        let callers = file(&entry).unwrap();
+        assert_eq!(&*callers.by_key(&key).unwrap().name, "orders.shop.svc");
     }
 
     #[test]

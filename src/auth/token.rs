@@ -362,6 +362,39 @@ mod tests {
         assert_eq!(resets.verify(&token, now).unwrap_err(), TokenError::Invalid);
     }
 
+    #[test]
+    fn reset_tokens_carry_their_claims_and_only_hs256() {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine;
+        let resets = ResetTokens::new(KEY, None, 1800);
+        let (id, now) = (Uuid::now_v7(), Utc::now());
+        let token = resets.issue(id, "$argon2id$h", now).unwrap();
+        let header = jsonwebtoken::decode_header(&token).unwrap();
+        assert_eq!(header.alg, Algorithm::HS256);
+        let payload = token.split('.').nth(1).unwrap();
+        let claims: Claims =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+        assert_eq!(claims.sub, id.to_string());
+        assert_eq!(claims.aud, RESET_AUDIENCE);
+        assert_eq!(claims.iat, now.timestamp());
+        assert_eq!(claims.exp, claims.iat + 1800);
+        assert_eq!(claims.jti.len(), 32);
+        assert!(claims.pwd.as_ref().is_some_and(|p| !p.contains("argon2")));
+        assert_ne!(
+            resets.issue(id, "$argon2id$h", now).unwrap(),
+            token,
+            "every token has its own jti"
+        );
+        // The same claims signed with HS512 under the same key: refused.
+        let hs512 = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS512),
+            &claims,
+            &EncodingKey::from_secret(KEY),
+        )
+        .unwrap();
+        assert_eq!(resets.verify(&hs512, now).unwrap_err(), TokenError::Invalid);
+    }
+
     const KEY: &[u8] = b"test-secret-key-of-some-length-0123456789";
 
     fn tokens() -> ConfirmationTokens {

@@ -277,3 +277,31 @@ fn event_retention_takes_days_or_a_unit_and_refuses_nonsense() {
     }
     assert!(parse(&["--account-event-keepalive", "0"]).is_err());
 }
+
+#[test]
+fn sign_in_lockouts_start_at_a_minute_and_double_up_to_an_hour() {
+    let settings = parse(&[]).unwrap();
+    let policy = settings.security.sign_in();
+    assert_eq!(policy.max_failures, 5);
+    let minutes = |n: i64| policy.lockout_after(n).as_secs() / 60;
+    assert_eq!(
+        [0, 1, 2, 5, 6, 40, i64::MAX, -3].map(minutes),
+        [1, 2, 4, 32, 60, 60, 60, 1]
+    );
+}
+
+#[test]
+fn reset_pages_must_be_web_addresses() {
+    for (flag, variable) in [
+        ("--password-reset-page", "PASSWORD_RESET_PAGE"),
+        (
+            "--password-reset-request-page",
+            "PASSWORD_RESET_REQUEST_PAGE",
+        ),
+    ] {
+        for bad in ["shop.example/reset", "ftp://shop.example/reset", ""] {
+            let err = parse(&[&format!("{flag}={bad}")]).unwrap_err().to_string();
+            assert!(err.contains(variable), "{bad:?}: {err}");
+        }
+    }
+}

@@ -141,6 +141,15 @@ fn a_broken_keys_file_stops_start_up_naming_the_caller() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(expected), "{text}: {stderr}");
         assert!(stderr.contains("API_KEYS_FILE"), "{stderr}");
+        // check-config finds it before a deployment does.
+        let output = binary()
+            .arg("check-config")
+            .env("API_KEYS_FILE", &path)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "check-config, {text}: {stderr}");
     }
     let output = binary()
         .env("API_KEYS_FILE", dir.path().join("missing.toml"))

@@ -86,7 +86,7 @@ async fn django_shoppers_are_imported_once_and_sign_in_with_their_passwords(back
     let (code, out, err) = import(&app.db.url, &file);
     assert_eq!(code, Some(1), "rows failed: {out}{err}");
     assert!(
-        out.contains("6 rows: 2 imported, 1 already present, 3 failed"),
+        out.contains("6 rows: 2 imported, 0 already present, 4 failed"),
         "{out}"
     );
     assert!(
@@ -101,6 +101,13 @@ async fn django_shoppers_are_imported_once_and_sign_in_with_their_passwords(back
         out.contains("line 5: skipped: not an account object"),
         "{out}"
     );
+    // Ann's address again, in capitals: another Django shopper, reported
+    // rather than taken for Ann.
+    assert!(
+        out.contains("line 7: skipped: email: another account already has this address"),
+        "{out}"
+    );
+    assert!(!out.contains("line 7: id 45"), "{out}");
     let mapped = out
         .lines()
         .find_map(|l| l.strip_prefix("line 2: id 42 -> "))
@@ -124,7 +131,7 @@ async fn django_shoppers_are_imported_once_and_sign_in_with_their_passwords(back
     let (code, out, _) = import(&app.db.url, &file);
     assert_eq!(code, Some(1));
     assert!(
-        out.contains("6 rows: 0 imported, 3 already present, 3 failed"),
+        out.contains("6 rows: 0 imported, 2 already present, 4 failed"),
         "{out}"
     );
     assert!(out.contains(&format!("line 2: id 42 -> {mapped}")), "{out}");

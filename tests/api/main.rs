@@ -7,6 +7,7 @@ mod access_binary;
 mod batching;
 mod confirm;
 mod confirm_code;
+mod credentials_binary;
 mod delivery;
 mod events;
 mod faults;

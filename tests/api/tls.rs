@@ -32,7 +32,20 @@ async fn plaintext_is_refused(app: &TestApp) {
         Ok(channel) => lookup(&channel).await.map_err(|s| s.code()),
         Err(_) => Err(Code::Unavailable),
     };
-    assert!(result.is_err(), "plaintext on the TLS port: {result:?}");
+    assert_refused_by_transport(result, "plaintext on the TLS port");
+}
+
+/// The call never reached the service: a refused handshake or connection
+/// (the lookup of an unknown address would otherwise answer NOT_FOUND, and
+/// a call without a key UNAUTHENTICATED).
+fn assert_refused_by_transport(result: Result<(), Code>, what: &str) {
+    assert!(
+        matches!(
+            result,
+            Err(Code::Unavailable | Code::Unknown | Code::Internal)
+        ),
+        "{what}: {result:?}"
+    );
 }
 
 #[tokio::test]
@@ -62,7 +75,7 @@ async fn tls_serves_clients_that_trust_the_ca_and_refuses_plaintext() {
         Ok(channel) => lookup(&channel).await.map_err(|s| s.code()),
         Err(_) => Err(Code::Unavailable),
     };
-    assert!(refused.is_err());
+    assert_refused_by_transport(refused, "a client trusting another CA");
 }
 
 #[tokio::test]
@@ -74,7 +87,8 @@ async fn mtls_names_the_caller_by_its_certificate() {
     // Scopes for certificate holders come from the same file, without keys.
     let keys = KeysFile::with_extra(
         &[("keyed", &[Scope::AccountsRead], None)],
-        "[callers.orders]\nscopes = [\"accounts:read\"]\n[callers.newsletter]\nscopes = [\"events:read\"]\n",
+        "[callers.orders]\nscopes = [\"accounts:read\"]\n[callers.newsletter]\nscopes = [\"events:read\"]\n\
+         [callers.\"orders.shop.svc.cluster.local\"]\nscopes = [\"accounts:read\"]\n",
     );
     let (var, value) = keys.setting();
     let app = spawn_app(Backend::Sqlite)
@@ -111,6 +125,15 @@ async fn mtls_names_the_caller_by_its_certificate() {
     .await
     .unwrap();
     assert_code(&lookup(&by_dns).await, Code::NotFound);
+    // Service names in certificates have dots; the file quotes them.
+    let dotted = tls::channel(
+        app.grpc_addr,
+        &ca,
+        Some(&client_ca.client_with_dns_name("orders.shop.svc.cluster.local")),
+    )
+    .await
+    .unwrap();
+    assert_code(&lookup(&dotted).await, Code::NotFound);
     // A key sent over an mTLS connection is what counts for that call.
     let keyed = call(&newsletter, "GetAccount", Some(keys.key("keyed"))).await;
     assert_code(&keyed, Code::NotFound);
@@ -123,11 +146,11 @@ async fn mtls_names_the_caller_by_its_certificate() {
         }
     };
     let none = refused(tls::channel(app.grpc_addr, &ca, None).await).await;
-    assert!(none.is_err(), "no client certificate: {none:?}");
+    assert_refused_by_transport(none, "no client certificate");
     let forged = TestCa::new("Test client CA");
     let other =
         refused(tls::channel(app.grpc_addr, &ca, Some(&forged.client("orders"))).await).await;
-    assert!(other.is_err(), "a certificate from another CA: {other:?}");
+    assert_refused_by_transport(other, "a certificate from another CA");
     plaintext_is_refused(&app).await;
 
     // The service still answers after all that.
