@@ -15,7 +15,7 @@ use std::path::Path;
 use chrono::format::StrftimeItems;
 use chrono::{DateTime, Utc};
 use fluent_bundle::concurrent::FluentBundle;
-use fluent_bundle::{FluentArgs, FluentResource};
+use fluent_bundle::{FluentArgs, FluentResource, FluentValue};
 use fluent_syntax::ast;
 use tera::{Context, Tera};
 use unic_langid::LanguageIdentifier;
@@ -362,6 +362,13 @@ impl Catalogues {
         }
         if let Some(new_email) = fill.new_email {
             context.insert("new_email", new_email);
+        }
+        // The formatted values too, so that a layout may place them itself
+        // (as layouts written before the catalogues did with `valid_for`).
+        for key in ["date", "valid_for", "until"] {
+            if let Some(FluentValue::String(value)) = args.get(key) {
+                context.insert(key, value.as_ref());
+            }
         }
         let text =
             self.render_layout(&chain, &format!("{}.txt", template.file_stem()), &context)?;
@@ -924,6 +931,13 @@ mod tests {
             "de/welcome_mail.txt",
             "{{ t.hello }} CODE {{ code }} {{ link }}\n",
         );
+        // A layout in the style of the ones before the catalogues: its own
+        // words and the formatted values.
+        write(
+            dir.path(),
+            "es/password_reset.txt",
+            "Hola {{ name }}: {{ link }} ({{ valid_for }}, {{ until }}, {{ date }})\n",
+        );
         write(
             dir.path(),
             "fr/messages.ftl",
@@ -967,6 +981,21 @@ mod tests {
         );
         let en = render("en");
         assert_eq!(en.subject, "Ecoms Welcome Mail");
+        let reset = c
+            .render(
+                Template::PasswordReset,
+                "es",
+                &fill(Template::PasswordReset),
+            )
+            .unwrap();
+        assert!(
+            reset.text.starts_with("Hola Ann: https://")
+                && reset.text.contains(
+                    "(1 hora, 1 de diciembre de 2026, 00:30 (UTC), 30 de noviembre de 2026, 23:30 (UTC))"
+                ),
+            "{}",
+            reset.text
+        );
     }
 
     #[test]
