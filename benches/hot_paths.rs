@@ -62,8 +62,8 @@ fn templates(c: &mut Criterion) {
         "Ecoms".into(),
         "https://shop.example.com",
         3600,
-    )
-    .expect("templates");
+        account_service::mail::Catalogues::built_in().expect("templates"),
+    );
     let now = Utc::now();
     let account = Account {
         id: Uuid::now_v7(),

@@ -108,20 +108,18 @@ impl Application {
                  may make every call. Configure callers before the gRPC port is reachable by anyone else."
             );
         }
+        let catalogues = Catalogues::load(
+            &settings.mail.default_locale,
+            settings.mail.templates_dir.as_deref(),
+        )
+        .context("cannot load the mail text")?;
         let composer = Arc::new(
             MailComposer::new(
                 settings.mail.email_from.clone(),
                 settings.mail.site_name.clone(),
                 settings.server.public_base_url.as_str(),
                 security.confirmation_link_timeout,
-            )
-            .context("cannot load the mail templates")?
-            .with_catalogues(
-                Catalogues::load(
-                    &settings.mail.default_locale,
-                    settings.mail.templates_dir.as_deref(),
-                )
-                .context("cannot load the mail text")?,
+                catalogues,
             )
             .with_reset_lifetime(security.password_reset_timeout),
         );

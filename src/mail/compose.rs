@@ -32,22 +32,16 @@ impl MailComposer {
         site_name: String,
         public_base_url: &str,
         link_lifetime_secs: u64,
-    ) -> Result<Self, TemplateError> {
-        Ok(MailComposer {
-            catalogues: Catalogues::built_in()?,
+        catalogues: Catalogues,
+    ) -> Self {
+        MailComposer {
+            catalogues,
             from,
             site_name,
             public_base_url: public_base_url.trim_end_matches('/').to_owned(),
             link_lifetime_secs,
             reset_lifetime_secs: link_lifetime_secs,
-        })
-    }
-
-    /// Mail text from `catalogues` instead of the built-in English-default
-    /// set.
-    pub fn with_catalogues(mut self, catalogues: Catalogues) -> Self {
-        self.catalogues = catalogues;
-        self
+        }
     }
 
     /// The language of mail for accounts that chose none.
@@ -341,8 +335,8 @@ mod tests {
             "Ecoms".into(),
             "http://localhost:8080/",
             3600,
+            Catalogues::built_in().unwrap(),
         )
-        .unwrap()
     }
 
     #[test]

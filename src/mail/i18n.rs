@@ -38,9 +38,13 @@ const BUILT_IN_CATALOGUES: [(&str, &str); 4] = [
     ("es", include_str!("../../templates/es/messages.ftl")),
 ];
 
-/// The built-in layouts. They hold no words of their own, so they serve
-/// every locale (they are the `en` folder's, the end of every chain).
-const BUILT_IN_LAYOUTS: [(&str, &str); 14] = [
+/// The built-in layouts: each mail's body inside `base.txt` or `base.html`.
+/// They hold no words of their own, so they serve every locale (they are
+/// the `en` folder's, the end of every chain).
+const BUILT_IN_LAYOUTS: [(&str, &str); 16] = [
+    // First: the others extend them.
+    ("base.txt", include_str!("../../templates/en/base.txt")),
+    ("base.html", include_str!("../../templates/en/base.html")),
     (
         "welcome_mail.txt",
         include_str!("../../templates/en/welcome_mail.txt"),

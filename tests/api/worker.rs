@@ -337,8 +337,8 @@ async fn a_failed_sent_record_is_retried_not_dropped(backend: Backend) {
         "Ecoms".into(),
         "http://localhost:8080",
         3600,
-    )
-    .unwrap();
+        account_service::mail::Catalogues::built_in().unwrap(),
+    );
     let worker = DeliveryWorker::new(
         storage,
         Arc::new(FileDispatcher::new(dir.path().to_owned()).unwrap()),
