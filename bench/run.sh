@@ -127,7 +127,8 @@ seed_postgres
 
 step "PostgreSQL: GetAccount by id, confirmation over gRPC, over HTTP, and pgbench's ceiling for the same SELECT and UPDATE"
 start_service "$PG_URL"
-load get_grpc_pg get --ids "$WORK/ids_pg.txt" --concurrency 64 --connections 8
+load get_grpc_pg get --lean --ids "$WORK/ids_pg.txt" --concurrency 64 --connections 8
+load get_grpc_pg_tonic get --ids "$WORK/ids_pg.txt" --concurrency 64 --connections 8
 reset_postgres
 load confirm_grpc_pg confirm --ids "$WORK/ids_pg.txt" --secret-key "$SECRET" --concurrency 64 --connections 8
 # Where the CPU goes while confirming: shares of the machine per process, and
@@ -271,16 +272,24 @@ done
 stop_service
 python3 bench/seed_sqlite.py "$SQLITE_DB" "$ACCOUNTS" "$WORK/ids_sqlite.txt"
 start_service "sqlite://$SQLITE_DB"
-load get_grpc_sqlite get --ids "$WORK/ids_sqlite.txt" --concurrency 64 --connections 8
-# Where the CPU goes while looking up on SQLite, as for confirmation above.
-"$LG" get --addr "http://$GRPC" --ids "$WORK/ids_sqlite.txt" --concurrency 64 --connections 8 \
-    --duration 8 --json >/dev/null &
-LOAD_PID=$!
-sleep 1
-python3 bench/cpu_share.py "$SVC_PID" "$LOAD_PID" 5 | tee "$RESULTS/cpu_share_get_sqlite.json"
-wait "$LOAD_PID"
+load get_grpc_sqlite get --lean --ids "$WORK/ids_sqlite.txt" --concurrency 64 --connections 8
+load get_grpc_sqlite_tonic get --ids "$WORK/ids_sqlite.txt" --concurrency 64 --connections 8
+# The same calls' cost without the database: the standard health check.
+load health_sqlite health --lean --concurrency 64 --connections 8
+# Where the CPU goes while looking up on SQLite, as for confirmation above,
+# and, from the shares and the rate of the same run, the CPU time per call.
+for call in get health; do
+    ids=()
+    [ "$call" = get ] && ids=(--ids "$WORK/ids_sqlite.txt")
+    "$LG" "$call" --lean --addr "http://$GRPC" "${ids[@]}" --concurrency 64 --connections 8 \
+        --duration 8 --json >"$RESULTS/shares_run_${call}_sqlite.json" &
+    LOAD_PID=$!
+    sleep 1
+    python3 bench/cpu_share.py "$SVC_PID" "$LOAD_PID" 5 | tee "$RESULTS/cpu_share_${call}_sqlite.json"
+    wait "$LOAD_PID"
+done
 if command -v perf >/dev/null; then
-    "$LG" get --addr "http://$GRPC" --ids "$WORK/ids_sqlite.txt" --concurrency 64 --connections 8 \
+    "$LG" get --lean --addr "http://$GRPC" --ids "$WORK/ids_sqlite.txt" --concurrency 64 --connections 8 \
         --duration 8 --json >/dev/null &
     LOAD_PID=$!
     sleep 1

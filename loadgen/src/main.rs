@@ -13,12 +13,17 @@ use account_service::auth::{hash_blocking, ConfirmationTokens};
 use account_service::proto::account::v1::account_service_client::AccountServiceClient;
 use account_service::proto::account::v1::{
     get_account_request, CheckPasswordRequest, ConfirmRegistrationRequest, GetAccountRequest,
-    RegisterRequest, ResendConfirmationRequest,
+    GetAccountResponse, RegisterRequest, ResendConfirmationRequest,
 };
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use hdrhistogram::Histogram;
+use prost::Message;
 use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+
+mod lean;
 use tonic::{Code, Status};
 
 #[derive(Parser)]
@@ -73,6 +78,9 @@ enum Command {
         #[arg(long)]
         ids: Option<String>,
     },
+    /// The standard health check, repeatedly: what a call costs the service
+    /// and this client when it touches no database (the transport's floor).
+    Health(Load),
     /// Register one account and time how long its welcome mail takes to reach
     /// an SMTP sink started here (the service must send to `--smtp`).
     MailLatency {
@@ -202,6 +210,11 @@ struct Load {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// Send the calls with a lean HTTP/2 client (one prebuilt request per
+    /// call, no tower stack), as wrk does for HTTP, so that less of the
+    /// machine goes to making the load. For `get --ids` and `health`.
+    #[arg(long)]
+    lean: bool,
     /// Exit with status 1 if any request failed with INTERNAL, UNKNOWN,
     /// UNAVAILABLE, DEADLINE_EXCEEDED or a transport error.
     #[arg(long)]
@@ -354,7 +367,38 @@ where
     F: Fn(u64, Channel) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<(), Status>> + Send + 'static,
 {
-    let channels = Arc::new(connect(load).await?);
+    anyhow::ensure!(
+        !load.lean,
+        "--lean is only for the calls that have a lean client (get --ids, health)"
+    );
+    drive_on(scenario, load, connect(load).await?, call).await
+}
+
+/// [`drive`] with [`lean::Connection`]s instead of tonic channels.
+async fn drive_lean<F, Fut>(scenario: &str, load: &Load, call: F) -> anyhow::Result<Report>
+where
+    F: Fn(u64, lean::Connection) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), Status>> + Send + 'static,
+{
+    let mut connections = Vec::new();
+    for _ in 0..load.connections.max(1) {
+        connections.push(lean::Connection::open(&load.addr).await?);
+    }
+    drive_on(scenario, load, connections, call).await
+}
+
+async fn drive_on<C, F, Fut>(
+    scenario: &str,
+    load: &Load,
+    channels: Vec<C>,
+    call: F,
+) -> anyhow::Result<Report>
+where
+    C: Clone + Send + Sync + 'static,
+    F: Fn(u64, C) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), Status>> + Send + 'static,
+{
+    let channels = Arc::new(channels);
     let call = Arc::new(call);
     let deadline = Instant::now() + Duration::from_secs_f64(load.duration);
     let limit = load.requests.unwrap_or(u64::MAX);
@@ -757,6 +801,41 @@ async fn main() -> anyhow::Result<()> {
         Command::Get {
             load,
             ids: Some(ids),
+        } if load.lean => {
+            // Every request is built before the clock starts.
+            let calls: Arc<Vec<(String, bytes::Bytes)>> = Arc::new(
+                read_ids(&ids)?
+                    .into_iter()
+                    .map(|id| {
+                        let id = id.to_string();
+                        let request = lean::message(&GetAccountRequest {
+                            lookup: Some(get_account_request::Lookup::Id(id.clone())),
+                        });
+                        (id, request)
+                    })
+                    .collect(),
+            );
+            let report = drive_lean("get", &load, move |i, connection| {
+                let calls = Arc::clone(&calls);
+                async move {
+                    let (id, request) = &calls[(i as usize) % calls.len()];
+                    let answer = connection.unary(lean::GET_ACCOUNT, request.clone()).await?;
+                    // The right account came back, not just any OK.
+                    let account = GetAccountResponse::decode(answer)
+                        .map_err(|e| Status::internal(format!("undecodable answer: {e}")))?
+                        .account;
+                    match account {
+                        Some(a) if a.id == *id => Ok(()),
+                        _ => Err(Status::internal("the answer is not the account asked for")),
+                    }
+                }
+            })
+            .await?;
+            finish(&report, &load)
+        }
+        Command::Get {
+            load,
+            ids: Some(ids),
         } => {
             let ids = Arc::new(read_ids(&ids)?);
             let report = drive("get", &load, move |i, channel| {
@@ -769,6 +848,34 @@ async fn main() -> anyhow::Result<()> {
                         .await
                         .map(|_| ())
                 }
+            })
+            .await?;
+            finish(&report, &load)
+        }
+        Command::Health(load) if load.lean => {
+            let request = lean::message(&HealthCheckRequest {
+                service: String::new(),
+            });
+            let report = drive_lean("health", &load, move |_, connection| {
+                let request = request.clone();
+                async move {
+                    connection
+                        .unary(lean::HEALTH_CHECK, request)
+                        .await
+                        .map(|_| ())
+                }
+            })
+            .await?;
+            finish(&report, &load)
+        }
+        Command::Health(load) => {
+            let report = drive("health", &load, move |_, channel| async move {
+                HealthClient::new(channel)
+                    .check(HealthCheckRequest {
+                        service: String::new(),
+                    })
+                    .await
+                    .map(|_| ())
             })
             .await?;
             finish(&report, &load)
@@ -1234,6 +1341,7 @@ async fn resend_flood(
         duration: 3600.0,
         requests: Some(requests),
         json,
+        lean: false,
         fail_on_error: true,
     };
     let before = rss_kib(pid)?;

@@ -69,6 +69,7 @@ impl<D: Engine> SqlStorage<D> {
         let pool = PoolOptions::<D::Db>::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
+            .test_before_acquire(D::PING_BEFORE_USE)
             .connect_lazy_with(options);
         Ok(SqlStorage {
             pool,
@@ -336,9 +337,18 @@ impl<D: Engine> AccountStore for SqlStorage<D> {
     }
 
     async fn accounts_by_ids(&self, ids: &[Uuid]) -> Result<Vec<Account>, StorageError> {
-        let rows = self
-            .fetch(&sql::ACCOUNTS_BY_IDS, &[Param::Uuids(ids)])
-            .await?;
+        let rows = match ids {
+            [id] => self.fetch(&sql::ACCOUNT_BY_ID, &[Param::Uuid(*id)]).await?,
+            _ => {
+                // SQLite's statement joins the list, so a repeated id would
+                // come back twice.
+                let mut distinct = ids.to_vec();
+                distinct.sort_unstable();
+                distinct.dedup();
+                self.fetch(&sql::ACCOUNTS_BY_IDS, &[Param::Uuids(&distinct)])
+                    .await?
+            }
+        };
         rows.iter().map(rows::account::<D>).collect()
     }
 

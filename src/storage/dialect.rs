@@ -32,6 +32,9 @@ pub(super) trait Dialect: Send + Sync + 'static {
     /// Whether the database takes one writer at a time (its write
     /// transactions are then queued in-process).
     const SINGLE_WRITER: bool;
+    /// Whether a pooled connection is pinged before each use, to find one
+    /// that a server dropped while it sat idle.
+    const PING_BEFORE_USE: bool;
     /// How a write transaction begins, when not with a plain BEGIN.
     const BEGIN_WRITE: Option<&'static str>;
     /// How a UUID is stored.

@@ -29,6 +29,7 @@ impl Dialect for Postgres {
 
     const FLAVOUR: Flavour = Flavour::Postgres;
     const SINGLE_WRITER: bool = false;
+    const PING_BEFORE_USE: bool = true;
     const BEGIN_WRITE: Option<&'static str> = None;
     const MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 

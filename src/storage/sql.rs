@@ -88,8 +88,17 @@ pub(super) const ACCOUNT_BY_EMAIL: Sql = Sql::both(concat!(
     " FROM accounts WHERE email = $1 AND deleted_at IS NULL"
 ));
 
-/// Returns the account only when it changes, so `updated_at` stays put otherwise.
-/// Every row of a list of ids; missing ids are simply absent.
+/// The live account of one id: a lone look-up needs no list.
+pub(super) const ACCOUNT_BY_ID: Sql = Sql::both(concat!(
+    "SELECT ",
+    account_columns!(),
+    " FROM accounts WHERE id = $1 AND deleted_at IS NULL"
+));
+
+/// Every row of a list of ids; missing ids are simply absent. On SQLite the
+/// list drives the loop (`CROSS JOIN` fixes the order), one index look-up per
+/// id: `id IN (SELECT …)` would first copy the list into a temporary b-tree,
+/// which costs more than the look-ups themselves.
 pub(super) const ACCOUNTS_BY_IDS: Sql = Sql {
     postgres: concat!(
         "SELECT ",
@@ -99,7 +108,8 @@ pub(super) const ACCOUNTS_BY_IDS: Sql = Sql {
     sqlite: concat!(
         "SELECT ",
         account_columns!(),
-        " FROM accounts WHERE id IN (SELECT value FROM json_each($1)) AND deleted_at IS NULL"
+        " FROM (SELECT value AS wanted FROM json_each($1)) CROSS JOIN accounts \
+         WHERE id = wanted AND deleted_at IS NULL"
     ),
 };
 

@@ -52,12 +52,23 @@ async fn one_statement_answers_each_id_of_a_batch(backend: Backend) {
     // Already verified: returned, but its updated_at does not move.
     assert_eq!(row(done.id), &done);
     let read = s
-        .accounts_by_ids(&[done.id, missing, fresh.id])
+        .accounts_by_ids(&[done.id, missing, fresh.id, done.id])
         .await
         .unwrap();
-    assert_eq!(read.len(), 2);
+    assert_eq!(read.len(), 2, "{read:?}");
     assert!(read.iter().all(|a| a.verified));
+    let mut ids: Vec<Uuid> = read.iter().map(|a| a.id).collect();
+    ids.sort();
+    let mut expected = vec![done.id, fresh.id];
+    expected.sort();
+    assert_eq!(ids, expected);
     assert!(s.accounts_by_ids(&[]).await.unwrap().is_empty());
+    // A lone id takes a statement of its own.
+    assert_eq!(
+        s.accounts_by_ids(&[fresh.id]).await.unwrap(),
+        vec![row(fresh.id).clone()]
+    );
+    assert!(s.accounts_by_ids(&[missing]).await.unwrap().is_empty());
 }
 
 async fn callers_queued_behind_a_statement_share_the_next_one(backend: Backend) {
