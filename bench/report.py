@@ -74,7 +74,9 @@ def holds(ok):
 
 cores = os.cpu_count()
 hl = load("hash_limit.json")
-hash_rate, hash_ms = hl["hashes_per_second"], hl["single_hash_ms"]
+hash_samples = [s for s in (hl, load_optional("hash_limit_2.json"), load_optional("hash_limit_3.json")) if s]
+hash_rate = sum(s["hashes_per_second"] for s in hash_samples) / len(hash_samples)
+hash_ms = sorted(s["single_hash_ms"] for s in hash_samples)[len(hash_samples) // 2]
 out = []
 w = out.append
 w("# Benchmarks")
@@ -91,8 +93,9 @@ w("## Machine limits")
 w("")
 w("| measure | figure |")
 w("|---|---|")
-w("| argon2id hashes/s, m=19456 KiB t=2 p=1, %d threads | %.1f |" % (hl["threads"], hash_rate))
-w("| one hash alone | %.2f ms |" % hash_ms)
+w("| argon2id hashes/s, m=19456 KiB t=2 p=1, %d threads (mean of %s) | %.1f |" % (
+    hl["threads"], ", ".join("%.1f" % s["hashes_per_second"] for s in hash_samples), hash_rate))
+w("| one hash alone (median) | %.2f ms |" % hash_ms)
 pg_tps = pgbench_tps("pgbench_confirm.txt")
 w("| PostgreSQL: the confirm UPDATE, pgbench, 64 clients | %.0f TPS |" % pg_tps)
 sl = load("sqlite_loop.json")
@@ -429,10 +432,8 @@ if failing:
         w("permit, metrics and the row's conversion to its message. Done already: a lone look-up is")
         w("one `SELECT … WHERE id = ?`; concurrent ones share one statement that joins the id list to")
         w("the table; pages are read through `mmap` instead of copied; pooled connections are not")
-        w("pinged before each use. Under this load few look-ups wait at once (most calls in flight are")
-        w("in HTTP/2, not at the database), so batches stay small. What would close it: reading SQLite")
-        w("on the async threads directly for look-ups (no hand-off, no copy of each value), and")
-        w("clients on other machines.")
+        w("pinged before each use. What would close it: reading SQLite on the async threads directly")
+        w("for look-ups (no hand-off, no copy of each value), and clients on other machines.")
         w("")
         get_profile = text("profile_get_sqlite_service.txt")
         if get_profile:
