@@ -46,20 +46,28 @@ async fn an_idle_instance_makes_almost_no_transactions() {
     // report them within ten seconds of going idle, later on a machine
     // busy with other tests.
     tokio::time::sleep(Duration::from_secs(20)).await;
-    let before = transactions(admin_url, &database).await;
 
-    tokio::time::sleep(Duration::from_secs(20)).await;
-
-    let after = transactions(admin_url, &database).await;
-    eprintln!("idle: {} transactions in 20 s", after - before);
     // Steady idleness is one poll and at most one gauge refresh in 20 s (a
-    // worker polling every second makes over twenty). The margin covers
-    // counts that busy backends report to the statistics late, from before
-    // the window.
+    // worker polling every second makes over twenty). A backend that was
+    // busy reports its counts to the statistics late (PostgreSQL retries a
+    // contended flush for up to a minute), so start-up work can land in a
+    // later window: a late report only ever adds to one window, while a
+    // polling loop fills every one, so the quietest of three windows is what
+    // is judged.
+    let mut quietest = i64::MAX;
+    for _ in 0..3 {
+        let before = transactions(admin_url, &database).await;
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        let after = transactions(admin_url, &database).await;
+        eprintln!("idle: {} transactions in 20 s", after - before);
+        quietest = quietest.min(after - before);
+        if quietest <= 4 {
+            break;
+        }
+    }
     assert!(
-        after - before <= 8,
-        "{} transactions in 20 s of idleness",
-        after - before
+        quietest <= 4,
+        "{quietest} transactions in the quietest 20 s of idleness"
     );
     // Still awake: mail queued now leaves at once, not at the next poll.
     let started = Instant::now();
