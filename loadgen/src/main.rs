@@ -23,6 +23,7 @@ use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 
+mod hpack;
 mod lean;
 use tonic::{Code, Status};
 
