@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use super::dialect::{Conn, DbRow, Engine, Param};
 use super::sql::{self, Sql};
+use super::sqlite_reads::Readers;
 use super::{
     compare_schema, rows, AccountFilter, AccountStore, ClaimedMessage, CodeTry, CredentialStore,
     DeadLetter, EventBatch, EventPosition, EventStore, Lifecycle, LimitStore, MailFailure,
@@ -29,6 +30,8 @@ pub(super) struct SqlStorage<D: Engine> {
     /// writer at a time (SQLite): writers queue here, in order, instead of
     /// polling the database lock with the driver's sleeping busy handler.
     writer: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// Look-ups by id answered without the pool, where the backend can.
+    readers: Option<Readers>,
     dialect: PhantomData<fn() -> D>,
 }
 
@@ -66,6 +69,7 @@ impl<D: Engine> SqlStorage<D> {
     /// A pool that connects on first use.
     pub(super) fn open(url: &str, settings: PoolSettings) -> Result<Self, StorageError> {
         let options = D::connect_options(url)?;
+        let readers = D::readers(&options);
         let pool = PoolOptions::<D::Db>::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
@@ -74,6 +78,7 @@ impl<D: Engine> SqlStorage<D> {
         Ok(SqlStorage {
             pool,
             writer: D::SINGLE_WRITER.then(|| Arc::new(tokio::sync::Mutex::new(()))),
+            readers,
             dialect: PhantomData,
         })
     }
@@ -337,14 +342,21 @@ impl<D: Engine> AccountStore for SqlStorage<D> {
     }
 
     async fn accounts_by_ids(&self, ids: &[Uuid]) -> Result<Vec<Account>, StorageError> {
+        // SQLite's statement joins the list, so a repeated id would come
+        // back twice.
+        let mut distinct = ids.to_vec();
+        distinct.sort_unstable();
+        distinct.dedup();
+        if let Some(accounts) = self
+            .readers
+            .as_ref()
+            .and_then(|r| r.accounts_by_ids(&distinct))
+        {
+            return Ok(accounts);
+        }
         let rows = match ids {
             [id] => self.fetch(&sql::ACCOUNT_BY_ID, &[Param::Uuid(*id)]).await?,
             _ => {
-                // SQLite's statement joins the list, so a repeated id would
-                // come back twice.
-                let mut distinct = ids.to_vec();
-                distinct.sort_unstable();
-                distinct.dedup();
                 self.fetch(&sql::ACCOUNTS_BY_IDS, &[Param::Uuids(&distinct)])
                     .await?
             }

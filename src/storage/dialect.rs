@@ -52,6 +52,11 @@ pub(super) trait Dialect: Send + Sync + 'static {
     }
 
     fn connect_options(url: &str) -> Result<ConnectOptions<Self>, StorageError>;
+    /// Connections that answer look-ups by id on the calling thread, where
+    /// the backend has them (an SQLite file).
+    fn readers(_options: &ConnectOptions<Self>) -> Option<super::sqlite_reads::Readers> {
+        None
+    }
     fn rows_affected(done: &<Self::Db as Database>::QueryResult) -> u64;
 
     fn store_uuid(id: Uuid) -> Self::Uuid;

@@ -7,6 +7,7 @@ mod postgres;
 mod rows;
 mod sql;
 mod sqlite;
+mod sqlite_reads;
 
 use std::sync::Arc;
 

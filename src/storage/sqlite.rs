@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::dialect::{ConnectOptions, Dialect};
 use super::sql::Flavour;
+use super::sqlite_reads::Readers;
 use super::StorageError;
 
 pub(super) struct Sqlite;
@@ -45,6 +46,10 @@ impl Dialect for Sqlite {
             .pragma("mmap_size", "268435456"))
     }
 
+    fn readers(options: &SqliteConnectOptions) -> Option<Readers> {
+        Readers::of(options)
+    }
+
     fn rows_affected(done: &SqliteQueryResult) -> u64 {
         done.rows_affected()
     }
@@ -58,8 +63,7 @@ impl Dialect for Sqlite {
     }
 
     fn store_uuids(ids: &[Uuid]) -> String {
-        let quoted: Vec<String> = ids.iter().map(|id| format!("\"{id}\"")).collect();
-        format!("[{}]", quoted.join(","))
+        uuid_list(ids)
     }
 
     fn store_time(t: DateTime<Utc>) -> i64 {
@@ -69,4 +73,10 @@ impl Dialect for Sqlite {
     fn load_time(stored: i64) -> Option<DateTime<Utc>> {
         DateTime::from_timestamp_micros(stored)
     }
+}
+
+/// A JSON array of UUID texts, as statements read it with `json_each`.
+pub(super) fn uuid_list(ids: &[Uuid]) -> String {
+    let quoted: Vec<String> = ids.iter().map(|id| format!("\"{id}\"")).collect();
+    format!("[{}]", quoted.join(","))
 }

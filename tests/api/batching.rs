@@ -7,6 +7,7 @@ use account_service::domain::Account;
 use account_service::proto::account::v1::ConfirmRegistrationRequest;
 use account_service::storage::{Batcher, Storage, StorageError};
 use chrono::{Duration, SubsecRound, Utc};
+use sqlx::Connection;
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
@@ -206,4 +207,37 @@ async fn concurrent_confirmations_each_get_their_own_account(backend: Backend) {
     }
     let unknown = app.get_by_id(&Uuid::now_v7().to_string()).await;
     assert_code(&unknown, tonic::Code::NotFound);
+}
+
+/// On SQLite, look-ups by id are read on the calling thread; a row that read
+/// cannot take is left to the pool, which reports it as every read does.
+#[tokio::test]
+async fn a_malformed_row_read_beside_the_pool_is_still_reported() {
+    let db = TestDatabase::create(&Backend::Sqlite).await;
+    let s = db.connect().await;
+    let good = stored(&s, "good@example.com").await;
+    let bad = stored(&s, "bad@example.com").await;
+    let read = s.accounts_by_ids(&[good.id, bad.id]).await.unwrap();
+    assert_eq!(read.len(), 2, "{read:?}");
+
+    let mut raw = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+    sqlx::query("UPDATE accounts SET created_at = ?1 WHERE id = ?2")
+        .bind(i64::MAX)
+        .bind(bad.id.to_string())
+        .execute(&mut raw)
+        .await
+        .unwrap();
+
+    for ids in [vec![bad.id], vec![good.id, bad.id]] {
+        let e = s.accounts_by_ids(&ids).await.unwrap_err();
+        assert!(matches!(e, StorageError::Corrupt(_)), "{e:?}");
+    }
+    // The other rows still read, and a change is seen at once.
+    assert_eq!(s.account_by_id(good.id).await.unwrap(), good);
+    let verified = s
+        .mark_verified(good.id, Utc::now().trunc_subsecs(6))
+        .await
+        .unwrap();
+    assert_eq!(s.account_by_id(good.id).await.unwrap(), verified);
+    assert!(verified.verified);
 }
