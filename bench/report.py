@@ -142,11 +142,14 @@ w("| SQLite | HTTP confirm link (wrk, 64 connections) | %.0f | %.2f | %.2f | sql
 w("")
 get_pg, get_sl = load("get_grpc_pg.json"), load("get_grpc_sqlite.json")
 get_pg_tonic, get_sl_tonic = load_optional("get_grpc_pg_tonic.json"), load_optional("get_grpc_sqlite_tonic.json")
+get_pg_c8, get_sl_c8 = load_optional("get_grpc_pg_c8.json"), load_optional("get_grpc_sqlite_c8.json")
 health_sl = load_optional("health_sqlite.json")
 if get_pg or get_sl:
     w("## GetAccount by id")
     w("")
-    w("64 calls in flight over 8 HTTP/2 connections. The lean client (`account-loadgen --lean`) writes")
+    w("64 calls in flight on one HTTP/2 connection, as one calling service's tonic `Channel` (or")
+    w("grpc-go `ClientConn`) sends them; the lean client also with the calls spread over 8")
+    w("connections, where each answer goes out in smaller writes. The lean client (`account-loadgen --lean`) writes")
     w("each call straight as HTTP/2 frames (a prebuilt header block, many calls to one write), as wrk")
     w("does for HTTP, and checks each answer's status and that it holds the account asked for; the")
     w("tonic client is the generated one on a")
@@ -157,8 +160,10 @@ if get_pg or get_sl:
     w("|---|---|---|---|---|---|---|---|")
     for label, path, r, ceiling_label, ceiling in (
             ("PostgreSQL", "GetAccount, lean", get_pg, "pgbench", pg_get_tps),
+            ("PostgreSQL", "GetAccount, lean, 8 connections", get_pg_c8, "pgbench", pg_get_tps),
             ("PostgreSQL", "GetAccount, tonic", get_pg_tonic, "pgbench", pg_get_tps),
             ("SQLite", "GetAccount, lean", get_sl, "sqlite3 loop", sl_get and sl_get["tps"]),
+            ("SQLite", "GetAccount, lean, 8 connections", get_sl_c8, "sqlite3 loop", sl_get and sl_get["tps"]),
             ("SQLite", "GetAccount, tonic", get_sl_tonic, "sqlite3 loop", sl_get and sl_get["tps"]),
             ("SQLite", "health check, lean", health_sl, "sqlite3 loop", sl_get and sl_get["tps"])):
         if not r:

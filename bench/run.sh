@@ -135,8 +135,11 @@ seed_postgres
 
 step "PostgreSQL: GetAccount by id, confirmation over gRPC, over HTTP, and pgbench's ceiling for the same SELECT and UPDATE"
 start_service "$PG_URL"
-load get_grpc_pg get --lean --ids "$WORK/ids_pg.txt" --concurrency 64 --connections 8
-load get_grpc_pg_tonic get --ids "$WORK/ids_pg.txt" --concurrency 64 --connections 8
+# Look-ups: 64 calls in flight on one HTTP/2 connection, as one caller's
+# tonic Channel (or grpc-go ClientConn) sends them, and spread over 8.
+load get_grpc_pg get --lean --ids "$WORK/ids_pg.txt" --concurrency 64 --connections 1
+load get_grpc_pg_c8 get --lean --ids "$WORK/ids_pg.txt" --concurrency 64 --connections 8
+load get_grpc_pg_tonic get --ids "$WORK/ids_pg.txt" --concurrency 64 --connections 1
 reset_postgres
 load confirm_grpc_pg confirm --ids "$WORK/ids_pg.txt" --secret-key "$SECRET" --concurrency 64 --connections 8
 # Where the CPU goes while confirming: shares of the machine per process, and
@@ -286,17 +289,18 @@ start_service "sqlite://$SQLITE_DB"
 # lean GetAccount run it is compared with (the idle service beside it costs
 # nothing), so a drift in the machine's speed moves both alike.
 python3 bench/sqlite_loop.py "$SQLITE_DB" "$WORK/ids_sqlite.txt" "$DURATION" select | tee "$RESULTS/sqlite_select_loop.json"
-load get_grpc_sqlite get --lean --ids "$WORK/ids_sqlite.txt" --concurrency 64 --connections 8
+load get_grpc_sqlite get --lean --ids "$WORK/ids_sqlite.txt" --concurrency 64 --connections 1
 python3 bench/sqlite_loop.py "$SQLITE_DB" "$WORK/ids_sqlite.txt" "$DURATION" select | tee "$RESULTS/sqlite_select_loop_2.json"
-load get_grpc_sqlite_tonic get --ids "$WORK/ids_sqlite.txt" --concurrency 64 --connections 8
+load get_grpc_sqlite_c8 get --lean --ids "$WORK/ids_sqlite.txt" --concurrency 64 --connections 8
+load get_grpc_sqlite_tonic get --ids "$WORK/ids_sqlite.txt" --concurrency 64 --connections 1
 # The same calls' cost without the database: the standard health check.
-load health_sqlite health --lean --concurrency 64 --connections 8
+load health_sqlite health --lean --concurrency 64 --connections 1
 # Where the CPU goes while looking up on SQLite, as for confirmation above,
 # and, from the shares and the rate of the same run, the CPU time per call.
 for call in get health; do
     ids=()
     [ "$call" = get ] && ids=(--ids "$WORK/ids_sqlite.txt")
-    "$LG" "$call" --lean --addr "http://$GRPC" "${ids[@]}" --concurrency 64 --connections 8 \
+    "$LG" "$call" --lean --addr "http://$GRPC" "${ids[@]}" --concurrency 64 --connections 1 \
         --duration 8 --json >"$RESULTS/shares_run_${call}_sqlite.json" &
     LOAD_PID=$!
     sleep 1
@@ -304,7 +308,7 @@ for call in get health; do
     wait "$LOAD_PID"
 done
 if command -v perf >/dev/null; then
-    "$LG" get --lean --addr "http://$GRPC" --ids "$WORK/ids_sqlite.txt" --concurrency 64 --connections 8 \
+    "$LG" get --lean --addr "http://$GRPC" --ids "$WORK/ids_sqlite.txt" --concurrency 64 --connections 1 \
         --duration 8 --json >/dev/null &
     LOAD_PID=$!
     sleep 1
