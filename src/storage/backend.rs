@@ -343,10 +343,15 @@ impl<D: Engine> AccountStore for SqlStorage<D> {
 
     async fn accounts_by_ids(&self, ids: &[Uuid]) -> Result<Vec<Account>, StorageError> {
         // SQLite's statement joins the list, so a repeated id would come
-        // back twice.
-        let mut distinct = ids.to_vec();
-        distinct.sort_unstable();
-        distinct.dedup();
+        // back twice; a lone id needs neither the copy nor the sort.
+        let distinct: std::borrow::Cow<'_, [Uuid]> = if ids.len() < 2 {
+            ids.into()
+        } else {
+            let mut distinct = ids.to_vec();
+            distinct.sort_unstable();
+            distinct.dedup();
+            distinct.into()
+        };
         if let Some(accounts) = self
             .readers
             .as_ref()
@@ -354,7 +359,7 @@ impl<D: Engine> AccountStore for SqlStorage<D> {
         {
             return Ok(accounts);
         }
-        let rows = match ids {
+        let rows = match &*distinct {
             [id] => self.fetch(&sql::ACCOUNT_BY_ID, &[Param::Uuid(*id)]).await?,
             _ => {
                 self.fetch(&sql::ACCOUNTS_BY_IDS, &[Param::Uuids(&distinct)])
