@@ -49,8 +49,8 @@ pub enum ApiKeyCommand {
     /// (which holds only the key's SHA-256 digest).
     New {
         /// The caller's name: letters, digits, '-' and '_'. It names the
-        /// caller in logs and metrics, and must match its client
-        /// certificate's common name if it uses mTLS.
+        /// caller in logs and metrics; a client certificate with this common
+        /// name stands for the caller only if its entry adds `certificate = true`.
         name: String,
         /// Comma-separated scopes, e.g. accounts:register,accounts:read.
         #[arg(long, value_delimiter = ',', required = true)]

@@ -1,6 +1,8 @@
 //! The account event stream: cursors, and feeding each watcher from the
 //! event log in order, woken by commits on any instance.
 
+mod per_caller;
+
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +15,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::domain::EventType;
 use crate::storage::{EventPosition, Storage, StorageError, StoredEvent};
+use per_caller::CallerStreams;
+pub use per_caller::{StreamHolder, StreamSlot, DEFAULT_STREAMS_PER_CALLER};
 
 /// Events read from the log per statement.
 const BATCH: u32 = 500;
@@ -157,6 +161,8 @@ pub struct EventFeed {
     poll_interval: Duration,
     closed: CancellationToken,
     watchers: Arc<Semaphore>,
+    /// Each caller's share of `watchers`.
+    per_caller: CallerStreams,
     reads: Arc<Semaphore>,
 }
 
@@ -170,6 +176,7 @@ impl EventFeed {
             poll_interval: Duration::from_secs(1),
             closed: CancellationToken::new(),
             watchers: Arc::new(Semaphore::new(MAX_WATCHERS)),
+            per_caller: CallerStreams::new(DEFAULT_STREAMS_PER_CALLER),
             reads: Arc::new(Semaphore::new(CONCURRENT_READS)),
         }
     }
@@ -192,6 +199,22 @@ impl EventFeed {
     pub fn with_keepalive(mut self, keepalive: Duration) -> Self {
         self.keepalive = keepalive.max(Duration::from_millis(10));
         self
+    }
+
+    /// EVENT_STREAMS_PER_CALLER: streams one caller may hold, 1 to [`MAX_WATCHERS`].
+    pub fn with_streams_per_caller(mut self, limit: usize) -> Self {
+        self.per_caller = CallerStreams::new(limit.min(MAX_WATCHERS));
+        self
+    }
+
+    pub fn streams_per_caller(&self) -> usize {
+        self.per_caller.limit()
+    }
+
+    /// A place for one more stream of `holder`, to be held for as long as
+    /// the stream is open; `None` when `holder` holds its share already.
+    pub fn reserve(&self, holder: StreamHolder) -> Option<StreamSlot> {
+        self.per_caller.take(holder)
     }
 
     pub fn retention(&self) -> Duration {
@@ -393,6 +416,21 @@ impl Pump {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_setting_and_the_feed_agree_on_stream_bounds() {
+        assert_eq!(
+            u64::try_from(MAX_WATCHERS).unwrap(),
+            crate::config::MAX_STREAMS_PER_CALLER
+        );
+        let settings = <crate::cli::Cli as clap::Parser>::try_parse_from(["account-service"])
+            .unwrap()
+            .settings;
+        assert_eq!(
+            settings.events.event_streams_per_caller,
+            DEFAULT_STREAMS_PER_CALLER
+        );
+    }
 
     #[test]
     fn cursors_round_trip_and_refuse_junk() {

@@ -154,7 +154,8 @@ impl Application {
                     crate::config::DatabaseKind::Sqlite => Duration::from_secs(1),
                 })
                 .with_retention(settings.events.account_event_retention)
-                .with_keepalive(settings.events.account_event_keepalive),
+                .with_keepalive(settings.events.account_event_keepalive)
+                .with_streams_per_caller(settings.events.event_streams_per_caller),
         );
         let limits = &settings.limits;
         let hasher = PasswordHasher::new(limits.hash_concurrency(), limits.hash_queue);

@@ -23,7 +23,8 @@ const KEY_BYTES: usize = 32;
 const MAX_KEY_LEN: usize = 256;
 /// Longest caller name: it is a metric label and a log field.
 const MAX_NAME_LEN: usize = 253;
-/// Names the service itself uses as metric labels.
+/// Names the service itself uses as metric labels and log fields: no
+/// caller is configured under one, and no certificate claims one.
 pub const RESERVED_NAMES: [&str; 3] = ["anonymous", "unauthenticated", "certificate"];
 
 /// One calling service.
@@ -61,14 +62,26 @@ struct CallerTable {
     #[serde(default)]
     key_sha256: Vec<String>,
     requests_per_minute: Option<i64>,
+    /// Whether a client certificate bearing the name is this caller too;
+    /// only a caller without keys is one by default.
+    certificate: Option<bool>,
 }
 
 /// The configured callers, and the digest of each of their keys.
 #[derive(Debug)]
 pub struct Callers {
-    callers: Vec<Arc<Caller>>,
+    callers: Vec<Entry>,
     /// (digest, index into `callers`).
     digests: Vec<([u8; 32], usize)>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    caller: Arc<Caller>,
+    /// A certificate naming the caller is believed. Off for a caller with
+    /// keys unless the file says so: a caller's name is no secret, and the
+    /// client CA may sign certificates for services that hold no key.
+    by_certificate: bool,
 }
 
 impl Callers {
@@ -118,6 +131,13 @@ impl Callers {
                     )))
                 }
             };
+            let by_certificate = table.certificate.unwrap_or(table.key_sha256.is_empty());
+            if !by_certificate && table.key_sha256.is_empty() {
+                return Err(fail(
+                    "certificate = false and no key_sha256: nothing could authenticate this caller"
+                        .into(),
+                ));
+            }
             let index = callers.len();
             for raw in &table.key_sha256 {
                 let digest = parse_digest(raw).ok_or_else(|| {
@@ -136,12 +156,15 @@ impl Callers {
             }
             // Bounded by the file; a label must live as long as the metrics.
             let label: &'static str = Box::leak(name.clone().into_boxed_str());
-            callers.push(Arc::new(Caller {
-                name: Arc::from(name.as_str()),
-                label,
-                scopes: Scopes::of(scopes),
-                requests_per_minute,
-            }));
+            callers.push(Entry {
+                caller: Arc::new(Caller {
+                    name: Arc::from(name.as_str()),
+                    label,
+                    scopes: Scopes::of(scopes),
+                    requests_per_minute,
+                }),
+                by_certificate,
+            });
         }
         Ok(Callers { callers, digests })
     }
@@ -162,14 +185,23 @@ impl Callers {
         usize::try_from(found)
             .ok()
             .and_then(|i| self.callers.get(i))
+            .map(|e| &e.caller)
     }
 
-    pub fn by_name(&self, name: &str) -> Option<&Arc<Caller>> {
-        self.callers.iter().find(|c| &*c.name == name)
+    /// The caller a verified client certificate bearing `name` stands for:
+    /// one without keys, or with `certificate = true`; never a reserved name.
+    pub fn by_certificate(&self, name: &str) -> Option<&Arc<Caller>> {
+        if is_reserved(name) {
+            return None;
+        }
+        self.callers
+            .iter()
+            .find(|e| e.by_certificate && &*e.caller.name == name)
+            .map(|e| &e.caller)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Caller>> {
-        self.callers.iter()
+        self.callers.iter().map(|e| &e.caller)
     }
 }
 
@@ -192,10 +224,16 @@ pub fn check_name(name: &str) -> Result<(), String> {
     {
         return Err("a caller name may hold only ASCII letters, digits, '-', '_' and '.'".into());
     }
-    if RESERVED_NAMES.contains(&name) {
+    if is_reserved(name) {
         return Err(format!("{name:?} is reserved by the service"));
     }
     Ok(())
+}
+
+/// One of the [`RESERVED_NAMES`], in any case: a log reader searching for
+/// `anonymous` should not have to think of `Anonymous`.
+pub fn is_reserved(name: &str) -> bool {
+    RESERVED_NAMES.iter().any(|r| r.eq_ignore_ascii_case(name))
 }
 
 fn parse_digest(raw: &str) -> Option<[u8; 32]> {
@@ -352,6 +390,26 @@ mod tests {
                 "callers.anonymous: \"anonymous\" is reserved",
             ),
             (
+                "[callers.unauthenticated]\nscopes = []".to_owned(),
+                "callers.unauthenticated: \"unauthenticated\" is reserved",
+            ),
+            (
+                "[callers.certificate]\nscopes = []\ncertificate = true".to_owned(),
+                "callers.certificate: \"certificate\" is reserved",
+            ),
+            (
+                "[callers.Anonymous]\nscopes = []".to_owned(),
+                "callers.Anonymous: \"Anonymous\" is reserved",
+            ),
+            (
+                "[callers.shop]\nscopes = []\ncertificate = false".to_owned(),
+                "callers.shop: certificate = false and no key_sha256",
+            ),
+            (
+                format!("[callers.shop]\nscopes = []\nkey_sha256 = [\"{digest}\"]\ncertificate = \"yes\""),
+                "callers.shop: invalid type",
+            ),
+            (
                 format!("[callers.\"a b\"]\nscopes = []\nkey_sha256 = [\"{digest}\"]"),
                 "callers.a b: a caller name may hold only",
             ),
@@ -369,7 +427,31 @@ mod tests {
     #[test]
     fn a_caller_may_have_no_key_for_client_certificates() {
         let callers = file("[callers.orders]\nscopes = [\"accounts:read\"]\n").unwrap();
-        assert!(callers.by_name("orders").is_some());
+        assert!(callers.by_certificate("orders").is_some());
         assert!(callers.by_key("").is_none());
+    }
+
+    #[test]
+    fn a_certificate_names_a_caller_with_keys_only_when_the_file_says_so() {
+        let text = format!(
+            "{}{}{}",
+            file_entry("adminsvc", &[Scope::AccountsAdmin], "acs_admin", None),
+            file_entry("billing", &[Scope::AccountsRead], "acs_billing", None),
+            "certificate = true\n[callers.orders]\nscopes = []\ncertificate = true\n\
+             [callers.crm]\nscopes = []\nkey_sha256 = []\n",
+        );
+        let callers = file(&text).unwrap();
+        assert!(callers.by_certificate("adminsvc").is_none());
+        assert_eq!(&*callers.by_key("acs_admin").unwrap().name, "adminsvc");
+        assert_eq!(&*callers.by_certificate("billing").unwrap().name, "billing");
+        assert_eq!(&*callers.by_key("acs_billing").unwrap().name, "billing");
+        assert!(callers.by_certificate("orders").is_some());
+        assert!(callers.by_certificate("crm").is_some());
+        assert!(callers.by_certificate("stranger").is_none());
+        for reserved in ["anonymous", "unauthenticated", "certificate", "ANONYMOUS"] {
+            assert!(is_reserved(reserved));
+            assert!(callers.by_certificate(reserved).is_none(), "{reserved}");
+        }
+        assert!(!is_reserved("anonymous2"));
     }
 }

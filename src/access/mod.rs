@@ -21,6 +21,11 @@ pub enum AccessError {
     KeyInvalid,
     #[error("the caller lacks the scope {0} that this call needs")]
     ScopeMissing(Scope),
+    /// The caller holds as many event streams on this instance as one may.
+    #[error(
+        "this caller holds {0} event streams on this instance, as many as one may; end one first"
+    )]
+    StreamLimit(usize),
 }
 
 impl AccessError {
@@ -30,6 +35,7 @@ impl AccessError {
             AccessError::KeyMissing => "API_KEY_MISSING",
             AccessError::KeyInvalid => "API_KEY_INVALID",
             AccessError::ScopeMissing(_) => "SCOPE_MISSING",
+            AccessError::StreamLimit(_) => "STREAM_LIMIT",
         }
     }
 }
@@ -69,8 +75,9 @@ impl Access {
     }
 
     /// The caller of a request: the holder of its API key when it sends one
-    /// and keys are configured, else the name on its verified client
-    /// certificate (`certificate_name`, from the TLS handshake).
+    /// and keys are configured, else the caller its verified client
+    /// certificate names (`certificate_name`, from the TLS handshake) if
+    /// that caller takes certificates, else an unlisted certificate holder.
     pub fn identify(
         &self,
         metadata: &MetadataMap,
@@ -97,24 +104,22 @@ impl Access {
         let Some(name) = certificate_name.filter(|_| self.client_certificates) else {
             return Err(AccessError::KeyMissing);
         };
-        Ok(match &self.callers {
-            Some(callers) => callers.by_name(name).cloned().unwrap_or_else(|| {
-                // Certified, but given no scopes.
-                Arc::new(Caller {
-                    name: Arc::clone(name),
-                    label: "certificate",
-                    scopes: Scopes::default(),
-                    requests_per_minute: None,
-                })
-            }),
-            // The CA is the whole policy: every holder may call everything.
-            None => Arc::new(Caller {
-                name: Arc::clone(name),
-                label: "certificate",
-                scopes: Scopes::of(Scope::ALL),
-                requests_per_minute: None,
-            }),
-        })
+        if let Some(caller) = self.callers.as_ref().and_then(|c| c.by_certificate(name)) {
+            return Ok(Arc::clone(caller));
+        }
+        Ok(Arc::new(Caller {
+            // A colon is in no caller name: the log never shows the holder
+            // as a configured caller, or under a name the service uses.
+            name: Arc::from(format!("certificate:{name}")),
+            label: "certificate",
+            // With callers configured, certified but given no scopes; without,
+            // the CA is the whole policy and every holder may call everything.
+            scopes: match self.callers {
+                Some(_) => Scopes::default(),
+                None => Scopes::of(Scope::ALL),
+            },
+            requests_per_minute: None,
+        }))
     }
 
     /// The caller of a call to `method`, if it holds the scope that `method` needs.
@@ -221,6 +226,11 @@ mod tests {
                 .unwrap_err(),
             AccessError::ScopeMissing(Scope::AccountsRead)
         );
+        let unlisted = a.identify(&metadata(&[]), Some(&stranger)).unwrap();
+        assert_eq!(
+            (&*unlisted.name, unlisted.label),
+            ("certificate:stranger", "certificate")
+        );
         // A key, when sent, is what counts.
         let by_key = a
             .identify(&metadata(&["Bearer acs_checkout"]), Some(&orders))
@@ -231,6 +241,51 @@ mod tests {
         let any = ca_only.authorize("GetAccount", &metadata(&[]), Some(&stranger));
         assert_eq!(any.unwrap().label, "certificate");
         assert!(!ca_only.is_open());
+    }
+
+    #[test]
+    fn a_certificate_does_not_stand_for_a_caller_with_keys_unless_allowed() {
+        let text = format!(
+            "{}{}",
+            file_entry("adminsvc", &[Scope::AccountsAdmin], "acs_admin", None),
+            file_entry("billing", &[Scope::AccountsAdmin], "acs_billing", None),
+        ) + "certificate = true\n";
+        let a = Access::new(Some(Callers::parse(&text).unwrap()), true);
+        let adminsvc: Arc<str> = Arc::from("adminsvc");
+        let holder = a.identify(&metadata(&[]), Some(&adminsvc)).unwrap();
+        assert_eq!(
+            (&*holder.name, holder.label),
+            ("certificate:adminsvc", "certificate")
+        );
+        assert_eq!(
+            a.authorize("ListAccounts", &metadata(&[]), Some(&adminsvc))
+                .unwrap_err(),
+            AccessError::ScopeMissing(Scope::AccountsAdmin)
+        );
+        // Its key still makes it adminsvc.
+        let keyed = a.authorize(
+            "ListAccounts",
+            &metadata(&["Bearer acs_admin"]),
+            Some(&adminsvc),
+        );
+        assert_eq!(&*keyed.unwrap().name, "adminsvc");
+        let billing: Arc<str> = Arc::from("billing");
+        let certified = a.authorize("ListAccounts", &metadata(&[]), Some(&billing));
+        assert_eq!(certified.unwrap().label, "billing");
+    }
+
+    #[test]
+    fn a_certificate_never_claims_a_reserved_name() {
+        let file = Callers::parse("[callers.orders]\nscopes = [\"accounts:read\"]\n").unwrap();
+        for access in [Access::new(Some(file), true), Access::new(None, true)] {
+            for reserved in ["anonymous", "unauthenticated", "certificate", "Anonymous"] {
+                let name: Arc<str> = Arc::from(reserved);
+                let holder = access.identify(&metadata(&[]), Some(&name)).unwrap();
+                assert_eq!(holder.label, "certificate");
+                assert_eq!(&*holder.name, format!("certificate:{reserved}"));
+                assert!(!RESERVED_NAMES.contains(&&*holder.name));
+            }
+        }
     }
 
     #[test]

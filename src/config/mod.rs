@@ -29,6 +29,9 @@ pub const MAX_DURATION: Duration = Duration::from_secs(7 * 86_400);
 pub const MIN_LINK_TIMEOUT_SECS: u64 = 60;
 /// Minimum SECRET_KEY length in production: 256 bits, HS256's own strength.
 pub const MIN_PRODUCTION_KEY_BYTES: usize = 32;
+/// The most EVENT_STREAMS_PER_CALLER may be: every stream one instance
+/// feeds (`events::MAX_WATCHERS`, which a test holds equal to it).
+pub const MAX_STREAMS_PER_CALLER: u64 = 256;
 
 /// Every setting, by the part of the service it configures.
 #[derive(Debug, Clone, Args)]
@@ -64,6 +67,12 @@ pub struct EventSettings {
     /// Seconds without events after which a watcher gets a keep-alive message.
     #[arg(long, env, default_value = "30", value_parser = positive_seconds)]
     pub account_event_keepalive: Duration,
+    /// WatchAccountEvents streams one caller may hold open on one instance
+    /// (an authenticated caller by name; without callers, a client
+    /// address), so that one cannot take all of the instance's 256.
+    #[arg(long, env, default_value = "32",
+        value_parser = bounded::<usize>(1, MAX_STREAMS_PER_CALLER))]
+    pub event_streams_per_caller: usize,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -279,6 +279,27 @@ fn event_retention_takes_days_or_a_unit_and_refuses_nonsense() {
 }
 
 #[test]
+fn streams_per_caller_are_at_least_one_and_at_most_the_instance_limit() {
+    let per_caller = |raw: &str| {
+        let arg = format!("--event-streams-per-caller={raw}");
+        parse(&[&arg]).map(|s| s.events.event_streams_per_caller)
+    };
+    assert_eq!(parse(&[]).unwrap().events.event_streams_per_caller, 32);
+    assert_eq!(per_caller("1").unwrap(), 1);
+    let max = usize::try_from(MAX_STREAMS_PER_CALLER).unwrap();
+    assert_eq!(per_caller(&max.to_string()).unwrap(), max);
+    for bad in ["0", &(max + 1).to_string(), "-1", "many", ""] {
+        let err = per_caller(bad).unwrap_err();
+        assert_eq!(err.variable, "EVENT_STREAMS_PER_CALLER", "{bad}");
+    }
+    let err = per_caller("0").unwrap_err();
+    assert!(
+        err.message.contains(&format!("between 1 and {max}")),
+        "{err}"
+    );
+}
+
+#[test]
 fn sign_in_lockouts_start_at_a_minute_and_double_up_to_an_hour() {
     let settings = parse(&[]).unwrap();
     let policy = settings.security.sign_in();

@@ -6,6 +6,7 @@
 pub mod codec;
 mod serve;
 mod status;
+mod watch;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -19,10 +20,9 @@ use uuid::Uuid;
 
 use crate::access::{self, Access, Caller};
 use crate::domain::{
-    parse_new_password, Account, Email, EventType, NewAccount, ProfileChanges, ProfileForm,
-    RegistrationForm, ValidationErrors,
+    parse_new_password, Account, Email, NewAccount, ProfileChanges, ProfileForm, RegistrationForm,
+    ValidationErrors,
 };
-use crate::events::{WatchError, Watched};
 use crate::limits::{LimitError, RateLimits};
 use crate::metrics::Metrics;
 use crate::net::PeerInfo;
@@ -157,40 +157,6 @@ fn timestamp(t: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
         seconds: t.timestamp(),
         nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
     }
-}
-
-fn event_to_proto(watched: Watched) -> pb::AccountEvent {
-    match watched {
-        Watched::Event {
-            cursor,
-            kind,
-            account_id,
-            occurred_at,
-        } => pb::AccountEvent {
-            cursor: cursor.encode(),
-            r#type: i32::try_from(kind.number()).unwrap_or(0),
-            account_id: account_id.to_string(),
-            occurred_at: Some(timestamp(occurred_at)),
-        },
-        Watched::KeepAlive { cursor } => pb::AccountEvent {
-            cursor: cursor.encode(),
-            r#type: pb::EventType::Unspecified as i32,
-            account_id: String::new(),
-            occurred_at: Some(timestamp(chrono::Utc::now())),
-        },
-    }
-}
-
-/// The event types a watcher asked for: unknown numbers and UNSPECIFIED
-/// are refused, so that a typo does not silently watch nothing.
-fn event_types(raw: &[i32]) -> Result<std::collections::HashSet<EventType>, ValidationErrors> {
-    raw.iter()
-        .map(|n| {
-            EventType::from_number(i64::from(*n)).ok_or_else(|| {
-                ValidationErrors::single("types", format!("\"{n}\" is not a valid event type."))
-            })
-        })
-        .collect()
 }
 
 impl pb::ConfirmRegistrationRequest {
@@ -628,28 +594,14 @@ impl AccountService for AccountGrpc {
         .await
     }
 
-    type WatchAccountEventsStream = std::pin::Pin<
-        Box<dyn tokio_stream::Stream<Item = Result<pb::AccountEvent, Status>> + Send + 'static>,
-    >;
+    type WatchAccountEventsStream = watch::EventStream;
 
     async fn watch_account_events(
         &self,
         request: Request<pb::WatchAccountEventsRequest>,
     ) -> Result<Response<Self::WatchAccountEventsStream>, Status> {
         self.handle("WatchAccountEvents", request, |request| async move {
-            let r = request.into_inner();
-            let types = event_types(&r.types).map_err(ServiceError::Invalid)?;
-            let events = self.accounts.watch_events(&r.after_cursor, types)?;
-            let stream = tokio_stream::StreamExt::map(
-                tokio_stream::wrappers::ReceiverStream::new(events),
-                |item| match item {
-                    Ok(watched) => Ok(event_to_proto(watched)),
-                    Err(WatchError::Storage(e)) => Err(to_status(&ServiceError::from(e))),
-                    Err(WatchError::Expired) => Err(to_status(&ServiceError::CursorExpired)),
-                    Err(WatchError::Closing) => Err(to_status(&ServiceError::ShuttingDown)),
-                },
-            );
-            Ok(Box::pin(stream) as Self::WatchAccountEventsStream)
+            self.watch(request)
         })
         .await
     }

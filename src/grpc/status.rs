@@ -12,8 +12,9 @@ use crate::telemetry::error_chain;
 /// `google.rpc.ErrorInfo` domain of this service's errors.
 pub const ERROR_DOMAIN: &str = "account.v1";
 
-/// A call refused before it ran: UNAUTHENTICATED or PERMISSION_DENIED,
-/// with an ErrorInfo saying why (and, for a missing scope, which).
+/// A call refused before it ran: UNAUTHENTICATED, PERMISSION_DENIED or
+/// (a caller's streams) RESOURCE_EXHAUSTED, with an ErrorInfo saying why
+/// (and, for a missing scope, which; for streams, how many one may hold).
 pub fn access_status(e: &AccessError) -> Status {
     let mut metadata = HashMap::new();
     let code = match e {
@@ -21,6 +22,10 @@ pub fn access_status(e: &AccessError) -> Status {
         AccessError::ScopeMissing(scope) => {
             metadata.insert("scope".to_owned(), scope.as_str().to_owned());
             Code::PermissionDenied
+        }
+        AccessError::StreamLimit(limit) => {
+            metadata.insert("limit".to_owned(), limit.to_string());
+            Code::ResourceExhausted
         }
     };
     Status::with_error_details(

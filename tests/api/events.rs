@@ -405,7 +405,10 @@ async fn shutdown_ends_open_streams() {
 /// and a slot frees when a consumer goes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watchers_are_bounded() {
-    let app = spawn_app(Backend::Sqlite).await;
+    // One client opens them all: its share is the whole instance.
+    let app = spawn_app(Backend::Sqlite)
+        .set("EVENT_STREAMS_PER_CALLER", "256")
+        .await;
     let endpoint = || {
         Channel::from_shared(format!("http://{}", app.grpc_addr))
             .unwrap()
