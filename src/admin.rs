@@ -95,9 +95,9 @@ pub async fn run_import(
             .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))
     };
     let total = open()?
-        .lines()
+        .split(b'\n')
         .map_while(Result::ok)
-        .filter(|l| !l.trim().is_empty())
+        .filter(|l| !l.trim_ascii().is_empty())
         .count();
     let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         let bar = indicatif::ProgressBar::new(u64::try_from(total).unwrap_or(u64::MAX));

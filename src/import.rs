@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::auth::is_supported_hash;
+use crate::auth::{hash_cost_bounds, hash_cost_within_bounds, is_supported_hash};
 use crate::domain::{Account, Profile, RegistrationForm};
 use crate::storage::{Storage, StorageError};
 
@@ -78,9 +78,28 @@ pub async fn import_django(
     progress: &dyn Fn(u64),
 ) -> Result<ImportReport, anyhow::Error> {
     let mut report = ImportReport::default();
-    for (index, line) in input.lines().enumerate() {
+    // Lines are split as bytes and decoded one by one: a line that is not
+    // UTF-8 is one bad row, not the end of the import.
+    for (index, line) in input.split(b'\n').enumerate() {
         let number = index + 1;
-        let line = line.map_err(|e| anyhow::anyhow!("cannot read line {number}: {e}"))?;
+        let mut line = line.map_err(|e| anyhow::anyhow!("cannot read line {number}: {e}"))?;
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        let line = match String::from_utf8(line) {
+            Ok(line) => line,
+            Err(e) => {
+                report.rows += 1;
+                report.failed += 1;
+                let at = e.utf8_error().valid_up_to() + 1;
+                writeln!(
+                    out,
+                    "line {number}: skipped: not UTF-8 text (invalid byte at position {at})"
+                )?;
+                progress(report.rows);
+                continue;
+            }
+        };
         if line.trim().is_empty() {
             continue;
         }
@@ -160,6 +179,12 @@ async fn import_row(storage: &dyn Storage, line: &str) -> Result<Imported, RowEr
         return Err(RowError::Invalid(
             "password: not a supported hash (pbkdf2_sha256 or argon2)".into(),
         ));
+    }
+    if !hash_cost_within_bounds(&hash) {
+        return Err(RowError::Invalid(format!(
+            "password: the hash's cost is outside what Django produces ({})",
+            hash_cost_bounds()
+        )));
     }
     let now = Utc::now().trunc_subsecs(6);
     let created_at = match row.date_joined.as_deref() {

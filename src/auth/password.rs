@@ -1,6 +1,7 @@
 //! argon2id hashing and password checks on a fixed pool of threads, with a
 //! bounded queue; checks accept the Django app's hashes and upgrade them.
 
+use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
@@ -79,8 +80,15 @@ pub struct Verified {
 /// The largest argon2 memory cost a stored hash may ask for (256 MiB); a
 /// larger one is treated as not matching rather than allocated.
 const MAX_VERIFY_MEMORY_KIB: u32 = 262_144;
-/// The most PBKDF2 iterations a stored Django hash may ask for.
-const MAX_PBKDF2_ITERATIONS: u32 = 10_000_000;
+/// The costs a stored hash may ask for, as a real Django install (or this
+/// service) writes them: Django's PBKDF2 default has grown from 10,000 to
+/// 1,200,000 iterations, its argon2 default is t=2, p=8. A hash past
+/// them is refused at import and never computed at sign-in: one asking for
+/// two billion argon2 passes holds a hashing thread for hours, and one past
+/// the PBKDF2 bound can only have been made to do that.
+const PBKDF2_ITERATIONS: RangeInclusive<u32> = 1_000..=10_000_000;
+const ARGON2_PASSES: RangeInclusive<u32> = 1..=10;
+const ARGON2_LANES: RangeInclusive<u32> = 1..=8;
 
 /// Hashes passwords on `concurrency` dedicated threads, never on the async
 /// executor.
@@ -155,26 +163,53 @@ impl PasswordHasher {
         })?
     }
 
-    /// Checks `password` against `stored` (this service's argon2id, or the
-    /// Django app's `argon2$…` and `pbkdf2_sha256$…`), or, for an unknown
-    /// account (`None`), against a dummy hash at the same cost.
+    /// Checks `password`, as the caller typed it, against `stored` (this
+    /// service's argon2id, or the Django app's `argon2$…` and
+    /// `pbkdf2_sha256$…`), or, for an unknown account (`None`), against a
+    /// dummy hash at the same cost.
+    ///
+    /// A stored hash that checks cannot read, or whose cost is outside
+    /// [`hash_cost_within_bounds`], is not computed: the password is checked
+    /// against the dummy instead, so that it costs and answers what a wrong
+    /// password does.
     pub async fn verify(
         &self,
         password: SecretString,
         stored: Option<&str>,
     ) -> Result<Verified, HashError> {
-        let stored = Some(SecretString::from(
-            stored.unwrap_or(self.dummy.expose_secret()).to_owned(),
-        ));
+        let refused = stored.is_some_and(|stored| {
+            if !is_supported_hash(stored) {
+                tracing::warn!("stored password hash is in no supported format: checked as a wrong password");
+                true
+            } else if !hash_cost_within_bounds(stored) {
+                tracing::warn!(
+                    "stored password hash asks for a cost outside the bounds: checked as a wrong password"
+                );
+                true
+            } else {
+                false
+            }
+        });
+        let stored = match stored {
+            Some(stored) if !refused => stored,
+            _ => self.dummy.expose_secret(),
+        };
         let (reply, answer) = oneshot::channel();
         self.submit(Job::Verify {
             password,
-            stored,
+            stored: Some(SecretString::from(stored.to_owned())),
             reply,
         })?;
-        answer.await.map_err(|_| {
+        let verified = answer.await.map_err(|_| {
             HashError::Failed(anyhow::anyhow!("the password hashing thread stopped"))
-        })?
+        })??;
+        if refused {
+            return Ok(Verified {
+                matched: false,
+                upgrade: None,
+            });
+        }
+        Ok(verified)
     }
 
     fn submit(&self, job: Job) -> Result<(), HashError> {
@@ -282,29 +317,79 @@ pub fn is_supported_hash(stored: &str) -> bool {
     Phc::new(&phc).is_ok_and(|p| p.algorithm.as_str().starts_with("argon2") && p.hash.is_some())
 }
 
+/// Whether the costs `stored` asks for are within the bounds above (argon2
+/// memory up to `MAX_VERIFY_MEMORY_KIB`); false when they cannot be read.
+/// Import and password checks both ask this before anything is computed.
+pub fn hash_cost_within_bounds(stored: &str) -> bool {
+    use argon2::password_hash::PasswordHash as Phc;
+    if let Some(rest) = stored.strip_prefix("pbkdf2_sha256$") {
+        return rest
+            .split('$')
+            .next()
+            .and_then(|n| n.parse::<u32>().ok())
+            .is_some_and(|n| PBKDF2_ITERATIONS.contains(&n));
+    }
+    let phc = match stored.strip_prefix("argon2$") {
+        Some(rest) => format!("${rest}"),
+        None => stored.to_owned(),
+    };
+    let Ok(parsed) = Phc::new(&phc) else {
+        return false;
+    };
+    let Ok(params) = Params::try_from(&parsed) else {
+        return false;
+    };
+    parsed.algorithm.as_str().starts_with("argon2")
+        && ARGON2_PASSES.contains(&params.t_cost())
+        && ARGON2_LANES.contains(&params.p_cost())
+        && params.m_cost() <= MAX_VERIFY_MEMORY_KIB
+}
+
+/// The bounds of [`hash_cost_within_bounds`], as a report states them.
+pub fn hash_cost_bounds() -> String {
+    format!(
+        "pbkdf2_sha256 iterations {}-{}; argon2 t {}-{}, m up to {} KiB, p {}-{}",
+        PBKDF2_ITERATIONS.start(),
+        PBKDF2_ITERATIONS.end(),
+        ARGON2_PASSES.start(),
+        ARGON2_PASSES.end(),
+        MAX_VERIFY_MEMORY_KIB,
+        ARGON2_LANES.start(),
+        ARGON2_LANES.end(),
+    )
+}
+
 /// Checks `password` against `stored` on the current thread, reusing
 /// `blocks` when the hash has the current parameters; computes the upgraded
 /// hash when it matched anything else.
+///
+/// This service compares passwords trimmed, as Register stores them; the
+/// Django app did not trim, so a Django hash is checked with the password
+/// as typed, then trimmed if that differs. The upgrade hashes the trimmed
+/// one, which is what a later sign-in here compares.
 fn verify_with_memory(
     password: &str,
     stored: &str,
     blocks: &mut [Block],
 ) -> Result<Verified, HashError> {
-    let (matched, current) = if let Some(django) = stored.strip_prefix("pbkdf2_sha256$") {
-        (pbkdf2_matches(password, django), false)
+    let trimmed = password.trim();
+    let mut typed = std::iter::once(password).chain((trimmed != password).then_some(trimmed));
+    let (matched, current) = if !hash_cost_within_bounds(stored) {
+        (false, false)
+    } else if let Some(django) = stored.strip_prefix("pbkdf2_sha256$") {
+        (typed.any(|p| pbkdf2_matches(p, django)), false)
     } else if let Some(phc) = stored.strip_prefix("argon2$") {
         // Django writes its argon2 hashes as `argon2` + the PHC string.
-        (
-            argon2_matches(password, &format!("${phc}"), blocks).0,
-            false,
-        )
+        let phc = format!("${phc}");
+        let matched = typed.any(|p| argon2_matches(p, &phc, blocks).0);
+        (matched, false)
     } else if stored.starts_with("$argon2") {
-        argon2_matches(password, stored, blocks)
+        argon2_matches(trimmed, stored, blocks)
     } else {
         (false, false)
     };
     let upgrade = if matched && !current {
-        Some(hash_with_memory(password, blocks)?)
+        Some(hash_with_memory(trimmed, blocks)?)
     } else {
         None
     };
@@ -344,9 +429,6 @@ fn argon2_matches(password: &str, phc: &str, blocks: &mut [Block]) -> (bool, boo
             true,
         );
     }
-    if params.m_cost() > MAX_VERIFY_MEMORY_KIB {
-        return (false, false);
-    }
     (
         Argon2::default()
             .verify_password(password.as_bytes(), &parsed)
@@ -372,11 +454,8 @@ fn pbkdf2_matches(password: &str, rest: &str) -> bool {
     let Ok(expected) = STANDARD.decode(encoded) else {
         return false;
     };
-    if iterations == 0
-        || iterations > MAX_PBKDF2_ITERATIONS
-        || expected.is_empty()
-        || expected.len() > 64
-    {
+    // The iterations were bounded by `hash_cost_within_bounds`.
+    if expected.is_empty() || expected.len() > 64 {
         return false;
     }
     let mut derived = vec![0u8; expected.len()];
@@ -390,151 +469,4 @@ fn pbkdf2_matches(password: &str, rest: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use argon2::password_hash::{PasswordHash as Phc, PasswordVerifier};
-
-    fn verify(hash: &PasswordHash, password: &str) -> bool {
-        let parsed = Phc::new(hash.expose()).unwrap();
-        Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok()
-    }
-
-    #[tokio::test]
-    async fn produces_a_verifiable_argon2id_phc_string() {
-        let hasher = PasswordHasher::new(1, 4);
-        let hash = hasher
-            .hash(Password::parse("secret123").unwrap())
-            .await
-            .unwrap();
-        assert!(hash.expose().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
-        assert!(verify(&hash, "secret123"));
-        assert!(!verify(&hash, "secret124"));
-        // The reused work area gives the same results as a fresh one.
-        let again = hasher
-            .hash(Password::parse("other-pass1").unwrap())
-            .await
-            .unwrap();
-        assert!(verify(&again, "other-pass1"));
-        assert!(verify(&hash_blocking("pässwörd1").unwrap(), "pässwörd1"));
-    }
-
-    #[tokio::test]
-    async fn refuses_at_once_when_the_queue_is_full() {
-        let hasher = PasswordHasher::new(1, 1);
-        let password = Password::parse("secret123").unwrap();
-        let calls = (0..8).map(|_| hasher.hash(password.clone()));
-        let results = futures::future::join_all(calls).await;
-        let busy = results
-            .iter()
-            .filter(|r| matches!(r, Err(HashError::Busy)))
-            .count();
-        let ok = results.iter().filter(|r| r.is_ok()).count();
-        assert!(busy >= 1, "a full queue must refuse");
-        assert!(ok >= 1);
-        assert_eq!(busy + ok, 8);
-        assert_eq!(hasher.queued(), 0);
-    }
-
-    fn check(stored: &str, password: &str) -> Verified {
-        let mut blocks = vec![Block::default(); MEMORY_KIB as usize];
-        verify_with_memory(password, stored, &mut blocks).unwrap()
-    }
-
-    #[test]
-    fn current_hashes_match_without_an_upgrade() {
-        let hash = hash_blocking("secret123").unwrap();
-        let ok = check(hash.expose(), "secret123");
-        assert!(ok.matched && ok.upgrade.is_none());
-        let wrong = check(hash.expose(), "secret124");
-        assert!(!wrong.matched && wrong.upgrade.is_none());
-    }
-
-    #[test]
-    fn django_pbkdf2_hashes_match_and_are_upgraded() {
-        // hashlib.pbkdf2_hmac('sha256', password, salt, iterations), base64:
-        // Django's PBKDF2PasswordHasher.
-        let cases = [
-            (
-                "secret123",
-                "pbkdf2_sha256$1000$seasalt$Uxc9q1exjd73R/bOV1+XCRfBdA80RZQWCPtidXIAyIE=",
-            ),
-            (
-                "lètmein-9",
-                "pbkdf2_sha256$260000$Qm9vb2s$IIYzJJ4d0dMCWDGNcJVkEdQDVkxCrRNVCtrtlXPm9Ms=",
-            ),
-        ];
-        for (password, stored) in cases {
-            let ok = check(stored, password);
-            assert!(ok.matched, "{stored}");
-            let upgraded = ok.upgrade.expect("upgraded to argon2id");
-            assert!(upgraded
-                .expose()
-                .starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
-            assert!(check(upgraded.expose(), password).matched);
-            let wrong = check(stored, "not-the-password1");
-            assert!(!wrong.matched && wrong.upgrade.is_none());
-        }
-    }
-
-    #[test]
-    fn other_argon2_parameters_and_djangos_prefix_are_upgraded() {
-        let weak = Params::new(1024, 1, 1, None).unwrap();
-        let salt = SaltString::generate(&mut OsRng);
-        let phc = argon2::password_hash::PasswordHasher::hash_password(
-            &Argon2::new(Algorithm::Argon2id, Version::V0x13, weak.clone()),
-            b"secret123",
-            &salt,
-        )
-        .unwrap()
-        .to_string();
-        let ok = check(&phc, "secret123");
-        assert!(ok.matched && ok.upgrade.is_some());
-        let django = format!("argon2{phc}");
-        let ok = check(&django, "secret123");
-        assert!(ok.matched && ok.upgrade.is_some());
-        assert!(!check(&django, "secret124").matched);
-        let argon2i = argon2::password_hash::PasswordHasher::hash_password(
-            &Argon2::new(Algorithm::Argon2i, Version::V0x13, weak),
-            b"secret123",
-            &salt,
-        )
-        .unwrap()
-        .to_string();
-        assert!(check(&argon2i, "secret123").upgrade.is_some());
-    }
-
-    #[test]
-    fn malformed_or_unknown_hashes_never_match() {
-        for stored in [
-            "",
-            "plain",
-            "md5$abc$def",
-            "pbkdf2_sha256$",
-            "pbkdf2_sha256$0$salt$AAAA",
-            "pbkdf2_sha256$99999999999$salt$AAAA",
-            "pbkdf2_sha256$1000$salt$not base64!",
-            "$argon2id$v=19$m=4194304,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
-            "$argon2id$garbage",
-            "argon2$",
-        ] {
-            let v = check(stored, "secret123");
-            assert!(!v.matched && v.upgrade.is_none(), "{stored}");
-        }
-    }
-
-    #[tokio::test]
-    async fn unknown_accounts_are_checked_against_a_dummy() {
-        let hasher = PasswordHasher::new(1, 4);
-        let v = hasher
-            .verify(SecretString::from("secret123".to_owned()), None)
-            .await
-            .unwrap();
-        assert!(!v.matched && v.upgrade.is_none());
-        assert!(hasher
-            .dummy
-            .expose_secret()
-            .starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
-    }
-}
+mod tests;

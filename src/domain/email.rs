@@ -4,6 +4,12 @@ use super::{char_len, has_nul, too_long, NULL_CHARACTERS, REQUIRED};
 
 /// Longest accepted address, in characters.
 pub const EMAIL_MAX_CHARS: usize = 300;
+/// SMTP's limits (RFC 5321 4.5.3.1, and RFC 1035 for labels), counted in
+/// characters like every other limit: a mail server refuses an address past
+/// them for good, so no account may be made with one.
+pub const LOCAL_PART_MAX_CHARS: usize = 64;
+pub const DOMAIN_MAX_CHARS: usize = 255;
+pub const DOMAIN_LABEL_MAX_CHARS: usize = 63;
 /// Message for a malformed address.
 pub const INVALID_EMAIL: &str = "Enter a valid email address.";
 
@@ -92,6 +98,7 @@ fn is_valid_address(s: &str) -> bool {
 /// no empty atoms, so no leading, trailing or consecutive dots.
 fn is_valid_local_part(local: &str) -> bool {
     !local.is_empty()
+        && char_len(local) <= LOCAL_PART_MAX_CHARS
         && local.split('.').all(|atom| {
             !atom.is_empty()
                 && atom.chars().all(|c| {
@@ -105,11 +112,14 @@ fn is_valid_local_part(local: &str) -> bool {
 /// A host name with at least two labels; each label is letters, digits and
 /// inner hyphens (non-ASCII letters allowed for internationalised domains).
 fn is_valid_domain(domain: &str) -> bool {
+    if char_len(domain) > DOMAIN_MAX_CHARS {
+        return false;
+    }
     let labels: Vec<&str> = domain.split('.').collect();
     labels.len() >= 2
         && labels.iter().all(|label| {
             !label.is_empty()
-                && char_len(label) <= 63
+                && char_len(label) <= DOMAIN_LABEL_MAX_CHARS
                 && !label.starts_with('-')
                 && !label.ends_with('-')
                 && label.chars().all(|c| c.is_alphanumeric() || c == '-')
@@ -215,16 +225,49 @@ mod tests {
     }
 
     #[test]
+    fn smtp_limits_on_parts_hold_at_their_boundaries() {
+        let invalid = Err(vec![INVALID_EMAIL.to_owned()]);
+        let local = |n: usize| format!("{}@example.com", "a".repeat(n));
+        assert!(Email::parse(&local(64)).is_ok());
+        assert_eq!(Email::parse(&local(65)), invalid);
+        // Counted in characters, before and after lower-casing.
+        assert!(Email::parse(&format!("{}@example.com", "É".repeat(64))).is_ok());
+        assert_eq!(
+            Email::parse(&format!("{}@example.com", "É".repeat(65))),
+            invalid
+        );
+        let label = |n: usize| format!("a@{}.com", "b".repeat(n));
+        assert!(Email::parse(&label(63)).is_ok());
+        assert_eq!(Email::parse(&label(64)), invalid);
+        // Four labels of 63 and one of 3: 255 characters with the dots, then 256.
+        let domain = |last: usize| {
+            let mut labels = vec!["c".repeat(63); 3];
+            labels.push("d".repeat(last));
+            labels.push("com".to_owned());
+            labels.join(".")
+        };
+        assert_eq!(domain(59).len(), 255);
+        assert!(Email::parse(&format!("a@{}", domain(59))).is_ok());
+        assert_eq!(Email::parse(&format!("a@{}", domain(60))), invalid);
+    }
+
+    #[test]
     fn empty_is_required_not_invalid() {
         assert_eq!(Email::parse("   "), Err(vec![REQUIRED.to_owned()]));
     }
 
     #[test]
     fn length_is_counted_in_characters() {
-        let domain = "@example.com";
-        let exactly = format!("{}{domain}", "é".repeat(EMAIL_MAX_CHARS - domain.len()));
-        assert!(Email::parse(&exactly).is_ok());
-        let over = format!("{}{domain}", "é".repeat(EMAIL_MAX_CHARS + 1 - domain.len()));
-        assert_eq!(Email::parse(&over), Err(vec![too_long(EMAIL_MAX_CHARS)]));
+        // The longest local part, and a domain of long labels to reach the limit.
+        let address = |last_label: usize| {
+            let domain = ["é".repeat(63), "é".repeat(63), "é".repeat(63)].join(".");
+            format!("{}@{domain}.{}.com", "é".repeat(64), "é".repeat(last_label))
+        };
+        assert_eq!(char_len(&address(39)), EMAIL_MAX_CHARS);
+        assert!(Email::parse(&address(39)).is_ok());
+        assert_eq!(
+            Email::parse(&address(40)),
+            Err(vec![too_long(EMAIL_MAX_CHARS)])
+        );
     }
 }

@@ -27,7 +27,8 @@ pub const INVALID_PAGE_TOKEN: &str =
 /// Message for a cursor that is not one of this service's.
 pub const INVALID_CURSOR: &str = "Invalid cursor: pass the cursor of an event from this stream.";
 
-/// A required secret field: trimmed, not empty, no NUL.
+/// A required current password: not empty and no NUL once trimmed, handed
+/// over as typed (password checks trim it, or try both for a Django hash).
 fn required_secret(
     errors: &mut ValidationErrors,
     field: &'static str,
@@ -39,7 +40,7 @@ fn required_secret(
     } else if domain::has_nul(value) {
         domain::NULL_CHARACTERS
     } else {
-        return Some(SecretString::from(value.to_owned()));
+        return Some(SecretString::from(raw.to_owned()));
     };
     errors.0.push(FieldViolation {
         field,

@@ -274,17 +274,19 @@ impl Lookup {
 }
 
 /// Parses sign-in credentials: the address as Register would take it, and
-/// the password trimmed as Register trims it (required, no NUL), with every
-/// violation at once. No other rule applies to the password: it is only compared.
+/// the password (required and without NUL once trimmed, as Register trims
+/// it), with every violation at once. No other rule applies to the
+/// password: it is only compared, and handed over as typed, since a Django
+/// hash may have been made of surrounding spaces.
 pub fn parse_credentials(
     email: &str,
     password: &str,
 ) -> Result<(Email, SecretString), ValidationErrors> {
     let email = parse_email(email);
-    let password = password.trim();
-    let password_problem = if password.is_empty() {
+    let trimmed = password.trim();
+    let password_problem = if trimmed.is_empty() {
         Some(domain::REQUIRED)
-    } else if domain::has_nul(password) {
+    } else if domain::has_nul(trimmed) {
         Some(domain::NULL_CHARACTERS)
     } else {
         None
@@ -304,9 +306,10 @@ pub fn parse_credentials(
     }
 }
 
-/// Parses a password change: the account id, the current password (trimmed,
-/// required, no NUL) and the new one with its confirmation under Register's
-/// rules, every violation at once.
+/// Parses a password change: the account id, the current password (required
+/// and without NUL once trimmed, handed over as typed like a sign-in's) and
+/// the new one with its confirmation under Register's rules, every violation
+/// at once.
 pub fn parse_password_change(
     id: &str,
     current: &str,
@@ -322,10 +325,10 @@ pub fn parse_password_change(
             None
         }
     };
-    let current = current.trim();
-    let problem = if current.is_empty() {
+    let trimmed = current.trim();
+    let problem = if trimmed.is_empty() {
         Some(domain::REQUIRED)
-    } else if domain::has_nul(current) {
+    } else if domain::has_nul(trimmed) {
         Some(domain::NULL_CHARACTERS)
     } else {
         None
@@ -341,6 +344,14 @@ pub fn parse_password_change(
         .ok();
     match (id, new) {
         (Some(id), Some(new)) if errors.0.is_empty() => {
+            // The same password typed with spaces around is still the same
+            // (both are compared trimmed): handed over trimmed, it meets the
+            // same-password rule.
+            let current = if trimmed == new.expose() {
+                trimmed
+            } else {
+                current
+            };
             Ok((id, SecretString::from(current.to_owned()), new))
         }
         _ => Err(errors),

@@ -10,7 +10,7 @@ use crate::on_both_backends;
 
 /// `pbkdf2_sha256$iterations$salt$base64(PBKDF2-HMAC-SHA256)`: Django's
 /// PBKDF2PasswordHasher, by its documented recipe.
-fn django_pbkdf2(password: &str, salt: &str, iterations: u32) -> String {
+pub(crate) fn django_pbkdf2(password: &str, salt: &str, iterations: u32) -> String {
     use base64::Engine;
     let mut key = [0u8; 32];
     pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password.as_bytes(), salt.as_bytes(), iterations, &mut key);
@@ -21,7 +21,7 @@ fn django_pbkdf2(password: &str, salt: &str, iterations: u32) -> String {
 }
 
 /// Django's Argon2PasswordHasher: `argon2` + the PHC string.
-fn django_argon2(password: &str) -> String {
+pub(crate) fn django_argon2(password: &str) -> String {
     use argon2::password_hash::{PasswordHasher as _, SaltString};
     let phc = argon2::Argon2::new(
         argon2::Algorithm::Argon2id,
@@ -37,7 +37,7 @@ fn django_argon2(password: &str) -> String {
     format!("argon2{phc}")
 }
 
-fn import(db_url: &str, file: &std::path::Path) -> (Option<i32>, String, String) {
+pub(crate) fn import(db_url: &str, file: &std::path::Path) -> (Option<i32>, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_account-service"))
         .env_clear()
         .env("DATABASE_URL", db_url)

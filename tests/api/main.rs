@@ -10,6 +10,7 @@ mod confirm;
 mod confirm_code;
 mod credentials_binary;
 mod delivery;
+mod django_hardening;
 mod event_streams;
 mod events;
 mod faults;

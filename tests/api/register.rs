@@ -289,7 +289,14 @@ async fn every_violation_is_reported_at_once(backend: Backend) {
 
 async fn length_limits_are_enforced(backend: Backend) {
     let app = spawn_app(backend).await;
-    let long_email = format!("{}@example.com", "a".repeat(300));
+    // A valid address (SMTP's 64-character local part, 255-character
+    // domain) that is over the whole address's limit.
+    let long_email = format!(
+        "{}@{}.{}.com",
+        "a".repeat(64),
+        ["b".repeat(63), "b".repeat(63), "b".repeat(63)].join("."),
+        "b".repeat(59)
+    );
     let password = format!("{}1", "a".repeat(128));
     let request = RegisterRequest {
         email: long_email,
@@ -320,7 +327,13 @@ async fn length_limits_are_enforced(backend: Backend) {
     assert_rejected(&app, request, &expected).await;
 
     // Exactly at every limit (counted in characters, not bytes) is accepted.
-    let email = format!("{}@example.com", "é".repeat(300 - "@example.com".len()));
+    let email = format!(
+        "{}@{}.{}.com",
+        "é".repeat(64),
+        ["é".repeat(63), "é".repeat(63), "é".repeat(63)].join("."),
+        "é".repeat(39)
+    );
+    assert_eq!(email.chars().count(), 300);
     let password = format!("{}1", "a".repeat(127));
     let request = RegisterRequest {
         email: email.clone(),
