@@ -3,6 +3,7 @@
 
 mod compose;
 mod console;
+mod due;
 mod file;
 mod i18n;
 mod kind;

@@ -9,6 +9,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::due::NextDue;
 use super::{DispatchError, MailComposer, MailDispatcher};
 use crate::metrics::Metrics;
 use crate::storage::{ClaimedMessage, MailFailure, Storage, StorageError};
@@ -74,7 +75,7 @@ pub struct DeliveryWorker {
     poll_interval: Duration,
     /// The earliest moment a pending message can be claimed, as far as this
     /// worker knows (its own retries, lapsing claims): it wakes up for it.
-    next_retry: std::sync::Mutex<Option<DateTime<Utc>>>,
+    next_due: NextDue,
     /// Delivered messages older than this are pruned.
     sent_retention: Duration,
     /// Resend cooldowns older than this no longer hold anything back and are pruned.
@@ -103,7 +104,7 @@ impl DeliveryWorker {
             batch: BATCH,
             send_slots: Arc::new(tokio::sync::Semaphore::new(SEND_SLOTS)),
             poll_interval: Duration::from_secs(30),
-            next_retry: std::sync::Mutex::new(None),
+            next_due: NextDue::default(),
             sent_retention: Duration::from_secs(7 * 86_400),
             resend_cooldown: Duration::from_secs(60),
             event_retention: Duration::from_secs(7 * 86_400),
@@ -118,29 +119,20 @@ impl DeliveryWorker {
         self
     }
 
-    fn retry_at(&self, at: DateTime<Utc>) {
-        let mut next = self.next_retry.lock().unwrap_or_else(|p| p.into_inner());
-        match *next {
-            Some(n) if n <= at => {}
-            _ => *next = Some(at),
-        }
+    /// How long to sleep before claiming: until the earliest due time this
+    /// worker knows of, at most the poll interval.
+    fn pause(&self) -> Duration {
+        self.next_due.pause(self.poll_interval, Utc::now())
     }
 
-    /// How long to sleep before looking again: until the earliest retry this
-    /// worker scheduled, at most the poll interval. A retry that is due now
-    /// is forgotten, as the claim that follows takes it.
-    fn pause(&self) -> Duration {
-        let mut next = self.next_retry.lock().unwrap_or_else(|p| p.into_inner());
-        match *next {
-            Some(at) => match (at - Utc::now()).to_std() {
-                Ok(wait) if !wait.is_zero() => wait.min(self.poll_interval),
-                _ => {
-                    *next = None;
-                    Duration::ZERO
-                }
-            },
-            None => self.poll_interval,
+    /// Asks the outbox when its next message is due: the one time kept here
+    /// cannot hold every message's (those of a batch, a previous run's,
+    /// another process's), the outbox can.
+    async fn learn_next_due(&self) -> Result<(), StorageError> {
+        if let Some(due) = self.storage.next_mail_due().await? {
+            self.next_due.at(due);
         }
+        Ok(())
     }
 
     pub fn with_sent_retention(mut self, retention: Duration) -> Self {
@@ -222,6 +214,7 @@ impl DeliveryWorker {
             .storage
             .claim_mail(now, now + lease, self.batch, claim)
             .await?;
+        self.next_due.claimed(now);
         if claimed.is_empty() {
             return Ok(ExecutionOutcome::EmptyQueue);
         }
@@ -240,7 +233,7 @@ impl DeliveryWorker {
             match joined {
                 Ok(Ok(Delivered::Sent(id))) => sent.push(id),
                 Ok(Ok(Delivered::NotStarted(id))) => unstarted.push(id),
-                Ok(Ok(Delivered::Retry(at))) => self.retry_at(at),
+                Ok(Ok(Delivered::Retry(at))) => self.next_due.at(at),
                 Ok(Ok(Delivered::Recorded)) => {}
                 Ok(Err(e)) => {
                     first_error.get_or_insert(e);
@@ -319,15 +312,31 @@ impl DeliveryWorker {
     }
 
     /// Runs until `stop` is cancelled: works while messages are due, then
-    /// sleeps until woken by `wake` or the poll interval passes.
+    /// sleeps until the next due time it knows of (at most the poll
+    /// interval), woken early by `wake` (mail queued here, or notified by
+    /// another process) and, where the storage can tell, by another
+    /// connection's commit.
     pub async fn run(self, wake: Arc<Notify>, stop: CancellationToken) {
+        let committed = Arc::new(Notify::new());
+        let watcher = {
+            let (storage, committed, stop) = (
+                Arc::clone(&self.storage),
+                Arc::clone(&committed),
+                stop.clone(),
+            );
+            tokio::spawn(async move { storage.watch_commits(committed, stop).await })
+        };
         let mut next_prune = tokio::time::Instant::now();
-        // Whether to ask the outbox when the next message is due: at start
-        // (a previous run's claims and retries) and once the database is
-        // back after an error. Retries this worker schedules it knows of
-        // already, and new mail wakes it, so neither a burst of mail nor an
-        // idle poll costs that extra statement.
-        let mut fresh = true;
+        // Whether to ask the outbox when the next message is due once the
+        // queue comes up empty: at start (a previous run's claims and
+        // retries), after a step that found work (every retry it scheduled,
+        // of every message, not only the earliest) and once the database is
+        // back after an error. An idle poll finds nothing and asks nothing.
+        let mut ask = true;
+        // Whether to ask before claiming, and claim only what is due:
+        // another connection committed (SQLite, where nothing else tells of
+        // another process's mail).
+        let mut look = false;
         loop {
             if stop.is_cancelled() {
                 break;
@@ -338,29 +347,40 @@ impl DeliveryWorker {
                 }
                 next_prune = tokio::time::Instant::now() + self.prune_interval;
             }
-            let pause = match self.try_execute_task(&stop).await {
-                Ok(ExecutionOutcome::Handled(_)) => {
-                    self.metrics.outbox_changed();
-                    continue;
-                }
-                Ok(ExecutionOutcome::EmptyQueue) => {
-                    if std::mem::take(&mut fresh) {
-                        match self.storage.next_mail_due().await {
-                            Ok(Some(due)) => self.retry_at(due),
-                            Ok(None) => {}
-                            Err(e) => {
-                                tracing::warn!(error = %error_chain(&e), "mail outbox unavailable")
+            let mut pause = Duration::ZERO;
+            if std::mem::take(&mut look) {
+                pause = match self.learn_next_due().await {
+                    Ok(()) => self.pause(),
+                    Err(e) => {
+                        tracing::warn!(error = %error_chain(&e), "mail outbox unavailable");
+                        ask = true;
+                        Duration::from_secs(1)
+                    }
+                };
+            }
+            if pause.is_zero() {
+                pause = match self.try_execute_task(&stop).await {
+                    Ok(ExecutionOutcome::Handled(_)) => {
+                        self.metrics.outbox_changed();
+                        ask = true;
+                        continue;
+                    }
+                    Ok(ExecutionOutcome::EmptyQueue) => {
+                        if std::mem::take(&mut ask) {
+                            if let Err(e) = self.learn_next_due().await {
+                                tracing::warn!(error = %error_chain(&e), "mail outbox unavailable");
+                                ask = true;
                             }
                         }
+                        self.pause()
                     }
-                    self.pause()
-                }
-                Err(e) => {
-                    tracing::warn!(error = %error_chain(&e), "mail outbox unavailable");
-                    fresh = true;
-                    Duration::from_secs(1)
-                }
-            };
+                    Err(e) => {
+                        tracing::warn!(error = %error_chain(&e), "mail outbox unavailable");
+                        ask = true;
+                        Duration::from_secs(1)
+                    }
+                };
+            }
             tokio::select! {
                 () = wake.notified() => {
                     self.metrics.outbox_changed();
@@ -370,10 +390,12 @@ impl DeliveryWorker {
                     // meanwhile is claimed in the same batch.
                     tokio::time::sleep(WAKE_DELAY).await;
                 }
+                () = committed.notified() => look = true,
                 () = tokio::time::sleep(pause) => {}
                 () = stop.cancelled() => break,
             }
         }
+        let _ = watcher.await;
     }
 }
 

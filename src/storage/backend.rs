@@ -822,6 +822,12 @@ impl<D: Engine> Operations for SqlStorage<D> {
         .iter()
         .map(|row| D::uuid(row, "id"))
         .collect::<Result<Vec<_>, _>>()?;
+
+    async fn watch_commits(&self, changed: Arc<Notify>, stop: CancellationToken) {
+        if let Some(readers) = &self.readers {
+            super::sqlite_commits::watch(readers.path(), changed, stop).await;
+        }
+    }
         // Only the dead letters whose message went back to the queue.
         D::execute(
             &mut tx,

@@ -7,6 +7,7 @@ mod postgres;
 mod rows;
 mod sql;
 mod sqlite;
+mod sqlite_commits;
 mod sqlite_reads;
 
 use std::sync::Arc;
@@ -415,6 +416,12 @@ pub trait OutboxStore: Send + Sync + 'static {
     async fn listen_for_mail(&self, _wake: Arc<Notify>, _stop: CancellationToken) {}
 }
 
+
+    /// Wakes `changed` whenever another connection (of this process or
+    /// another) has committed, until `stop`, where the backend can tell
+    /// without a notification (an SQLite file). Backends that notify
+    /// (`listen_for_mail`) return at once.
+    async fn watch_commits(&self, _changed: Arc<Notify>, _stop: CancellationToken) {}
 /// What operators see of the outbox and do with its dead letters.
 #[async_trait]
 pub trait Operations: Send + Sync + 'static {

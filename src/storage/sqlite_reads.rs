@@ -43,6 +43,11 @@ impl Readers {
         })
     }
 
+    /// The database file these connections read.
+    pub(super) fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
     /// The live accounts among `ids` (each at most once), or `None` when this
     /// read could not be answered here and should go through the pool.
     pub(super) fn accounts_by_ids(&self, ids: &[Uuid]) -> Option<Vec<Account>> {

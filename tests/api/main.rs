@@ -25,6 +25,7 @@ mod lifecycle;
 mod lifecycle_binary;
 mod locale;
 mod memory;
+mod mail_wakeups;
 mod operations;
 mod password_reset;
 mod register;
