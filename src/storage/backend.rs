@@ -791,6 +791,12 @@ impl<D: Engine> OutboxStore for SqlStorage<D> {
     async fn listen_for_mail(&self, wake: Arc<Notify>, stop: CancellationToken) {
         D::listen(&self.pool, sql::MAIL_CHANNEL, wake, stop).await;
     }
+
+    async fn watch_commits(&self, changed: Arc<Notify>, stop: CancellationToken) {
+        if let Some(readers) = &self.readers {
+            super::sqlite_commits::watch(readers.path(), changed, stop).await;
+        }
+    }
 }
 
 #[async_trait]
@@ -822,12 +828,6 @@ impl<D: Engine> Operations for SqlStorage<D> {
         .iter()
         .map(|row| D::uuid(row, "id"))
         .collect::<Result<Vec<_>, _>>()?;
-
-    async fn watch_commits(&self, changed: Arc<Notify>, stop: CancellationToken) {
-        if let Some(readers) = &self.readers {
-            super::sqlite_commits::watch(readers.path(), changed, stop).await;
-        }
-    }
         // Only the dead letters whose message went back to the queue.
         D::execute(
             &mut tx,

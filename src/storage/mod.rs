@@ -414,14 +414,14 @@ pub trait OutboxStore: Send + Sync + 'static {
     /// Backends without cross-process notification return at once; their
     /// workers rely on in-process wake-ups and polling.
     async fn listen_for_mail(&self, _wake: Arc<Notify>, _stop: CancellationToken) {}
-}
-
 
     /// Wakes `changed` whenever another connection (of this process or
     /// another) has committed, until `stop`, where the backend can tell
     /// without a notification (an SQLite file). Backends that notify
     /// (`listen_for_mail`) return at once.
     async fn watch_commits(&self, _changed: Arc<Notify>, _stop: CancellationToken) {}
+}
+
 /// What operators see of the outbox and do with its dead letters.
 #[async_trait]
 pub trait Operations: Send + Sync + 'static {
