@@ -43,14 +43,42 @@ impl ClientKey {
     }
 }
 
-/// A fixed-size digest of a normalised address: the limiter never holds the
+/// Which call a target address's bucket counts. Each call has its own, so
+/// that using one up (wrong confirmation codes, say) never blocks another
+/// (a password reset or a resent mail) for the same address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AddressBucket {
+    Register,
+    ConfirmCode,
+    ResendConfirmation,
+    PasswordReset,
+    EmailChange,
+}
+
+impl AddressBucket {
+    fn name(self) -> &'static str {
+        match self {
+            AddressBucket::Register => "register",
+            AddressBucket::ConfirmCode => "confirm-code",
+            AddressBucket::ResendConfirmation => "resend-confirmation",
+            AddressBucket::PasswordReset => "password-reset",
+            AddressBucket::EmailChange => "email-change",
+        }
+    }
+}
+
+/// A fixed-size digest of a call and a normalised address: the limiter never holds the
 /// address itself, so a key costs the same whatever a client sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct EmailKey([u8; 16]);
 
 impl EmailKey {
-    pub fn of(email: &Email) -> EmailKey {
-        let digest = Sha256::digest(email.as_str().as_bytes());
+    pub fn of(bucket: AddressBucket, email: &Email) -> EmailKey {
+        let mut hasher = Sha256::new();
+        hasher.update(bucket.name().as_bytes());
+        hasher.update([0]);
+        hasher.update(email.as_str().as_bytes());
+        let digest = hasher.finalize();
         let mut key = [0u8; 16];
         key.copy_from_slice(&digest[..16]);
         EmailKey(key)
@@ -359,8 +387,9 @@ impl RateLimits {
     pub async fn check(
         &self,
         client: Option<IpAddr>,
-        email: Option<&Email>,
+        email: Option<(AddressBucket, &Email)>,
     ) -> Result<(), LimitError> {
+        let email = email.map(|(bucket, email)| EmailKey::of(bucket, email));
         match &self.buckets {
             Buckets::Memory {
                 per_client,
@@ -373,9 +402,7 @@ impl RateLimits {
                         .map_err(LimitError::Exceeded)?;
                 }
                 if let (Some(limiter), Some(email)) = (per_email, email) {
-                    limiter
-                        .check(EmailKey::of(email))
-                        .map_err(LimitError::Exceeded)?;
+                    limiter.check(email).map_err(LimitError::Exceeded)?;
                 }
                 Ok(())
             }
@@ -385,7 +412,7 @@ impl RateLimits {
                     self.take_shared(&key, rate).await?;
                 }
                 if let (Some(rate), Some(email)) = (self.per_email, email) {
-                    let key = format!("email:{}", hex(&EmailKey::of(email).0));
+                    let key = format!("email:{}", hex(&email.0));
                     self.take_shared(&key, rate).await?;
                 }
                 Ok(())
@@ -573,23 +600,59 @@ mod tests {
         let limits = RateLimits::new(2, 1, vec![], 100);
         let a = ip("192.0.2.1");
         let b = ip("192.0.2.2");
-        assert!(limits.check(a, Some(&email("x@example.com"))).await.is_ok());
+        assert!(limits
+            .check(a, Some((AddressBucket::Register, &email("x@example.com"))))
+            .await
+            .is_ok());
         // Same address, other case: the same bucket.
-        let refused = limits.check(b, Some(&email("X@Example.com "))).await;
+        let refused = limits
+            .check(b, Some((AddressBucket::Register, &email("X@Example.com "))))
+            .await;
         assert!(matches!(refused, Err(LimitError::Exceeded(wait)) if wait > Duration::ZERO));
-        assert!(limits.check(a, Some(&email("y@example.com"))).await.is_ok());
+        assert!(limits
+            .check(a, Some((AddressBucket::Register, &email("y@example.com"))))
+            .await
+            .is_ok());
         assert!(
             limits
-                .check(a, Some(&email("z@example.com")))
+                .check(a, Some((AddressBucket::Register, &email("z@example.com"))))
                 .await
                 .is_err(),
             "client bucket empty"
         );
-        assert!(limits.check(b, Some(&email("z@example.com"))).await.is_ok());
-        assert!(RateLimits::disabled()
-            .check(a, Some(&email("x@example.com")))
+        assert!(limits
+            .check(b, Some((AddressBucket::Register, &email("z@example.com"))))
             .await
             .is_ok());
+        assert!(RateLimits::disabled()
+            .check(a, Some((AddressBucket::Register, &email("x@example.com"))))
+            .await
+            .is_ok());
+    }
+
+    #[tokio::test]
+    async fn each_call_has_its_own_bucket_per_address() {
+        let limits = RateLimits::new(100, 1, vec![], 100);
+        let victim = email("victim@example.com");
+        let (a, b) = (ip("192.0.2.1"), ip("192.0.2.2"));
+        assert!(limits
+            .check(a, Some((AddressBucket::ConfirmCode, &victim)))
+            .await
+            .is_ok());
+        assert!(limits
+            .check(a, Some((AddressBucket::ConfirmCode, &victim)))
+            .await
+            .is_err());
+        // Wrong codes used up theirs; the other calls still have their own.
+        for bucket in [
+            AddressBucket::PasswordReset,
+            AddressBucket::ResendConfirmation,
+            AddressBucket::Register,
+            AddressBucket::EmailChange,
+        ] {
+            assert!(limits.check(b, Some((bucket, &victim))).await.is_ok());
+            assert!(limits.check(b, Some((bucket, &victim))).await.is_err());
+        }
     }
 
     #[test]

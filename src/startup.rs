@@ -14,8 +14,8 @@ use tonic_health::ServingStatus;
 
 use crate::access::{Access, Callers};
 use crate::auth::{
-    ConfirmationCodes, ConfirmationTokens, EmailChangeTokens, PageTokens, PasswordHasher,
-    ResetTokens,
+    ConfirmationCodes, ConfirmationTokens, EmailChangeTokens, FailureFloor, PageTokens,
+    PasswordHasher, ResetTokens,
 };
 use crate::config::Settings;
 use crate::events::EventFeed;
@@ -174,6 +174,7 @@ impl Application {
         .with_resend_cooldown(delivery.email_resend_cooldown)
         .with_enumeration_protection(security.enumeration_protection)
         .with_sign_in_policy(security.sign_in())
+        .with_failure_floor(FailureFloor::calibrate())
         .with_password_resets(resets)
         .with_lifecycle(email_changes, pages, Arc::clone(&events))
         .with_confirmation_codes(ConfirmationCodes::new(

@@ -2,16 +2,20 @@
 //! password reset tokens.
 
 mod code;
+mod kdf;
 mod page;
 mod password;
+mod timing;
 mod token;
 
 pub use code::{ConfirmationCodes, StoredCode, MAX_CODE_FAILURES};
+pub use kdf::pbkdf2_sha256;
 pub use page::PageTokens;
 pub use password::{
     hash_blocking, hash_cost_bounds, hash_cost_within_bounds, is_supported_hash, HashError,
     PasswordHash, PasswordHasher, Verified,
 };
+pub use timing::FailureFloor;
 pub use token::{
     ConfirmationTokens, EmailChangeClaim, EmailChangeTokens, ResetClaim, ResetTokens, TokenError,
 };

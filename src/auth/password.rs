@@ -448,7 +448,7 @@ fn pbkdf2_matches(password: &str, rest: &str) -> bool {
     else {
         return false;
     };
-    let Ok(iterations) = iterations.parse::<u32>() else {
+    let Ok(iterations) = iterations.parse::<std::num::NonZeroU32>() else {
         return false;
     };
     let Ok(expected) = STANDARD.decode(encoded) else {
@@ -459,7 +459,7 @@ fn pbkdf2_matches(password: &str, rest: &str) -> bool {
         return false;
     }
     let mut derived = vec![0u8; expected.len()];
-    pbkdf2::pbkdf2_hmac::<sha2::Sha256>(
+    super::kdf::pbkdf2_sha256(
         password.as_bytes(),
         salt.as_bytes(),
         iterations,

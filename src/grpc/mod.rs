@@ -23,7 +23,7 @@ use crate::domain::{
     parse_new_password, Account, Email, NewAccount, ProfileChanges, ProfileForm, RegistrationForm,
     ValidationErrors,
 };
-use crate::limits::{LimitError, RateLimits};
+use crate::limits::{AddressBucket, LimitError, RateLimits};
 use crate::metrics::Metrics;
 use crate::net::PeerInfo;
 use crate::proto::account::v1 as pb;
@@ -78,9 +78,10 @@ impl AccountGrpc {
     async fn check_limits(
         &self,
         client: Option<IpAddr>,
+        bucket: AddressBucket,
         email: &Email,
     ) -> Result<(), ServiceError> {
-        match self.limits.check(client, Some(email)).await {
+        match self.limits.check(client, Some((bucket, email))).await {
             Ok(()) => Ok(()),
             Err(LimitError::Exceeded(wait)) => Err(ServiceError::RateLimited(wait)),
             Err(LimitError::Store(e)) => Err(e.into()),
@@ -386,7 +387,8 @@ impl AccountService for AccountGrpc {
             let client = self.client(&request);
             let new =
                 NewAccount::parse(request.into_inner().into()).map_err(ServiceError::Invalid)?;
-            self.check_limits(client, &new.email).await?;
+            self.check_limits(client, AddressBucket::Register, &new.email)
+                .await?;
             let account = self.accounts.register(new).await?;
             Ok(pb::RegisterResponse {
                 account: Some(to_proto(account, self.accounts.default_locale())),
@@ -411,7 +413,8 @@ impl AccountService for AccountGrpc {
                         }
                         ServiceError::Invalid(e)
                     })?;
-                    self.check_limits(client, &email).await?;
+                    self.check_limits(client, AddressBucket::ConfirmCode, &email)
+                        .await?;
                     self.accounts.confirm_code(&email, &proof.code).await?
                 }
                 None => return Err(ServiceError::Token(crate::auth::TokenError::Missing)),
@@ -430,7 +433,8 @@ impl AccountService for AccountGrpc {
         self.handle("ResendConfirmation", request, |request| async move {
             let client = self.client(&request);
             let email = parse_email(&request.get_ref().email).map_err(ServiceError::Invalid)?;
-            self.check_limits(client, &email).await?;
+            self.check_limits(client, AddressBucket::ResendConfirmation, &email)
+                .await?;
             self.accounts.resend_confirmation(&email).await?;
             Ok(pb::ResendConfirmationResponse {})
         })
@@ -460,7 +464,8 @@ impl AccountService for AccountGrpc {
         self.handle("RequestPasswordReset", request, |request| async move {
             let client = self.client(&request);
             let email = parse_email(&request.get_ref().email).map_err(ServiceError::Invalid)?;
-            self.check_limits(client, &email).await?;
+            self.check_limits(client, AddressBucket::PasswordReset, &email)
+                .await?;
             self.accounts.request_password_reset(&email).await?;
             Ok(pb::RequestPasswordResetResponse {})
         })
@@ -556,7 +561,8 @@ impl AccountService for AccountGrpc {
             let (id, email, password) =
                 parse_email_change(&r.id, &r.new_email, &r.current_password)
                     .map_err(ServiceError::Invalid)?;
-            self.check_limits(client, &email).await?;
+            self.check_limits(client, AddressBucket::EmailChange, &email)
+                .await?;
             self.accounts.change_email(id, &email, password).await?;
             Ok(pb::ChangeEmailResponse {})
         })

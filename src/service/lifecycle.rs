@@ -8,7 +8,7 @@ use secrecy::SecretString;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::{now, refuse_nul_token, Accounts, Context, Lookup, ServiceError};
+use super::{credential_binding, now, refuse_nul_token, Accounts, Context, Lookup, ServiceError};
 use crate::domain::{
     self, Account, Email, EventType, FieldViolation, ProfileChanges, ValidationErrors,
 };
@@ -268,6 +268,11 @@ impl Accounts {
         let now = now();
         self.check_current_password(&account.email, password, &stored, now)
             .await?;
+        // Only the proven owner of an address may move it: a link parked on
+        // an unconfirmed account would outlive the real owner's recovery.
+        if !account.verified {
+            return Err(ServiceError::EmailNotVerified);
+        }
         let owner = match self.storage.account_by_email(new_email.as_str()).await {
             Ok(owner) => Some(owner),
             Err(StorageError::NotFound) => None,
@@ -275,7 +280,12 @@ impl Accounts {
         };
 
         let token = tokens
-            .issue(account.id, &account.email, new_email.as_str(), now)
+            .issue(
+                account.id,
+                &credential_binding(&account.email, &stored),
+                new_email.as_str(),
+                now,
+            )
             .map_err(|e| ServiceError::Unexpected(e.context("signing an e-mail change token")))?;
         let link = self
             .composer
@@ -324,20 +334,21 @@ impl Accounts {
         let claim = tokens
             .verify(token, Utc::now())
             .map_err(ServiceError::Token)?;
-        let account = self
+        let (account, stored) = self
             .storage
-            .account_by_id(claim.account_id)
+            .credentials_by_id(claim.account_id)
             .await
-            .context("reading the account")?;
+            .context("reading the account")?
+            .ok_or(ServiceError::NotFound)?;
         if account.email == claim.new_email {
             return Ok(account);
         }
-        if !tokens.binds(&claim, &account.email) {
+        if !tokens.binds(&claim, &credential_binding(&account.email, &stored)) {
             return Err(ServiceError::Token(crate::auth::TokenError::Invalid));
         }
         let changed = self
             .storage
-            .change_email(account.id, &account.email, &claim.new_email, now())
+            .change_email(account.id, &account.email, &stored, &claim.new_email, now())
             .await
             .context("changing the address")?;
         match changed {

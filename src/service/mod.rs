@@ -1,5 +1,6 @@
 //! The account use cases, free of any transport: register, confirm, look up.
 
+mod credentials;
 mod lifecycle;
 
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use uuid::Uuid;
 
 use crate::access::AccessError;
 use crate::auth::{
-    ConfirmationCodes, ConfirmationTokens, EmailChangeTokens, HashError, PageTokens,
+    ConfirmationCodes, ConfirmationTokens, EmailChangeTokens, FailureFloor, HashError, PageTokens,
     PasswordHasher, ResetTokens, StoredCode, TokenError,
 };
 use crate::domain::{self, Account, Email, FieldViolation, NewAccount, Password, ValidationErrors};
@@ -416,6 +417,8 @@ pub struct Accounts {
     codes: ConfirmationCodes,
     /// Woken after every commit that writes events.
     events: Arc<EventFeed>,
+    /// The soonest a failed sign-in answers.
+    failure_floor: Arc<FailureFloor>,
 }
 
 /// How password resets are issued: their tokens and how often an address
@@ -432,9 +435,9 @@ fn reset_cooldown_key(email: &Email) -> String {
     format!("password-reset:{}", email.as_str())
 }
 
-/// What a reset token is bound to: the password hash and the address, so
-/// that it stops working when either changes.
-fn reset_binding(email: &str, hash: &str) -> String {
+/// What reset and e-mail change tokens are bound to: the password hash and
+/// the address, so that they stop working when either changes.
+fn credential_binding(email: &str, hash: &str) -> String {
     format!("{email}\n{hash}")
 }
 
@@ -512,8 +515,15 @@ impl Accounts {
             pages: PageTokens::new(&rand::random::<[u8; 32]>(), None),
             codes: ConfirmationCodes::new(&rand::random::<[u8; 32]>(), None, 3600),
             events: Arc::new(EventFeed::new(Arc::clone(&storage))),
+            failure_floor: Arc::new(FailureFloor::default()),
             storage,
         }
+    }
+
+    /// Failed sign-ins answer no sooner than `floor` after the call began.
+    pub fn with_failure_floor(mut self, floor: FailureFloor) -> Self {
+        self.failure_floor = Arc::new(floor);
+        self
     }
 
     /// The language of mail for accounts that chose none.
@@ -577,7 +587,7 @@ impl Accounts {
             found.unwrap_or_else(|| (placeholder_account(email, now), String::new()));
         let token = resets
             .tokens
-            .issue(account.id, &reset_binding(&account.email, &hash), now)
+            .issue(account.id, &credential_binding(&account.email, &hash), now)
             .map_err(|e| ServiceError::Unexpected(e.context("signing a password reset token")))?;
         let mail = self
             .composer
@@ -647,7 +657,7 @@ impl Accounts {
             Some((account, hash))
                 if resets
                     .tokens
-                    .binds(&claim, &reset_binding(&account.email, &hash)) =>
+                    .binds(&claim, &credential_binding(&account.email, &hash)) =>
             {
                 Ok((account, hash))
             }
@@ -913,109 +923,6 @@ impl Accounts {
             tracing::debug!("confirmation mail not queued: no unverified account");
         }
         Ok(())
-    }
-
-    /// Checks a shopper's password at sign-in.
-    ///
-    /// A wrong password and an unknown address cost the same (the address is
-    /// checked against a dummy hash) and answer the same. Failures are
-    /// counted per address in the database, known or not; past
-    /// `max_failures` the address is locked out, without any hashing, for a
-    /// lockout that doubles each time. A match on a hash with other
-    /// parameters (or from the Django app) stores a current argon2id hash.
-    /// Only once the password matched is an unverified account told apart.
-    #[tracing::instrument(name = "check_password", skip_all)]
-    pub async fn check_password(
-        &self,
-        email: &Email,
-        password: SecretString,
-    ) -> Result<Account, ServiceError> {
-        self.ensure_ready()?;
-        let address = email.as_str();
-        let now = Utc::now();
-        let counted = self.sign_in_lock(address, now).await?;
-        let found = self.storage.credentials_by_email(address).await?;
-        let verified = self
-            .hasher
-            .verify(password, found.as_ref().map(|(_, hash)| hash.as_str()))
-            .await?;
-        let (account, stored) = match found {
-            Some(found) if verified.matched => found,
-            _ => return Err(self.sign_in_failed(address, now).await),
-        };
-        if counted {
-            self.storage.clear_login_failures(address).await?;
-        }
-        if let Some(upgrade) = verified.upgrade {
-            let replaced = self
-                .storage
-                .replace_password_hash(account.id, &stored, &upgrade)
-                .await?;
-            if replaced {
-                tracing::info!(account_id = %account.id, "password hash upgraded to the current parameters");
-            }
-        }
-        if !account.verified {
-            return Err(ServiceError::EmailNotVerified);
-        }
-        Ok(account)
-    }
-
-    /// The lockout of `address`, if one runs at `now`; and whether it has
-    /// failures on record at all.
-    async fn sign_in_lock(&self, address: &str, now: DateTime<Utc>) -> Result<bool, ServiceError> {
-        let lock = self.storage.login_lock(address).await?;
-        if let Some(Some(until)) = lock {
-            if until > now {
-                let wait = (until - now).to_std().unwrap_or_default();
-                return Err(ServiceError::LockedOut(wait));
-            }
-        }
-        Ok(lock.is_some())
-    }
-
-    /// Checks a password an account holder typed against `stored`, as a
-    /// sign-in would: refused while the address is locked out, and a wrong
-    /// one counts towards the lockout.
-    async fn check_current_password(
-        &self,
-        address: &str,
-        password: SecretString,
-        stored: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), ServiceError> {
-        self.sign_in_lock(address, now).await?;
-        let verified = self.hasher.verify(password, Some(stored)).await?;
-        if verified.matched {
-            Ok(())
-        } else {
-            Err(self.sign_in_failed(address, now).await)
-        }
-    }
-
-    /// Counts a failed password check for `address`, locks it out once it
-    /// reaches LOGIN_MAX_FAILURES, and returns the error to answer.
-    async fn sign_in_failed(&self, address: &str, now: DateTime<Utc>) -> ServiceError {
-        let counted = async {
-            let (failures, lockouts) = self.storage.record_login_failure(address, now).await?;
-            if failures >= i64::from(self.sign_in.max_failures) {
-                let lockout = self.sign_in.lockout_after(lockouts);
-                let until =
-                    now + chrono::Duration::from_std(lockout).unwrap_or(chrono::Duration::hours(1));
-                self.storage
-                    .lock_login(address, self.sign_in.max_failures, until)
-                    .await?;
-                tracing::warn!(
-                    lockout_secs = lockout.as_secs(),
-                    "sign-in locked out after repeated failures"
-                );
-            }
-            Ok::<(), StorageError>(())
-        };
-        match counted.await {
-            Ok(()) => ServiceError::InvalidCredentials,
-            Err(e) => e.into(),
-        }
     }
 
     /// Changes a password, given the current one. A wrong current password

@@ -17,8 +17,8 @@ use super::sql::{self, Sql};
 use super::sqlite_reads::Readers;
 use super::{
     compare_schema, rows, AccountFilter, AccountStore, ClaimedMessage, CodeTry, CredentialStore,
-    DeadLetter, EventBatch, EventPosition, EventStore, Lifecycle, LimitStore, MailFailure,
-    Operations, OutboxMessage, OutboxStatus, OutboxStore, PoolSettings, StorageError,
+    DeadLetter, EventBatch, EventPosition, EventStore, Lifecycle, LimitStore, LoginReservation,
+    MailFailure, Operations, OutboxMessage, OutboxStatus, OutboxStore, PoolSettings, StorageError,
 };
 use crate::auth::{PasswordHash, StoredCode, MAX_CODE_FAILURES};
 use crate::domain::{Account, EventType, ProfileChanges};
@@ -496,6 +496,7 @@ impl<D: Engine> AccountStore for SqlStorage<D> {
         &self,
         id: Uuid,
         old_email: &str,
+        old_hash: &str,
         new_email: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<Account>, StorageError> {
@@ -504,6 +505,7 @@ impl<D: Engine> AccountStore for SqlStorage<D> {
             Param::Text(old_email),
             Param::Text(new_email),
             Param::Time(now),
+            Param::Text(old_hash),
         ];
         self.update_with_event(
             &sql::CHANGE_EMAIL,
@@ -568,21 +570,50 @@ impl<D: Engine> AccountStore for SqlStorage<D> {
             ],
         )
         .await?;
-        // Run whatever the first found, so every address costs the same.
-        let failures = D::fetch(&mut conn, &sql::CODE_FAILURES, &[Param::Text(email)]).await?;
-        if let Some(row) = counted.first() {
-            let account_id = D::uuid(row, "account_id")?;
-            if !account_id.is_nil() {
-                return Ok(CodeTry::Counted(StoredCode {
-                    account_id,
-                    hmac: D::text(row, "code_hmac")?,
-                    expires_at: D::time(row, "expires_at")?,
-                }));
+        let code = match counted.first() {
+            Some(row) => {
+                let account_id = D::uuid(row, "account_id")?;
+                (!account_id.is_nil())
+                    .then(|| {
+                        Ok::<_, StorageError>(StoredCode {
+                            account_id,
+                            hmac: D::text(row, "code_hmac")?,
+                            expires_at: D::time(row, "expires_at")?,
+                        })
+                    })
+                    .transpose()?
             }
+            None => None,
+        };
+        // Run whatever the first found, so every address costs the same.
+        let by_address = D::fetch(
+            &mut conn,
+            &sql::COUNT_ADDRESS_CODE_TRY,
+            &[
+                Param::Text(email),
+                Param::Int(i64::from(code.is_none())),
+                Param::Time(Utc::now()),
+            ],
+        )
+        .await?;
+        let failures = D::fetch(&mut conn, &sql::CODE_FAILURES, &[Param::Text(email)]).await?;
+        if let Some(code) = code {
+            return Ok(CodeTry::Counted(code));
         }
-        match failures.first() {
-            Some(row) if D::integer(row, "failures")? >= MAX_CODE_FAILURES => Ok(CodeTry::Burned),
-            _ => Ok(CodeTry::NoCode),
+        let on_code = match failures.first() {
+            Some(row) => D::integer(row, "failures")?,
+            None => 0,
+        };
+        let on_address = match by_address.first() {
+            Some(row) => D::integer(row, "failures")?,
+            None => 0,
+        };
+        // A real code burns at its MAX_CODE_FAILURES-th wrong try, and the
+        // next answers CODE_EXHAUSTED: an address without one the same.
+        if on_code >= MAX_CODE_FAILURES || on_address > MAX_CODE_FAILURES {
+            Ok(CodeTry::Burned)
+        } else {
+            Ok(CodeTry::NoCode)
         }
     }
 
@@ -997,11 +1028,38 @@ impl<D: Engine> CredentialStore for SqlStorage<D> {
         Ok(self.execute(&sql::REPLACE_PASSWORD_HASH, &params).await? == 1)
     }
 
-    async fn login_lock(&self, email: &str) -> Result<Option<Option<DateTime<Utc>>>, StorageError> {
+    async fn reserve_login_attempt(
+        &self,
+        email: &str,
+        now: DateTime<Utc>,
+        max_failures: u32,
+        stale_before: DateTime<Utc>,
+    ) -> Result<LoginReservation, StorageError> {
+        let params = [
+            Param::Text(email),
+            Param::Time(now),
+            Param::Int(i64::from(max_failures)),
+            Param::Time(stale_before),
+        ];
+        if !self
+            .fetch(&sql::RESERVE_LOGIN_ATTEMPT, &params)
+            .await?
+            .is_empty()
+        {
+            return Ok(LoginReservation::Reserved);
+        }
         let rows = self.fetch(&sql::LOGIN_LOCK, &[Param::Text(email)]).await?;
-        rows.first()
-            .map(|row| D::optional_time(row, "locked_until"))
-            .transpose()
+        Ok(match rows.first() {
+            Some(row) => LoginReservation::Refused {
+                locked_until: D::optional_time(row, "locked_until")?,
+                lockouts: D::integer(row, "lockouts")?,
+            },
+            // Gone between the two statements (pruned): nothing holds it.
+            None => LoginReservation::Refused {
+                locked_until: None,
+                lockouts: 0,
+            },
+        })
     }
 
     async fn record_login_failure(
@@ -1034,14 +1092,30 @@ impl<D: Engine> CredentialStore for SqlStorage<D> {
         Ok(())
     }
 
-    async fn clear_login_failures(&self, email: &str) -> Result<(), StorageError> {
-        self.execute(&sql::CLEAR_LOGIN_FAILURES, &[Param::Text(email)])
-            .await?;
+    async fn release_login_attempt(
+        &self,
+        email: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        let params = [Param::Text(email), Param::Time(now)];
+        if self
+            .execute(&sql::CLEAR_SETTLED_LOGIN_FAILURES, &params)
+            .await?
+            == 0
+        {
+            self.execute(&sql::RELEASE_LOGIN_ATTEMPT, &[Param::Text(email)])
+                .await?;
+        }
         Ok(())
     }
 
     async fn prune_login_failures(&self, before: DateTime<Utc>) -> Result<u64, StorageError> {
-        self.execute(&sql::PRUNE_LOGIN_FAILURES, &[Param::Time(before)])
-            .await
+        let failures = self
+            .execute(&sql::PRUNE_LOGIN_FAILURES, &[Param::Time(before)])
+            .await?;
+        let code_tries = self
+            .execute(&sql::PRUNE_CODE_TRIES, &[Param::Time(before)])
+            .await?;
+        Ok(failures + code_tries)
     }
 }

@@ -234,12 +234,14 @@ pub trait AccountStore: Send + Sync + 'static {
 
     /// Moves a live account from `old_email` to `new_email`, marks it
     /// verified and writes an `EMAIL_CHANGED` event, in one transaction.
-    /// `Ok(None)` when the account no longer has `old_email` (or is gone);
-    /// `Conflict` when another account has `new_email`.
+    /// `Ok(None)` when the account no longer has `old_email` or its password
+    /// hash is no longer `old_hash` (or it is gone); `Conflict` when another
+    /// account has `new_email`.
     async fn change_email(
         &self,
         id: Uuid,
         old_email: &str,
+        old_hash: &str,
         new_email: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<Account>, StorageError>;
@@ -440,6 +442,18 @@ pub trait Operations: Send + Sync + 'static {
     ) -> Result<u64, StorageError>;
 }
 
+/// The answer to a reservation of a password check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginReservation {
+    Reserved,
+    /// No check may run: a lockout until `locked_until` (when it is later
+    /// than now), or one about to start, after `lockouts` earlier ones.
+    Refused {
+        locked_until: Option<DateTime<Utc>>,
+        lockouts: i64,
+    },
+}
+
 /// What a password check needs: the stored hash, its upgrade, and the
 /// failed-attempt counts behind the sign-in lockout.
 #[async_trait]
@@ -486,12 +500,21 @@ pub trait CredentialStore: Send + Sync + 'static {
         new: &PasswordHash,
     ) -> Result<bool, StorageError>;
 
-    /// `None` when `email` has no failures on record; else when its lockout
-    /// ends (`Some(None)`: counted, not locked).
-    async fn login_lock(&self, email: &str) -> Result<Option<Option<DateTime<Utc>>>, StorageError>;
+    /// Reserves one password check of `email` before it is computed, in one
+    /// statement the database serialises: refused while a lockout runs, or
+    /// while failures on record and checks under way already reach
+    /// `max_failures`. A reservation older than `stale_before` is taken for
+    /// abandoned (its instance died mid-check).
+    async fn reserve_login_attempt(
+        &self,
+        email: &str,
+        now: DateTime<Utc>,
+        max_failures: u32,
+        stale_before: DateTime<Utc>,
+    ) -> Result<LoginReservation, StorageError>;
 
-    /// Counts one failure; returns (failures since the last success or
-    /// lockout, lockouts since the last success).
+    /// Turns a reservation into a failure; returns (failures since the last
+    /// success or lockout, lockouts since the last success).
     async fn record_login_failure(
         &self,
         email: &str,
@@ -507,10 +530,16 @@ pub trait CredentialStore: Send + Sync + 'static {
         until: DateTime<Utc>,
     ) -> Result<(), StorageError>;
 
-    /// Forgets the failures of `email` (a successful check).
-    async fn clear_login_failures(&self, email: &str) -> Result<(), StorageError>;
+    /// Gives a successful check's reservation back; with no other check of
+    /// `email` under way and no lockout running, its failures are forgotten.
+    async fn release_login_attempt(
+        &self,
+        email: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError>;
 
-    /// Forgets failures last seen before `before` whose lockout is over.
+    /// Forgets failures last seen before `before` whose lockout is over, and
+    /// the code tries counted per address before it.
     async fn prune_login_failures(&self, before: DateTime<Utc>) -> Result<u64, StorageError>;
 }
 

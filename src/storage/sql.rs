@@ -353,14 +353,32 @@ pub(super) const REPLACE_PASSWORD_HASH: Sql = Sql::both(
      WHERE id = $1 AND password_hash = $2 AND deleted_at IS NULL",
 );
 
-pub(super) const LOGIN_LOCK: Sql =
-    Sql::both("SELECT locked_until FROM login_failures WHERE email = $1");
+/// Reserves a check ($1 address, $2 now, $3 LOGIN_MAX_FAILURES, $4 stale
+/// before): the conflict clause's WHERE makes the test and the increment one
+/// step, so however many calls race, at most $3 get a row back.
+/// `last_failed_at` is the last activity; `pending` checks under way.
+pub(super) const RESERVE_LOGIN_ATTEMPT: Sql = Sql::both(
+    "INSERT INTO login_failures (email, failures, lockouts, locked_until, last_failed_at, pending) \
+     VALUES ($1, 0, 0, NULL, $2, 1) \
+     ON CONFLICT (email) DO UPDATE SET \
+       pending = CASE WHEN login_failures.last_failed_at < $4 THEN 1 \
+                      ELSE login_failures.pending + 1 END, \
+       last_failed_at = excluded.last_failed_at \
+     WHERE (login_failures.locked_until IS NULL OR login_failures.locked_until <= $2) \
+       AND login_failures.failures + CASE WHEN login_failures.last_failed_at < $4 THEN 0 \
+                                          ELSE login_failures.pending END < $3 \
+     RETURNING lockouts",
+);
 
-/// Counts one failure, atomically across instances.
+pub(super) const LOGIN_LOCK: Sql =
+    Sql::both("SELECT locked_until, lockouts FROM login_failures WHERE email = $1");
+
+/// Turns a reservation into a failure, atomically across instances.
 pub(super) const RECORD_LOGIN_FAILURE: Sql = Sql::both(
-    "INSERT INTO login_failures (email, failures, lockouts, locked_until, last_failed_at) \
-     VALUES ($1, 1, 0, NULL, $2) \
+    "INSERT INTO login_failures (email, failures, lockouts, locked_until, last_failed_at, pending) \
+     VALUES ($1, 1, 0, NULL, $2, 0) \
      ON CONFLICT (email) DO UPDATE SET failures = login_failures.failures + 1, \
+       pending = CASE WHEN login_failures.pending > 0 THEN login_failures.pending - 1 ELSE 0 END, \
        last_failed_at = excluded.last_failed_at \
      RETURNING failures, lockouts",
 );
@@ -372,8 +390,22 @@ pub(super) const LOCK_LOGIN: Sql = Sql::both(
      WHERE email = $1 AND failures >= $2",
 );
 
+/// A new password or a deleted account: the address starts afresh.
 pub(super) const CLEAR_LOGIN_FAILURES: Sql =
     Sql::both("DELETE FROM login_failures WHERE email = $1");
+
+/// A success when no other check is under way and no lockout runs: the
+/// address starts afresh.
+pub(super) const CLEAR_SETTLED_LOGIN_FAILURES: Sql = Sql::both(
+    "DELETE FROM login_failures WHERE email = $1 AND pending <= 1 \
+     AND (locked_until IS NULL OR locked_until <= $2)",
+);
+
+/// A success beside other checks under way: only its reservation goes.
+pub(super) const RELEASE_LOGIN_ATTEMPT: Sql = Sql::both(
+    "UPDATE login_failures SET pending = CASE WHEN pending > 0 THEN pending - 1 ELSE 0 END \
+     WHERE email = $1",
+);
 
 pub(super) const PRUNE_LOGIN_FAILURES: Sql = Sql::both(
     "DELETE FROM login_failures WHERE last_failed_at < $1 \
@@ -465,10 +497,11 @@ pub(super) const UPDATE_PROFILE: Sql = Sql::both(concat!(
 ));
 
 /// Moves a live account from address $2 to $3 and marks it verified; no row
-/// when it no longer has $2. The unique index decides a race for $3.
+/// when it no longer has $2 or its password hash is no longer $5 (a reset or
+/// change since the link was issued). The unique index decides a race for $3.
 pub(super) const CHANGE_EMAIL: Sql = Sql::both(concat!(
     "UPDATE accounts SET email = $3, verified = TRUE, updated_at = $4 \
-     WHERE id = $1 AND email = $2 AND deleted_at IS NULL RETURNING ",
+     WHERE id = $1 AND email = $2 AND password_hash = $5 AND deleted_at IS NULL RETURNING ",
     account_columns!()
 ));
 
@@ -568,6 +601,20 @@ pub(super) const TRY_CODE: Sql = Sql::both(
         WHERE a.email = $1 AND a.deleted_at IS NULL AND c.failures < $2), $3) \
      RETURNING account_id, code_hmac, expires_at",
 );
+
+/// Counts a try at a code per address ($1), known or not: $2 is 1 when the
+/// address had no code to count it on, else 0, so that every address
+/// writes the same row and an unknown one burns after as many wrong tries
+/// as a real code.
+pub(super) const COUNT_ADDRESS_CODE_TRY: Sql = Sql::both(
+    "INSERT INTO code_tries (email, failures, last_tried_at) VALUES ($1, $2, $3) \
+     ON CONFLICT (email) DO UPDATE SET failures = code_tries.failures + excluded.failures, \
+       last_tried_at = excluded.last_tried_at \
+     RETURNING failures",
+);
+
+pub(super) const PRUNE_CODE_TRIES: Sql =
+    Sql::both("DELETE FROM code_tries WHERE last_tried_at < $1");
 
 /// The wrong tries counted on the code of the live account with address $1.
 pub(super) const CODE_FAILURES: Sql = Sql::both(

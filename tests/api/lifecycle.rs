@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use account_service::access::Scope;
 use account_service::proto::account::v1::{
-    Account, ChangeEmailRequest, CheckPasswordRequest, ConfirmEmailChangeRequest,
-    DeleteAccountRequest, ListAccountsRequest, RequestPasswordResetRequest, ResetPasswordRequest,
-    UpdateProfileRequest,
+    confirm_registration_request, Account, ChangeEmailRequest, CheckPasswordRequest,
+    ConfirmEmailChangeRequest, ConfirmRegistrationRequest, DeleteAccountRequest,
+    ListAccountsRequest, RequestPasswordResetRequest, ResetPasswordRequest, UpdateProfileRequest,
 };
 use prost_types::FieldMask;
 use tonic::{Code, Status};
@@ -58,6 +58,17 @@ async fn change_email(
         })
         .await
         .map(drop)
+}
+
+/// Confirms an account with the link of its welcome mail.
+async fn confirm_welcome(app: &TestApp, welcome: &Mail) {
+    app.client
+        .clone()
+        .confirm_registration(ConfirmRegistrationRequest {
+            proof: Some(confirm_registration_request::Proof::Token(welcome.token())),
+        })
+        .await
+        .unwrap();
 }
 
 async fn confirm_change(app: &TestApp, token: &str) -> Result<Account, Status> {
@@ -271,7 +282,9 @@ async fn an_email_change_waits_for_its_link(backend: Backend) {
     let app = spawn_app(backend).set_all(smtp_settings(smtp.url())).await;
     let old = unique_email();
     let account = app.register(registration(&old)).await.unwrap();
-    smtp.wait_for(1, Duration::from_secs(10)).await;
+    let welcome = smtp.wait_for(1, Duration::from_secs(10)).await;
+    // Only a confirmed owner may move the address.
+    confirm_welcome(&app, &welcome[0]).await;
     // A reset link issued before the change must stop working with it.
     app.client
         .clone()
@@ -374,7 +387,7 @@ async fn an_email_change_waits_for_its_link(backend: Backend) {
             .scalar("SELECT COUNT(*) FROM account_events WHERE type = 2")
             .await,
         1,
-        "the change verified the account"
+        "verified once, by the welcome link"
     );
 
     // The reset link issued for the old address no longer works.
@@ -420,7 +433,9 @@ async fn a_taken_address_is_answered_alike_and_its_owner_told(backend: Backend) 
     let (mover, owner) = (unique_email(), unique_email());
     let account = app.register(registration(&mover)).await.unwrap();
     app.register(registration(&owner)).await.unwrap();
-    smtp.wait_for(2, Duration::from_secs(10)).await;
+    let welcome = smtp.wait_for(2, Duration::from_secs(10)).await;
+    let to_mover = welcome.iter().find(|m| m.to == mover).unwrap();
+    confirm_welcome(&app, to_mover).await;
 
     change_email(&app, &account.id, &owner.to_uppercase(), PASSWORD)
         .await

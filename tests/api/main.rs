@@ -4,6 +4,7 @@
 mod abuse;
 mod access;
 mod access_binary;
+mod attacks;
 mod batching;
 mod certificates_binary;
 mod confirm;

@@ -11,8 +11,8 @@ use account_service::mail::{
 };
 use account_service::storage::{
     AccountFilter, AccountStore, ClaimedMessage, CodeTry, CredentialStore, DeadLetter, EventBatch,
-    EventPosition, EventStore, Lifecycle, LimitStore, MailFailure, Operations, OutboxMessage,
-    OutboxStatus, OutboxStore, Storage, StorageError,
+    EventPosition, EventStore, Lifecycle, LimitStore, LoginReservation, MailFailure, Operations,
+    OutboxMessage, OutboxStatus, OutboxStore, Storage, StorageError,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -105,10 +105,13 @@ impl AccountStore for FlakySentMarks {
         &self,
         id: Uuid,
         old_email: &str,
+        old_hash: &str,
         new_email: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<Account>, StorageError> {
-        self.inner.change_email(id, old_email, new_email, now).await
+        self.inner
+            .change_email(id, old_email, old_hash, new_email, now)
+            .await
     }
     async fn delete_account(
         &self,
@@ -267,8 +270,16 @@ impl CredentialStore for FlakySentMarks {
             .replace_password(account, old, new, now, verify, notice)
             .await
     }
-    async fn login_lock(&self, email: &str) -> Result<Option<Option<DateTime<Utc>>>, StorageError> {
-        self.inner.login_lock(email).await
+    async fn reserve_login_attempt(
+        &self,
+        email: &str,
+        now: DateTime<Utc>,
+        max_failures: u32,
+        stale_before: DateTime<Utc>,
+    ) -> Result<LoginReservation, StorageError> {
+        self.inner
+            .reserve_login_attempt(email, now, max_failures, stale_before)
+            .await
     }
     async fn record_login_failure(
         &self,
@@ -285,8 +296,12 @@ impl CredentialStore for FlakySentMarks {
     ) -> Result<(), StorageError> {
         self.inner.lock_login(email, max_failures, until).await
     }
-    async fn clear_login_failures(&self, email: &str) -> Result<(), StorageError> {
-        self.inner.clear_login_failures(email).await
+    async fn release_login_attempt(
+        &self,
+        email: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        self.inner.release_login_attempt(email, now).await
     }
     async fn prune_login_failures(&self, before: DateTime<Utc>) -> Result<u64, StorageError> {
         self.inner.prune_login_failures(before).await

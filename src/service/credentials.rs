@@ -1,0 +1,173 @@
+//! Password checks: sign-in, and the current password that guards a change,
+//! under one lockout that every instance shares.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+
+use super::{Accounts, ServiceError};
+use crate::domain::{Account, Email};
+use crate::storage::{LoginReservation, StorageError};
+
+/// A reservation older than this was left by an instance that died between
+/// reserving and answering: no check takes a minute.
+const ABANDONED_AFTER: Duration = Duration::from_secs(60);
+
+impl Accounts {
+    /// Checks a shopper's password at sign-in.
+    ///
+    /// A wrong password and an unknown address cost the same (the address is
+    /// checked against a dummy hash), answer the same, and answer no sooner
+    /// than the failure floor, so that an imported account's slower hash
+    /// does not set it apart. Every check is reserved in the database before
+    /// it is computed; past `max_failures` the address is locked out,
+    /// without any hashing, for a lockout that doubles each time. A match on
+    /// a hash with other parameters (or from the Django app) stores a
+    /// current argon2id hash. Only once the password matched is an
+    /// unverified account told apart.
+    #[tracing::instrument(name = "check_password", skip_all)]
+    pub async fn check_password(
+        &self,
+        email: &Email,
+        password: SecretString,
+    ) -> Result<Account, ServiceError> {
+        self.ensure_ready()?;
+        let started = Instant::now();
+        let address = email.as_str();
+        let now = Utc::now();
+        self.reserve_check(address, now).await?;
+        let found = match self.storage.credentials_by_email(address).await {
+            Ok(found) => found,
+            Err(e) => return Err(self.check_abandoned(address, now, e.into()).await),
+        };
+        let verified = match self
+            .hasher
+            .verify(password, found.as_ref().map(|(_, hash)| hash.as_str()))
+            .await
+        {
+            Ok(verified) => verified,
+            Err(e) => return Err(self.check_abandoned(address, now, e.into()).await),
+        };
+        let (account, stored) = match found {
+            Some(found) if verified.matched => found,
+            found => {
+                let failed = self.sign_in_failed(address, now).await;
+                let took = started.elapsed();
+                // A slow hash of an older kind lifts the floor for everyone;
+                // this service's own hashes and the dummy never do, so a
+                // busy moment cannot ratchet it up.
+                if found.is_some_and(|(_, stored)| !stored.starts_with("$argon2")) {
+                    self.failure_floor.raise_to(took);
+                }
+                tokio::time::sleep(self.failure_floor.get().saturating_sub(took)).await;
+                return Err(failed);
+            }
+        };
+        self.storage.release_login_attempt(address, now).await?;
+        if let Some(upgrade) = verified.upgrade {
+            let replaced = self
+                .storage
+                .replace_password_hash(account.id, &stored, &upgrade)
+                .await?;
+            if replaced {
+                tracing::info!(account_id = %account.id, "password hash upgraded to the current parameters");
+            }
+        }
+        if !account.verified {
+            return Err(ServiceError::EmailNotVerified);
+        }
+        Ok(account)
+    }
+
+    /// Reserves one password check of `address` before any hashing: the
+    /// database decides, so however many checks race, on however many
+    /// instances, at most `max_failures` run before the lockout; the rest
+    /// answer LOGIN_LOCKED without a hash.
+    async fn reserve_check(&self, address: &str, now: DateTime<Utc>) -> Result<(), ServiceError> {
+        let stale = now - chrono::Duration::from_std(ABANDONED_AFTER).unwrap_or_default();
+        let reservation = self
+            .storage
+            .reserve_login_attempt(address, now, self.sign_in.max_failures, stale)
+            .await?;
+        match reservation {
+            LoginReservation::Reserved => Ok(()),
+            LoginReservation::Refused {
+                locked_until,
+                lockouts,
+            } => {
+                let wait = match locked_until {
+                    Some(until) if until > now => (until - now).to_std().unwrap_or_default(),
+                    // The slots are held by checks under way: the lockout
+                    // they are about to start.
+                    _ => self.sign_in.lockout_after(lockouts),
+                };
+                Err(ServiceError::LockedOut(wait))
+            }
+        }
+    }
+
+    /// A reserved check that could not be made (the database or the hashing
+    /// pool failed): its reservation is given back, and `error` answered.
+    async fn check_abandoned(
+        &self,
+        address: &str,
+        now: DateTime<Utc>,
+        error: ServiceError,
+    ) -> ServiceError {
+        if let Err(e) = self.storage.release_login_attempt(address, now).await {
+            tracing::warn!(error = %e, "a password check's reservation was not given back");
+        }
+        error
+    }
+
+    /// Checks a password an account holder typed against `stored`, as a
+    /// sign-in would: reserved first, refused while the address is locked
+    /// out, and a wrong one counts towards the lockout.
+    pub(super) async fn check_current_password(
+        &self,
+        address: &str,
+        password: SecretString,
+        stored: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), ServiceError> {
+        self.reserve_check(address, now).await?;
+        let verified = match self.hasher.verify(password, Some(stored)).await {
+            Ok(verified) => verified,
+            Err(e) => return Err(self.check_abandoned(address, now, e.into()).await),
+        };
+        if verified.matched {
+            self.storage.release_login_attempt(address, now).await?;
+            Ok(())
+        } else {
+            Err(self.sign_in_failed(address, now).await)
+        }
+    }
+
+    /// Turns the reservation of `address` into a failure, locks it out once
+    /// it reaches LOGIN_MAX_FAILURES, and returns the error to answer.
+    async fn sign_in_failed(&self, address: &str, now: DateTime<Utc>) -> ServiceError {
+        let counted = async {
+            let (failures, lockouts) = self.storage.record_login_failure(address, now).await?;
+            if failures >= i64::from(self.sign_in.max_failures) {
+                let lockout = self.sign_in.lockout_after(lockouts);
+                // From now, not from the call's start: the check took time.
+                let now = Utc::now();
+                let until =
+                    now + chrono::Duration::from_std(lockout).unwrap_or(chrono::Duration::hours(1));
+                self.storage
+                    .lock_login(address, self.sign_in.max_failures, until)
+                    .await?;
+                tracing::warn!(
+                    lockout_secs = lockout.as_secs(),
+                    "sign-in locked out after repeated failures"
+                );
+            }
+            Ok::<(), StorageError>(())
+        };
+        match counted.await {
+            Ok(()) => ServiceError::InvalidCredentials,
+            Err(e) => e.into(),
+        }
+    }
+}
