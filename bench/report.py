@@ -205,28 +205,47 @@ get_pg, get_sl = load("get_grpc_pg.json"), load("get_grpc_sqlite.json")
 get_pg_tonic, get_sl_tonic = load_optional("get_grpc_pg_tonic.json"), load_optional("get_grpc_sqlite_tonic.json")
 get_pg_c8, get_sl_c8 = load_optional("get_grpc_pg_c8.json"), load_optional("get_grpc_sqlite_c8.json")
 health_sl = load_optional("health_sqlite.json")
+get_pg_h2load, get_sl_h2load = load_optional("get_h2load_pg.json"), load_optional("get_h2load_sqlite.json")
+health_sl_h2load = load_optional("health_h2load_sqlite.json")
 if get_pg or get_sl:
     w("## GetAccount by id")
     w("")
     w("64 calls in flight on one HTTP/2 connection, as one calling service's tonic `Channel` (or")
-    w("grpc-go `ClientConn`) sends them; the lean client also with the calls spread over 8")
-    w("connections, where each answer goes out in smaller writes. The lean client (`account-loadgen --lean`) writes")
-    w("each call straight as HTTP/2 frames (a prebuilt header block, many calls to one write), as wrk")
-    w("does for HTTP, and checks each answer's status and that it holds the account asked for; the")
-    w("tonic client is the generated one on a")
-    w("tonic `Channel`, as a Rust caller would use it. The health check (`grpc.health.v1.Health/Check`)")
-    w("is the same kind of call to the same server with no database behind it: the transport's floor.")
+    w("grpc-go `ClientConn`) sends them; our h2 client also with the calls spread over 8")
+    w("connections, where each answer goes out in smaller writes. Three clients make the load:")
+    w("")
+    w("- **h2** (`account-loadgen --lean`): each call sent straight over the `h2` crate, with a")
+    w("  request head and message built before the clock starts and no tower stack; it cycles")
+    w("  through every seeded id and checks each answer's grpc-status and that it holds the account")
+    w("  asked for.")
+    w("- **tonic**: the generated client on a tonic `Channel`, as a Rust caller would use it.")
+    w("- **h2load** (nghttp2's HTTP/2 benchmark, in C): the same call as an HTTP/2 POST of one fixed")
+    w("  body (`content-type: application/grpc`, `te: trailers`, the framed GetAccountRequest), so it")
+    w("  asks for the same account every time. **h2load counts HTTP statuses only, not grpc-status**:")
+    w("  a failed gRPC call still answers HTTP 200, so its codes column shows HTTP status classes.")
+    w("  Its call was first made 1000 times with account-loadgen, which read every grpc-status:")
+    w("  %s." % (", ".join("%s answered %s" % (label, " ".join("%s=%d" % kv for kv in check["codes"].items()))
+                          for label, check in (("PostgreSQL GetAccount", load_optional("get_h2load_pg_check.json")),
+                                               ("SQLite GetAccount", load_optional("get_h2load_sqlite_check.json")),
+                                               ("the health check", load_optional("health_h2load_sqlite_check.json")))
+                          if check) or "not checked"))
+    w("")
+    w("The health check (`grpc.health.v1.Health/Check`) is the same kind of call to the same server")
+    w("with no database behind it: the transport's floor.")
     w("")
     w("| backend | call, client | req/s | p50 ms | p99 ms | codes | ceiling | of ceiling |")
     w("|---|---|---|---|---|---|---|---|")
     for label, path, r, ceiling_label, ceiling in (
-            ("PostgreSQL", "GetAccount, lean", get_pg, "pgbench", pg_get_tps),
-            ("PostgreSQL", "GetAccount, lean, 8 connections", get_pg_c8, "pgbench", pg_get_tps),
+            ("PostgreSQL", "GetAccount, h2", get_pg, "pgbench", pg_get_tps),
+            ("PostgreSQL", "GetAccount, h2, 8 connections", get_pg_c8, "pgbench", pg_get_tps),
             ("PostgreSQL", "GetAccount, tonic", get_pg_tonic, "pgbench", pg_get_tps),
-            ("SQLite", "GetAccount, lean", get_sl, "sqlite3 loop", sl_get and sl_get["tps"]),
-            ("SQLite", "GetAccount, lean, 8 connections", get_sl_c8, "sqlite3 loop", sl_get and sl_get["tps"]),
+            ("PostgreSQL", "GetAccount, h2load (one id)", get_pg_h2load, "pgbench", pg_get_tps),
+            ("SQLite", "GetAccount, h2", get_sl, "sqlite3 loop", sl_get and sl_get["tps"]),
+            ("SQLite", "GetAccount, h2, 8 connections", get_sl_c8, "sqlite3 loop", sl_get and sl_get["tps"]),
             ("SQLite", "GetAccount, tonic", get_sl_tonic, "sqlite3 loop", sl_get and sl_get["tps"]),
-            ("SQLite", "health check, lean", health_sl, "sqlite3 loop", sl_get and sl_get["tps"])):
+            ("SQLite", "GetAccount, h2load (one id)", get_sl_h2load, "sqlite3 loop", sl_get and sl_get["tps"]),
+            ("SQLite", "health check, h2", health_sl, "sqlite3 loop", sl_get and sl_get["tps"]),
+            ("SQLite", "health check, h2load", health_sl_h2load, "sqlite3 loop", sl_get and sl_get["tps"])):
         if not r:
             continue
         w("| %s | %s | %.0f | %.2f | %.2f | %s | %s | %s |" % (
@@ -237,18 +256,20 @@ if get_pg or get_sl:
     w("")
     per_call = []
     for call, name in (("get", "GetAccount"), ("health", "health check")):
-        shares, run = load_optional("cpu_share_%s_sqlite.json" % call), load_optional("shares_run_%s_sqlite.json" % call)
-        if shares and run and run["throughput"]:
-            per_call.append((name, run["throughput"], shares.get("service", 0), shares.get("load generator", 0)))
+        for client, suffix in (("h2", ""), ("h2load", "_h2load")):
+            shares = load_optional("cpu_share_%s%s_sqlite.json" % (call, suffix))
+            run = load_optional("shares_run_%s%s_sqlite.json" % (call, suffix))
+            if shares and run and run["throughput"]:
+                per_call.append((name, client, run["throughput"], shares.get("service", 0), shares.get("load generator", 0)))
     if per_call:
         w("CPU time per call on SQLite, from the shares of the machine's %d cores (from /proc, 5 s)" % cores)
         w("and the rate of the same run:")
         w("")
-        w("| call | req/s | service | load generator | service µs per call | load generator µs per call |")
-        w("|---|---|---|---|---|---|")
-        for name, rate, svc, lg in per_call:
-            w("| %s | %.0f | %.1f%% | %.1f%% | %.0f | %.0f |" % (
-                name, rate, svc, lg, svc / 100 * cores * 1e6 / rate, lg / 100 * cores * 1e6 / rate))
+        w("| call | client | req/s | service | load generator | service µs per call | load generator µs per call |")
+        w("|---|---|---|---|---|---|---|")
+        for name, client, rate, svc, lg in per_call:
+            w("| %s | %s | %.0f | %.1f%% | %.1f%% | %.0f | %.0f |" % (
+                name, client, rate, svc, lg, svc / 100 * cores * 1e6 / rate, lg / 100 * cores * 1e6 / rate))
         w("")
 signin, locked, locked_hashes = load("check_password_pg.json"), load("locked_flood_pg.json"), load("locked_flood_hashes.json")
 if signin and locked:
@@ -515,7 +536,8 @@ if failing:
         w("Done already: a look-up by id is read on the calling thread by a read-only connection to")
         w("the same file (no hand-off to a connection thread, no copy of each value); a lone look-up is")
         w("one `SELECT … WHERE id = ?`, concurrent ones share one statement that joins the id list to")
-        w("the table; pages are read through `mmap`; the lean client writes its HTTP/2 frames itself.")
+        w("the table; pages are read through `mmap`; the load comes from the `h2` crate without tonic's")
+        w("stack, and h2load (in C) beside it shows how much a leaner client leaves to the service.")
         w("What is left per call is the gRPC transport (the health check's cost), the access check, the")
         w("admission permit, metrics and the row's conversion to its message. What would close it:")
         w("clients on other machines, as in a deployment, so that the load generator's share goes back")

@@ -3,7 +3,7 @@
 # writes BENCHMARKS.md: the argon2 hash limit, Register throughput, confirmation
 # throughput over gRPC and HTTP beside PostgreSQL's (pgbench) and SQLite's own
 # ceiling for the same UPDATE, GetAccount by id beside their ceiling for the
-# same SELECT, resident memory idle and under a 500-concurrent burst, the
+# same SELECT (with account-loadgen and with nghttp2's h2load), resident memory idle and under a 500-concurrent burst, the
 # outbox's delivery rate into a local SMTP server, and what an idle service
 # costs the database (transactions per minute) and a lone mail (its latency),
 # and how the account event stream keeps up.
@@ -38,8 +38,11 @@ step() { printf '\n[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 step "tools"
-if ! command -v wrk >/dev/null; then
-    as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+missing=()
+command -v wrk >/dev/null || missing+=(wrk)
+command -v h2load >/dev/null || missing+=(nghttp2-client)
+if [ "${#missing[@]}" -gt 0 ]; then
+    as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
 command -v psql >/dev/null && test -x "$PG_BIN/pgbench"
@@ -91,11 +94,44 @@ stop_service() {
 }
 proc_kib() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$SVC_PID/status"; }
 
+summary() { # NAME
+    python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("  %-22s %8.1f req/s  p50 %7.2f ms  p99 %7.2f ms  %s" % (sys.argv[2], r["throughput"], r["latency_ms"]["p50"], r["latency_ms"]["p99"], r["codes"]))' "$RESULTS/$1.json" "$1"
+}
 load() { # NAME SUBCOMMAND ARGS...
     local name=$1
     shift
     "$LG" "$@" --addr "http://$GRPC" --duration "$DURATION" --json >"$RESULTS/$name.json"
-    python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("  %-22s %8.1f req/s  p50 %7.2f ms  p99 %7.2f ms  %s" % (sys.argv[2], r["throughput"], r["latency_ms"]["p50"], r["latency_ms"]["p99"], r["codes"]))' "$RESULTS/$name.json" "$name"
+    summary "$name"
+}
+
+# h2load (nghttp2) sends one fixed body again and again, which a gRPC call
+# with one fixed request is: an HTTP/2 POST of a framed message. It reads
+# HTTP statuses only, never grpc-status, so the same call is first made with
+# account-loadgen, which reads every answer's, and must answer only OK.
+GET_PATH=/account.v1.AccountService/GetAccount
+HEALTH_PATH=/grpc.health.v1.Health/Check
+h2load_body() { # NAME get ID | NAME health: the body file, and the check of its call
+    local name=$1 call=$2 ids=()
+    if [ "$call" = get ]; then
+        "$LG" grpc-body get --id "$3" >"$WORK/$name.body"
+        echo "$3" >"$WORK/$name.ids"
+        ids=(--ids "$WORK/$name.ids")
+    else
+        "$LG" grpc-body health >"$WORK/$name.body"
+    fi
+    "$LG" "$call" --lean --addr "http://$GRPC" "${ids[@]}" --requests 1000 --concurrency 64 --connections 1 \
+        --fail-on-error --json >"$RESULTS/${name}_check.json"
+    python3 -c 'import json,sys; c=json.load(open(sys.argv[1]))["codes"]; sys.exit(0 if list(c)==["OK"] else "the call for h2load does not answer OK: %s" % c)' \
+        "$RESULTS/${name}_check.json"
+}
+h2load_calls() { # BODY_NAME PATH SECONDS LOG: 64 calls in flight on one connection, as above
+    h2load -c 1 -m 64 -t 1 -D "$3" -d "$WORK/$1.body" \
+        -H "content-type: application/grpc" -H "te: trailers" --log-file "$4" "http://$GRPC$2"
+}
+h2load_run() { # NAME PATH
+    h2load_calls "$1" "$2" "$DURATION" "$WORK/$1.h2load.log" >"$RESULTS/$1.h2load.txt"
+    python3 bench/h2load_json.py "$RESULTS/$1.h2load.txt" "$WORK/$1.h2load.log" "$1" >"$RESULTS/$1.json"
+    summary "$1"
 }
 
 wrk_confirm() { # NAME TOKENS_FILE
@@ -140,6 +176,9 @@ start_service "$PG_URL"
 load get_grpc_pg get --lean --ids "$WORK/ids_pg.txt" --concurrency 64 --connections 1
 load get_grpc_pg_c8 get --lean --ids "$WORK/ids_pg.txt" --concurrency 64 --connections 8
 load get_grpc_pg_tonic get --ids "$WORK/ids_pg.txt" --concurrency 64 --connections 1
+# The same load from h2load, which asks for one account again and again.
+h2load_body get_h2load_pg get "$(head -n1 "$WORK/ids_pg.txt")"
+h2load_run get_h2load_pg "$GET_PATH"
 reset_postgres
 load confirm_grpc_pg confirm --ids "$WORK/ids_pg.txt" --secret-key "$SECRET" --concurrency 64 --connections 8
 # Where the CPU goes while confirming: shares of the machine per process, and
@@ -286,15 +325,19 @@ stop_service
 python3 bench/seed_sqlite.py "$SQLITE_DB" "$ACCOUNTS" "$WORK/ids_sqlite.txt"
 start_service "sqlite://$SQLITE_DB"
 # The plain sqlite3 SELECT loop is sampled just before and just after the
-# lean GetAccount run it is compared with (the idle service beside it costs
+# GetAccount run it is compared with (the idle service beside it costs
 # nothing), so a drift in the machine's speed moves both alike.
 python3 bench/sqlite_loop.py "$SQLITE_DB" "$WORK/ids_sqlite.txt" "$DURATION" select | tee "$RESULTS/sqlite_select_loop.json"
 load get_grpc_sqlite get --lean --ids "$WORK/ids_sqlite.txt" --concurrency 64 --connections 1
 python3 bench/sqlite_loop.py "$SQLITE_DB" "$WORK/ids_sqlite.txt" "$DURATION" select | tee "$RESULTS/sqlite_select_loop_2.json"
 load get_grpc_sqlite_c8 get --lean --ids "$WORK/ids_sqlite.txt" --concurrency 64 --connections 8
 load get_grpc_sqlite_tonic get --ids "$WORK/ids_sqlite.txt" --concurrency 64 --connections 1
+h2load_body get_h2load_sqlite get "$(head -n1 "$WORK/ids_sqlite.txt")"
+h2load_run get_h2load_sqlite "$GET_PATH"
 # The same calls' cost without the database: the standard health check.
 load health_sqlite health --lean --concurrency 64 --connections 1
+h2load_body health_h2load_sqlite health
+h2load_run health_h2load_sqlite "$HEALTH_PATH"
 # Where the CPU goes while looking up on SQLite, as for confirmation above,
 # and, from the shares and the rate of the same run, the CPU time per call.
 for call in get health; do
@@ -306,6 +349,16 @@ for call in get health; do
     sleep 1
     python3 bench/cpu_share.py "$SVC_PID" "$LOAD_PID" 5 | tee "$RESULTS/cpu_share_${call}_sqlite.json"
     wait "$LOAD_PID"
+    # And with h2load making the same load.
+    path=$GET_PATH
+    [ "$call" = health ] && path=$HEALTH_PATH
+    h2load_calls "${call}_h2load_sqlite" "$path" 8 /dev/null >"$RESULTS/shares_run_${call}_h2load_sqlite.h2load.txt" &
+    LOAD_PID=$!
+    sleep 1
+    python3 bench/cpu_share.py "$SVC_PID" "$LOAD_PID" 5 | tee "$RESULTS/cpu_share_${call}_h2load_sqlite.json"
+    wait "$LOAD_PID"
+    python3 bench/h2load_json.py "$RESULTS/shares_run_${call}_h2load_sqlite.h2load.txt" /dev/null "$call" \
+        >"$RESULTS/shares_run_${call}_h2load_sqlite.json"
 done
 if command -v perf >/dev/null; then
     "$LG" get --lean --addr "http://$GRPC" --ids "$WORK/ids_sqlite.txt" --concurrency 64 --connections 1 \

@@ -4,7 +4,7 @@
 
 use std::hint::black_box;
 
-use account_service::auth::ConfirmationTokens;
+use account_service::auth::{ConfirmationTokens, Keyring};
 use account_service::domain::{Account, NewAccount, RegistrationForm};
 use account_service::mail::MailComposer;
 use chrono::Utc;
@@ -14,7 +14,7 @@ use uuid::Uuid;
 const KEY: &[u8] = b"benchmark-secret-key-0123456789abcdef";
 
 fn tokens(c: &mut Criterion) {
-    let tokens = ConfirmationTokens::new(KEY, None, 3600);
+    let tokens = ConfirmationTokens::new(&Keyring::new(KEY, None), 3600);
     let id = Uuid::now_v7();
     let now = Utc::now();
     c.bench_function("token/sign", |b| {
@@ -80,7 +80,7 @@ fn templates(c: &mut Criterion) {
         created_at: now,
         updated_at: now,
     };
-    let token = ConfirmationTokens::new(KEY, None, 3600)
+    let token = ConfirmationTokens::new(&Keyring::new(KEY, None), 3600)
         .issue(account.id, now)
         .expect("token");
     c.bench_function("mail/render_welcome", |b| {

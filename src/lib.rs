@@ -13,6 +13,7 @@ pub mod config;
 pub mod domain;
 pub mod events;
 pub mod grpc;
+pub mod housekeeping;
 pub mod http;
 pub mod import;
 pub mod limits;

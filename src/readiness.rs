@@ -30,6 +30,16 @@ impl Readiness {
         self.reached.load(Ordering::Acquire)
     }
 
+    /// Succeeds once the database was reached and migrated: what a call
+    /// checks before it runs (without asking the database again).
+    pub fn ensure_ready(&self) -> Result<(), StorageError> {
+        if self.is_ready() {
+            Ok(())
+        } else {
+            Err(StorageError::NotReady)
+        }
+    }
+
     /// Succeeds when the database was migrated and answers now.
     pub async fn check(&self) -> Result<(), StorageError> {
         if !self.is_ready() {

@@ -14,12 +14,13 @@ use tonic_health::ServingStatus;
 
 use crate::access::{Access, Callers};
 use crate::auth::{
-    ConfirmationCodes, ConfirmationTokens, EmailChangeTokens, FailureFloor, PageTokens,
+    ConfirmationCodes, ConfirmationTokens, EmailChangeTokens, FailureFloor, Keyring, PageTokens,
     PasswordHasher, ResetTokens,
 };
 use crate::config::Settings;
 use crate::events::EventFeed;
 use crate::grpc::{self, AccountGrpc, ConnectionLimits, GrpcSecurity, Health};
+use crate::housekeeping::Housekeeping;
 use crate::http::{self, router, HttpState};
 use crate::limits::RateLimits;
 use crate::mail::{self, Catalogues, DeliveryWorker, MailComposer, MailDispatcher, RetryPolicy};
@@ -43,6 +44,7 @@ pub struct Application {
     hasher: PasswordHasher,
     readiness: Arc<Readiness>,
     worker: DeliveryWorker,
+    housekeeping: Housekeeping,
     mail_queued: Arc<Notify>,
     settings: Settings,
 }
@@ -123,28 +125,17 @@ impl Application {
             )
             .with_reset_lifetime(security.password_reset_timeout),
         );
+        let keyring = Keyring::new(
+            security.signing_key().as_bytes(),
+            security.previous_key().map(str::as_bytes),
+        );
         let resets = PasswordResets {
-            tokens: ResetTokens::new(
-                security.signing_key().as_bytes(),
-                security.previous_key().map(str::as_bytes),
-                security.password_reset_timeout,
-            ),
+            tokens: ResetTokens::new(&keyring, security.password_reset_timeout),
             cooldown: delivery.password_reset_cooldown,
         };
-        let tokens = ConfirmationTokens::new(
-            security.signing_key().as_bytes(),
-            security.previous_key().map(str::as_bytes),
-            security.confirmation_link_timeout,
-        );
-        let email_changes = EmailChangeTokens::new(
-            security.signing_key().as_bytes(),
-            security.previous_key().map(str::as_bytes),
-            security.confirmation_link_timeout,
-        );
-        let pages = PageTokens::new(
-            security.signing_key().as_bytes(),
-            security.previous_key().map(str::as_bytes),
-        );
+        let tokens = ConfirmationTokens::new(&keyring, security.confirmation_link_timeout);
+        let email_changes = EmailChangeTokens::new(&keyring, security.confirmation_link_timeout);
+        let pages = PageTokens::new(&keyring);
         let events = Arc::new(
             EventFeed::new(Arc::clone(&storage))
                 // Commits on other instances wake watchers through LISTEN on
@@ -178,8 +169,7 @@ impl Application {
         .with_password_resets(resets)
         .with_lifecycle(email_changes, pages, Arc::clone(&events))
         .with_confirmation_codes(ConfirmationCodes::new(
-            security.signing_key().as_bytes(),
-            security.previous_key().map(str::as_bytes),
+            &keyring,
             security.confirmation_link_timeout,
         ));
         let worker = DeliveryWorker::new(
@@ -193,16 +183,17 @@ impl Application {
             delivery.email_claim_lease,
             Arc::clone(&metrics),
         )
-        .with_poll_interval(delivery.email_poll_interval)
-        .with_sent_retention(delivery.email_sent_retention)
-        .with_event_retention(events.retention() + crate::events::PRUNE_MARGIN)
-        // Password reset cooldowns are kept beside the confirmation ones:
-        // pruned only once the longer of the two has run out.
-        .with_resend_cooldown(
-            delivery
-                .email_resend_cooldown
-                .max(delivery.password_reset_cooldown),
-        );
+        .with_poll_interval(delivery.email_poll_interval);
+        let housekeeping = Housekeeping::new(Arc::clone(&storage))
+            .with_sent_retention(delivery.email_sent_retention)
+            .with_event_retention(events.retention() + crate::events::PRUNE_MARGIN)
+            // Password reset cooldowns are kept beside the confirmation ones:
+            // pruned only once the longer of the two has run out.
+            .with_resend_cooldown(
+                delivery
+                    .email_resend_cooldown
+                    .max(delivery.password_reset_cooldown),
+            );
         Ok(Application {
             grpc_listener,
             http_listener,
@@ -215,6 +206,7 @@ impl Application {
             hasher,
             readiness,
             worker,
+            housekeeping,
             mail_queued,
             settings,
         })
@@ -277,6 +269,7 @@ impl Application {
                 Arc::clone(&admission),
                 limits,
                 Arc::clone(&self.access),
+                Arc::clone(&self.readiness),
             ),
             ConnectionLimits {
                 head_timeout: server.request_head_timeout,
@@ -338,6 +331,7 @@ impl Application {
             health,
             BringUp {
                 storage: Arc::clone(&self.storage),
+                housekeeping: self.housekeeping,
                 readiness: Arc::clone(&self.readiness),
                 metrics: Arc::clone(&self.metrics),
                 migrate: self.settings.database.migrate_on_start,
@@ -422,6 +416,8 @@ async fn within_grace(
 /// How the database is brought up, and what runs once it is.
 struct BringUp {
     storage: Arc<dyn Storage>,
+    /// Started with the mail worker: the tables it prunes exist by then.
+    housekeeping: Housekeeping,
     /// Marked once the database was reached (and migrated).
     readiness: Arc<Readiness>,
     /// Where the outbox gauges go.
@@ -436,7 +432,7 @@ struct BringUp {
 
 /// Reaches the database with backoff and migrates it (or checks its schema),
 /// then serves: marks the service ready, turns health SERVING and runs the
-/// mail worker and the metrics refresh until `stop`.
+/// mail worker, housekeeping and the metrics refresh until `stop`.
 ///
 /// A database that cannot be reached is waited for; one whose schema does
 /// not match this binary is a fatal error that stops the whole process,
@@ -494,7 +490,9 @@ async fn bring_up(
         plan.metrics_idle_refresh,
         stop.clone(),
     ));
+    let housekeeping = crate::housekeeping::spawn(plan.housekeeping, stop.clone());
     worker.run(mail_queued, stop).await;
+    let _ = housekeeping.await;
     let _ = listener.await;
     let _ = gauges.await;
     Ok(())

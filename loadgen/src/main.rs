@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use account_service::auth::{hash_blocking, ConfirmationTokens};
+use account_service::auth::{hash_blocking, ConfirmationTokens, Keyring};
 use account_service::proto::account::v1::account_service_client::AccountServiceClient;
 use account_service::proto::account::v1::{
     get_account_request, CheckPasswordRequest, ConfirmRegistrationRequest, GetAccountRequest,
@@ -18,14 +18,15 @@ use account_service::proto::account::v1::{
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use hdrhistogram::Histogram;
+use http::Uri;
 use prost::Message;
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 
-mod hpack;
-mod lean;
 use tonic::{Code, Status};
+
+mod h2grpc;
 
 #[derive(Parser)]
 #[command(name = "account-loadgen", version, about)]
@@ -111,6 +112,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write one call's framed request message (its 5-byte gRPC prefix and
+    /// the protobuf) to stdout: the body file for h2load's `-d`.
+    GrpcBody {
+        #[command(subcommand)]
+        call: BodyCall,
+    },
     /// Print a confirmation token for each account id in a file (for wrk).
     MintTokens {
         #[arg(long)]
@@ -188,6 +195,19 @@ enum Command {
     },
 }
 
+/// The calls `grpc-body` writes a request for.
+#[derive(Subcommand)]
+enum BodyCall {
+    /// GetAccount by id (to POST to /account.v1.AccountService/GetAccount).
+    Get {
+        #[arg(long)]
+        id: uuid::Uuid,
+    },
+    /// The standard health check of the whole server (to POST to
+    /// /grpc.health.v1.Health/Check).
+    Health,
+}
+
 #[derive(Args, Clone)]
 struct Load {
     /// gRPC endpoint of the service.
@@ -211,9 +231,9 @@ struct Load {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
-    /// Send the calls with a lean HTTP/2 client (one prebuilt request per
-    /// call, no tower stack), as wrk does for HTTP, so that less of the
-    /// machine goes to making the load. For `get --ids` and `health`.
+    /// Send the calls straight over the `h2` crate (a prebuilt request head
+    /// and message per call, no tower stack), so that less of the machine
+    /// goes to making the load. For `get --ids` and `health`.
     #[arg(long)]
     lean: bool,
     /// Exit with status 1 if any request failed with INTERNAL, UNKNOWN,
@@ -375,17 +395,27 @@ where
     drive_on(scenario, load, connect(load).await?, call).await
 }
 
-/// [`drive`] with [`lean::Connection`]s instead of tonic channels.
-async fn drive_lean<F, Fut>(scenario: &str, load: &Load, call: F) -> anyhow::Result<Report>
+/// [`drive`] with [`h2grpc::Connection`]s instead of tonic channels, each
+/// call to the method at `path`.
+async fn drive_lean<F, Fut>(
+    scenario: &str,
+    load: &Load,
+    path: &str,
+    call: F,
+) -> anyhow::Result<Report>
 where
-    F: Fn(u64, lean::Connection) -> Fut + Send + Sync + 'static,
+    F: Fn(u64, h2grpc::Connection, Uri) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<(), Status>> + Send + 'static,
 {
+    let uri = h2grpc::method_uri(&load.addr, path)?;
     let mut connections = Vec::new();
     for _ in 0..load.connections.max(1) {
-        connections.push(lean::Connection::open(&load.addr).await?);
+        connections.push(h2grpc::Connection::open(&uri).await?);
     }
-    drive_on(scenario, load, connections, call).await
+    drive_on(scenario, load, connections, move |i, connection| {
+        call(i, connection, uri.clone())
+    })
+    .await
 }
 
 async fn drive_on<C, F, Fut>(
@@ -502,7 +532,7 @@ fn read_ids(path: &str) -> anyhow::Result<Vec<uuid::Uuid>> {
 }
 
 fn mint(ids: &[uuid::Uuid], secret_key: &str) -> anyhow::Result<Vec<String>> {
-    let tokens = ConfirmationTokens::new(secret_key.as_bytes(), None, 86_400);
+    let tokens = ConfirmationTokens::new(&Keyring::new(secret_key.as_bytes(), None), 86_400);
     let now = chrono::Utc::now();
     ids.iter().map(|id| tokens.issue(*id, now)).collect()
 }
@@ -809,28 +839,33 @@ async fn main() -> anyhow::Result<()> {
                     .into_iter()
                     .map(|id| {
                         let id = id.to_string();
-                        let request = lean::message(&GetAccountRequest {
+                        let request = h2grpc::message(&GetAccountRequest {
                             lookup: Some(get_account_request::Lookup::Id(id.clone())),
                         });
                         (id, request)
                     })
                     .collect(),
             );
-            let report = drive_lean("get", &load, move |i, connection| {
-                let calls = Arc::clone(&calls);
-                async move {
-                    let (id, request) = &calls[(i as usize) % calls.len()];
-                    let answer = connection.unary(lean::GET_ACCOUNT, request.clone()).await?;
-                    // The right account came back, not just any OK.
-                    let account = GetAccountResponse::decode(answer)
-                        .map_err(|e| Status::internal(format!("undecodable answer: {e}")))?
-                        .account;
-                    match account {
-                        Some(a) if a.id == *id => Ok(()),
-                        _ => Err(Status::internal("the answer is not the account asked for")),
+            let report = drive_lean(
+                "get",
+                &load,
+                h2grpc::GET_ACCOUNT,
+                move |i, connection, uri| {
+                    let calls = Arc::clone(&calls);
+                    async move {
+                        let (id, request) = &calls[(i as usize) % calls.len()];
+                        let answer = connection.unary(&uri, request.clone()).await?;
+                        // The right account came back, not just any OK.
+                        let account = GetAccountResponse::decode(answer)
+                            .map_err(|e| Status::internal(format!("undecodable answer: {e}")))?
+                            .account;
+                        match account {
+                            Some(a) if a.id == *id => Ok(()),
+                            _ => Err(Status::internal("the answer is not the account asked for")),
+                        }
                     }
-                }
-            })
+                },
+            )
             .await?;
             finish(&report, &load)
         }
@@ -854,18 +889,18 @@ async fn main() -> anyhow::Result<()> {
             finish(&report, &load)
         }
         Command::Health(load) if load.lean => {
-            let request = lean::message(&HealthCheckRequest {
+            let request = h2grpc::message(&HealthCheckRequest {
                 service: String::new(),
             });
-            let report = drive_lean("health", &load, move |_, connection| {
-                let request = request.clone();
-                async move {
-                    connection
-                        .unary(lean::HEALTH_CHECK, request)
-                        .await
-                        .map(|_| ())
-                }
-            })
+            let report = drive_lean(
+                "health",
+                &load,
+                h2grpc::HEALTH_CHECK,
+                move |_, connection, uri| {
+                    let request = request.clone();
+                    async move { connection.unary(&uri, request).await.map(|_| ()) }
+                },
+            )
             .await?;
             finish(&report, &load)
         }
@@ -919,6 +954,19 @@ async fn main() -> anyhow::Result<()> {
             threads,
             json,
         } => hash_limit(duration, threads, json),
+        Command::GrpcBody { call } => {
+            let body = match call {
+                BodyCall::Get { id } => h2grpc::message(&GetAccountRequest {
+                    lookup: Some(get_account_request::Lookup::Id(id.to_string())),
+                }),
+                BodyCall::Health => h2grpc::message(&HealthCheckRequest {
+                    service: String::new(),
+                }),
+            };
+            let mut stdout = std::io::stdout().lock();
+            std::io::Write::write_all(&mut stdout, &body)?;
+            std::io::Write::flush(&mut stdout).context("cannot write the body")
+        }
         Command::MintTokens { ids, secret_key } => {
             for token in mint(&read_ids(&ids)?, &secret_key)? {
                 println!("{token}");

@@ -10,7 +10,7 @@ use tonic::metadata::MetadataMap;
 
 pub use callers::{check_name, file_entry, key_digest, new_key, Caller, Callers, CallersError};
 pub use callers::{KEY_PREFIX, RESERVED_NAMES};
-pub use scope::{required_scope, Scope, Scopes, RPC_SCOPES};
+pub use scope::{required_scope, rpc_name, Scope, Scopes, RPC_SCOPES};
 
 /// Why a call was refused before it ran.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

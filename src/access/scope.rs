@@ -96,6 +96,14 @@ pub const RPC_SCOPES: &[(&str, Scope)] = &[
     ("ListAccounts", Scope::AccountsAdmin),
 ];
 
+/// `method` as the table spells it, if the table has it.
+pub fn rpc_name(method: &str) -> Option<&'static str> {
+    RPC_SCOPES
+        .iter()
+        .find(|(m, _)| *m == method)
+        .map(|(m, _)| *m)
+}
+
 /// The scope `method` needs; a method missing from the table needs
 /// `accounts:admin`, so that an RPC added without a thought is closed, not open.
 pub fn required_scope(method: &str) -> Scope {
@@ -133,19 +141,27 @@ mod tests {
         assert_eq!(Scope::parse("Accounts:Read"), None);
     }
 
-    #[test]
-    fn every_rpc_of_the_service_has_a_scope() {
+    /// The RPCs of `account.v1.AccountService`, from the descriptor set
+    /// that reflection serves.
+    fn service_methods() -> Vec<String> {
         let set = prost_types::FileDescriptorSet::decode(crate::proto::FILE_DESCRIPTOR_SET)
             .expect("descriptor set");
         let methods: Vec<String> = set
             .file
             .iter()
+            .filter(|f| f.package() == "account.v1")
             .flat_map(|f| &f.service)
             .filter(|s| s.name() == "AccountService")
             .flat_map(|s| &s.method)
             .map(|m| m.name().to_owned())
             .collect();
         assert!(!methods.is_empty());
+        methods
+    }
+
+    #[test]
+    fn every_rpc_of_the_service_has_a_scope() {
+        let methods = service_methods();
         for m in &methods {
             assert!(
                 RPC_SCOPES.iter().any(|(name, _)| name == m),
@@ -153,5 +169,34 @@ mod tests {
             );
         }
         assert_eq!(methods.len(), RPC_SCOPES.len());
+    }
+
+    #[test]
+    fn every_rpc_of_the_service_has_its_scope_in_the_readme() {
+        let readme = include_str!("../../README.md");
+        let section = readme
+            .split("\n## ")
+            .find(|s| s.starts_with("Callers, scopes and TLS"))
+            .expect("README section on callers and scopes");
+        // The table whose header is `| call | scope needed |`: call, scope.
+        let rows: Vec<(&str, &str)> = section
+            .lines()
+            .skip_while(|l| !l.starts_with("| call | scope needed |"))
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .filter_map(|l| {
+                let mut cells = l.split('|').skip(1);
+                Some((cells.next()?, cells.next()?))
+            })
+            .collect();
+        for m in service_methods() {
+            let call = format!("`{m}`");
+            let scope = required_scope(&m);
+            assert!(
+                rows.iter()
+                    .any(|(calls, needed)| calls.contains(&call) && needed.contains(scope.as_str())),
+                "README's scope table has no row giving {m} the scope {scope}"
+            );
+        }
     }
 }

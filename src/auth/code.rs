@@ -1,13 +1,11 @@
 //! Confirmation codes: six digits mailed beside the link, for shoppers who
 //! cannot follow it. Only a keyed hash of each code is stored.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, Mac};
 use rand::Rng;
-use subtle::ConstantTimeEq;
 use uuid::Uuid;
+
+use super::keyring::{Keyring, PurposeMac};
 
 const LABEL: &[u8] = b"account-service confirmation code\0";
 
@@ -22,21 +20,18 @@ pub struct StoredCode {
     pub expires_at: DateTime<Utc>,
 }
 
-/// Issues codes and checks them, with the current key and a previous one
-/// still accepted during a rotation.
+/// Issues codes and checks them, with the keyring's keys.
 #[derive(Clone)]
 pub struct ConfirmationCodes {
-    keys: Vec<Vec<u8>>,
+    macs: PurposeMac,
     lifetime: chrono::Duration,
 }
 
 impl ConfirmationCodes {
     /// Codes live as long as confirmation links (`lifetime_secs`).
-    pub fn new(secret: &[u8], previous: Option<&[u8]>, lifetime_secs: u64) -> Self {
-        let mut keys = vec![secret.to_vec()];
-        keys.extend(previous.map(<[u8]>::to_vec));
+    pub fn new(keyring: &Keyring, lifetime_secs: u64) -> Self {
         ConfirmationCodes {
-            keys,
+            macs: keyring.purpose(LABEL),
             lifetime: i64::try_from(lifetime_secs)
                 .ok()
                 .and_then(chrono::Duration::try_seconds)
@@ -51,7 +46,9 @@ impl ConfirmationCodes {
         let code = format!("{:06}", rand::thread_rng().gen_range(0..1_000_000u32));
         let stored = StoredCode {
             account_id,
-            hmac: digest(&self.keys[0], account_id, &code),
+            hmac: self
+                .macs
+                .sign_text(&[account_id.as_bytes(), code.as_bytes()]),
             expires_at: now + self.lifetime,
         };
         (code, stored)
@@ -60,14 +57,8 @@ impl ConfirmationCodes {
     /// Whether `code` is the one whose hash is `stored`, for `account_id`.
     /// Costs the same whether or not it is.
     pub fn matches(&self, account_id: Uuid, code: &str, stored: &str) -> bool {
-        self.keys.iter().fold(false, |found, key| {
-            found
-                | bool::from(
-                    digest(key, account_id, code)
-                        .as_bytes()
-                        .ct_eq(stored.as_bytes()),
-                )
-        })
+        self.macs
+            .verify_text(&[account_id.as_bytes(), code.as_bytes()], stored)
     }
 
     /// The six digits a shopper typed, white space around them ignored;
@@ -78,24 +69,13 @@ impl ConfirmationCodes {
     }
 }
 
-fn digest(key: &[u8], account_id: Uuid, code: &str) -> String {
-    let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(key) else {
-        // HMAC takes keys of any length; this arm is never taken.
-        return String::new();
-    };
-    mac.update(LABEL);
-    mac.update(account_id.as_bytes());
-    mac.update(code.as_bytes());
-    URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn codes_are_six_digits_bound_to_their_account_and_key() {
-        let codes = ConfirmationCodes::new(b"key", None, 3600);
+        let codes = ConfirmationCodes::new(&Keyring::new(b"key", None), 3600);
         let id = Uuid::now_v7();
         let now = Utc::now();
         let (code, stored) = codes.issue(id, now);
@@ -106,12 +86,29 @@ mod tests {
         assert!(!codes.matches(Uuid::now_v7(), &code, &stored.hmac));
         let other = if code == "000000" { "000001" } else { "000000" };
         assert!(!codes.matches(id, other, &stored.hmac));
-        assert!(!ConfirmationCodes::new(b"other", None, 3600).matches(id, &code, &stored.hmac));
-        assert!(ConfirmationCodes::new(b"new", Some(b"key"), 3600).matches(
-            id,
-            &code,
-            &stored.hmac
-        ));
+        assert!(
+            !ConfirmationCodes::new(&Keyring::new(b"other", None), 3600).matches(
+                id,
+                &code,
+                &stored.hmac
+            )
+        );
+        assert!(
+            ConfirmationCodes::new(&Keyring::new(b"new", Some(b"key")), 3600).matches(
+                id,
+                &code,
+                &stored.hmac
+            )
+        );
+    }
+
+    #[test]
+    fn stored_hashes_keep_their_derivation() {
+        // HMAC-SHA256(key, label || account id || code), base64url: what
+        // codes stored before keep matching.
+        let codes = ConfirmationCodes::new(&Keyring::new(b"key", Some(b"new")), 3600);
+        let id = Uuid::parse_str("0192f0c4-7a3e-7000-8000-000000000001").unwrap();
+        assert!(codes.matches(id, "123456", "cIxiaqN5MorCZfelcC3MEOjaNBCMcY6WNncLyTzRD5A"));
     }
 
     #[test]

@@ -1,8 +1,9 @@
-//! Credentials: password hashing off the async executor, confirmation and
-//! password reset tokens.
+//! Credentials: the keyring, password hashing off the async executor,
+//! confirmation and password reset tokens, codes and page tokens.
 
 mod code;
 mod kdf;
+mod keyring;
 mod page;
 mod password;
 mod timing;
@@ -10,6 +11,7 @@ mod token;
 
 pub use code::{ConfirmationCodes, StoredCode, MAX_CODE_FAILURES};
 pub use kdf::pbkdf2_sha256;
+pub use keyring::Keyring;
 pub use page::PageTokens;
 pub use password::{
     hash_blocking, hash_cost_bounds, hash_cost_within_bounds, is_supported_hash, HashError,

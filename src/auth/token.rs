@@ -6,6 +6,8 @@ use jsonwebtoken::{errors::ErrorKind, Algorithm, DecodingKey, EncodingKey, Heade
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::keyring::{Keyring, PurposeMac};
+
 /// The only audience a confirmation token is valid for.
 pub const AUDIENCE: &str = "confirm-registration";
 
@@ -69,12 +71,7 @@ struct Signer {
 }
 
 impl Signer {
-    fn new(
-        audience: &'static str,
-        secret: &[u8],
-        previous: Option<&[u8]>,
-        lifetime_secs: u64,
-    ) -> Self {
+    fn new(audience: &'static str, keyring: &Keyring, lifetime_secs: u64) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["sub", "aud", "exp"]);
@@ -82,12 +79,10 @@ impl Signer {
         // Expiry is checked below against the caller's clock, with `exp == now`
         // counting as expired; the library's own check is one second laxer.
         validation.validate_exp = false;
-        let mut decoding = vec![DecodingKey::from_secret(secret)];
-        decoding.extend(previous.map(DecodingKey::from_secret));
         Signer {
             audience,
-            encoding: EncodingKey::from_secret(secret),
-            decoding,
+            encoding: keyring.jwt_signing(),
+            decoding: keyring.jwt_verifying(),
             lifetime_secs: i64::try_from(lifetime_secs).unwrap_or(i64::MAX),
             validation,
         }
@@ -165,8 +160,8 @@ impl Signer {
 pub struct ConfirmationTokens(Signer);
 
 impl ConfirmationTokens {
-    pub fn new(secret: &[u8], previous: Option<&[u8]>, lifetime_secs: u64) -> Self {
-        ConfirmationTokens(Signer::new(AUDIENCE, secret, previous, lifetime_secs))
+    pub fn new(keyring: &Keyring, lifetime_secs: u64) -> Self {
+        ConfirmationTokens(Signer::new(AUDIENCE, keyring, lifetime_secs))
     }
 
     /// A token for `account_id`, valid from `now` for the configured lifetime.
@@ -194,17 +189,15 @@ pub struct ResetClaim {
 #[derive(Clone)]
 pub struct ResetTokens {
     signer: Signer,
-    /// The current key first, then the previous one.
-    keys: Vec<Vec<u8>>,
+    /// MACs of the password hash a token may replace.
+    bindings: PurposeMac,
 }
 
 impl ResetTokens {
-    pub fn new(secret: &[u8], previous: Option<&[u8]>, lifetime_secs: u64) -> Self {
-        let mut keys = vec![secret.to_vec()];
-        keys.extend(previous.map(<[u8]>::to_vec));
+    pub fn new(keyring: &Keyring, lifetime_secs: u64) -> Self {
         ResetTokens {
-            signer: Signer::new(RESET_AUDIENCE, secret, previous, lifetime_secs),
-            keys,
+            signer: Signer::new(RESET_AUDIENCE, keyring, lifetime_secs),
+            bindings: keyring.purpose(RESET_LABEL),
         }
     }
 
@@ -215,7 +208,7 @@ impl ResetTokens {
         password_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<String, anyhow::Error> {
-        let binding = binding(&self.keys[0], RESET_LABEL, password_hash);
+        let binding = self.bindings.sign_text(&[password_hash.as_bytes()]);
         self.signer.issue(account_id, now, Some(binding))
     }
 
@@ -230,11 +223,8 @@ impl ResetTokens {
 
     /// Whether `claim` was issued while the password hash was `current`.
     pub fn binds(&self, claim: &ResetClaim, current: &str) -> bool {
-        use subtle::ConstantTimeEq;
-        self.keys.iter().fold(false, |found, key| {
-            let expected = binding(key, RESET_LABEL, current);
-            found | bool::from(expected.as_bytes().ct_eq(claim.binding.as_bytes()))
-        })
+        self.bindings
+            .verify_text(&[current.as_bytes()], &claim.binding)
     }
 }
 
@@ -254,16 +244,15 @@ pub struct EmailChangeClaim {
 #[derive(Clone)]
 pub struct EmailChangeTokens {
     signer: Signer,
-    keys: Vec<Vec<u8>>,
+    /// MACs of the address a token may replace.
+    bindings: PurposeMac,
 }
 
 impl EmailChangeTokens {
-    pub fn new(secret: &[u8], previous: Option<&[u8]>, lifetime_secs: u64) -> Self {
-        let mut keys = vec![secret.to_vec()];
-        keys.extend(previous.map(<[u8]>::to_vec));
+    pub fn new(keyring: &Keyring, lifetime_secs: u64) -> Self {
         EmailChangeTokens {
-            signer: Signer::new(EMAIL_CHANGE_AUDIENCE, secret, previous, lifetime_secs),
-            keys,
+            signer: Signer::new(EMAIL_CHANGE_AUDIENCE, keyring, lifetime_secs),
+            bindings: keyring.purpose(EMAIL_LABEL),
         }
     }
 
@@ -275,7 +264,7 @@ impl EmailChangeTokens {
         new_email: &str,
         now: DateTime<Utc>,
     ) -> Result<String, anyhow::Error> {
-        let cur = binding(&self.keys[0], EMAIL_LABEL, current_email);
+        let cur = self.bindings.sign_text(&[current_email.as_bytes()]);
         self.signer
             .issue_with(account_id, now, None, Some(new_email.to_owned()), Some(cur))
     }
@@ -294,32 +283,13 @@ impl EmailChangeTokens {
 
     /// Whether `claim` was issued while the account's address was `current`.
     pub fn binds(&self, claim: &EmailChangeClaim, current: &str) -> bool {
-        use subtle::ConstantTimeEq;
-        self.keys.iter().fold(false, |found, key| {
-            let expected = binding(key, EMAIL_LABEL, current);
-            found | bool::from(expected.as_bytes().ct_eq(claim.binding.as_bytes()))
-        })
+        self.bindings
+            .verify_text(&[current.as_bytes()], &claim.binding)
     }
 }
 
 const RESET_LABEL: &[u8] = b"account-service password reset binding\0";
 const EMAIL_LABEL: &[u8] = b"account-service e-mail change binding\0";
-
-/// base64url(HMAC-SHA256(key, label || value)): the label keeps each MAC to
-/// one purpose.
-fn binding(key: &[u8], label: &[u8], value: &str) -> String {
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    use base64::Engine;
-    use hmac::{Hmac, Mac};
-    let mut mac = match Hmac::<sha2::Sha256>::new_from_slice(key) {
-        Ok(mac) => mac,
-        // HMAC takes keys of any length; this arm is never taken.
-        Err(_) => return String::new(),
-    };
-    mac.update(label);
-    mac.update(value.as_bytes());
-    URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
-}
 
 #[cfg(test)]
 mod tests {
@@ -328,7 +298,7 @@ mod tests {
 
     #[test]
     fn reset_tokens_are_bound_to_the_password_hash_and_their_audience() {
-        let resets = ResetTokens::new(KEY, None, 3600);
+        let resets = ResetTokens::new(&Keyring::new(KEY, None), 3600);
         let id = Uuid::now_v7();
         let now = Utc::now();
         let token = resets.issue(id, "$argon2id$old", now).unwrap();
@@ -354,8 +324,14 @@ mod tests {
             TokenError::Invalid
         );
         // Issued under the previous key: still verifies and binds during a rotation.
-        let old = ResetTokens::new(b"previous-key-0123456789-0123456789", None, 3600);
-        let rotated = ResetTokens::new(KEY, Some(b"previous-key-0123456789-0123456789"), 3600);
+        let old = ResetTokens::new(
+            &Keyring::new(b"previous-key-0123456789-0123456789", None),
+            3600,
+        );
+        let rotated = ResetTokens::new(
+            &Keyring::new(KEY, Some(b"previous-key-0123456789-0123456789")),
+            3600,
+        );
         let token = old.issue(id, "$argon2id$old", now).unwrap();
         let claim = rotated.verify(&token, now).unwrap();
         assert!(rotated.binds(&claim, "$argon2id$old"));
@@ -366,7 +342,7 @@ mod tests {
     fn reset_tokens_carry_their_claims_and_only_hs256() {
         use base64::engine::general_purpose::URL_SAFE_NO_PAD;
         use base64::Engine;
-        let resets = ResetTokens::new(KEY, None, 1800);
+        let resets = ResetTokens::new(&Keyring::new(KEY, None), 1800);
         let (id, now) = (Uuid::now_v7(), Utc::now());
         let token = resets.issue(id, "$argon2id$h", now).unwrap();
         let header = jsonwebtoken::decode_header(&token).unwrap();
@@ -398,7 +374,7 @@ mod tests {
     const KEY: &[u8] = b"test-secret-key-of-some-length-0123456789";
 
     fn tokens() -> ConfirmationTokens {
-        ConfirmationTokens::new(KEY, None, 3600)
+        ConfirmationTokens::new(&Keyring::new(KEY, None), 3600)
     }
 
     #[test]
@@ -424,7 +400,7 @@ mod tests {
     fn refuses_foreign_and_malformed_tokens() {
         let id = Uuid::now_v7();
         let now = Utc::now();
-        let other = ConfirmationTokens::new(b"another-key", None, 3600)
+        let other = ConfirmationTokens::new(&Keyring::new(b"another-key", None), 3600)
             .issue(id, now)
             .unwrap();
         assert_eq!(tokens().verify(&other, now), Err(TokenError::Invalid));
@@ -436,7 +412,7 @@ mod tests {
 
     #[test]
     fn email_change_tokens_name_the_new_address_and_bind_the_old() {
-        let tokens = EmailChangeTokens::new(KEY, None, 3600);
+        let tokens = EmailChangeTokens::new(&Keyring::new(KEY, None), 3600);
         let id = Uuid::now_v7();
         let now = Utc::now();
         let token = tokens
@@ -448,14 +424,14 @@ mod tests {
         assert!(tokens.binds(&claim, "old@example.com"));
         assert!(!tokens.binds(&claim, "other@example.com"));
         // Other purposes' tokens are refused.
-        let confirmation = ConfirmationTokens::new(KEY, None, 3600)
+        let confirmation = ConfirmationTokens::new(&Keyring::new(KEY, None), 3600)
             .issue(id, now)
             .unwrap();
         assert_eq!(
             tokens.verify(&confirmation, now).unwrap_err(),
             TokenError::Invalid
         );
-        let reset = ResetTokens::new(KEY, None, 3600)
+        let reset = ResetTokens::new(&Keyring::new(KEY, None), 3600)
             .issue(id, "old@example.com", now)
             .unwrap();
         assert_eq!(tokens.verify(&reset, now).unwrap_err(), TokenError::Invalid);
@@ -502,10 +478,10 @@ mod tests {
     fn previous_key_still_verifies_during_rotation() {
         let id = Uuid::now_v7();
         let now = Utc::now();
-        let old = ConfirmationTokens::new(b"old-key", None, 3600)
+        let old = ConfirmationTokens::new(&Keyring::new(b"old-key", None), 3600)
             .issue(id, now)
             .unwrap();
-        let rotated = ConfirmationTokens::new(KEY, Some(b"old-key"), 3600);
+        let rotated = ConfirmationTokens::new(&Keyring::new(KEY, Some(b"old-key")), 3600);
         assert_eq!(rotated.verify(&old, now), Ok(id));
     }
 }
@@ -518,7 +494,7 @@ mod properties {
     proptest! {
         #[test]
         fn arbitrary_input_never_verifies_or_panics(raw in any::<String>(), parts in "[A-Za-z0-9_-]{0,60}(\\.[A-Za-z0-9_-]{0,60}){0,3}") {
-            let tokens = ConfirmationTokens::new(b"key", None, 3600);
+            let tokens = ConfirmationTokens::new(&Keyring::new(b"key", None), 3600);
             prop_assert!(tokens.verify(&raw, Utc::now()).is_err());
             prop_assert!(tokens.verify(&parts, Utc::now()).is_err());
         }

@@ -1,9 +1,9 @@
 //! A setting that cannot be used, named by its environment variable.
 
 use clap::error::{ContextKind, ContextValue};
-use clap::CommandFactory;
+use clap::Args;
 
-use crate::cli::Cli;
+use super::Settings;
 
 /// A setting that could not be used, naming its variable.
 #[derive(Debug, thiserror::Error)]
@@ -37,7 +37,9 @@ impl ConfigError {
             .split(' ')
             .next()
             .unwrap_or_default();
-        let command = Cli::command();
+        // The settings alone: their environment variables are all that
+        // an error here can name.
+        let command = Settings::augment_args(clap::Command::new("settings"));
         let variable = command
             .get_arguments()
             .find(|a| a.get_long() == Some(long))

@@ -3,6 +3,8 @@
 
 mod error;
 mod parse;
+mod pool;
+mod sign_in;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,6 +20,8 @@ pub use error::ConfigError;
 use parse::{address, bounded, days, http_url, ip_list, language_tag, mailbox, not_empty};
 use parse::{positive_seconds, retention, seconds, secret, smtp_url, switch};
 pub use parse::{redact_url, DatabaseKind, DatabaseUrl, IpList, SecretUrl, WebUrl};
+pub use pool::PoolSettings;
+pub use sign_in::{SignInPolicy, MAX_LOCKOUT};
 
 /// Signs tokens when SECRET_KEY is unset, so the service starts on a laptop
 /// with no setup. Anyone can forge tokens with it: never use it in production.
@@ -178,7 +182,7 @@ pub struct SecuritySettings {
     pub login_max_failures: u32,
     /// Seconds of the first sign-in lockout; each further one doubles, up to one hour.
     #[arg(long, env, default_value = "60",
-        value_parser = bounded::<u64>(1, crate::service::MAX_LOCKOUT.as_secs()))]
+        value_parser = bounded::<u64>(1, MAX_LOCKOUT.as_secs()))]
     pub login_lockout: u64,
 }
 
@@ -404,8 +408,8 @@ impl SecuritySettings {
     }
 
     /// When failed password checks lock an address out.
-    pub fn sign_in(&self) -> crate::service::SignInPolicy {
-        crate::service::SignInPolicy {
+    pub fn sign_in(&self) -> SignInPolicy {
+        SignInPolicy {
             max_failures: self.login_max_failures,
             lockout: Duration::from_secs(self.login_lockout),
         }
@@ -490,8 +494,9 @@ fn non_empty(path: &Option<PathBuf>) -> Option<&std::path::Path> {
 }
 
 impl DatabaseSettings {
-    pub fn pool(&self) -> crate::storage::PoolSettings {
-        crate::storage::PoolSettings {
+    /// The connection pool these settings ask for.
+    pub fn pool(&self) -> PoolSettings {
+        PoolSettings {
             max_connections: self.database_max_connections,
             acquire_timeout: self.database_acquire_timeout,
         }

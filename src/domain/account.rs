@@ -1,4 +1,5 @@
-//! A stored account as the rest of the service sees it (never its password hash).
+//! A stored account as the rest of the service sees it (never its password
+//! hash), and which accounts a listing holds.
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -30,4 +31,13 @@ impl Account {
             &self.username
         }
     }
+}
+
+/// Which accounts a listing holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountFilter {
+    /// Addresses that start with this (normalised: lower case); empty for all.
+    pub email_prefix: String,
+    /// Only accounts whose `verified` is this.
+    pub verified: Option<bool>,
 }

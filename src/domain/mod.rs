@@ -4,19 +4,26 @@ mod account;
 mod email;
 mod event;
 mod locale;
+mod mail_kind;
 mod new_account;
 mod password;
 mod profile;
+mod requests;
 
-pub use account::Account;
+pub use account::{Account, AccountFilter};
 pub use email::{Email, EMAIL_MAX_CHARS};
 pub use event::EventType;
 pub use locale::{canonical_locale, INVALID_LANGUAGE_TAG};
+pub use mail_kind::{MailKind, UnknownMailKind};
 pub use new_account::{
     parse_new_password, FieldViolation, NewAccount, Profile, RegistrationForm, ValidationErrors,
 };
 pub use password::Password;
 pub use profile::{ProfileChanges, ProfileForm, PROFILE_PATHS};
+pub use requests::{
+    parse_credentials, parse_deletion, parse_email, parse_email_change, parse_password_change,
+    Lookup, INVALID_UUID,
+};
 
 /// Message for an empty required field.
 pub const REQUIRED: &str = "This field is required.";

@@ -124,9 +124,7 @@ pub async fn serve(
         .max_connection_age(limits.max_age)
         // Header blocks are small in this API; the same bound as the sidecar's.
         .http2_max_header_list_size(u32::try_from(crate::http::MAX_HEAD_BYTES).unwrap_or(u32::MAX))
-        .layer(tower::util::MapResponseLayer::new(
-            super::oversized_as_resource_exhausted::<tonic::body::Body>,
-        ))
+        .layer(tower::util::MapRequestLayer::new(super::call::prepare))
         .add_service(health_service)
         .add_service(InterceptedService::new(v1.build_v1()?, guard.clone()))
         .add_service(InterceptedService::new(v1alpha.build_v1alpha()?, guard))

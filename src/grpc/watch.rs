@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use tonic::{Request, Status};
 
-use super::{timestamp, to_status, AccountGrpc};
+use super::convert::timestamp;
+use super::{to_status, AccountGrpc};
 use crate::access::{AccessError, Caller};
 use crate::domain::{EventType, ValidationErrors};
 use crate::events::{StreamHolder, WatchError, Watched};

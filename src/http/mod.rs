@@ -39,6 +39,18 @@ pub struct HttpState {
     pub admission: Arc<Semaphore>,
 }
 
+impl HttpState {
+    /// Runs the use case of a link once the database was reached; until
+    /// then every link answers the same, before any of its work.
+    async fn run<T>(
+        &self,
+        use_case: impl std::future::Future<Output = Result<T, ServiceError>>,
+    ) -> Result<T, ServiceError> {
+        self.readiness.ensure_ready()?;
+        use_case.await
+    }
+}
+
 /// The sidecar: the confirmation link and the probes, and /metrics unless
 /// it has a listener of its own (`serve_metrics` false).
 pub fn router(state: HttpState, serve_metrics: bool) -> Router {
@@ -109,7 +121,7 @@ async fn reset_password(State(state): State<HttpState>, RawQuery(query): RawQuer
         return busy();
     };
     let token = token_of(query.as_deref());
-    match state.accounts.check_reset_token(&token).await {
+    match state.run(state.accounts.check_reset_token(&token)).await {
         Ok(_) => match url::Url::parse(&state.password_reset_page) {
             Ok(mut page) => {
                 page.query_pairs_mut().append_pair("token", token.trim());
@@ -149,7 +161,7 @@ async fn confirm_registration(
         return busy();
     };
     let token = token_of(query.as_deref());
-    match state.accounts.confirm(&token).await {
+    match state.run(state.accounts.confirm(&token)).await {
         Ok(_) => {
             tracing::info!(outcome = "confirmed", "confirmation link");
             state.metrics.count_http_confirmation("confirmed");
@@ -191,7 +203,7 @@ async fn confirm_email(State(state): State<HttpState>, RawQuery(query): RawQuery
         return busy();
     };
     let token = token_of(query.as_deref());
-    let outcome = match state.accounts.confirm_email_change(&token).await {
+    let outcome = match state.run(state.accounts.confirm_email_change(&token)).await {
         Ok(_) => Ok("changed"),
         Err(ServiceError::Token(e)) => Err(e.reason()),
         Err(ServiceError::Invalid(_)) => Err("TOKEN_INVALID"),

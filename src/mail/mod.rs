@@ -6,7 +6,6 @@ mod console;
 mod due;
 mod file;
 mod i18n;
-mod kind;
 mod smtp;
 mod worker;
 
@@ -19,11 +18,11 @@ use uuid::Uuid;
 
 use crate::config::{EmailBackend, MailSettings};
 
+pub use crate::domain::{MailKind, UnknownMailKind};
 pub use compose::MailComposer;
 pub use console::ConsoleDispatcher;
 pub use file::FileDispatcher;
 pub use i18n::{Catalogues, Fill, Rendered, Template, TemplateError};
-pub use kind::{MailKind, UnknownMailKind};
 pub use smtp::SmtpDispatcher;
 pub use worker::{DeliveryWorker, ExecutionOutcome, RetryPolicy, BATCH, SEND_SLOTS};
 

@@ -15,10 +15,6 @@ use crate::metrics::Metrics;
 use crate::storage::{ClaimedMessage, MailFailure, Storage, StorageError};
 use crate::telemetry::error_chain;
 
-/// How long failed sign-in counts are kept after the last failure (once no
-/// lockout is running): consecutive failures a day apart are not an attack.
-const LOGIN_FAILURES_KEPT: Duration = Duration::from_secs(86_400);
-
 /// When to try a failed message again, and when to give up.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
@@ -76,13 +72,6 @@ pub struct DeliveryWorker {
     /// The earliest moment a pending message can be claimed, as far as this
     /// worker knows (its own retries, lapsing claims): it wakes up for it.
     next_due: NextDue,
-    /// Delivered messages older than this are pruned.
-    sent_retention: Duration,
-    /// Resend cooldowns older than this no longer hold anything back and are pruned.
-    resend_cooldown: Duration,
-    /// Account events older than this are pruned.
-    event_retention: Duration,
-    prune_interval: Duration,
     metrics: Arc<Metrics>,
 }
 
@@ -105,10 +94,6 @@ impl DeliveryWorker {
             send_slots: Arc::new(tokio::sync::Semaphore::new(SEND_SLOTS)),
             poll_interval: Duration::from_secs(30),
             next_due: NextDue::default(),
-            sent_retention: Duration::from_secs(7 * 86_400),
-            resend_cooldown: Duration::from_secs(60),
-            event_retention: Duration::from_secs(7 * 86_400),
-            prune_interval: Duration::from_secs(3600),
             metrics,
         }
     }
@@ -133,69 +118,6 @@ impl DeliveryWorker {
             self.next_due.at(due);
         }
         Ok(())
-    }
-
-    pub fn with_sent_retention(mut self, retention: Duration) -> Self {
-        self.sent_retention = retention;
-        self
-    }
-
-    pub fn with_event_retention(mut self, retention: Duration) -> Self {
-        self.event_retention = retention;
-        self
-    }
-
-    pub fn with_resend_cooldown(mut self, cooldown: Duration) -> Self {
-        self.resend_cooldown = cooldown;
-        self
-    }
-
-    /// Housekeeping: deletes delivered messages older than the retention,
-    /// resend cooldowns that have run out, failed sign-in counts a day old
-    /// whose lockout is over, account events past their retention, and the
-    /// mail of deleted accounts once it is no longer pending. Returns how many rows went.
-    pub async fn prune(&self) -> Result<u64, StorageError> {
-        let now = Utc::now();
-        let before = |age: Duration| {
-            chrono::Duration::from_std(age)
-                .ok()
-                .and_then(|age| now.checked_sub_signed(age))
-                .unwrap_or(chrono::DateTime::<Utc>::MIN_UTC)
-        };
-        // Both run even when the first fails.
-        let pruned = self.storage.prune_sent(before(self.sent_retention)).await;
-        let cooldowns = self
-            .storage
-            .prune_resend_cooldowns(before(self.resend_cooldown))
-            .await;
-        // Failed sign-ins are forgotten after a day without another.
-        let failures = self
-            .storage
-            .prune_login_failures(before(LOGIN_FAILURES_KEPT))
-            .await;
-        let events = self
-            .storage
-            .prune_events(before(self.event_retention))
-            .await;
-        let erased = self.storage.prune_erased_mail().await;
-        let (pruned, cooldowns, failures, events, erased) =
-            (pruned?, cooldowns?, failures?, events?, erased?);
-        if erased > 0 {
-            tracing::info!(erased, "pruned the sent mail of deleted accounts");
-        }
-        if events > 0 {
-            tracing::info!(events, "pruned account events past their retention");
-        }
-        if failures > 0 {
-            tracing::debug!(failures, "pruned old failed sign-in counts");
-        }
-        if pruned > 0 {
-            tracing::info!(pruned, "pruned delivered mail past its retention");
-        }
-        if cooldowns > 0 {
-            tracing::debug!(cooldowns, "pruned expired resend cooldowns");
-        }
-        Ok(pruned + cooldowns + failures + events + erased)
     }
 
     /// Claims the due messages (one batch) and delivers them concurrently.
@@ -326,7 +248,6 @@ impl DeliveryWorker {
             );
             tokio::spawn(async move { storage.watch_commits(committed, stop).await })
         };
-        let mut next_prune = tokio::time::Instant::now();
         // Whether to ask the outbox when the next message is due once the
         // queue comes up empty: at start (a previous run's claims and
         // retries), after a step that found work (every retry it scheduled,
@@ -340,12 +261,6 @@ impl DeliveryWorker {
         loop {
             if stop.is_cancelled() {
                 break;
-            }
-            if tokio::time::Instant::now() >= next_prune {
-                if let Err(e) = self.prune().await {
-                    tracing::warn!(error = %error_chain(&e), "pruning delivered mail failed");
-                }
-                next_prune = tokio::time::Instant::now() + self.prune_interval;
             }
             let mut pause = Duration::ZERO;
             if std::mem::take(&mut look) {

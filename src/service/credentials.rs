@@ -6,9 +6,14 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 
-use super::{Accounts, ServiceError};
+use super::error::Context;
+use super::registration::placeholder_account;
+use super::{now, Accounts, ServiceError, SAME_PASSWORD};
+use crate::auth::{ResetTokens, TokenError};
 use crate::domain::{Account, Email};
+use crate::domain::{Password, ValidationErrors};
 use crate::storage::{LoginReservation, StorageError};
+use uuid::Uuid;
 
 /// A reservation older than this was left by an instance that died between
 /// reserving and answering: no check takes a minute.
@@ -170,4 +175,163 @@ impl Accounts {
             Err(e) => e.into(),
         }
     }
+
+    /// Queues a password reset mail when the address has an account. Every
+    /// valid address gets the same answer after the same work, and the same
+    /// cooldown (RESOURCE_EXHAUSTED with the time to wait).
+    #[tracing::instrument(name = "request_password_reset", skip_all)]
+    pub async fn request_password_reset(&self, email: &Email) -> Result<(), ServiceError> {
+        self.ensure_ready()?;
+        let resets = self.resets()?;
+        let now = now();
+        let found = self
+            .storage
+            .credentials_by_email(email.as_str())
+            .await
+            .context("looking the address up")?;
+        let deliver = found.is_some();
+        let (account, hash) =
+            found.unwrap_or_else(|| (placeholder_account(email, now), String::new()));
+        let token = resets
+            .tokens
+            .issue(account.id, &credential_binding(&account.email, &hash), now)
+            .map_err(|e| ServiceError::Unexpected(e.context("signing a password reset token")))?;
+        let mail = self
+            .composer
+            .password_reset(&account, &token, now)
+            .context("rendering the password reset mail")?;
+        let key = reset_cooldown_key(email);
+        if let Some(wait) = self
+            .queue_after_cooldown(&key, now, resets.cooldown, (&mail, None), deliver)
+            .await?
+        {
+            return Err(ServiceError::ResetCoolingDown(wait));
+        }
+        if deliver {
+            tracing::info!(account_id = %account.id, "password reset mail queued");
+        }
+        Ok(())
+    }
+
+    /// The account a reset token may reset, if the token is genuine,
+    /// unexpired and its password unchanged since it was issued. Reads only:
+    /// the sidecar's link calls it for mail scanners and shoppers alike.
+    pub async fn check_reset_token(&self, token: &str) -> Result<(Account, String), ServiceError> {
+        self.ensure_ready()?;
+        let resets = self.resets()?;
+        let claim = resets
+            .tokens
+            .verify(token, Utc::now())
+            .map_err(ServiceError::ResetToken)?;
+        let found = self
+            .storage
+            .credentials_by_id(claim.account_id)
+            .await
+            .context("reading the account to reset")?;
+        match found {
+            Some((account, hash))
+                if resets
+                    .tokens
+                    .binds(&claim, &credential_binding(&account.email, &hash)) =>
+            {
+                Ok((account, hash))
+            }
+            _ => Err(ServiceError::ResetToken(TokenError::Invalid)),
+        }
+    }
+
+    /// Sets a new password with a reset token: the new hash is stored, the
+    /// account becomes verified (the mailbox was proven), its lockout is
+    /// cleared and a "password changed" notice is queued, in one
+    /// transaction. The token stops working with it.
+    #[tracing::instrument(name = "reset_password", skip_all)]
+    pub async fn reset_password(
+        &self,
+        token: &str,
+        password: Password,
+    ) -> Result<Account, ServiceError> {
+        let (account, old) = self.check_reset_token(token).await?;
+        let new = self.hasher.hash(password).await?;
+        let now = now();
+        let notice = self
+            .composer
+            .password_changed(&account, now)
+            .context("rendering the password changed notice")?;
+        let changed = self
+            .storage
+            .replace_password(&account, &old, &new, now, true, &notice)
+            .await
+            .context("storing the new password")?;
+        // Another reset or change won the race: this token is spent.
+        let account = changed.ok_or(ServiceError::ResetToken(TokenError::Invalid))?;
+        self.mail_queued.notify_one();
+        self.events.committed();
+        tracing::info!(account_id = %account.id, "password reset");
+        Ok(account)
+    }
+
+    /// Changes a password, given the current one. A wrong current password
+    /// counts towards the sign-in lockout; success queues a "password
+    /// changed" notice and ends every reset link issued before.
+    #[tracing::instrument(name = "change_password", skip_all)]
+    pub async fn change_password(
+        &self,
+        id: Uuid,
+        current: SecretString,
+        new: Password,
+    ) -> Result<Account, ServiceError> {
+        use secrecy::ExposeSecret;
+        self.ensure_ready()?;
+        if current.expose_secret() == new.expose() {
+            return Err(ServiceError::Invalid(ValidationErrors::single(
+                "password",
+                SAME_PASSWORD,
+            )));
+        }
+        let (account, stored) = self
+            .storage
+            .credentials_by_id(id)
+            .await
+            .context("reading the account")?
+            .ok_or(ServiceError::NotFound)?;
+        let now = now();
+        self.check_current_password(&account.email, current, &stored, now)
+            .await?;
+        let new = self.hasher.hash(new).await?;
+        let notice = self
+            .composer
+            .password_changed(&account, now)
+            .context("rendering the password changed notice")?;
+        let changed = self
+            .storage
+            .replace_password(&account, &stored, &new, now, false, &notice)
+            .await
+            .context("storing the new password")?;
+        // Changed meanwhile by another call: the current password was not current.
+        let account = changed.ok_or(ServiceError::InvalidCredentials)?;
+        self.mail_queued.notify_one();
+        self.events.committed();
+        tracing::info!(account_id = %account.id, "password changed");
+        Ok(account)
+    }
+}
+
+/// How password resets are issued: their tokens and how often an address
+/// may ask for one.
+#[derive(Clone)]
+pub struct PasswordResets {
+    pub tokens: ResetTokens,
+    pub cooldown: std::time::Duration,
+}
+
+/// The key under which a password reset request's cooldown is kept, beside
+/// the confirmation mail cooldowns (keyed by the bare address).
+fn reset_cooldown_key(email: &Email) -> String {
+    format!("password-reset:{}", email.as_str())
+}
+
+/// What reset and e-mail change tokens are bound to: the password hash and
+/// the address, so that they stop working when either changes.
+pub(super) fn credential_binding(email: &str, hash: &str) -> String {
+    format!("{email}\n{hash}")
 }

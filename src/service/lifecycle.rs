@@ -8,7 +8,9 @@ use secrecy::SecretString;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::{credential_binding, now, refuse_nul_token, Accounts, Context, Lookup, ServiceError};
+use super::credentials::credential_binding;
+use super::error::{refuse_nul_token, Context};
+use super::{now, Accounts, Lookup, ServiceError};
 use crate::domain::{
     self, Account, Email, EventType, FieldViolation, ProfileChanges, ValidationErrors,
 };
@@ -26,87 +28,6 @@ pub const INVALID_PAGE_TOKEN: &str =
     "Invalid page token: pass next_page_token of the previous page, with the same filters.";
 /// Message for a cursor that is not one of this service's.
 pub const INVALID_CURSOR: &str = "Invalid cursor: pass the cursor of an event from this stream.";
-
-/// A required current password: not empty and no NUL once trimmed, handed
-/// over as typed (password checks trim it, or try both for a Django hash).
-fn required_secret(
-    errors: &mut ValidationErrors,
-    field: &'static str,
-    raw: &str,
-) -> Option<SecretString> {
-    let value = raw.trim();
-    let problem = if value.is_empty() {
-        domain::REQUIRED
-    } else if domain::has_nul(value) {
-        domain::NULL_CHARACTERS
-    } else {
-        return Some(SecretString::from(raw.to_owned()));
-    };
-    errors.0.push(FieldViolation {
-        field,
-        description: problem.to_owned(),
-    });
-    None
-}
-
-/// An id field: a UUID, every violation collected in `errors`.
-fn id_field(errors: &mut ValidationErrors, raw: &str) -> Option<Uuid> {
-    match Lookup::id(raw) {
-        Ok(Lookup::Id(id)) => Some(id),
-        Ok(Lookup::Email(_)) => None,
-        Err(e) => {
-            errors.0.extend(e.0);
-            None
-        }
-    }
-}
-
-/// Parses a ChangeEmail request, every violation at once.
-pub fn parse_email_change(
-    id: &str,
-    new_email: &str,
-    current_password: &str,
-) -> Result<(Uuid, Email, SecretString), ValidationErrors> {
-    let mut errors = ValidationErrors(Vec::new());
-    let id = id_field(&mut errors, id);
-    let email = match Email::parse(new_email) {
-        Ok(email) => Some(email),
-        Err(problems) => {
-            errors
-                .0
-                .extend(problems.into_iter().map(|description| FieldViolation {
-                    field: "new_email",
-                    description,
-                }));
-            None
-        }
-    };
-    let password = required_secret(&mut errors, "current_password", current_password);
-    match (id, email, password) {
-        (Some(id), Some(email), Some(password)) if errors.0.is_empty() => Ok((id, email, password)),
-        _ => Err(errors),
-    }
-}
-
-/// Parses a DeleteAccount request: the password may be empty only when the
-/// caller may delete without it.
-pub fn parse_deletion(
-    id: &str,
-    current_password: &str,
-    password_optional: bool,
-) -> Result<(Uuid, Option<SecretString>), ValidationErrors> {
-    let mut errors = ValidationErrors(Vec::new());
-    let id = id_field(&mut errors, id);
-    let password = if password_optional && current_password.trim().is_empty() {
-        None
-    } else {
-        required_secret(&mut errors, "current_password", current_password)
-    };
-    match id {
-        Some(id) if errors.0.is_empty() => Ok((id, password)),
-        _ => Err(errors),
-    }
-}
 
 /// A ListAccounts request as parsed: filters, where to start, how many.
 #[derive(Debug, Clone)]
@@ -453,35 +374,5 @@ impl Accounts {
                 Refused::Full => ServiceError::Busy,
                 Refused::Closing => ServiceError::ShuttingDown,
             })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn email_change_reports_every_violation() {
-        let e = parse_email_change("nope", "not-an-address", " ").unwrap_err();
-        let fields: Vec<_> = e.0.iter().map(|v| v.field).collect();
-        assert_eq!(fields, ["id", "new_email", "current_password"]);
-        let id = Uuid::now_v7().to_string();
-        let (_, email, _) = parse_email_change(&id, " Ann@Example.COM ", "pw").unwrap();
-        assert_eq!(email.as_str(), "ann@example.com");
-    }
-
-    #[test]
-    fn deletion_needs_a_password_unless_optional() {
-        let id = Uuid::now_v7().to_string();
-        assert_eq!(
-            parse_deletion(&id, "", false).unwrap_err().0[0].field,
-            "current_password"
-        );
-        assert!(parse_deletion(&id, "", true).unwrap().1.is_none());
-        assert!(parse_deletion(&id, "pw", true).unwrap().1.is_some());
-        assert_eq!(
-            parse_deletion(&id, "a\0", true).unwrap_err().0[0].description,
-            domain::NULL_CHARACTERS
-        );
     }
 }

@@ -13,8 +13,10 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::rows::Columns;
 use super::sql::{Flavour, Sql};
 use super::StorageError;
+use crate::domain::Account;
 
 pub(super) type Conn<D> = <<D as Dialect>::Db as Database>::Connection;
 pub(super) type DbRow<D> = <<D as Dialect>::Db as Database>::Row;
@@ -52,9 +54,8 @@ pub(super) trait Dialect: Send + Sync + 'static {
     }
 
     fn connect_options(url: &str) -> Result<ConnectOptions<Self>, StorageError>;
-    /// Connections that answer look-ups by id on the calling thread, where
-    /// the backend has them (an SQLite file).
-    fn readers(_options: &ConnectOptions<Self>) -> Option<super::sqlite_reads::Readers> {
+    /// What this backend does on the database beside the pool, where it can.
+    fn direct(_options: &ConnectOptions<Self>) -> Option<Box<dyn DirectAccess>> {
         None
     }
     fn rows_affected(done: &<Self::Db as Database>::QueryResult) -> u64;
@@ -76,6 +77,20 @@ pub(super) trait Dialect: Send + Sync + 'static {
         _stop: CancellationToken,
     ) {
     }
+}
+
+/// What a backend does on the database itself, beside its pool, where it
+/// can (an SQLite file the process opens on its own).
+#[async_trait]
+pub(super) trait DirectAccess: Send + Sync + 'static {
+    /// The live accounts among `ids` (each at most once), read on the
+    /// calling thread without waiting; `None` when the read could not be
+    /// answered at once and should go through the pool.
+    fn accounts_by_ids(&self, ids: &[Uuid]) -> Option<Vec<Account>>;
+
+    /// Wakes `changed` whenever another connection (of this process or
+    /// another) has committed, until `stop`.
+    async fn watch_commits(&self, changed: Arc<Notify>, stop: CancellationToken);
 }
 
 /// A value type a driver both writes and reads.
@@ -135,6 +150,51 @@ pub(super) trait Engine: Dialect {
         row: &DbRow<Self>,
         column: &str,
     ) -> Result<Option<DateTime<Utc>>, StorageError>;
+
+    /// `row`, for the mappings in `rows`.
+    fn row(row: &DbRow<Self>) -> Cols<'_, Self>
+    where
+        Self: Sized,
+    {
+        Cols(row)
+    }
+}
+
+/// A row of a dialect's driver, read through [`Engine`]'s column readers.
+pub(super) struct Cols<'r, D: Dialect>(&'r DbRow<D>);
+
+impl<D: Engine> Columns for Cols<'_, D> {
+    fn text(&self, column: &str) -> Result<String, StorageError> {
+        D::text(self.0, column)
+    }
+
+    fn flag(&self, column: &str) -> Result<bool, StorageError> {
+        D::flag(self.0, column)
+    }
+
+    fn bytes(&self, column: &str) -> Result<Vec<u8>, StorageError> {
+        D::bytes(self.0, column)
+    }
+
+    fn bigint(&self, column: &str) -> Result<i64, StorageError> {
+        D::bigint(self.0, column)
+    }
+
+    fn integer(&self, column: &str) -> Result<i64, StorageError> {
+        D::integer(self.0, column)
+    }
+
+    fn uuid(&self, column: &str) -> Result<Uuid, StorageError> {
+        D::uuid(self.0, column)
+    }
+
+    fn time(&self, column: &str) -> Result<DateTime<Utc>, StorageError> {
+        D::time(self.0, column)
+    }
+
+    fn optional_time(&self, column: &str) -> Result<Option<DateTime<Utc>>, StorageError> {
+        D::optional_time(self.0, column)
+    }
 }
 
 #[async_trait]
@@ -191,8 +251,7 @@ where
     }
 
     fn uuid(row: &DbRow<D>, column: &str) -> Result<Uuid, StorageError> {
-        D::load_uuid(row.try_get(column)?)
-            .ok_or_else(|| StorageError::Corrupt(format!("{column} is not a UUID")))
+        D::load_uuid(row.try_get(column)?).ok_or_else(|| not_a_uuid(column))
     }
 
     fn time(row: &DbRow<D>, column: &str) -> Result<DateTime<Utc>, StorageError> {
@@ -206,7 +265,11 @@ where
     }
 }
 
-fn out_of_range(column: &str) -> StorageError {
+pub(super) fn not_a_uuid(column: &str) -> StorageError {
+    StorageError::Corrupt(format!("{column} is not a UUID"))
+}
+
+pub(super) fn out_of_range(column: &str) -> StorageError {
     StorageError::Corrupt(format!("{column} out of range"))
 }
 

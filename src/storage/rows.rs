@@ -1,106 +1,125 @@
-//! Rows mapped to the storage's types, once for every backend.
+//! Rows mapped to the storage's types, once for every backend and driver.
 
-use crate::domain::Account;
-use crate::mail::MailKind;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
 
-use super::dialect::{DbRow, Engine};
+use crate::domain::{Account, MailKind};
+
 use super::{
     ClaimedMessage, DeadLetter, EventPosition, OutboxMessage, OutboxStatus, StorageError,
     StoredEvent,
 };
 
+/// A row read by column name, decoded the way its backend stores values:
+/// what every mapping below reads, whichever driver returned the row (sqlx
+/// for every statement, rusqlite for SQLite's look-ups by id).
+pub(super) trait Columns {
+    fn text(&self, column: &str) -> Result<String, StorageError>;
+    fn flag(&self, column: &str) -> Result<bool, StorageError>;
+    fn bytes(&self, column: &str) -> Result<Vec<u8>, StorageError>;
+    /// A `BIGINT` column, or an aggregate count.
+    fn bigint(&self, column: &str) -> Result<i64, StorageError>;
+    /// An `INTEGER` column.
+    fn integer(&self, column: &str) -> Result<i64, StorageError>;
+    fn uuid(&self, column: &str) -> Result<Uuid, StorageError>;
+    fn time(&self, column: &str) -> Result<DateTime<Utc>, StorageError>;
+    fn optional_time(&self, column: &str) -> Result<Option<DateTime<Utc>>, StorageError>;
+}
+
 /// A row of `sql::account_columns!()`.
-pub(super) fn account<D: Engine>(row: &DbRow<D>) -> Result<Account, StorageError> {
+pub(super) fn account(row: &(impl Columns + ?Sized)) -> Result<Account, StorageError> {
     Ok(Account {
-        id: D::uuid(row, "id")?,
-        email: D::text(row, "email")?,
-        username: D::text(row, "username")?,
-        first_name: D::text(row, "first_name")?,
-        last_name: D::text(row, "last_name")?,
-        phone_number: D::text(row, "phone_number")?,
-        address: D::text(row, "address")?,
-        verified: D::flag(row, "verified")?,
-        term_and_condition: D::flag(row, "term_and_condition")?,
-        created_from: D::text(row, "created_from")?,
-        locale: D::text(row, "locale")?,
-        created_at: D::time(row, "created_at")?,
-        updated_at: D::time(row, "updated_at")?,
+        id: row.uuid("id")?,
+        email: row.text("email")?,
+        username: row.text("username")?,
+        first_name: row.text("first_name")?,
+        last_name: row.text("last_name")?,
+        phone_number: row.text("phone_number")?,
+        address: row.text("address")?,
+        verified: row.flag("verified")?,
+        term_and_condition: row.flag("term_and_condition")?,
+        created_from: row.text("created_from")?,
+        locale: row.text("locale")?,
+        created_at: row.time("created_at")?,
+        updated_at: row.time("updated_at")?,
     })
 }
 
 /// A row of `sql::outbox_columns!()`.
-pub(super) fn claimed<D: Engine>(row: &DbRow<D>) -> Result<ClaimedMessage, StorageError> {
-    let kind: MailKind = D::text(row, "kind")?
+pub(super) fn claimed(row: &(impl Columns + ?Sized)) -> Result<ClaimedMessage, StorageError> {
+    let kind: MailKind = row
+        .text("kind")?
         .parse()
         .map_err(|e| StorageError::Corrupt(format!("kind: {e}")))?;
     Ok(ClaimedMessage {
         message: OutboxMessage {
-            id: D::uuid(row, "id")?,
-            account_id: D::uuid(row, "account_id")?,
+            id: row.uuid("id")?,
+            account_id: row.uuid("account_id")?,
             kind,
-            recipient: D::text(row, "recipient")?,
-            subject: D::text(row, "subject")?,
-            text_body: D::text(row, "text_body")?,
-            html_body: D::text(row, "html_body")?,
-            created_at: D::time(row, "created_at")?,
-            locale: D::text(row, "locale")?,
+            recipient: row.text("recipient")?,
+            subject: row.text("subject")?,
+            text_body: row.text("text_body")?,
+            html_body: row.text("html_body")?,
+            created_at: row.time("created_at")?,
+            locale: row.text("locale")?,
         },
         // Never negative (releases stop at zero); a count past u32 can
         // only mean "exhausted", so it saturates.
-        attempts: u32::try_from(D::integer(row, "attempts")?.max(0)).unwrap_or(u32::MAX),
+        attempts: u32::try_from(row.integer("attempts")?.max(0)).unwrap_or(u32::MAX),
     })
 }
 
 /// A row of `sql::DEAD_LETTERS`.
-pub(super) fn dead_letter<D: Engine>(row: &DbRow<D>) -> Result<DeadLetter, StorageError> {
+pub(super) fn dead_letter(row: &(impl Columns + ?Sized)) -> Result<DeadLetter, StorageError> {
     Ok(DeadLetter {
-        id: D::uuid(row, "id")?,
-        outbox_id: D::uuid(row, "outbox_id")?,
-        recipient: D::text(row, "recipient")?,
-        subject: D::text(row, "subject")?,
-        error_kind: D::text(row, "error_kind")?,
-        error: D::text(row, "error")?,
-        attempts: D::integer(row, "attempts")?,
-        first_attempt_at: D::optional_time(row, "first_attempt_at")?,
-        last_attempt_at: D::optional_time(row, "last_attempt_at")?,
-        failed_at: D::time(row, "failed_at")?,
+        id: row.uuid("id")?,
+        outbox_id: row.uuid("outbox_id")?,
+        recipient: row.text("recipient")?,
+        subject: row.text("subject")?,
+        error_kind: row.text("error_kind")?,
+        error: row.text("error")?,
+        attempts: row.integer("attempts")?,
+        first_attempt_at: row.optional_time("first_attempt_at")?,
+        last_attempt_at: row.optional_time("last_attempt_at")?,
+        failed_at: row.time("failed_at")?,
     })
 }
 
 /// The row of `sql::OUTBOX_STATUS`.
-pub(super) fn outbox_status<D: Engine>(row: &DbRow<D>) -> Result<OutboxStatus, StorageError> {
+pub(super) fn outbox_status(row: &(impl Columns + ?Sized)) -> Result<OutboxStatus, StorageError> {
     Ok(OutboxStatus {
-        pending: D::bigint(row, "pending")?,
-        in_flight: D::bigint(row, "in_flight")?,
-        sent: D::bigint(row, "sent")?,
-        failed: D::bigint(row, "failed")?,
-        oldest_pending: D::optional_time(row, "oldest_pending")?,
+        pending: row.bigint("pending")?,
+        in_flight: row.bigint("in_flight")?,
+        sent: row.bigint("sent")?,
+        failed: row.bigint("failed")?,
+        oldest_pending: row.optional_time("oldest_pending")?,
     })
 }
 
 /// A row of `sql::APPLIED_MIGRATIONS`: version, success, checksum.
-pub(super) fn applied_migration<D: Engine>(
-    row: &DbRow<D>,
+pub(super) fn applied_migration(
+    row: &(impl Columns + ?Sized),
 ) -> Result<(i64, bool, Vec<u8>), StorageError> {
     Ok((
-        D::bigint(row, "version")?,
-        D::flag(row, "success")?,
-        D::bytes(row, "checksum")?,
+        row.bigint("version")?,
+        row.flag("success")?,
+        row.bytes("checksum")?,
     ))
 }
 
 /// A row of `sql::READ_EVENTS`.
-pub(super) fn event<D: Engine>(row: &DbRow<D>) -> Result<StoredEvent, StorageError> {
-    let xid = D::text(row, "position_xid")?
+pub(super) fn event(row: &(impl Columns + ?Sized)) -> Result<StoredEvent, StorageError> {
+    let xid = row
+        .text("position_xid")?
         .parse()
         .map_err(|_| StorageError::Corrupt("xid is not a transaction id".into()))?;
     Ok(StoredEvent {
         position: EventPosition {
             xid,
-            seq: D::bigint(row, "seq")?,
+            seq: row.bigint("seq")?,
         },
-        kind: D::integer(row, "type")?,
-        account_id: D::uuid(row, "account_id")?,
-        occurred_at: D::time(row, "occurred_at")?,
+        kind: row.integer("type")?,
+        account_id: row.uuid("account_id")?,
+        occurred_at: row.time("occurred_at")?,
     })
 }

@@ -2,17 +2,23 @@
 //! as UUID text and times as Unix microseconds.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteQueryResult};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::dialect::{ConnectOptions, Dialect};
-use super::sql::Flavour;
+use super::dialect::{not_a_uuid, out_of_range, ConnectOptions, Dialect, DirectAccess};
+use super::rows::Columns;
+use super::sql::{self, Flavour};
 use super::sqlite_reads::Readers;
-use super::StorageError;
+use super::{sqlite_commits, StorageError};
+use crate::domain::Account;
 
 pub(super) struct Sqlite;
 
@@ -46,8 +52,8 @@ impl Dialect for Sqlite {
             .pragma("mmap_size", "268435456"))
     }
 
-    fn readers(options: &SqliteConnectOptions) -> Option<Readers> {
-        Readers::of(options)
+    fn direct(options: &SqliteConnectOptions) -> Option<Box<dyn DirectAccess>> {
+        Some(Box::new(Readers::of(options)?))
     }
 
     fn rows_affected(done: &SqliteQueryResult) -> u64 {
@@ -76,7 +82,69 @@ impl Dialect for Sqlite {
 }
 
 /// A JSON array of UUID texts, as statements read it with `json_each`.
-pub(super) fn uuid_list(ids: &[Uuid]) -> String {
+fn uuid_list(ids: &[Uuid]) -> String {
     let quoted: Vec<String> = ids.iter().map(|id| format!("\"{id}\"")).collect();
     format!("[{}]", quoted.join(","))
+}
+
+/// The database file, read on its own beside the pool.
+#[async_trait]
+impl DirectAccess for Readers {
+    fn accounts_by_ids(&self, ids: &[Uuid]) -> Option<Vec<Account>> {
+        match ids {
+            [id] => self.accounts(sql::ACCOUNT_BY_ID.sqlite, &Sqlite::store_uuid(*id)),
+            _ => self.accounts(sql::ACCOUNTS_BY_IDS.sqlite, &Sqlite::store_uuids(ids)),
+        }
+    }
+
+    async fn watch_commits(&self, changed: Arc<Notify>, stop: CancellationToken) {
+        sqlite_commits::watch(self.path(), changed, stop).await;
+    }
+}
+
+/// A row read by rusqlite (the look-ups of `sqlite_reads`), decoded as the
+/// pool's rows are. A failure to read a column becomes `Corrupt`, which the
+/// caller never reports: it reads through the pool instead.
+impl Columns for rusqlite::Row<'_> {
+    fn text(&self, column: &str) -> Result<String, StorageError> {
+        get(self, column)
+    }
+
+    fn flag(&self, column: &str) -> Result<bool, StorageError> {
+        get(self, column)
+    }
+
+    fn bytes(&self, column: &str) -> Result<Vec<u8>, StorageError> {
+        get(self, column)
+    }
+
+    fn bigint(&self, column: &str) -> Result<i64, StorageError> {
+        get(self, column)
+    }
+
+    fn integer(&self, column: &str) -> Result<i64, StorageError> {
+        get(self, column)
+    }
+
+    fn uuid(&self, column: &str) -> Result<Uuid, StorageError> {
+        Sqlite::load_uuid(get(self, column)?).ok_or_else(|| not_a_uuid(column))
+    }
+
+    fn time(&self, column: &str) -> Result<DateTime<Utc>, StorageError> {
+        Sqlite::load_time(get(self, column)?).ok_or_else(|| out_of_range(column))
+    }
+
+    fn optional_time(&self, column: &str) -> Result<Option<DateTime<Utc>>, StorageError> {
+        get::<Option<i64>>(self, column)?
+            .map(|stored| Sqlite::load_time(stored).ok_or_else(|| out_of_range(column)))
+            .transpose()
+    }
+}
+
+fn get<T: rusqlite::types::FromSql>(
+    row: &rusqlite::Row<'_>,
+    column: &str,
+) -> Result<T, StorageError> {
+    row.get(column)
+        .map_err(|e| StorageError::Corrupt(format!("{column}: {e}")))
 }

@@ -7,16 +7,14 @@
 //! the latest committed state beside the writer, and a read that cannot be
 //! answered at once (a busy or missing file, a malformed row) is left to the
 //! pooled connections, which wait, retry and report errors as every other
-//! statement does.
+//! statement does. Rows are mapped by [`rows::account`], as the pool's are.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OpenFlags, Row};
-use uuid::Uuid;
+use rusqlite::{Connection, OpenFlags};
 
-use super::sql;
+use super::rows;
 use crate::domain::Account;
 
 /// Idle connections kept; look-ups run on the async worker threads, so no
@@ -48,23 +46,17 @@ impl Readers {
         &self.path
     }
 
-    /// The live accounts among `ids` (each at most once), or `None` when this
-    /// read could not be answered here and should go through the pool.
-    pub(super) fn accounts_by_ids(&self, ids: &[Uuid]) -> Option<Vec<Account>> {
+    /// The accounts `statement` (which selects `sql::account_columns!()`
+    /// and takes `param` as its one parameter) returns, or `None` when this read could not be
+    /// answered here, for any reason, and should go through the pool.
+    pub(super) fn accounts(&self, statement: &str, param: &str) -> Option<Vec<Account>> {
         let conn = self.take()?;
-        let read = match ids {
-            [id] => read(&conn, sql::ACCOUNT_BY_ID.sqlite, &id.to_string()),
-            _ => read(
-                &conn,
-                sql::ACCOUNTS_BY_IDS.sqlite,
-                &super::sqlite::uuid_list(ids),
-            ),
-        };
+        let read = read(&conn, statement, param);
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < KEPT {
             idle.push(conn);
         }
-        read.ok()?
+        read
     }
 
     fn take(&self) -> Option<Connection> {
@@ -88,46 +80,14 @@ impl Readers {
     }
 }
 
-/// Runs a look-up statement; `Ok(None)` when a row is malformed, so that
-/// the pool's read reports it.
-fn read(conn: &Connection, statement: &str, param: &str) -> rusqlite::Result<Option<Vec<Account>>> {
-    let mut statement = conn.prepare_cached(statement)?;
-    let mut rows = statement.query([param])?;
+/// Runs a look-up statement; `None` on any failure, a malformed row
+/// included, so that the pool's read reports it.
+fn read(conn: &Connection, statement: &str, param: &str) -> Option<Vec<Account>> {
+    let mut statement = conn.prepare_cached(statement).ok()?;
+    let mut found = statement.query([param]).ok()?;
     let mut accounts = Vec::new();
-    while let Some(row) = rows.next()? {
-        match account(row)? {
-            Some(account) => accounts.push(account),
-            None => return Ok(None),
-        }
+    while let Some(row) = found.next().ok()? {
+        accounts.push(rows::account(row).ok()?);
     }
-    Ok(Some(accounts))
-}
-
-/// A row of `sql::account_columns!()`, in the SQLite dialect's encoding
-/// (UUID text, Unix microseconds, 0/1 flags). Columns are taken by position,
-/// in the order of that list.
-fn account(row: &Row<'_>) -> rusqlite::Result<Option<Account>> {
-    let time = |column: usize| -> rusqlite::Result<Option<DateTime<Utc>>> {
-        Ok(DateTime::from_timestamp_micros(row.get(column)?))
-    };
-    let id: String = row.get(0)?;
-    let (Ok(id), Some(created_at), Some(updated_at)) = (Uuid::parse_str(&id), time(11)?, time(12)?)
-    else {
-        return Ok(None);
-    };
-    Ok(Some(Account {
-        id,
-        email: row.get(1)?,
-        username: row.get(2)?,
-        first_name: row.get(3)?,
-        last_name: row.get(4)?,
-        phone_number: row.get(5)?,
-        address: row.get(6)?,
-        verified: row.get(7)?,
-        term_and_condition: row.get(8)?,
-        created_from: row.get(9)?,
-        locale: row.get(10)?,
-        created_at,
-        updated_at,
-    }))
+    Some(accounts)
 }

@@ -2,6 +2,7 @@
 //! its own database and mail directory, direct database access for checks,
 //! and a real SMTP server.
 
+pub mod samples;
 pub mod smtp_server;
 pub mod tls;
 
@@ -26,6 +27,8 @@ use tokio::sync::oneshot;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
+
+pub use samples::{django_pbkdf2, error_reason, metric_sample, smtp_settings};
 /// Signing key of every test application.
 pub const TEST_SECRET_KEY: &str = "integration-test-secret-key-0123456789abcdef";
 pub const HOMEPAGE: &str = "https://shop.example.com/";
@@ -68,6 +71,7 @@ macro_rules! on_both_backends {
                 async fn sqlite() {
                     super::$name($crate::Backend::Sqlite).await
                 }
+                #[cfg_attr(not(postgres_tests), ignore = "set TEST_DATABASE_URL to run the PostgreSQL variant")]
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres() {
                     if let Some(backend) = $crate::Backend::postgres() {
@@ -513,7 +517,10 @@ impl TestApp {
 
     /// A token signed with the application's key, for any subject and time.
     pub fn tokens(&self) -> ConfirmationTokens {
-        ConfirmationTokens::new(TEST_SECRET_KEY.as_bytes(), None, 3600)
+        ConfirmationTokens::new(
+            &account_service::auth::Keyring::new(TEST_SECRET_KEY.as_bytes(), None),
+            3600,
+        )
     }
 }
 

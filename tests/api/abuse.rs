@@ -165,9 +165,12 @@ async fn tokens_signed_with_the_previous_key_verify_during_a_rotation() {
         .await;
     let email = unique_email();
     let account = app.register(registration(&email)).await.unwrap();
-    let old_token = account_service::auth::ConfirmationTokens::new(old_key.as_bytes(), None, 3600)
-        .issue(account.id.parse().unwrap(), chrono::Utc::now())
-        .unwrap();
+    let old_token = account_service::auth::ConfirmationTokens::new(
+        &account_service::auth::Keyring::new(old_key.as_bytes(), None),
+        3600,
+    )
+    .issue(account.id.parse().unwrap(), chrono::Utc::now())
+    .unwrap();
 
     let confirmed = app
         .client
@@ -232,6 +235,7 @@ async fn a_bucket_row_enforces_gcra_in_one_statement(backend: Backend) {
 }
 
 /// Two instances on one PostgreSQL: the limits hold for both together.
+#[cfg_attr(not(postgres_tests), ignore = "PostgreSQL only: set TEST_DATABASE_URL")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_share_one_limit() {
     let Some(backend) = Backend::postgres() else {

@@ -17,9 +17,7 @@ use crate::helpers::*;
 use crate::smtp_server::reserve_addr;
 
 pub(crate) fn binary() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_account-service"));
-    command.env_clear().current_dir(std::env::temp_dir());
-    command
+    account_testkit::service_binary!()
 }
 
 /// A running service, killed when dropped.

@@ -12,7 +12,6 @@ use account_service::proto::account::v1::{
 };
 use tonic::transport::Channel;
 use tonic::{Code, Status};
-use tonic_types::StatusExt;
 
 use crate::access_binary::Service;
 use crate::helpers::*;
@@ -26,13 +25,6 @@ on_both_backends!(wrong_codes_never_block_a_reset_or_a_resend);
 
 const PASSWORD: &str = "secret123";
 const REQUEST_PAGE: &str = "http://shop.example/confirm-again";
-
-fn reason(status: &Status) -> String {
-    status
-        .get_details_error_info()
-        .map(|i| i.reason)
-        .unwrap_or_default()
-}
 
 async fn start(
     db: &TestDatabase,
@@ -178,7 +170,7 @@ async fn a_parked_email_change_link_dies_with_the_password(backend: Backend) {
     let parked = unique_email();
     let status = client.change_email(change(&parked)).await.unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
-    assert_eq!(reason(&status), "EMAIL_NOT_VERIFIED");
+    assert_eq!(error_reason(&status), "EMAIL_NOT_VERIFIED");
     // A wrong password is still just wrong: the check comes first.
     let mut wrong = change(&parked);
     wrong.current_password = "not-it-123".into();
@@ -216,7 +208,7 @@ async fn a_parked_email_change_link_dies_with_the_password(backend: Backend) {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
-    assert_eq!(reason(&status), "TOKEN_INVALID");
+    assert_eq!(error_reason(&status), "TOKEN_INVALID");
     let followed = http.get(sidecar(&parked_link)).send().await.unwrap();
     assert_eq!(followed.status(), reqwest::StatusCode::FOUND);
     assert_eq!(followed.headers()["location"], REQUEST_PAGE);
@@ -266,7 +258,7 @@ async fn a_parked_email_change_link_dies_with_the_password(backend: Backend) {
         })
         .await
         .unwrap_err();
-    assert_eq!(reason(&status), "TOKEN_INVALID");
+    assert_eq!(error_reason(&status), "TOKEN_INVALID");
     let followed = http.get(sidecar(&second)).send().await.unwrap();
     assert_eq!(followed.headers()["location"], REQUEST_PAGE);
     check(&mut client, &victim, "owners-next-7").await.unwrap();
@@ -301,12 +293,12 @@ async fn a_burst_of_guesses_hashes_no_more_than_the_lockout_allows(backend: Back
     assert!(hashed <= 5.0, "{hashed} passwords hashed in the burst");
     let refused = answers
         .iter()
-        .filter(|a| matches!(a, Err(s) if reason(s) == "LOGIN_LOCKED"))
+        .filter(|a| matches!(a, Err(s) if error_reason(s) == "LOGIN_LOCKED"))
         .count();
     assert!(refused >= 95, "{refused} of 100 answered LOGIN_LOCKED");
     // Locked: the right password is refused without a hash.
     let status = check(&mut client, &email, PASSWORD).await.unwrap_err();
-    assert_eq!(reason(&status), "LOGIN_LOCKED");
+    assert_eq!(error_reason(&status), "LOGIN_LOCKED");
 
     // Every current-password check shares the reservation: a burst of
     // wrong current passwords on a fresh address hashes at most five.
@@ -331,7 +323,7 @@ async fn a_burst_of_guesses_hashes_no_more_than_the_lockout_allows(backend: Back
     let hashed = hashes_so_far(&service).await - before;
     assert!(hashed <= 5.0, "{hashed} current passwords hashed");
     let status = check(&mut client, &other, PASSWORD).await.unwrap_err();
-    assert_eq!(reason(&status), "LOGIN_LOCKED");
+    assert_eq!(error_reason(&status), "LOGIN_LOCKED");
     // The first address is still locked too: the burst changed nothing.
     let status = client
         .change_password(ChangePasswordRequest {
@@ -342,7 +334,7 @@ async fn a_burst_of_guesses_hashes_no_more_than_the_lockout_allows(backend: Back
         })
         .await
         .unwrap_err();
-    assert_eq!(reason(&status), "LOGIN_LOCKED");
+    assert_eq!(error_reason(&status), "LOGIN_LOCKED");
 }
 
 async fn wrong_codes_answer_alike_for_every_kind_of_address(backend: Backend) {
@@ -368,7 +360,11 @@ async fn wrong_codes_answer_alike_for_every_kind_of_address(backend: Backend) {
         let mut answers = Vec::new();
         for _ in 0..7 {
             let status = confirm_code(&mut client, email, wrong).await.unwrap_err();
-            answers.push((status.code(), reason(&status), status.message().to_owned()));
+            answers.push((
+                status.code(),
+                error_reason(&status),
+                status.message().to_owned(),
+            ));
         }
         sequences.push(answers);
     }
@@ -376,16 +372,6 @@ async fn wrong_codes_answer_alike_for_every_kind_of_address(backend: Backend) {
     assert_eq!(sequences[0][5].1, "CODE_EXHAUSTED");
     assert_eq!(sequences[0], sequences[1], "confirmed and unconfirmed");
     assert_eq!(sequences[0], sequences[2], "confirmed and unknown");
-}
-
-/// `pbkdf2_sha256$iterations$salt$hash`, as Django writes it.
-fn django_pbkdf2(password: &str, salt: &str, iterations: u32) -> String {
-    use base64::Engine;
-    let mut out = [0u8; 32];
-    let rounds = std::num::NonZeroU32::new(iterations).unwrap();
-    account_service::auth::pbkdf2_sha256(password.as_bytes(), salt.as_bytes(), rounds, &mut out);
-    let encoded = base64::engine::general_purpose::STANDARD.encode(out);
-    format!("pbkdf2_sha256${iterations}${salt}${encoded}")
 }
 
 fn median(mut samples: Vec<Duration>) -> Duration {

@@ -172,9 +172,12 @@ async fn forged_and_malformed_tokens_are_refused(backend: Backend) {
     let id = account.id.parse().unwrap();
     let genuine = token_of(&link);
 
-    let other_key = account_service::auth::ConfirmationTokens::new(b"another key", None, 3600)
-        .issue(id, Utc::now())
-        .unwrap();
+    let other_key = account_service::auth::ConfirmationTokens::new(
+        &account_service::auth::Keyring::new(b"another key", None),
+        3600,
+    )
+    .issue(id, Utc::now())
+    .unwrap();
     let mut parts: Vec<String> = genuine.split('.').map(str::to_owned).collect();
     parts[2] = parts[2].chars().rev().collect();
     let bad_signature = parts.join(".");

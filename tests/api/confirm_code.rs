@@ -190,6 +190,7 @@ async fn expired_codes_and_unknown_addresses_are_refused(backend: Backend) {
 /// A try for an address without a code writes a row, as a try at a real
 /// code does, so the two cost the same commit (PostgreSQL shows the write
 /// as a new row version).
+#[cfg_attr(not(postgres_tests), ignore = "PostgreSQL only: set TEST_DATABASE_URL")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tries_without_a_code_write_as_real_ones_do() {
     let Some(backend) = Backend::postgres() else {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use account_service::auth::ResetTokens;
+use account_service::auth::{Keyring, ResetTokens};
 use account_service::proto::account::v1::account_service_client::AccountServiceClient;
 use account_service::proto::account::v1::{
     ChangePasswordRequest, CheckPasswordRequest, RequestPasswordResetRequest, ResetPasswordRequest,
@@ -24,13 +24,6 @@ on_both_backends!(the_binary_checks_resets_and_changes_passwords);
 /// is appended with `?`.
 const RESET_PAGE: &str = "http://shop.example/reset";
 const RESET_REQUEST_PAGE: &str = "http://shop.example/forgot";
-
-fn reason(status: &Status) -> String {
-    status
-        .get_details_error_info()
-        .map(|i| i.reason)
-        .unwrap_or_default()
-}
 
 async fn check(
     client: &mut AccountServiceClient<Channel>,
@@ -92,11 +85,11 @@ async fn the_binary_checks_resets_and_changes_passwords(backend: Backend) {
             status.message(),
             "Unable to log in with provided credentials."
         );
-        assert_eq!(reason(&status), "INVALID_CREDENTIALS");
+        assert_eq!(error_reason(&status), "INVALID_CREDENTIALS");
     }
     let status = check(&mut client, &email, "secret123").await.unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition);
-    assert_eq!(reason(&status), "EMAIL_NOT_VERIFIED");
+    assert_eq!(error_reason(&status), "EMAIL_NOT_VERIFIED");
 
     // A reset link: the sidecar hands its token on, ResetPassword uses it
     // once, and the account is verified (the mailbox was proven).
@@ -138,7 +131,7 @@ async fn the_binary_checks_resets_and_changes_passwords(backend: Backend) {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
-    assert_eq!(reason(&status), "TOKEN_INVALID");
+    assert_eq!(error_reason(&status), "TOKEN_INVALID");
 
     // An expired link, genuine and bound to the current hash: TOKEN_EXPIRED
     // over gRPC, and the request page on the sidecar.
@@ -146,7 +139,7 @@ async fn the_binary_checks_resets_and_changes_passwords(backend: Backend) {
     // What a reset token is bound to: the address and the hash.
     let binding = format!("{email}\n{hash}");
     let issued = Utc::now() - chrono::Duration::hours(2);
-    let expired = ResetTokens::new(TEST_SECRET_KEY.as_bytes(), None, 3600)
+    let expired = ResetTokens::new(&Keyring::new(TEST_SECRET_KEY.as_bytes(), None), 3600)
         .issue(id.parse().unwrap(), &binding, issued)
         .unwrap();
     let status = client
@@ -154,7 +147,7 @@ async fn the_binary_checks_resets_and_changes_passwords(backend: Backend) {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
-    assert_eq!(reason(&status), "TOKEN_EXPIRED");
+    assert_eq!(error_reason(&status), "TOKEN_EXPIRED");
     let url = format!(
         "http://{}/account/reset-password/?token={expired}",
         service.http
@@ -162,7 +155,7 @@ async fn the_binary_checks_resets_and_changes_passwords(backend: Backend) {
     let response = http.get(url).send().await.unwrap();
     assert_eq!(response.headers()["location"], RESET_REQUEST_PAGE);
     // The same token issued now works: only its age was wrong.
-    let fresh = ResetTokens::new(TEST_SECRET_KEY.as_bytes(), None, 3600)
+    let fresh = ResetTokens::new(&Keyring::new(TEST_SECRET_KEY.as_bytes(), None), 3600)
         .issue(id.parse().unwrap(), &binding, Utc::now())
         .unwrap();
     client
@@ -183,7 +176,7 @@ async fn the_binary_checks_resets_and_changes_passwords(backend: Backend) {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated);
-    assert_eq!(reason(&status), "INVALID_CREDENTIALS");
+    assert_eq!(error_reason(&status), "INVALID_CREDENTIALS");
     let status = client
         .change_password(change("fresh-pass77", "fresh-pass77"))
         .await
@@ -210,13 +203,13 @@ async fn the_binary_checks_resets_and_changes_passwords(backend: Backend) {
     }
     let status = check(&mut client, &email, "third-pass9").await.unwrap_err();
     assert_eq!(status.code(), Code::ResourceExhausted);
-    assert_eq!(reason(&status), "LOGIN_LOCKED");
+    assert_eq!(error_reason(&status), "LOGIN_LOCKED");
     assert!(status.get_details_retry_info().is_some());
     // The address is one, however it is written.
     let status = check(&mut client, &email.to_uppercase(), "third-pass9")
         .await
         .unwrap_err();
-    assert_eq!(reason(&status), "LOGIN_LOCKED");
+    assert_eq!(error_reason(&status), "LOGIN_LOCKED");
 
     let log = service.log_text();
     // No keys file: every caller may call, and the log says so at start.

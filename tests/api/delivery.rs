@@ -21,15 +21,6 @@ on_both_backends!(
 
 const WAIT: Duration = Duration::from_secs(20);
 
-fn smtp_settings(url: String) -> [(&'static str, String); 4] {
-    [
-        ("EMAIL_BACKEND", "smtp".into()),
-        ("SMTP_URL", url),
-        ("SMTP_TIMEOUT", "5".into()),
-        ("EMAIL_RETRY_DELAY", "0.1".into()),
-    ]
-}
-
 /// Waits a little longer and checks nothing else arrived.
 async fn assert_settled(smtp: &SmtpServer, expected: usize) {
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -291,6 +282,7 @@ async fn store_account_with_mail(
     account.id
 }
 
+#[cfg_attr(not(postgres_tests), ignore = "PostgreSQL only: set TEST_DATABASE_URL")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_deliver_a_burst_exactly_once() {
     let Some(backend) = Backend::postgres() else {

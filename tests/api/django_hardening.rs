@@ -15,7 +15,7 @@ use tonic::{Code, Status};
 
 use crate::access_binary::Service;
 use crate::helpers::*;
-use crate::import::{django_argon2, django_pbkdf2, import};
+use crate::import::{django_argon2, import};
 use crate::on_both_backends;
 
 on_both_backends!(

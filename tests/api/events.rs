@@ -269,6 +269,7 @@ async fn cursors_expire_and_idle_streams_get_keep_alives(backend: Backend) {
 /// while two consumers watch, one of each instance: one from the start,
 /// one resuming from a cursor taken mid-way. Each sees every event exactly
 /// once, in the log's order.
+#[cfg_attr(not(postgres_tests), ignore = "PostgreSQL only: set TEST_DATABASE_URL")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_instances_two_consumers_every_event_exactly_once() {
     let Some(backend) = Backend::postgres() else {
@@ -433,6 +434,7 @@ async fn watchers_are_bounded() {
 
 /// The log is read in transaction-id order, whatever the ids look like as
 /// text (99 before 100), and in sequence order within a transaction.
+#[cfg_attr(not(postgres_tests), ignore = "PostgreSQL only: set TEST_DATABASE_URL")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_log_is_read_in_transaction_order() {
     let Some(backend) = Backend::postgres() else {

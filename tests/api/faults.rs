@@ -88,6 +88,7 @@ async fn health(app: &TestApp, service: &str) -> i32 {
         .status
 }
 
+#[cfg_attr(not(postgres_tests), ignore = "PostgreSQL only: set TEST_DATABASE_URL")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_down_at_start_up_and_gone_mid_run() {
     let Some(backend) = Backend::postgres() else {

@@ -3,7 +3,6 @@
 //! the sidecar, cheap metrics scrapes, forwarded-for chains, cancelled calls,
 //! and what the command line says and refuses.
 
-use std::process::Command;
 use std::time::Duration;
 
 use account_service::proto::account::v1::account_service_client::AccountServiceClient;
@@ -256,6 +255,7 @@ async fn commits(admin_url: &str, db_url: &str) -> i64 {
         .unwrap()
 }
 
+#[cfg_attr(not(postgres_tests), ignore = "PostgreSQL only: set TEST_DATABASE_URL")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scraping_metrics_costs_no_database_work() {
     let Some(backend) = Backend::postgres() else {
@@ -300,6 +300,7 @@ async fn scraping_metrics_costs_no_database_work() {
     assert!(text.contains("account_outbox_messages"), "{text}");
 }
 
+#[cfg_attr(not(postgres_tests), ignore = "PostgreSQL only: set TEST_DATABASE_URL")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_terminated_database_session_is_unavailable_not_internal() {
     let Some(backend) = Backend::postgres() else {
@@ -404,13 +405,6 @@ async fn the_rightmost_untrusted_forwarded_hop_is_the_client() {
         .unwrap();
 }
 
-/// The value of one sample line of a Prometheus exposition, 0 when absent.
-fn sample(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelled_and_timed_out_calls_are_counted() {
     let app = spawn_app(Backend::Sqlite)
@@ -454,7 +448,7 @@ async fn cancelled_and_timed_out_calls_are_counted() {
             .ok()?;
         let deadline = "account_rpc_requests_total{method=\"Register\",caller=\"anonymous\",code=\"DeadlineExceeded\"}";
         let cancelled = "account_rpc_requests_total{method=\"Register\",caller=\"anonymous\",code=\"Cancelled\"}";
-        (sample(&text, deadline) >= 1.0 && sample(&text, cancelled) >= 1.0).then_some(text)
+        (metric_sample(&text, deadline) >= 1.0 && metric_sample(&text, cancelled) >= 1.0).then_some(text)
     })
     .await;
     assert!(
@@ -463,15 +457,9 @@ async fn cancelled_and_timed_out_calls_are_counted() {
     );
 }
 
-fn binary() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_account-service"));
-    command.env_clear().current_dir(std::env::temp_dir());
-    command
-}
-
 #[test]
 fn check_config_redacts_every_credential() {
-    let output = binary()
+    let output = service_binary!()
         .args(["check-config"])
         .env(
             "DATABASE_URL",
@@ -513,7 +501,7 @@ fn a_malformed_env_file_is_named_by_line_without_its_content() {
         "RUST_LOG=info\nSECRET_KEY=fine\nthis line holds hunter2 and no equals sign\n",
     )
     .unwrap();
-    let output = binary()
+    let output = service_binary!()
         .current_dir(dir.path())
         .args(["check-config"])
         .output()
@@ -557,7 +545,7 @@ fn absurd_settings_are_one_line_errors_never_panics() {
         ("MIGRATE_ON_START", "sometimes"),
     ];
     for (variable, value) in cases {
-        let output = binary()
+        let output = service_binary!()
             .args(["check-config"])
             .env(variable, value)
             .output()
@@ -581,7 +569,7 @@ fn absurd_settings_are_one_line_errors_never_panics() {
 fn the_previous_key_obeys_the_production_policy() {
     let key = "k".repeat(32);
     for previous in ["short", account_service::config::DEVELOPMENT_SECRET_KEY] {
-        let output = binary()
+        let output = service_binary!()
             .args(["check-config"])
             .env("APP_ENV", "production")
             .env("SECRET_KEY", &key)
@@ -603,7 +591,7 @@ async fn operators_commands_never_migrate() {
         &["outbox", "failed"],
         &["outbox", "retry", "--all"],
     ] {
-        let output = binary()
+        let output = service_binary!()
             .env("DATABASE_URL", &db.url)
             .args(args)
             .output()
@@ -617,13 +605,13 @@ async fn operators_commands_never_migrate() {
         .scalar("SELECT COUNT(*) FROM sqlite_master WHERE name = 'accounts'")
         .await;
     assert_eq!(tables, 0);
-    let migrated = binary()
+    let migrated = service_binary!()
         .env("DATABASE_URL", &db.url)
         .arg("migrate")
         .output()
         .unwrap();
     assert!(migrated.status.success());
-    let retry = binary()
+    let retry = service_binary!()
         .env("DATABASE_URL", &db.url)
         .args(["outbox", "retry", "0190a0a0-0000-7000-8000-000000000000"])
         .output()
@@ -635,7 +623,7 @@ async fn operators_commands_never_migrate() {
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
     // With migrations taken out of `serve`, an unmigrated database stops it.
     let fresh = TestDatabase::create(&Backend::Sqlite).await;
-    let output = binary()
+    let output = service_binary!()
         .env("DATABASE_URL", &fresh.url)
         .env("MIGRATE_ON_START", "false")
         .env("GRPC_ADDR", "127.0.0.1:0")

@@ -127,6 +127,7 @@ impl Frontend {
     }
 }
 
+#[cfg_attr(not(postgres_tests), ignore = "PostgreSQL only: set TEST_DATABASE_URL")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_instance_makes_almost_no_transactions() {
     let Some(backend) = Backend::postgres() else {

@@ -8,18 +8,6 @@ use account_service::proto::account::v1::{CheckPasswordRequest, DeleteAccountReq
 use crate::helpers::*;
 use crate::on_both_backends;
 
-/// `pbkdf2_sha256$iterations$salt$base64(PBKDF2-HMAC-SHA256)`: Django's
-/// PBKDF2PasswordHasher, by its documented recipe.
-pub(crate) fn django_pbkdf2(password: &str, salt: &str, iterations: u32) -> String {
-    use base64::Engine;
-    let mut key = [0u8; 32];
-    pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password.as_bytes(), salt.as_bytes(), iterations, &mut key);
-    format!(
-        "pbkdf2_sha256${iterations}${salt}${}",
-        base64::engine::general_purpose::STANDARD.encode(key)
-    )
-}
-
 /// Django's Argon2PasswordHasher: `argon2` + the PHC string.
 pub(crate) fn django_argon2(password: &str) -> String {
     use argon2::password_hash::{PasswordHasher as _, SaltString};

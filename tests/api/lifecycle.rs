@@ -20,15 +20,6 @@ use crate::smtp_server::{Behaviour, SmtpServer};
 
 const PASSWORD: &str = "secret123";
 
-fn smtp_settings(url: String) -> [(&'static str, String); 4] {
-    [
-        ("EMAIL_BACKEND", "smtp".into()),
-        ("SMTP_URL", url),
-        ("SMTP_TIMEOUT", "5".into()),
-        ("PASSWORD_RESET_COOLDOWN", "0".into()),
-    ]
-}
-
 fn mask(paths: &[&str]) -> Option<FieldMask> {
     Some(FieldMask {
         paths: paths.iter().map(|p| (*p).to_owned()).collect(),
@@ -101,10 +92,6 @@ async fn sign_in(app: &TestApp, email: &str, password: &str) -> Result<Account, 
         })
         .await
         .map(|r| r.into_inner().account.unwrap())
-}
-
-fn error_reason(status: &Status) -> String {
-    reason(status).unwrap_or_else(|| panic!("no ErrorInfo in {status:?}"))
 }
 
 on_both_backends!(

@@ -24,15 +24,6 @@ on_both_backends!(
 
 const WAIT: Duration = Duration::from_secs(20);
 
-fn smtp_settings(url: String) -> [(&'static str, String); 4] {
-    [
-        ("EMAIL_BACKEND", "smtp".into()),
-        ("SMTP_URL", url),
-        ("SMTP_TIMEOUT", "5".into()),
-        ("PASSWORD_RESET_COOLDOWN", "0".into()),
-    ]
-}
-
 fn in_locale(email: &str, locale: &str) -> account_service::proto::account::v1::RegisterRequest {
     let mut request = registration(email);
     request.locale = locale.into();

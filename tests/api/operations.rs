@@ -11,13 +11,6 @@ use tonic::Request;
 
 use crate::helpers::*;
 
-/// The value of one sample line of a Prometheus exposition, 0 when absent.
-fn sample(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
 async fn scrape(app: &TestApp) -> String {
     let response = app.http.get(app.http_url("/metrics")).send().await.unwrap();
     assert_eq!(response.status(), reqwest::StatusCode::OK);
@@ -44,8 +37,8 @@ async fn metrics_count_what_happens() {
     // The outbox gauges follow a snapshot refreshed every METRICS_REFRESH.
     let after = eventually(Duration::from_secs(10), || async {
         let text = scrape(&app).await;
-        (sample(&text, "account_mail_deliveries_total{outcome=\"sent\"}") >= 1.0
-            && sample(&text, "account_outbox_messages{state=\"sent\"}") >= 1.0)
+        (metric_sample(&text, "account_mail_deliveries_total{outcome=\"sent\"}") >= 1.0
+            && metric_sample(&text, "account_outbox_messages{state=\"sent\"}") >= 1.0)
             .then_some(text)
     })
     .await
@@ -53,30 +46,33 @@ async fn metrics_count_what_happens() {
 
     let ok = "account_rpc_requests_total{method=\"Register\",caller=\"anonymous\",code=\"Ok\"}";
     let invalid = "account_rpc_requests_total{method=\"Register\",caller=\"anonymous\",code=\"InvalidArgument\"}";
-    assert_eq!(sample(&after, ok) - sample(&before, ok), 1.0);
-    assert_eq!(sample(&after, invalid) - sample(&before, invalid), 1.0);
+    assert_eq!(metric_sample(&after, ok) - metric_sample(&before, ok), 1.0);
+    assert_eq!(
+        metric_sample(&after, invalid) - metric_sample(&before, invalid),
+        1.0
+    );
     assert!(
         after.contains("account_rpc_duration_seconds_bucket{"),
         "no latency histogram"
     );
-    assert_eq!(sample(&after, "account_registrations_total"), 1.0);
-    assert_eq!(sample(&after, "account_confirmations_total"), 1.0);
+    assert_eq!(metric_sample(&after, "account_registrations_total"), 1.0);
+    assert_eq!(metric_sample(&after, "account_confirmations_total"), 1.0);
     assert_eq!(
-        sample(
+        metric_sample(
             &after,
             "account_http_confirmations_total{outcome=\"confirmed\"}"
         ),
         1.0
     );
     assert_eq!(
-        sample(
+        metric_sample(
             &after,
             "account_http_confirmations_total{outcome=\"TOKEN_INVALID\"}"
         ),
         1.0
     );
     assert_eq!(
-        sample(&after, "account_outbox_messages{state=\"sent\"}"),
+        metric_sample(&after, "account_outbox_messages{state=\"sent\"}"),
         1.0
     );
     assert!(after.contains("account_outbox_messages{state=\"pending\"}"));
@@ -107,15 +103,9 @@ async fn request_ids_are_returned_and_kept() {
     );
 }
 
-fn binary() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_account-service"));
-    command.env_clear().current_dir(std::env::temp_dir());
-    command
-}
-
 #[test]
 fn check_config_validates_and_redacts() {
-    let output = binary()
+    let output = service_binary!()
         .args(["check-config"])
         .env(
             "DATABASE_URL",
@@ -135,7 +125,7 @@ fn check_config_validates_and_redacts() {
     for secret in ["hunter2", "smtp-hunter3", "a-very-secret-signing-key"] {
         assert!(!shown.contains(secret), "check-config printed a secret");
     }
-    let bad = binary()
+    let bad = service_binary!()
         .args(["check-config"])
         .env("GRPC_ADDR", "nowhere")
         .output()
@@ -147,7 +137,7 @@ fn check_config_validates_and_redacts() {
 #[tokio::test]
 async fn migrate_prepares_a_database() {
     let db = TestDatabase::create(&Backend::Sqlite).await;
-    let output = binary()
+    let output = service_binary!()
         .args(["migrate"])
         .env("DATABASE_URL", &db.url)
         .output()
@@ -163,7 +153,7 @@ async fn json_logs_carry_the_request_id() {
     let grpc = crate::smtp_server::reserve_addr();
     let http = crate::smtp_server::reserve_addr();
     let mail = tempfile::tempdir().unwrap();
-    let child = binary()
+    let child = service_binary!()
         .env("DATABASE_URL", &db.url)
         .env("GRPC_ADDR", grpc.to_string())
         .env("HTTP_ADDR", http.to_string())

@@ -74,9 +74,12 @@ pub(crate) fn mail(account: &Account, at: DateTime<Utc>) -> OutboxMessage {
 
 /// A confirmation code row for `account`'s mail.
 pub(crate) fn code_of(account: &Account) -> account_service::auth::StoredCode {
-    account_service::auth::ConfirmationCodes::new(b"storage-test-key", None, 3600)
-        .issue(account.id, account.created_at)
-        .1
+    account_service::auth::ConfirmationCodes::new(
+        &account_service::auth::Keyring::new(b"storage-test-key", None),
+        3600,
+    )
+    .issue(account.id, account.created_at)
+    .1
 }
 
 pub(crate) async fn hash() -> PasswordHash {

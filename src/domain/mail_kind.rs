@@ -1,4 +1,5 @@
-//! What each outbox mail is for, and how that is stored.
+//! What each outbox mail is for, and how that is stored: a domain type that
+//! both the mail composer and the storage use.
 
 /// What a mail is for. Stored in the outbox's `kind` column as
 /// [`MailKind::as_str`], which rows already written depend on: the strings
