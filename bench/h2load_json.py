@@ -25,11 +25,14 @@ def number(pattern):
     return float(m.group(1))
 
 
-finished = re.search(r"^finished in ([\d.]+)(us|ms|s),", text, re.M)
+finished = re.search(r"^finished in ([\d.]+)(us|ms|s), ([\d.]+) req/s", text, re.M)
 if not finished:
     sys.exit("h2load did not finish:\n" + text)
-seconds = float(finished.group(1)) / {"us": 1e6, "ms": 1e3, "s": 1}[finished.group(2)]
 done = int(number(r"^requests: \d+ total, \d+ started, (\d+) done"))
+# With -D, "finished in" includes the wait for the last answers after the
+# measured window, and h2load's own rate is over that window alone.
+rate = float(finished.group(3))
+seconds = done / rate if rate else float(finished.group(1)) / {"us": 1e6, "ms": 1e3, "s": 1}[finished.group(2)]
 codes = {}
 for cls in ("2xx", "3xx", "4xx", "5xx"):
     n = int(number(r"^status codes: .*?(\d+) %s" % cls))
@@ -62,8 +65,8 @@ print(json.dumps({
     "client": "h2load",
     "requests": done,
     "duration_s": seconds,
-    "throughput": done / seconds,
-    "ok_throughput": ok / seconds,
+    "throughput": done / seconds if seconds else 0.0,
+    "ok_throughput": ok / seconds if seconds else 0.0,
     "latency_ms": {
         "p50": quantile(0.50), "p90": quantile(0.90), "p99": quantile(0.99),
         "max": latencies[-1] / 1000 if latencies else 0.0,

@@ -2,11 +2,12 @@
 # Measures account-service against this machine's own limits in one run and
 # writes BENCHMARKS.md: the argon2 hash limit, Register throughput, confirmation
 # throughput over gRPC and HTTP beside PostgreSQL's (pgbench) and SQLite's own
-# ceiling for the same UPDATE, GetAccount by id beside their ceiling for the
-# same SELECT (with account-loadgen and with nghttp2's h2load), resident memory idle and under a 500-concurrent burst, the
-# outbox's delivery rate into a local SMTP server, and what an idle service
-# costs the database (transactions per minute) and a lone mail (its latency),
-# and how the account event stream keeps up.
+# ceiling for the same UPDATE, GetAccount by id (from account-loadgen and from
+# nghttp2's h2load) beside their ceiling for the same SELECT, resident memory
+# idle and under a 500-concurrent burst, the outbox's delivery rate into a
+# local SMTP server, what an idle service costs the database (transactions
+# per minute) and a lone mail (its latency), and how the account event stream
+# keeps up.
 #
 #   bench/run.sh                       # BENCH_DURATION=10 seconds per measurement
 set -euo pipefail

@@ -27,7 +27,7 @@ use crate::mail::{self, Catalogues, DeliveryWorker, MailComposer, MailDispatcher
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
 use crate::service::{Accounts, PasswordResets};
-use crate::storage::{self, Storage, StorageError};
+use crate::storage::{self, CommitHooks, Storage, StorageError};
 use crate::telemetry::error_chain;
 use crate::tls::Tls;
 
@@ -153,13 +153,29 @@ impl Application {
         let mail_queued = Arc::new(Notify::new());
         let metrics = Arc::new(Metrics::new());
         let readiness = Arc::new(Readiness::new(Arc::clone(&storage)));
+        // Wake-ups follow from the commit itself: whatever queued mail wakes
+        // the delivery worker, whatever wrote events wakes the feed.
+        storage.set_commit_hooks(
+            CommitHooks::new()
+                .on_mail_queued({
+                    let wake = Arc::clone(&mail_queued);
+                    move || wake.notify_one()
+                })
+                .on_events_written({
+                    // Weak: the feed holds the storage; a strong one would be a cycle.
+                    let events = Arc::downgrade(&events);
+                    move || {
+                        if let Some(events) = events.upgrade() {
+                            events.committed();
+                        }
+                    }
+                }),
+        );
         let accounts = Accounts::new(
             Arc::clone(&storage),
             hasher.clone(),
             tokens,
             Arc::clone(&composer),
-            Arc::clone(&mail_queued),
-            Arc::clone(&readiness),
             Arc::clone(&metrics),
         )
         .with_resend_cooldown(delivery.email_resend_cooldown)

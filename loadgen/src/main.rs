@@ -390,7 +390,7 @@ where
 {
     anyhow::ensure!(
         !load.lean,
-        "--lean is only for the calls that have a lean client (get --ids, health)"
+        "--lean (calls sent over h2 directly) is only for get --ids and health"
     );
     drive_on(scenario, load, connect(load).await?, call).await
 }

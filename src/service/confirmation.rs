@@ -17,7 +17,6 @@ impl Accounts {
     #[tracing::instrument(name = "confirm_registration", skip_all)]
     pub async fn confirm(&self, token: &str) -> Result<Account, ServiceError> {
         refuse_nul_token(token)?;
-        self.ensure_ready()?;
         let id = self
             .tokens
             .verify(token, Utc::now())
@@ -27,7 +26,6 @@ impl Accounts {
             .call(id)
             .await
             .context("marking the account verified")?;
-        self.events.committed();
         self.metrics.confirmations.inc();
         tracing::info!(account_id = %account.id, "account confirmed");
         Ok(account)
@@ -39,7 +37,6 @@ impl Accounts {
     /// MAX_CODE_FAILURES wrong ones the code is burned.
     #[tracing::instrument(name = "confirm_code", skip_all)]
     pub async fn confirm_code(&self, email: &Email, code: &str) -> Result<Account, ServiceError> {
-        self.ensure_ready()?;
         let Some(code) = ConfirmationCodes::parse(code) else {
             return Err(ServiceError::Code(CodeError::Invalid));
         };
@@ -75,7 +72,6 @@ impl Accounts {
             .call(stored.account_id)
             .await
             .context("marking the account verified")?;
-        self.events.committed();
         self.metrics.confirmations.inc();
         tracing::info!(account_id = %account.id, "account confirmed by code");
         Ok(account)
@@ -91,7 +87,6 @@ impl Accounts {
     /// is one to queue.
     #[tracing::instrument(name = "resend_confirmation", skip_all)]
     pub async fn resend_confirmation(&self, email: &Email) -> Result<(), ServiceError> {
-        self.ensure_ready()?;
         let now = now();
         let (account, deliver) = match self.storage.account_by_email(email.as_str()).await {
             Ok(account) => {
@@ -142,10 +137,10 @@ impl Accounts {
             .request_resend(key, now, now - span, mail, deliver, code)
             .await
             .context("recording the request")?;
+        // The storage wakes the mail worker after every recorded request,
+        // mail queued or not, so that the work a wake-up sets off does not
+        // tell the cases apart.
         let Some(last) = claimed else {
-            // Woken whether or not a mail was queued, so that the work a
-            // wake-up sets off does not tell the cases apart.
-            self.mail_queued.notify_one();
             return Ok(None);
         };
         Ok(Some(

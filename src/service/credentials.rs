@@ -37,7 +37,6 @@ impl Accounts {
         email: &Email,
         password: SecretString,
     ) -> Result<Account, ServiceError> {
-        self.ensure_ready()?;
         let started = Instant::now();
         let address = email.as_str();
         let now = Utc::now();
@@ -181,7 +180,6 @@ impl Accounts {
     /// cooldown (RESOURCE_EXHAUSTED with the time to wait).
     #[tracing::instrument(name = "request_password_reset", skip_all)]
     pub async fn request_password_reset(&self, email: &Email) -> Result<(), ServiceError> {
-        self.ensure_ready()?;
         let resets = self.resets()?;
         let now = now();
         let found = self
@@ -217,7 +215,6 @@ impl Accounts {
     /// unexpired and its password unchanged since it was issued. Reads only:
     /// the sidecar's link calls it for mail scanners and shoppers alike.
     pub async fn check_reset_token(&self, token: &str) -> Result<(Account, String), ServiceError> {
-        self.ensure_ready()?;
         let resets = self.resets()?;
         let claim = resets
             .tokens
@@ -264,8 +261,6 @@ impl Accounts {
             .context("storing the new password")?;
         // Another reset or change won the race: this token is spent.
         let account = changed.ok_or(ServiceError::ResetToken(TokenError::Invalid))?;
-        self.mail_queued.notify_one();
-        self.events.committed();
         tracing::info!(account_id = %account.id, "password reset");
         Ok(account)
     }
@@ -281,7 +276,6 @@ impl Accounts {
         new: Password,
     ) -> Result<Account, ServiceError> {
         use secrecy::ExposeSecret;
-        self.ensure_ready()?;
         if current.expose_secret() == new.expose() {
             return Err(ServiceError::Invalid(ValidationErrors::single(
                 "password",
@@ -309,8 +303,6 @@ impl Accounts {
             .context("storing the new password")?;
         // Changed meanwhile by another call: the current password was not current.
         let account = changed.ok_or(ServiceError::InvalidCredentials)?;
-        self.mail_queued.notify_one();
-        self.events.committed();
         tracing::info!(account_id = %account.id, "password changed");
         Ok(account)
     }

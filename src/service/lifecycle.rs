@@ -114,7 +114,6 @@ impl Accounts {
     /// One page of live accounts in id order.
     #[tracing::instrument(name = "list_accounts", skip_all)]
     pub async fn list(&self, query: ListQuery) -> Result<AccountPage, ServiceError> {
-        self.ensure_ready()?;
         let mut accounts = self
             .storage
             .list_accounts(query.after, query.page_size + 1, &query.filter)
@@ -140,7 +139,6 @@ impl Accounts {
         id: Uuid,
         changes: ProfileChanges,
     ) -> Result<Account, ServiceError> {
-        self.ensure_ready()?;
         if changes.is_empty() {
             return self.get(Lookup::Id(id)).await;
         }
@@ -151,7 +149,6 @@ impl Accounts {
             .context("updating the profile")?;
         match updated {
             Some(account) => {
-                self.events.committed();
                 tracing::info!(account_id = %account.id, "profile updated");
                 Ok(account)
             }
@@ -172,7 +169,6 @@ impl Accounts {
         new_email: &Email,
         password: SecretString,
     ) -> Result<(), ServiceError> {
-        self.ensure_ready()?;
         let tokens = self.email_changes()?;
         let (account, stored) = self
             .storage
@@ -240,7 +236,6 @@ impl Accounts {
             .queue_mails(&[&to_old, &to_new])
             .await
             .context("queueing the e-mail change mail")?;
-        self.mail_queued.notify_one();
         tracing::info!(account_id = %account.id, "e-mail change requested");
         Ok(())
     }
@@ -250,7 +245,6 @@ impl Accounts {
     #[tracing::instrument(name = "confirm_email_change", skip_all)]
     pub async fn confirm_email_change(&self, token: &str) -> Result<Account, ServiceError> {
         refuse_nul_token(token)?;
-        self.ensure_ready()?;
         let tokens = self.email_changes()?;
         let claim = tokens
             .verify(token, Utc::now())
@@ -274,7 +268,6 @@ impl Accounts {
             .context("changing the address")?;
         match changed {
             Some(account) => {
-                self.events.committed();
                 tracing::info!(account_id = %account.id, "e-mail address changed");
                 Ok(account)
             }
@@ -303,7 +296,6 @@ impl Accounts {
         id: Uuid,
         password: Option<SecretString>,
     ) -> Result<(), ServiceError> {
-        self.ensure_ready()?;
         let found = self
             .storage
             .credentials_by_id(id)
@@ -345,8 +337,6 @@ impl Accounts {
                 Err(ServiceError::InvalidCredentials)
             };
         }
-        self.mail_queued.notify_one();
-        self.events.committed();
         tracing::info!(account_id = %id, "account deleted and erased");
         Ok(())
     }
@@ -358,7 +348,6 @@ impl Accounts {
         after_cursor: &str,
         types: HashSet<EventType>,
     ) -> Result<mpsc::Receiver<WatchItem>, ServiceError> {
-        self.ensure_ready()?;
         let cursor = Cursor::parse(after_cursor).map_err(|_| {
             ServiceError::Invalid(ValidationErrors::single("after_cursor", INVALID_CURSOR))
         })?;

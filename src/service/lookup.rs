@@ -6,7 +6,6 @@ use crate::domain::Account;
 
 impl Accounts {
     pub async fn get(&self, lookup: Lookup) -> Result<Account, ServiceError> {
-        self.ensure_ready()?;
         match lookup {
             Lookup::Id(id) => self.lookups.call(id).await,
             Lookup::Email(email) => self.storage.account_by_email(email.as_str()).await,

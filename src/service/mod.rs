@@ -10,7 +10,6 @@ mod registration;
 use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound, Utc};
-use tokio::sync::Notify;
 
 use crate::auth::{
     ConfirmationCodes, ConfirmationTokens, EmailChangeTokens, FailureFloor, PageTokens,
@@ -20,8 +19,7 @@ use crate::domain::Account;
 use crate::events::EventFeed;
 use crate::mail::{MailComposer, TemplateError};
 use crate::metrics::Metrics;
-use crate::readiness::Readiness;
-use crate::storage::{Batcher, OutboxMessage, Storage, StorageError};
+use crate::storage::{Batcher, OutboxMessage, Storage};
 
 pub use crate::config::{SignInPolicy, MAX_LOCKOUT};
 pub use crate::domain::{
@@ -45,11 +43,7 @@ pub struct Accounts {
     hasher: PasswordHasher,
     tokens: ConfirmationTokens,
     composer: Arc<MailComposer>,
-    /// Wakes the delivery worker as soon as a mail is queued.
-    mail_queued: Arc<Notify>,
     resend_cooldown: std::time::Duration,
-    /// Until the database was first reached, every use case answers UNAVAILABLE.
-    readiness: Arc<Readiness>,
     /// Answer a taken address like a success, so Register reveals nothing.
     enumeration_protection: bool,
     metrics: Arc<Metrics>,
@@ -63,7 +57,7 @@ pub struct Accounts {
     pages: PageTokens,
     /// The six-digit codes mailed beside confirmation links.
     codes: ConfirmationCodes,
-    /// Woken after every commit that writes events.
+    /// The event stream's feed; storage commits wake it.
     events: Arc<EventFeed>,
     /// The soonest a failed sign-in answers.
     failure_floor: Arc<FailureFloor>,
@@ -76,15 +70,14 @@ fn now() -> DateTime<Utc> {
 }
 
 impl Accounts {
-    /// `readiness` is marked by start-up once the database was reached;
-    /// `metrics` is where the use cases count what they do.
+    /// `metrics` is where the use cases count what they do. The transports
+    /// check readiness before any use case runs, and the storage's commit
+    /// hooks wake the mail worker and the event feed.
     pub fn new(
         storage: Arc<dyn Storage>,
         hasher: PasswordHasher,
         tokens: ConfirmationTokens,
         composer: Arc<MailComposer>,
-        mail_queued: Arc<Notify>,
-        readiness: Arc<Readiness>,
         metrics: Arc<Metrics>,
     ) -> Self {
         let verify = Arc::clone(&storage);
@@ -101,9 +94,7 @@ impl Accounts {
             hasher,
             tokens,
             composer,
-            mail_queued,
             resend_cooldown: std::time::Duration::from_secs(60),
-            readiness,
             enumeration_protection: false,
             metrics,
             sign_in: SignInPolicy::default(),
@@ -183,15 +174,6 @@ impl Accounts {
     pub fn with_enumeration_protection(mut self, on: bool) -> Self {
         self.enumeration_protection = on;
         self
-    }
-
-    /// Until the database was first reached, every use case answers UNAVAILABLE.
-    fn ensure_ready(&self) -> Result<(), ServiceError> {
-        if self.readiness.is_ready() {
-            Ok(())
-        } else {
-            Err(ServiceError::Unavailable(StorageError::NotReady))
-        }
     }
 
     /// How soon the same address may ask for another confirmation mail.

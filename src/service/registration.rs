@@ -96,7 +96,6 @@ impl Accounts {
     /// Stores an unverified account and queues its welcome mail.
     #[tracing::instrument(name = "register", skip_all)]
     pub async fn register(&self, new: NewAccount) -> Result<Account, ServiceError> {
-        self.ensure_ready()?;
         // Spares the ~20 ms hash for the common duplicate (unless protection
         // must spend it anyway); the unique index below still decides races.
         match self.storage.account_by_email(new.email.as_str()).await {
@@ -139,8 +138,6 @@ impl Accounts {
             }
             Err(e) => return Err(e).context("storing the account and its welcome mail"),
         }
-        self.mail_queued.notify_one();
-        self.events.committed();
         self.metrics.registrations.inc();
         tracing::info!(account_id = %account.id, "account registered");
         Ok(account)
@@ -180,7 +177,6 @@ impl Accounts {
             .queue_mail(&notice)
             .await
             .context("queueing the account-exists notice")?;
-        self.mail_queued.notify_one();
         tracing::info!("registration for a taken address answered quietly");
         Ok(new.into_account(Uuid::now_v7(), now))
     }

@@ -22,7 +22,7 @@ pub trait Lifecycle: Send + Sync + 'static {
     async fn close(&self);
 
     /// Sets what runs after each commit that queued mail or wrote events
-    /// (replacing hooks set before). The default ignores them: storage that
-    /// wraps another should pass them on.
-    fn set_commit_hooks(&self, _hooks: CommitHooks) {}
+    /// (replacing hooks set before). No default: storage that wraps another
+    /// must pass them on, or the mail worker and the event feed sleep.
+    fn set_commit_hooks(&self, hooks: CommitHooks);
 }

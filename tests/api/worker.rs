@@ -10,9 +10,9 @@ use account_service::mail::{
     DeliveryWorker, ExecutionOutcome, FileDispatcher, MailComposer, RetryPolicy,
 };
 use account_service::storage::{
-    AccountFilter, AccountStore, ClaimedMessage, CodeTry, CredentialStore, DeadLetter, EventBatch,
-    EventPosition, EventStore, Lifecycle, LimitStore, LoginReservation, MailFailure, Operations,
-    OutboxMessage, OutboxStatus, OutboxStore, Storage, StorageError,
+    AccountFilter, AccountStore, ClaimedMessage, CodeTry, CommitHooks, CredentialStore, DeadLetter,
+    EventBatch, EventPosition, EventStore, Lifecycle, LimitStore, LoginReservation, MailFailure,
+    Operations, OutboxMessage, OutboxStatus, OutboxStore, Storage, StorageError,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -33,6 +33,9 @@ struct FlakySentMarks {
 
 #[async_trait]
 impl Lifecycle for FlakySentMarks {
+    fn set_commit_hooks(&self, hooks: CommitHooks) {
+        self.inner.set_commit_hooks(hooks)
+    }
     async fn migrate(&self) -> Result<(), StorageError> {
         self.inner.migrate().await
     }
