@@ -10,8 +10,7 @@ use super::error::Context;
 use super::registration::placeholder_account;
 use super::{now, Accounts, ServiceError, SAME_PASSWORD};
 use crate::auth::{ResetTokens, TokenError};
-use crate::domain::{Account, Email};
-use crate::domain::{Password, ValidationErrors};
+use crate::domain::{Account, Email, Password, ValidationErrors};
 use crate::storage::{LoginReservation, StorageError};
 use uuid::Uuid;
 
@@ -248,21 +247,35 @@ impl Accounts {
         password: Password,
     ) -> Result<Account, ServiceError> {
         let (account, old) = self.check_reset_token(token).await?;
-        let new = self.hasher.hash(password).await?;
-        let now = now();
-        let notice = self
-            .composer
-            .password_changed(&account, now)
-            .context("rendering the password changed notice")?;
         let changed = self
-            .storage
-            .replace_password(&account, &old, &new, now, true, &notice)
-            .await
-            .context("storing the new password")?;
+            .store_new_password(&account, &old, password, now(), true)
+            .await?;
         // Another reset or change won the race: this token is spent.
         let account = changed.ok_or(ServiceError::ResetToken(TokenError::Invalid))?;
         tracing::info!(account_id = %account.id, "password reset");
         Ok(account)
+    }
+
+    /// Hashes `password` and stores it in place of `old`, with the
+    /// "password changed" notice, in one transaction; `verify` also marks
+    /// the account verified. `None` when the hash had changed meanwhile.
+    async fn store_new_password(
+        &self,
+        account: &Account,
+        old: &str,
+        password: Password,
+        now: DateTime<Utc>,
+        verify: bool,
+    ) -> Result<Option<Account>, ServiceError> {
+        let new = self.hasher.hash(password).await?;
+        let notice = self
+            .composer
+            .password_changed(account, now)
+            .context("rendering the password changed notice")?;
+        self.storage
+            .replace_password(account, old, &new, now, verify, &notice)
+            .await
+            .context("storing the new password")
     }
 
     /// Changes a password, given the current one. A wrong current password
@@ -291,16 +304,9 @@ impl Accounts {
         let now = now();
         self.check_current_password(&account.email, current, &stored, now)
             .await?;
-        let new = self.hasher.hash(new).await?;
-        let notice = self
-            .composer
-            .password_changed(&account, now)
-            .context("rendering the password changed notice")?;
         let changed = self
-            .storage
-            .replace_password(&account, &stored, &new, now, false, &notice)
-            .await
-            .context("storing the new password")?;
+            .store_new_password(&account, &stored, new, now, false)
+            .await?;
         // Changed meanwhile by another call: the current password was not current.
         let account = changed.ok_or(ServiceError::InvalidCredentials)?;
         tracing::info!(account_id = %account.id, "password changed");

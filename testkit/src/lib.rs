@@ -28,7 +28,9 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
-pub use samples::{django_pbkdf2, error_reason, metric_sample, smtp_settings};
+pub use samples::{
+    django_pbkdf2, error_reason, metric_sample, password_hashes_so_far, smtp_settings,
+};
 /// Signing key of every test application.
 pub const TEST_SECRET_KEY: &str = "integration-test-secret-key-0123456789abcdef";
 pub const HOMEPAGE: &str = "https://shop.example.com/";

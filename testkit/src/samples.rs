@@ -32,6 +32,22 @@ pub fn metric_sample(text: &str, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// `account_password_hashes_total` as the sidecar at `http_addr` reports it:
+/// every password hash computed or checked.
+pub async fn password_hashes_so_far(http_addr: std::net::SocketAddr) -> f64 {
+    let text = reqwest::get(format!("http://{http_addr}/metrics"))
+        .await
+        .expect("the metrics endpoint")
+        .text()
+        .await
+        .expect("the metrics text");
+    assert!(
+        text.contains("account_password_hashes_total "),
+        "no hash counter in {text}"
+    );
+    metric_sample(&text, "account_password_hashes_total ")
+}
+
 /// The `google.rpc.ErrorInfo` reason of a status, empty when it has none.
 pub fn error_reason(status: &tonic::Status) -> String {
     use tonic_types::StatusExt;

@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use account_service::access::{key_digest, Callers, Scope};
+use account_service::proto::account::v1::account_service_client::AccountServiceClient;
 use account_testkit::tls::{self, TestCa};
 use tonic::transport::Channel;
 use tonic::Code;
@@ -35,6 +36,18 @@ impl Drop for Service {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Registers `email` over `client` and answers the new account's id.
+pub(crate) async fn register_id(client: &mut AccountServiceClient<Channel>, email: &str) -> String {
+    client
+        .register(registration(email))
+        .await
+        .unwrap()
+        .into_inner()
+        .account
+        .unwrap()
+        .id
 }
 
 impl Service {
@@ -80,6 +93,20 @@ impl Service {
         };
         assert!(ready.is_some(), "not ready: {}", service.log_text());
         service
+    }
+
+    /// An HTTP client that shows redirects instead of following them.
+    pub(crate) fn http_client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    }
+
+    /// A mailed link (to `PUBLIC_BASE_URL` http://localhost:8080) pointed at
+    /// this service's sidecar.
+    pub(crate) fn sidecar(&self, link: &str) -> String {
+        link.replace("http://localhost:8080", &format!("http://{}", self.http))
     }
 
     pub(crate) fn log_text(&self) -> String {

@@ -7,13 +7,14 @@ use std::time::{Duration, Instant};
 use account_service::proto::account::v1::account_service_client::AccountServiceClient;
 use account_service::proto::account::v1::{
     confirm_registration_request::Proof, ChangeEmailRequest, ChangePasswordRequest,
-    CheckPasswordRequest, ConfirmEmailChangeRequest, ConfirmRegistrationRequest, EmailCode,
-    RequestPasswordResetRequest, ResendConfirmationRequest, ResetPasswordRequest,
+    ConfirmEmailChangeRequest, ConfirmRegistrationRequest, EmailCode, RequestPasswordResetRequest,
+    ResendConfirmationRequest, ResetPasswordRequest,
 };
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
-use crate::access_binary::Service;
+use crate::access_binary::{register_id, Service};
+use crate::credentials_binary::check;
 use crate::helpers::*;
 use crate::on_both_backends;
 
@@ -76,19 +77,6 @@ async fn link_to(service: &Service, to: &str, path: &str) -> String {
     .unwrap_or_else(|| panic!("a {path} link to {to}"))
 }
 
-async fn hashes_so_far(service: &Service) -> f64 {
-    let text = reqwest::get(format!("http://{}/metrics", service.http))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("account_password_hashes_total "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no hash counter in {text}"))
-}
-
 async fn verified(
     service: &Service,
     client: &mut AccountServiceClient<Channel>,
@@ -127,41 +115,39 @@ async fn confirm_code(
         .map(drop)
 }
 
-async fn check(
+/// An e-mail change link that must no longer work: `TOKEN_INVALID` over
+/// gRPC, and the sidecar sends the shopper to ask for a new mail.
+async fn assert_link_is_dead(
+    service: &Service,
     client: &mut AccountServiceClient<Channel>,
-    email: &str,
-    password: &str,
-) -> Result<(), Status> {
-    client
-        .check_password(CheckPasswordRequest {
-            email: email.into(),
-            password: password.into(),
+    link: &str,
+) {
+    let status = client
+        .confirm_email_change(ConfirmEmailChangeRequest {
+            token: token_of(link),
         })
         .await
-        .map(drop)
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(error_reason(&status), "TOKEN_INVALID");
+    let followed = service
+        .http_client()
+        .get(service.sidecar(link))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(followed.status(), reqwest::StatusCode::FOUND);
+    assert_eq!(followed.headers()["location"], REQUEST_PAGE);
 }
 
 async fn a_parked_email_change_link_dies_with_the_password(backend: Backend) {
     let db = TestDatabase::create(&backend).await;
     let (service, mut client) = start(&db, &[]).await;
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let sidecar =
-        |link: &str| link.replace("http://localhost:8080", &format!("http://{}", service.http));
 
     // An attacker registers the victim's address with a password of their
     // own: the account stays unconfirmed, and cannot move.
     let victim = unique_email();
-    let id = client
-        .register(registration(&victim))
-        .await
-        .unwrap()
-        .into_inner()
-        .account
-        .unwrap()
-        .id;
+    let id = register_id(&mut client, &victim).await;
     let change = |new: &str| ChangeEmailRequest {
         id: id.clone(),
         new_email: new.into(),
@@ -201,17 +187,7 @@ async fn a_parked_email_change_link_dies_with_the_password(backend: Backend) {
         .unwrap();
 
     // The parked link is dead, over gRPC and through the sidecar.
-    let status = client
-        .confirm_email_change(ConfirmEmailChangeRequest {
-            token: token_of(&parked_link),
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
-    assert_eq!(error_reason(&status), "TOKEN_INVALID");
-    let followed = http.get(sidecar(&parked_link)).send().await.unwrap();
-    assert_eq!(followed.status(), reqwest::StatusCode::FOUND);
-    assert_eq!(followed.headers()["location"], REQUEST_PAGE);
+    assert_link_is_dead(&service, &mut client, &parked_link).await;
     let account = client
         .get_account(account_service::proto::account::v1::GetAccountRequest {
             lookup: Some(
@@ -252,15 +228,7 @@ async fn a_parked_email_change_link_dies_with_the_password(backend: Backend) {
         })
         .await
         .unwrap();
-    let status = client
-        .confirm_email_change(ConfirmEmailChangeRequest {
-            token: token_of(&second),
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(error_reason(&status), "TOKEN_INVALID");
-    let followed = http.get(sidecar(&second)).send().await.unwrap();
-    assert_eq!(followed.headers()["location"], REQUEST_PAGE);
+    assert_link_is_dead(&service, &mut client, &second).await;
     check(&mut client, &victim, "owners-next-7").await.unwrap();
 }
 
@@ -279,7 +247,7 @@ async fn a_burst_of_guesses_hashes_no_more_than_the_lockout_allows(backend: Back
     let email = unique_email();
     let id = verified(&service, &mut client, &email).await;
 
-    let before = hashes_so_far(&service).await;
+    let before = password_hashes_so_far(service.http).await;
     let burst = (0..100).map(|i| {
         let mut client = client.clone();
         let email = email.clone();
@@ -289,7 +257,7 @@ async fn a_burst_of_guesses_hashes_no_more_than_the_lockout_allows(backend: Back
         }
     });
     let answers = futures::future::join_all(burst).await;
-    let hashed = hashes_so_far(&service).await - before;
+    let hashed = password_hashes_so_far(service.http).await - before;
     assert!(hashed <= 5.0, "{hashed} passwords hashed in the burst");
     let refused = answers
         .iter()
@@ -304,7 +272,7 @@ async fn a_burst_of_guesses_hashes_no_more_than_the_lockout_allows(backend: Back
     // wrong current passwords on a fresh address hashes at most five.
     let other = unique_email();
     let other_id = verified(&service, &mut client, &other).await;
-    let before = hashes_so_far(&service).await;
+    let before = password_hashes_so_far(service.http).await;
     let burst = (0..50).map(|_| {
         let mut client = client.clone();
         let id = other_id.clone();
@@ -320,7 +288,7 @@ async fn a_burst_of_guesses_hashes_no_more_than_the_lockout_allows(backend: Back
         }
     });
     futures::future::join_all(burst).await;
-    let hashed = hashes_so_far(&service).await - before;
+    let hashed = password_hashes_so_far(service.http).await - before;
     assert!(hashed <= 5.0, "{hashed} current passwords hashed");
     let status = check(&mut client, &other, PASSWORD).await.unwrap_err();
     assert_eq!(error_reason(&status), "LOGIN_LOCKED");

@@ -13,7 +13,7 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
-use crate::access_binary::Service;
+use crate::access_binary::{register_id, Service};
 use crate::helpers::*;
 use crate::on_both_backends;
 use crate::smtp_server::{Behaviour, SmtpServer};
@@ -25,7 +25,8 @@ on_both_backends!(the_binary_checks_resets_and_changes_passwords);
 const RESET_PAGE: &str = "http://shop.example/reset";
 const RESET_REQUEST_PAGE: &str = "http://shop.example/forgot";
 
-async fn check(
+/// CheckPassword over `client`, its answer reduced to OK or the status.
+pub(crate) async fn check(
     client: &mut AccountServiceClient<Channel>,
     email: &str,
     password: &str,
@@ -55,22 +56,11 @@ async fn the_binary_checks_resets_and_changes_passwords(backend: Backend) {
     ])
     .await;
     let mut client = AccountServiceClient::new(service.plaintext().await);
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let sidecar =
-        |link: &str| link.replace("http://localhost:8080", &format!("http://{}", service.http));
+    let http = service.http_client();
+    let sidecar = |link: &str| service.sidecar(link);
 
     let email = unique_email();
-    let id = client
-        .register(registration(&email))
-        .await
-        .unwrap()
-        .into_inner()
-        .account
-        .unwrap()
-        .id;
+    let id = register_id(&mut client, &email).await;
     smtp.wait_for(1, Duration::from_secs(20)).await;
 
     // A wrong password and an unknown address answer alike; the right one on

@@ -81,12 +81,8 @@ async fn the_binary_runs_an_account_through_its_life(backend: Backend) {
         .account
         .unwrap()
         .id;
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let sidecar =
-        |link: &str| link.replace("http://localhost:8080", &format!("http://{}", service.http));
+    let http = service.http_client();
+    let sidecar = |link: &str| service.sidecar(link);
     // Only a confirmed owner may move the address.
     let welcome = eventually(Duration::from_secs(10), || async {
         links(&service).into_iter().next()

@@ -63,33 +63,17 @@ on_both_backends!(
     a_locked_out_flood_costs_no_hashing,
 );
 
-async fn hashes_so_far(app: &TestApp) -> f64 {
-    let text = app
-        .http
-        .get(app.http_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("account_password_hashes_total "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no hash counter in {text}"))
-}
-
 async fn a_locked_out_flood_costs_no_hashing(backend: Backend) {
     let app = spawn_app(backend)
         .set("LOGIN_MAX_FAILURES", "2")
         .set("LOGIN_LOCKOUT", "600")
         .await;
     let email = verified_account(&app).await;
-    let before = hashes_so_far(&app).await;
+    let before = password_hashes_so_far(app.http_addr).await;
     for _ in 0..2 {
         assert_invalid_credentials(check(&app, &email, "wrong-pass1").await);
     }
-    let locked = hashes_so_far(&app).await;
+    let locked = password_hashes_so_far(app.http_addr).await;
     assert_eq!(
         locked - before,
         2.0,
@@ -102,7 +86,7 @@ async fn a_locked_out_flood_costs_no_hashing(backend: Backend) {
         }
     }
     assert_eq!(
-        hashes_so_far(&app).await,
+        password_hashes_so_far(app.http_addr).await,
         locked,
         "200 locked-out attempts hashed nothing"
     );

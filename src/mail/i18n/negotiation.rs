@@ -58,11 +58,23 @@ pub(super) fn chain<'a>(locale: &str, default: &str, available: &'a [Available])
         .filter_map(|tag| tag.parse().ok())
         .collect();
     // Filtering keeps every match, in the order of the requests: the
-    // shopper's locale and its parents first, DEFAULT_LOCALE's next.
+    // shopper's locale and its parents first, DEFAULT_LOCALE's next. Of
+    // those, only a request itself or a parent (a truncation: `fr` of
+    // `fr-CA`, never `fr-CA` of `fr` nor `zh-TW` of `zh-Hant-TW`) serves it.
     negotiate_languages(&requested, available, None, NegotiationStrategy::Filtering)
         .into_iter()
+        .filter(|a| requested.iter().any(|r| is_parent_or_same(&a.id, r)))
         .map(|a| a.tag.as_str())
         .collect()
+}
+
+/// Whether `candidate` is `tag` or a truncation of it.
+fn is_parent_or_same(candidate: &LanguageIdentifier, tag: &LanguageIdentifier) -> bool {
+    let (candidate, tag) = (candidate.to_string(), tag.to_string());
+    tag == candidate
+        || tag
+            .strip_prefix(candidate.as_str())
+            .is_some_and(|rest| rest.starts_with('-'))
 }
 
 /// Whether `tag` has words of its own or its language's: a default that
@@ -92,10 +104,14 @@ mod tests {
         assert_eq!(chain(""), ["de", "en"]);
         assert_eq!(chain("not a tag"), ["de", "en"]);
         assert_eq!(chain("en-GB"), ["en", "de"]);
-        // A regional folder serves its whole language before the default.
-        assert_eq!(chain("fr"), ["fr", "fr-CA", "de", "en"]);
+        // A regional folder serves its region only.
+        assert_eq!(chain("fr"), ["fr", "de", "en"]);
+        assert_eq!(chain("zh-TW"), ["zh", "de", "en"]);
         assert!(covers("zh-Hant-HK", &available));
         assert!(covers("en-GB", &available));
         assert!(!covers("it", &available));
+        // A default with only a regional folder of its language is refused.
+        let tags = ["en", "it-CH"].map(String::from);
+        assert!(!covers("it", &super::available(&tags)));
     }
 }
