@@ -295,12 +295,7 @@ impl Accounts {
                 SAME_PASSWORD,
             )));
         }
-        let (account, stored) = self
-            .storage
-            .credentials_by_id(id)
-            .await
-            .context("reading the account")?
-            .ok_or(ServiceError::NotFound)?;
+        let (account, stored) = self.live_credentials(id).await?;
         let now = now();
         self.check_current_password(&account.email, current, &stored, now)
             .await?;

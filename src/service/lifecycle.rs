@@ -170,12 +170,7 @@ impl Accounts {
         password: SecretString,
     ) -> Result<(), ServiceError> {
         let tokens = self.email_changes()?;
-        let (account, stored) = self
-            .storage
-            .credentials_by_id(id)
-            .await
-            .context("reading the account")?
-            .ok_or(ServiceError::NotFound)?;
+        let (account, stored) = self.live_credentials(id).await?;
         if account.email == new_email.as_str() {
             return Err(ServiceError::Invalid(ValidationErrors::single(
                 "new_email",
@@ -249,12 +244,7 @@ impl Accounts {
         let claim = tokens
             .verify(token, Utc::now())
             .map_err(ServiceError::Token)?;
-        let (account, stored) = self
-            .storage
-            .credentials_by_id(claim.account_id)
-            .await
-            .context("reading the account")?
-            .ok_or(ServiceError::NotFound)?;
+        let (account, stored) = self.live_credentials(claim.account_id).await?;
         if account.email == claim.new_email {
             return Ok(account);
         }

@@ -38,6 +38,22 @@ impl Drop for Service {
     }
 }
 
+/// Starts the binary with the callers file at `path` (and a database in
+/// `dir`), to see it refuse: the finished process's output.
+pub(crate) fn start_with_callers_file(dir: &Path, path: &Path) -> std::process::Output {
+    binary()
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", dir.join("a.db").display()),
+        )
+        .env("GRPC_ADDR", "127.0.0.1:0")
+        .env("HTTP_ADDR", "127.0.0.1:0")
+        .env("API_KEYS_FILE", path)
+        .env("LOG_FORMAT", "json")
+        .output()
+        .unwrap()
+}
+
 /// Registers `email` over `client` and answers the new account's id.
 pub(crate) async fn register_id(client: &mut AccountServiceClient<Channel>, email: &str) -> String {
     client
@@ -151,17 +167,7 @@ fn a_broken_keys_file_stops_start_up_naming_the_caller() {
     for (text, expected) in cases {
         let path = dir.path().join("callers.toml");
         std::fs::write(&path, &text).unwrap();
-        let output = binary()
-            .env(
-                "DATABASE_URL",
-                format!("sqlite://{}", dir.path().join("a.db").display()),
-            )
-            .env("GRPC_ADDR", "127.0.0.1:0")
-            .env("HTTP_ADDR", "127.0.0.1:0")
-            .env("API_KEYS_FILE", &path)
-            .env("LOG_FORMAT", "json")
-            .output()
-            .unwrap();
+        let output = start_with_callers_file(dir.path(), &path);
         assert!(!output.status.success());
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(expected), "{text}: {stderr}");

@@ -82,14 +82,7 @@ async fn verified(
     client: &mut AccountServiceClient<Channel>,
     email: &str,
 ) -> String {
-    let id = client
-        .register(registration(email))
-        .await
-        .unwrap()
-        .into_inner()
-        .account
-        .unwrap()
-        .id;
+    let id = register_id(client, email).await;
     let code = eventually(Duration::from_secs(10), || async {
         mails_to(service, email).first().map(Mail::code)
     })

@@ -9,7 +9,7 @@ use account_testkit::tls::{self, TestCa};
 use tonic::Code;
 
 use crate::access::call;
-use crate::access_binary::{binary, Service};
+use crate::access_binary::{binary, start_with_callers_file, Service};
 use crate::helpers::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -125,17 +125,7 @@ fn reserved_names_and_unreachable_callers_stop_start_up() {
         ),
     ] {
         std::fs::write(&path, text).unwrap();
-        let output = binary()
-            .env(
-                "DATABASE_URL",
-                format!("sqlite://{}", dir.path().join("a.db").display()),
-            )
-            .env("GRPC_ADDR", "127.0.0.1:0")
-            .env("HTTP_ADDR", "127.0.0.1:0")
-            .env("API_KEYS_FILE", &path)
-            .env("LOG_FORMAT", "json")
-            .output()
-            .unwrap();
+        let output = start_with_callers_file(dir.path(), &path);
         assert!(!output.status.success(), "{text}");
         let stderr = String::from_utf8_lossy(&output.stderr);
         // The log writes JSON, where the name's quotes are escaped.

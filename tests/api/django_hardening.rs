@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 use account_service::proto::account::v1::account_service_client::AccountServiceClient;
 use account_service::proto::account::v1::{
     confirm_registration_request::Proof, get_account_request, ChangeEmailRequest,
-    CheckPasswordRequest, ConfirmRegistrationRequest, EmailCode, RequestPasswordResetRequest,
-    ResendConfirmationRequest,
+    ConfirmRegistrationRequest, EmailCode, RequestPasswordResetRequest, ResendConfirmationRequest,
 };
 use tonic::transport::Channel;
 use tonic::{Code, Status};
@@ -37,14 +36,7 @@ async fn check(
     email: &str,
     password: &str,
 ) -> Result<(), Status> {
-    client
-        .clone()
-        .check_password(CheckPasswordRequest {
-            email: email.into(),
-            password: password.into(),
-        })
-        .await
-        .map(drop)
+    crate::credentials_binary::check(&mut client.clone(), email, password).await
 }
 
 fn assert_invalid_credentials(result: Result<(), Status>) {
