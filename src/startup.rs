@@ -181,7 +181,7 @@ impl Application {
         .with_resend_cooldown(delivery.email_resend_cooldown)
         .with_enumeration_protection(security.enumeration_protection)
         .with_sign_in_policy(security.sign_in())
-        .with_failure_floor(FailureFloor::calibrate())
+        .with_failure_floor(FailureFloor::calibrate(hasher.hash_cost()))
         .with_password_resets(resets)
         .with_lifecycle(email_changes, pages, Arc::clone(&events))
         .with_confirmation_codes(ConfirmationCodes::new(

@@ -108,6 +108,9 @@ pub struct PasswordHasher {
     /// with the current parameters of a password nobody knows, so that it
     /// costs what a check of a real account costs.
     dummy: Arc<SecretString>,
+    /// How long making the dummy hash took at start-up: what one hash with
+    /// the current parameters costs on this machine.
+    hash_cost: std::time::Duration,
 }
 
 impl PasswordHasher {
@@ -127,11 +130,15 @@ impl PasswordHasher {
                 tracing::error!(error = %e, "cannot start a password hashing thread");
             }
         }
+        let hash_cost;
         let dummy = {
             let mut secret = [0u8; 32];
             argon2::password_hash::rand_core::RngCore::fill_bytes(&mut OsRng, &mut secret);
             let unknowable: String = secret.iter().map(|b| format!("{b:02x}")).collect();
-            hash_blocking(&unknowable).map_or_else(
+            let started = std::time::Instant::now();
+            let made = hash_blocking(&unknowable);
+            hash_cost = started.elapsed();
+            made.map_or_else(
                 // Never matches anything: still the same parse-and-compare path.
                 |_| SecretString::from(String::new()),
                 |h| h.0,
@@ -142,7 +149,13 @@ impl PasswordHasher {
             queued,
             computed,
             dummy: Arc::new(dummy),
+            hash_cost,
         }
+    }
+
+    /// What one hash with the current parameters cost at start-up.
+    pub fn hash_cost(&self) -> std::time::Duration {
+        self.hash_cost
     }
 
     /// Password hashes computed and checked since start-up.

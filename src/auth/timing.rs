@@ -43,37 +43,32 @@ impl FailureFloor {
         floor
     }
 
-    /// Measures this machine's cost of the current argon2id hash and of a
-    /// Django PBKDF2 hash with the reference rounds. Runs on the calling
-    /// thread for a few tens of milliseconds: call it at start-up, off the
-    /// request path.
-    pub fn calibrate() -> FailureFloor {
+    /// The floor for this machine: the larger of `argon2`, what one hash
+    /// with the current parameters cost, and a Django PBKDF2 hash with the
+    /// reference rounds, measured here. Runs on the calling thread for a few
+    /// milliseconds: call it at start-up, off the request path. The argon2
+    /// cost is measured by the caller, from a hash it makes anyway: another
+    /// 19 MiB work area here would stay resident.
+    pub fn calibrate(argon2: Duration) -> FailureFloor {
         // The quickest of a few runs: a busy moment at start-up must not
         // set a floor far above what a check costs.
-        let quickest = |runs: usize, work: &dyn Fn()| {
-            (0..runs)
-                .map(|_| {
-                    let started = Instant::now();
-                    work();
-                    started.elapsed()
-                })
-                .min()
-                .unwrap_or_default()
-        };
-        let argon2 = quickest(2, &|| {
-            // The outcome does not matter, only its cost.
-            let _ = super::password::hash_blocking("failure floor calibration");
-        });
-        let pbkdf2 = quickest(3, &|| {
-            let mut out = [0u8; 32];
-            super::kdf::pbkdf2_sha256(
-                b"failure floor calibration",
-                b"calibration-salt",
-                CALIBRATION_ITERATIONS,
-                &mut out,
+        let pbkdf2 = (0..3)
+            .map(|_| {
+                let started = Instant::now();
+                let mut out = [0u8; 32];
+                super::kdf::pbkdf2_sha256(
+                    b"failure floor calibration",
+                    b"calibration-salt",
+                    CALIBRATION_ITERATIONS,
+                    &mut out,
+                );
+                started.elapsed()
+            })
+            .min()
+            .unwrap_or_default()
+            .mul_f64(
+                f64::from(REFERENCE_PBKDF2_ITERATIONS) / f64::from(CALIBRATION_ITERATIONS.get()),
             );
-        })
-        .mul_f64(f64::from(REFERENCE_PBKDF2_ITERATIONS) / f64::from(CALIBRATION_ITERATIONS.get()));
 
         let measured = argon2.max(pbkdf2);
         let floor = FailureFloor::fixed(measured + measured * MARGIN_PERCENT as u32 / 100);

@@ -118,6 +118,14 @@ impl<D: Engine> CredentialStore for SqlStorage<D> {
         max_failures: u32,
         stale_before: DateTime<Utc>,
     ) -> Result<LoginReservation, StorageError> {
+        // A running lockout is refused on a read: a flood at a locked
+        // address then takes no row lock and writes nothing. The read only
+        // ever refuses; a reservation is decided by the upsert alone.
+        if let Some(refused) = self.login_lock(email).await? {
+            if refused_until(refused).is_some_and(|until| until > now) {
+                return Ok(refused);
+            }
+        }
         let params = [
             Param::Text(email),
             Param::Time(now),
@@ -131,18 +139,14 @@ impl<D: Engine> CredentialStore for SqlStorage<D> {
         {
             return Ok(LoginReservation::Reserved);
         }
-        let rows = self.fetch(&sql::LOGIN_LOCK, &[Param::Text(email)]).await?;
-        Ok(match rows.first() {
-            Some(row) => LoginReservation::Refused {
-                locked_until: D::optional_time(row, "locked_until")?,
-                lockouts: D::integer(row, "lockouts")?,
-            },
-            // Gone between the two statements (pruned): nothing holds it.
-            None => LoginReservation::Refused {
+        // Gone between the two statements (pruned): nothing holds it.
+        Ok(self
+            .login_lock(email)
+            .await?
+            .unwrap_or(LoginReservation::Refused {
                 locked_until: None,
                 lockouts: 0,
-            },
-        })
+            }))
     }
 
     async fn record_login_failure(
@@ -208,4 +212,26 @@ fn credentials<D: Engine>(rows: &[DbRow<D>]) -> Result<Option<(Account, String)>
     rows.first()
         .map(|row| Ok((rows::account(&D::row(row))?, D::text(row, "password_hash")?)))
         .transpose()
+}
+
+impl<D: Engine> SqlStorage<D> {
+    /// The lockout on record for `email`, as a refusal; `None` without a row.
+    async fn login_lock(&self, email: &str) -> Result<Option<LoginReservation>, StorageError> {
+        let rows = self.fetch(&sql::LOGIN_LOCK, &[Param::Text(email)]).await?;
+        rows.first()
+            .map(|row| {
+                Ok(LoginReservation::Refused {
+                    locked_until: D::optional_time(row, "locked_until")?,
+                    lockouts: D::integer(row, "lockouts")?,
+                })
+            })
+            .transpose()
+    }
+}
+
+fn refused_until(refused: LoginReservation) -> Option<DateTime<Utc>> {
+    match refused {
+        LoginReservation::Refused { locked_until, .. } => locked_until,
+        LoginReservation::Reserved => None,
+    }
 }
