@@ -33,6 +33,29 @@ impl Account {
     }
 }
 
+#[cfg(test)]
+impl Account {
+    /// A new, unverified account with `email` and `username`, for unit tests.
+    pub(crate) fn example(email: &str, username: &str) -> Account {
+        let now = Utc::now();
+        Account {
+            id: Uuid::now_v7(),
+            email: email.into(),
+            username: username.into(),
+            first_name: String::new(),
+            last_name: String::new(),
+            phone_number: String::new(),
+            address: String::new(),
+            verified: false,
+            term_and_condition: true,
+            created_from: String::new(),
+            locale: String::new(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 /// Which accounts a listing holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AccountFilter {

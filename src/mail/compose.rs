@@ -311,22 +311,7 @@ mod tests {
     use super::*;
 
     fn account(username: &str) -> Account {
-        let now = Utc::now();
-        Account {
-            id: Uuid::now_v7(),
-            email: "shopper@example.com".into(),
-            username: username.into(),
-            first_name: String::new(),
-            last_name: String::new(),
-            phone_number: String::new(),
-            address: String::new(),
-            verified: false,
-            term_and_condition: true,
-            created_from: String::new(),
-            locale: String::new(),
-            created_at: now,
-            updated_at: now,
-        }
+        Account::example("shopper@example.com", username)
     }
 
     fn composer() -> MailComposer {

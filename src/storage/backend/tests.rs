@@ -47,21 +47,7 @@ async fn commits_that_queue_mail_or_write_events_run_the_hooks() {
     );
     let woken = || (mail.load(Ordering::Relaxed), events.load(Ordering::Relaxed));
     let now = Utc::now();
-    let account = Account {
-        id: Uuid::now_v7(),
-        email: "ann@example.com".into(),
-        username: "ann".into(),
-        first_name: String::new(),
-        last_name: String::new(),
-        phone_number: String::new(),
-        address: String::new(),
-        verified: false,
-        term_and_condition: true,
-        created_from: String::new(),
-        locale: String::new(),
-        created_at: now,
-        updated_at: now,
-    };
+    let account = Account::example("ann@example.com", "ann");
     let hash = PasswordHash::from_stored("hash".into());
     let code = StoredCode {
         account_id: account.id,
