@@ -15,14 +15,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The PostgreSQL variants of the tests are compiled as ignored, with the
     // reason, when no server is named: the summary then counts them as
     // ignored instead of passing tests that returned early. CI requires them.
-    println!("cargo:rerun-if-env-changed=TEST_DATABASE_URL");
-    println!("cargo:rerun-if-env-changed=REQUIRE_POSTGRES_TESTS");
-    println!("cargo::rustc-check-cfg=cfg(postgres_tests)");
-    let named = env::var("TEST_DATABASE_URL").is_ok_and(|url| !url.is_empty());
-    let required = env::var("REQUIRE_POSTGRES_TESTS").is_ok_and(|v| v == "1");
-    if named || required {
-        println!("cargo:rustc-cfg=postgres_tests");
-    }
+    test_cfg(
+        "postgres_tests",
+        "TEST_DATABASE_URL",
+        "REQUIRE_POSTGRES_TESTS",
+    );
+    // Likewise the check of access tokens with PyJWT, which needs a Python
+    // with PyJWT and cryptography installed.
+    test_cfg("pyjwt_tests", "TEST_PYTHON", "REQUIRE_PYJWT_TESTS");
     let fds = protox::compile(protos, ["proto"])?;
     let out = PathBuf::from(env::var("OUT_DIR")?);
     std::fs::write(
@@ -36,4 +36,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .codec_path("crate::grpc::codec::AccountCodec")
         .compile_fds(fds)?;
     Ok(())
+}
+
+/// Sets `cfg` for the tests when `named` is set (not empty), or when
+/// `required` is `1`, where a test without what it needs fails instead.
+fn test_cfg(cfg: &str, named: &str, required: &str) {
+    println!("cargo:rerun-if-env-changed={named}");
+    println!("cargo:rerun-if-env-changed={required}");
+    println!("cargo::rustc-check-cfg=cfg({cfg})");
+    let is_named = env::var(named).is_ok_and(|v| !v.is_empty());
+    let is_required = env::var(required).is_ok_and(|v| v == "1");
+    if is_named || is_required {
+        println!("cargo:rustc-cfg={cfg}");
+    }
 }

@@ -6,7 +6,9 @@ comment ending in "end to end") whole, as bash scripts.
 $TOKEN, $CODE, $RESET_TOKEN, $EMAIL_TOKEN and $ACCOUNT_ID, which the README
 asks the reader to paste, are taken from the service's own output: the
 confirmation link and code, the reset and new-address links it printed, and
-the account it stored."""
+the account it stored. $ACCESS_TOKEN, $REFRESH_TOKEN and $SESSION_ID are taken
+from the last answer that held them (SignIn's or RefreshSession's)."""
+import json
 import os
 import re
 import signal
@@ -32,6 +34,26 @@ for block in re.findall(r"```sh\n(.*?)```", readme, re.S):
 if len(commands) < 8:
     sys.exit(f"expected the README's grpcurl and curl commands, found {len(commands)}")
 
+
+def session_values(output):
+    """$ACCESS_TOKEN, $REFRESH_TOKEN and $SESSION_ID from a grpcurl answer."""
+    try:
+        answer = json.loads(output)
+    except ValueError:
+        return {}
+    if not isinstance(answer, dict):
+        return {}
+    values = {}
+    tokens = answer.get("tokens") or {}
+    for variable, field in (("ACCESS_TOKEN", "accessToken"), ("REFRESH_TOKEN", "refreshToken")):
+        if field in tokens:
+            values[variable] = tokens[field]
+    session = answer.get("session") or {}
+    if "id" in session:
+        values["SESSION_ID"] = session["id"]
+    return values
+
+
 workdir = tempfile.mkdtemp(prefix="readme-")
 out_path = os.path.join(workdir, "service.out")
 env = dict(os.environ, DATABASE_URL=f"sqlite://{workdir}/account.db")
@@ -54,6 +76,7 @@ try:
         sys.exit("the service did not become ready:\n" + open(out_path).read())
 
     failures = 0
+    answered = {}
     for command in commands:
         text = open(out_path, encoding="utf-8", errors="replace").read()
         links = re.findall(r"confirm-registration/\?token=(\S+)", text)
@@ -75,7 +98,9 @@ try:
                 shell_env["ACCOUNT_ID"] = row[0]
         except sqlite3.Error:
             pass
+        shell_env.update(answered)
         result = subprocess.run(["bash", "-c", command], env=shell_env, capture_output=True, text=True, timeout=60)
+        answered.update(session_values(result.stdout))
         status = "ok" if result.returncode == 0 else f"FAILED ({result.returncode})"
         print(f"[{status}] {command}")
         if result.returncode != 0:

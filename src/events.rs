@@ -114,6 +114,7 @@ pub enum Watched {
         kind: EventType,
         account_id: uuid::Uuid,
         occurred_at: DateTime<Utc>,
+        session_id: Option<uuid::Uuid>,
     },
     /// Nothing happened for a while; the cursor is where the watcher is.
     KeepAlive { cursor: Cursor },
@@ -372,6 +373,7 @@ impl Pump {
                     kind,
                     account_id: event.account_id,
                     occurred_at: event.occurred_at,
+                    session_id: event.session_id,
                 };
                 self.send(item).await?;
                 last_sent = tokio::time::Instant::now();

@@ -1,6 +1,7 @@
 //! Housekeeping: the periodic pruning of rows nothing needs any more
 //! (delivered mail, resend cooldowns, failed sign-in counts, account
-//! events, the mail of deleted accounts).
+//! events, the mail of deleted accounts, ended sessions), and the ending of
+//! sessions that expired.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,12 +10,19 @@ use chrono::{DateTime, Utc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::storage::{Storage, StorageError};
+use crate::config::SessionPolicy;
+use crate::storage::{Liveness, Storage, StorageError};
 use crate::telemetry::error_chain;
 
 /// How long failed sign-in counts are kept after the last failure (once no
 /// lockout is running): consecutive failures a day apart are not an attack.
 const LOGIN_FAILURES_KEPT: Duration = Duration::from_secs(86_400);
+
+/// How long ended sessions, and refresh tokens after their rotation, are
+/// kept: a rotated-out token replayed within a day still ends its session;
+/// an older one is refused as unknown. Bounded so that a session refreshed
+/// every few minutes for months does not keep every token it was given.
+const SESSIONS_KEPT: Duration = Duration::from_secs(86_400);
 
 /// What is pruned, and how often.
 pub struct Housekeeping {
@@ -25,6 +33,8 @@ pub struct Housekeeping {
     resend_cooldown: Duration,
     /// Account events older than this are pruned.
     event_retention: Duration,
+    /// When sessions expire.
+    sessions: SessionPolicy,
     /// Time between two passes: retentions are counted in minutes and
     /// days, so a row an hour past its own costs nothing.
     interval: Duration,
@@ -37,8 +47,14 @@ impl Housekeeping {
             sent_retention: Duration::from_secs(7 * 86_400),
             resend_cooldown: Duration::from_secs(60),
             event_retention: Duration::from_secs(7 * 86_400),
+            sessions: SessionPolicy::default(),
             interval: Duration::from_secs(3600),
         }
+    }
+
+    pub fn with_sessions(mut self, policy: SessionPolicy) -> Self {
+        self.sessions = policy;
+        self
     }
 
     /// EMAIL_SENT_RETENTION.
@@ -86,8 +102,9 @@ impl Housekeeping {
             .prune_events(before(self.event_retention))
             .await;
         let erased = self.storage.prune_erased_mail().await;
-        let (pruned, cooldowns, failures, events, erased) =
-            (pruned?, cooldowns?, failures?, events?, erased?);
+        let sessions = self.prune_sessions(now, before(SESSIONS_KEPT)).await;
+        let (pruned, cooldowns, failures, events, erased, sessions) =
+            (pruned?, cooldowns?, failures?, events?, erased?, sessions?);
         if erased > 0 {
             tracing::info!(erased, "pruned the sent mail of deleted accounts");
         }
@@ -103,7 +120,28 @@ impl Housekeeping {
         if cooldowns > 0 {
             tracing::debug!(cooldowns, "pruned expired resend cooldowns");
         }
-        Ok(pruned + cooldowns + failures + events + erased)
+        Ok(pruned + cooldowns + failures + events + erased + sessions)
+    }
+
+    /// Ends the sessions that expired (each with its SESSION_ENDED event),
+    /// then deletes those ended before `before` and the tokens rotated out
+    /// before it.
+    async fn prune_sessions(
+        &self,
+        now: DateTime<Utc>,
+        before: DateTime<Utc>,
+    ) -> Result<u64, StorageError> {
+        let policy = &self.sessions;
+        let live = Liveness::at(now, policy.idle_timeout, policy.max_lifetime);
+        let expired = self.storage.end_expired_sessions(live).await?;
+        if expired > 0 {
+            tracing::info!(expired, "ended expired sessions");
+        }
+        let pruned = self.storage.prune_sessions(before, before).await?;
+        if pruned > 0 {
+            tracing::debug!(pruned, "pruned ended sessions and old refresh tokens");
+        }
+        Ok(pruned)
     }
 
     /// Prunes at once, then once an interval after each pass, until

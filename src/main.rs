@@ -52,10 +52,16 @@ async fn main() -> ExitCode {
         Command::Migrate => migrate(settings).await,
         Command::CheckConfig => {
             // The files the settings name are checked here as at start-up:
-            // the callers, the certificates and the mail text.
+            // the callers, the signing key, the certificates and the mail text.
             if let Some(path) = settings.access.api_keys_file() {
                 if let Err(e) = account_service::access::Callers::load(path) {
                     eprintln!("invalid API_KEYS_FILE: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+            if let Some(path) = settings.sessions.signing_key_file() {
+                if let Err(e) = account_service::auth::SigningKeys::from_pem_file(path) {
+                    eprintln!("invalid {e:#}");
                     return ExitCode::from(2);
                 }
             }

@@ -14,8 +14,8 @@ use tonic_health::ServingStatus;
 
 use crate::access::{Access, Callers};
 use crate::auth::{
-    ConfirmationCodes, ConfirmationTokens, EmailChangeTokens, FailureFloor, Keyring, PageTokens,
-    PasswordHasher, ResetTokens,
+    AccessTokens, ConfirmationCodes, ConfirmationTokens, EmailChangeTokens, FailureFloor, Keyring,
+    PageTokens, PasswordHasher, RefreshTokens, ResetTokens, SigningKeys,
 };
 use crate::config::Settings;
 use crate::events::EventFeed;
@@ -26,7 +26,7 @@ use crate::limits::RateLimits;
 use crate::mail::{self, Catalogues, DeliveryWorker, MailComposer, MailDispatcher, RetryPolicy};
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
-use crate::service::{Accounts, PasswordResets};
+use crate::service::{Accounts, PasswordResets, Sessions};
 use crate::storage::{self, CommitHooks, Storage, StorageError};
 use crate::telemetry::error_chain;
 use crate::tls::Tls;
@@ -46,6 +46,8 @@ pub struct Application {
     worker: DeliveryWorker,
     housekeeping: Housekeeping,
     mail_queued: Arc<Notify>,
+    /// Issues and verifies access tokens; the sidecar publishes their keys.
+    access_tokens: Arc<AccessTokens>,
     settings: Settings,
 }
 
@@ -136,6 +138,16 @@ impl Application {
         let tokens = ConfirmationTokens::new(&keyring, security.confirmation_link_timeout);
         let email_changes = EmailChangeTokens::new(&keyring, security.confirmation_link_timeout);
         let pages = PageTokens::new(&keyring);
+        let signing_keys = match settings.sessions.signing_key_file() {
+            Some(path) => SigningKeys::from_pem_file(path)?,
+            None => SigningKeys::derive(&keyring),
+        };
+        let access_tokens = Arc::new(AccessTokens::new(
+            signing_keys,
+            settings.access_token_issuer(),
+            settings.sessions.access_token_audience.clone(),
+            settings.sessions.access_token_ttl,
+        ));
         let events = Arc::new(
             EventFeed::new(Arc::clone(&storage))
                 // Commits on other instances wake watchers through LISTEN on
@@ -187,7 +199,12 @@ impl Application {
         .with_confirmation_codes(ConfirmationCodes::new(
             &keyring,
             security.confirmation_link_timeout,
-        ));
+        ))
+        .with_sessions(Sessions {
+            access: Arc::clone(&access_tokens),
+            refresh: RefreshTokens::new(&keyring),
+            policy: settings.sessions.policy(),
+        });
         let worker = DeliveryWorker::new(
             Arc::clone(&storage),
             dispatcher,
@@ -203,6 +220,7 @@ impl Application {
         let housekeeping = Housekeeping::new(Arc::clone(&storage))
             .with_sent_retention(delivery.email_sent_retention)
             .with_event_retention(events.retention() + crate::events::PRUNE_MARGIN)
+            .with_sessions(settings.sessions.policy())
             // Password reset cooldowns are kept beside the confirmation ones:
             // pruned only once the longer of the two has run out.
             .with_resend_cooldown(
@@ -224,6 +242,7 @@ impl Application {
             worker,
             housekeeping,
             mail_queued,
+            access_tokens,
             settings,
         })
     }
@@ -324,6 +343,7 @@ impl Application {
             password_reset_page: server.password_reset_page.as_str().to_owned(),
             password_reset_request_page: server.password_reset_request_page.as_str().to_owned(),
             admission,
+            jwks: self.access_tokens.jwks_json().to_owned().into(),
         };
         let metrics_server = self.metrics_listener.map(|listener| {
             tokio::spawn(http::serve(

@@ -19,16 +19,23 @@ pub enum Scope {
     AccountsAdmin,
     /// The account event stream.
     EventsRead,
+    /// SignIn, RefreshSession and SignOut: what a web backend needs to hold
+    /// a shopper's sign-in. Not held through `accounts:admin`.
+    SessionsWrite,
+    /// VerifyAccessToken: what a service that takes access tokens needs.
+    SessionsVerify,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 6] = [
+    pub const ALL: [Scope; 8] = [
         Scope::AccountsRegister,
         Scope::AccountsConfirm,
         Scope::AccountsRead,
         Scope::AccountsWrite,
         Scope::AccountsAdmin,
         Scope::EventsRead,
+        Scope::SessionsWrite,
+        Scope::SessionsVerify,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -39,6 +46,8 @@ impl Scope {
             Scope::AccountsWrite => "accounts:write",
             Scope::AccountsAdmin => "accounts:admin",
             Scope::EventsRead => "events:read",
+            Scope::SessionsWrite => "sessions:write",
+            Scope::SessionsVerify => "sessions:verify",
         }
     }
 
@@ -94,6 +103,13 @@ pub const RPC_SCOPES: &[(&str, Scope)] = &[
     ("DeleteAccount", Scope::AccountsWrite),
     ("WatchAccountEvents", Scope::EventsRead),
     ("ListAccounts", Scope::AccountsAdmin),
+    ("SignIn", Scope::SessionsWrite),
+    ("RefreshSession", Scope::SessionsWrite),
+    ("SignOut", Scope::SessionsWrite),
+    ("VerifyAccessToken", Scope::SessionsVerify),
+    ("ListSessions", Scope::AccountsRead),
+    ("RevokeSession", Scope::AccountsWrite),
+    ("RevokeAllSessions", Scope::AccountsWrite),
 ];
 
 /// `method` as the table spells it, if the table has it.
@@ -122,7 +138,7 @@ mod tests {
     fn admin_implies_every_accounts_scope_and_nothing_else() {
         let admin = Scopes::of([Scope::AccountsAdmin]);
         for s in Scope::ALL {
-            assert_eq!(admin.grant(s), s != Scope::EventsRead, "{s}");
+            assert_eq!(admin.grant(s), s.is_accounts(), "{s}");
         }
         let read = Scopes::of([Scope::AccountsRead]);
         assert!(read.grant(Scope::AccountsRead));
@@ -130,6 +146,7 @@ mod tests {
         assert!(!read.grant(Scope::AccountsAdmin));
         assert!(!Scopes::default().grant(Scope::AccountsRead));
         assert!(Scopes::of([Scope::EventsRead]).grant(Scope::EventsRead));
+        assert!(!admin.grant(Scope::SessionsWrite) && !admin.grant(Scope::SessionsVerify));
     }
 
     #[test]

@@ -4,9 +4,12 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use jsonwebtoken::{DecodingKey, EncodingKey};
+use secrecy::zeroize::Zeroizing;
 use secrecy::{ExposeSecret, SecretSlice};
+use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 /// HMAC-SHA256 output.
@@ -44,6 +47,20 @@ impl Keyring {
         self.keys().map(DecodingKey::from_secret).collect()
     }
 
+    /// 32 bytes derived from every key with HKDF-SHA256 for the purpose
+    /// `info`, the signing key's first: key material of another kind (an
+    /// Ed25519 seed) then rotates with the server key, with no setting of its own.
+    pub(super) fn derived_keys(&self, info: &'static [u8]) -> Vec<Zeroizing<[u8; 32]>> {
+        self.keys()
+            .map(|key| {
+                let mut out = Zeroizing::new([0u8; 32]);
+                // HKDF-SHA256 refuses only outputs over 8160 bytes: never this one.
+                let _ = Hkdf::<Sha256>::new(None, key).expand(info, out.as_mut());
+                out
+            })
+            .collect()
+    }
+
     /// Keyed MACs for one purpose, kept apart from the others by `label`.
     pub(super) fn purpose(&self, label: &'static [u8]) -> PurposeMac {
         PurposeMac {
@@ -64,6 +81,15 @@ impl PurposeMac {
     /// The tag of `parts` under the signing key.
     pub fn sign(&self, parts: &[&[u8]]) -> Tag {
         tag(self.keyring.current.expose_secret(), self.label, parts)
+    }
+
+    /// The tag of `parts` under every key, the signing key's first: what a
+    /// stored tag may be while keys rotate.
+    pub fn sign_all(&self, parts: &[&[u8]]) -> Vec<Tag> {
+        self.keyring
+            .keys()
+            .map(|key| tag(key, self.label, parts))
+            .collect()
     }
 
     /// The tag of `parts` under the signing key, base64url (no padding), as
@@ -94,7 +120,7 @@ impl PurposeMac {
 }
 
 fn tag(key: &[u8], label: &[u8], parts: &[&[u8]]) -> Tag {
-    let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(key) else {
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else {
         // HMAC takes keys of any length; this arm is never taken.
         return [0; 32];
     };
@@ -127,5 +153,28 @@ mod tests {
         assert!(!rotated.verify(&[b"a", b"c"], |t| *t == signed));
         let other_purpose = Keyring::new(b"old", None).purpose(b"other\0");
         assert!(!other_purpose.verify(&[b"a", b"b"], |t| *t == signed));
+    }
+
+    #[test]
+    fn every_key_tags_and_derives_the_signing_one_first() {
+        let rotated = Keyring::new(b"new", Some(b"old"));
+        let tags = rotated.purpose(b"label\0").sign_all(&[b"a"]);
+        let old = Keyring::new(b"old", None);
+        assert_eq!(tags.len(), 2);
+        assert_eq!(tags[0], rotated.purpose(b"label\0").sign(&[b"a"]));
+        assert_eq!(tags[1], old.purpose(b"label\0").sign(&[b"a"]));
+
+        let derived = rotated.derived_keys(b"info");
+        assert_eq!(derived.len(), 2);
+        assert_eq!(*derived[1], *old.derived_keys(b"info")[0]);
+        assert_ne!(*derived[0], *derived[1]);
+        assert_ne!(*derived[0], *rotated.derived_keys(b"other info")[0]);
+        // RFC 5869 test case 3 (no salt, no info): the first 32 bytes of its OKM.
+        let rfc = Keyring::new(&[0x0b; 22], None).derived_keys(b"");
+        let hex: String = rfc[0].iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d"
+        );
     }
 }

@@ -4,6 +4,7 @@
 mod error;
 mod parse;
 mod pool;
+mod sessions;
 mod sign_in;
 
 use std::net::SocketAddr;
@@ -21,6 +22,7 @@ use parse::{address, bounded, days, http_url, ip_list, language_tag, mailbox, no
 use parse::{positive_seconds, retention, seconds, secret, smtp_url, switch};
 pub use parse::{redact_url, DatabaseKind, DatabaseUrl, IpList, SecretUrl, WebUrl};
 pub use pool::PoolSettings;
+pub use sessions::{SessionPolicy, SessionSettings, MAX_SESSION_SECS};
 pub use sign_in::{SignInPolicy, MAX_LOCKOUT};
 
 /// Signs tokens when SECRET_KEY is unset, so the service starts on a laptop
@@ -52,6 +54,8 @@ pub struct Settings {
     pub mail: MailSettings,
     #[command(flatten)]
     pub delivery: DeliverySettings,
+    #[command(flatten)]
+    pub sessions: SessionSettings,
     #[command(flatten)]
     pub limits: LimitSettings,
     #[command(flatten)]

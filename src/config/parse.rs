@@ -122,6 +122,15 @@ pub(super) fn bounded<T: TryFrom<u64>>(
     }
 }
 
+/// A parser of whole seconds within `min..=max`, as a duration.
+pub(super) fn bounded_seconds(
+    min: u64,
+    max: u64,
+) -> impl Fn(&str) -> Result<Duration, String> + Clone {
+    let count = bounded::<u64>(min, max);
+    move |raw| count(raw).map(Duration::from_secs)
+}
+
 /// A duration in plain seconds, at most [`MAX_DURATION`]; fractions are
 /// allowed (tests use short delays).
 pub(super) fn seconds(raw: &str) -> Result<Duration, String> {

@@ -326,3 +326,82 @@ fn reset_pages_must_be_web_addresses() {
         }
     }
 }
+
+#[test]
+fn sessions_default_to_two_weeks_idle_and_ninety_days_at_most() {
+    let s = parse(&[]).unwrap();
+    assert_eq!(s.sessions.policy(), SessionPolicy::default());
+    let policy = s.sessions.policy();
+    assert_eq!(policy.idle_timeout, Duration::from_secs(1_209_600));
+    assert_eq!(policy.max_lifetime, Duration::from_secs(7_776_000));
+    assert_eq!(policy.reuse_interval, Duration::from_secs(10));
+    assert_eq!(policy.per_account, 100);
+    assert_eq!(s.sessions.access_token_ttl, Duration::from_secs(300));
+    assert_eq!(s.sessions.access_token_audience, "ecoms");
+    assert_eq!(s.access_token_issuer(), "http://localhost:8080/");
+    assert!(s.sessions.signing_key_file().is_none());
+}
+
+#[test]
+fn session_settings_are_bounded() {
+    let refused = [
+        ("SESSION_IDLE_TIMEOUT", "0"),
+        ("SESSION_IDLE_TIMEOUT", "31536001"),
+        ("SESSION_IDLE_TIMEOUT", "1.5"),
+        ("SESSION_MAX_LIFETIME", "0"),
+        ("SESSION_MAX_LIFETIME", "31536001"),
+        ("REFRESH_TOKEN_REUSE_INTERVAL", "61"),
+        ("REFRESH_TOKEN_REUSE_INTERVAL", "-1"),
+        ("SESSIONS_PER_ACCOUNT", "0"),
+        ("SESSIONS_PER_ACCOUNT", "10001"),
+        ("ACCESS_TOKEN_TTL", "59"),
+        ("ACCESS_TOKEN_TTL", "3601"),
+        ("ACCESS_TOKEN_AUDIENCE", ""),
+        ("ACCESS_TOKEN_AUDIENCE", "  "),
+    ];
+    let flag = |variable: &str, value: &str| {
+        format!("--{}={value}", variable.to_lowercase().replace('_', "-"))
+    };
+    for (variable, value) in refused {
+        let err = parse(&[&flag(variable, value)]).unwrap_err();
+        assert_eq!(err.variable, variable, "{value:?}");
+    }
+    let edges = [
+        flag("SESSION_IDLE_TIMEOUT", "1"),
+        flag("SESSION_MAX_LIFETIME", "31536000"),
+        flag("REFRESH_TOKEN_REUSE_INTERVAL", "0"),
+        flag("SESSIONS_PER_ACCOUNT", "10000"),
+        flag("ACCESS_TOKEN_TTL", "60"),
+    ];
+    let s = parse(&edges.iter().map(String::as_str).collect::<Vec<_>>()).unwrap();
+    let policy = s.sessions.policy();
+    assert_eq!(policy.idle_timeout, Duration::from_secs(1));
+    assert_eq!(policy.max_lifetime, Duration::from_secs(MAX_SESSION_SECS));
+    assert_eq!(policy.reuse_interval, Duration::ZERO);
+    assert_eq!(policy.per_account, 10_000);
+    assert_eq!(s.sessions.access_token_ttl, Duration::from_secs(60));
+}
+
+#[test]
+fn the_access_token_issuer_defaults_to_the_public_base_url() {
+    let base = ["--public-base-url", "https://accounts.example.com"];
+    assert_eq!(
+        parse(&base).unwrap().access_token_issuer(),
+        "https://accounts.example.com/"
+    );
+    let empty = [&base[..], &["--access-token-issuer", " "]].concat();
+    assert_eq!(
+        parse(&empty).unwrap().access_token_issuer(),
+        "https://accounts.example.com/"
+    );
+    let named = [&base[..], &["--access-token-issuer", "https://id.example"]].concat();
+    assert_eq!(
+        parse(&named).unwrap().access_token_issuer(),
+        "https://id.example"
+    );
+    let s = parse(&["--access-token-signing-key-file", "key.pem"]).unwrap();
+    assert_eq!(
+        s.sessions.signing_key_file(),
+        Some(std::path::Path::new("key.pem"))
+    );
+}

@@ -11,16 +11,22 @@ pub enum EventType {
     /// Also after a password reset.
     PasswordChanged,
     AccountDeleted,
+    /// A sign-in started a session.
+    SessionStarted,
+    /// A session ended, for whatever reason.
+    SessionEnded,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 6] = [
+    pub const ALL: [EventType; 8] = [
         EventType::AccountRegistered,
         EventType::AccountVerified,
         EventType::ProfileUpdated,
         EventType::EmailChanged,
         EventType::PasswordChanged,
         EventType::AccountDeleted,
+        EventType::SessionStarted,
+        EventType::SessionEnded,
     ];
 
     /// The `account.v1.EventType` number, as stored.
@@ -32,6 +38,8 @@ impl EventType {
             EventType::EmailChanged => 4,
             EventType::PasswordChanged => 5,
             EventType::AccountDeleted => 6,
+            EventType::SessionStarted => 7,
+            EventType::SessionEnded => 8,
         }
     }
 

@@ -9,6 +9,7 @@ mod new_account;
 mod password;
 mod profile;
 mod requests;
+mod session;
 
 pub use account::{Account, AccountFilter};
 pub use email::{Email, EMAIL_MAX_CHARS};
@@ -23,6 +24,9 @@ pub use profile::{ProfileChanges, ProfileForm, PROFILE_PATHS};
 pub use requests::{
     parse_credentials, parse_deletion, parse_email, parse_email_change, parse_password_change,
     Lookup, INVALID_UUID,
+};
+pub use session::{
+    parse_account_session, parse_session_id, ClientInfo, Session, SessionEnd, USER_AGENT_MAX_CHARS,
 };
 
 /// Message for an empty required field.

@@ -22,12 +22,10 @@ pub enum Lookup {
 impl Lookup {
     /// An id as a client sent it: a UUID, surrounding white space ignored.
     pub fn id(raw: &str) -> Result<Lookup, ValidationErrors> {
-        if has_nul(raw) {
-            return Err(ValidationErrors::single("id", NULL_CHARACTERS));
-        }
-        Uuid::parse_str(raw.trim())
+        let mut errors = ValidationErrors(Vec::new());
+        uuid_field(&mut errors, "id", raw)
             .map(Lookup::Id)
-            .map_err(|_| ValidationErrors::single("id", INVALID_UUID))
+            .ok_or(errors)
     }
 
     /// An address as a client sent it, validated like everywhere else.
@@ -126,16 +124,30 @@ fn required_secret(
     None
 }
 
-/// An id field: a UUID, every violation collected in `errors`.
+/// An account's `id` field: a UUID, every violation collected in `errors`.
 fn id_field(errors: &mut ValidationErrors, raw: &str) -> Option<Uuid> {
-    match Lookup::id(raw) {
-        Ok(Lookup::Id(id)) => Some(id),
-        Ok(Lookup::Email(_)) => None,
-        Err(e) => {
-            errors.0.extend(e.0);
-            None
-        }
-    }
+    uuid_field(errors, "id", raw)
+}
+
+/// A UUID field named `field`, surrounding white space ignored, every
+/// violation collected in `errors`.
+pub(super) fn uuid_field(
+    errors: &mut ValidationErrors,
+    field: &'static str,
+    raw: &str,
+) -> Option<Uuid> {
+    let problem = if has_nul(raw) {
+        NULL_CHARACTERS
+    } else if let Ok(id) = Uuid::parse_str(raw.trim()) {
+        return Some(id);
+    } else {
+        INVALID_UUID
+    };
+    errors.0.push(FieldViolation {
+        field,
+        description: problem.to_owned(),
+    });
+    None
 }
 
 /// Parses a ChangeEmail request, every violation at once.

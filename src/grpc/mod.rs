@@ -10,6 +10,7 @@ pub mod codec;
 mod convert;
 mod message_limit;
 mod serve;
+mod sessions;
 mod status;
 mod watch;
 
@@ -22,7 +23,8 @@ use tonic::{Request, Response, Status};
 
 use crate::access::{self, Access, Caller};
 use crate::domain::{
-    parse_new_password, Email, NewAccount, ProfileChanges, ProfileForm, ValidationErrors,
+    parse_new_password, parse_session_id, Email, NewAccount, ProfileChanges, ProfileForm,
+    ValidationErrors,
 };
 use crate::limits::{AddressBucket, LimitError, RateLimits};
 use crate::metrics::Metrics;
@@ -248,10 +250,22 @@ impl AccountService for AccountGrpc {
     ) -> Result<Response<pb::ChangePasswordResponse>, Status> {
         self.handle(request, |request| async move {
             let r = request.into_inner();
-            let (id, current, new) =
-                parse_password_change(&r.id, &r.current_password, &r.password, &r.confirm_password)
-                    .map_err(ServiceError::Invalid)?;
-            let account = self.accounts.change_password(id, current, new).await?;
+            let change =
+                parse_password_change(&r.id, &r.current_password, &r.password, &r.confirm_password);
+            let keep = parse_session_id("keep_session_id", &r.keep_session_id, true);
+            let ((id, current, new), keep) = match (change, keep) {
+                (Ok(change), Ok(keep)) => (change, keep),
+                (change, keep) => {
+                    let mut errors = ValidationErrors(Vec::new());
+                    errors.0.extend(change.err().into_iter().flat_map(|e| e.0));
+                    errors.0.extend(keep.err().into_iter().flat_map(|e| e.0));
+                    return Err(ServiceError::Invalid(errors));
+                }
+            };
+            let account = self
+                .accounts
+                .change_password(id, current, new, keep)
+                .await?;
             Ok(pb::ChangePasswordResponse {
                 account: Some(to_proto(account, self.accounts.default_locale())),
             })
@@ -403,5 +417,61 @@ impl AccountService for AccountGrpc {
             })
         })
         .await
+    }
+
+    async fn sign_in(
+        &self,
+        request: Request<pb::SignInRequest>,
+    ) -> Result<Response<pb::SignInResponse>, Status> {
+        self.handle(request, |request| self.sign_in_call(request))
+            .await
+    }
+
+    async fn refresh_session(
+        &self,
+        request: Request<pb::RefreshSessionRequest>,
+    ) -> Result<Response<pb::RefreshSessionResponse>, Status> {
+        self.handle(request, |request| self.refresh_session_call(request))
+            .await
+    }
+
+    async fn sign_out(
+        &self,
+        request: Request<pb::SignOutRequest>,
+    ) -> Result<Response<pb::SignOutResponse>, Status> {
+        self.handle(request, |request| self.sign_out_call(request))
+            .await
+    }
+
+    async fn list_sessions(
+        &self,
+        request: Request<pb::ListSessionsRequest>,
+    ) -> Result<Response<pb::ListSessionsResponse>, Status> {
+        self.handle(request, |request| self.list_sessions_call(request))
+            .await
+    }
+
+    async fn revoke_session(
+        &self,
+        request: Request<pb::RevokeSessionRequest>,
+    ) -> Result<Response<pb::RevokeSessionResponse>, Status> {
+        self.handle(request, |request| self.revoke_session_call(request))
+            .await
+    }
+
+    async fn revoke_all_sessions(
+        &self,
+        request: Request<pb::RevokeAllSessionsRequest>,
+    ) -> Result<Response<pb::RevokeAllSessionsResponse>, Status> {
+        self.handle(request, |request| self.revoke_all_sessions_call(request))
+            .await
+    }
+
+    async fn verify_access_token(
+        &self,
+        request: Request<pb::VerifyAccessTokenRequest>,
+    ) -> Result<Response<pb::VerifyAccessTokenResponse>, Status> {
+        self.handle(request, |request| self.verify_access_token_call(request))
+            .await
     }
 }

@@ -90,6 +90,12 @@ pub fn to_status(e: &ServiceError) -> Status {
             ErrorDetails::with_error_info(c.reason(), ERROR_DOMAIN, HashMap::new()),
         ),
         ServiceError::NotFound => Status::not_found("account not found"),
+        ServiceError::SessionNotFound => Status::not_found(e.to_string()),
+        ServiceError::Session(s) => Status::with_error_details(
+            Code::Unauthenticated,
+            s.to_string(),
+            ErrorDetails::with_error_info(s.reason(), ERROR_DOMAIN, HashMap::new()),
+        ),
         ServiceError::CursorExpired => Status::with_error_details(
             Code::OutOfRange,
             e.to_string(),

@@ -76,17 +76,20 @@ fn event_to_proto(watched: Watched) -> pb::AccountEvent {
             kind,
             account_id,
             occurred_at,
+            session_id,
         } => pb::AccountEvent {
             cursor: cursor.encode(),
             r#type: i32::try_from(kind.number()).unwrap_or(0),
             account_id: account_id.to_string(),
             occurred_at: Some(timestamp(occurred_at)),
+            session_id: session_id.map(|s| s.to_string()).unwrap_or_default(),
         },
         Watched::KeepAlive { cursor } => pb::AccountEvent {
             cursor: cursor.encode(),
             r#type: pb::EventType::Unspecified as i32,
             account_id: String::new(),
             occurred_at: Some(timestamp(chrono::Utc::now())),
+            session_id: String::new(),
         },
     }
 }

@@ -1,5 +1,5 @@
 //! The HTTP sidecar: turns a click on the confirmation link into a redirect,
-//! and answers liveness and readiness probes.
+//! publishes the access-token keys, and answers liveness and readiness probes.
 
 mod serve;
 
@@ -7,6 +7,7 @@ pub use serve::{serve, MAX_HEAD_BYTES};
 
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -37,6 +38,8 @@ pub struct HttpState {
     pub password_reset_request_page: String,
     /// Shared with the gRPC server: bounds the requests handled at once.
     pub admission: Arc<Semaphore>,
+    /// The JWKS document of the access-token keys, served as it is.
+    pub jwks: Bytes,
 }
 
 impl HttpState {
@@ -67,6 +70,7 @@ pub fn router(state: HttpState, serve_metrics: bool) -> Router {
         )
         .route("/account/reset-password/", get(reset_password))
         .route("/account/reset-password", get(reset_password))
+        .route("/.well-known/jwks.json", get(jwks))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready));
     let router = if serve_metrics {
@@ -255,6 +259,22 @@ async fn metrics(State(state): State<HttpState>) -> Response {
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }
+}
+
+/// The public keys of access tokens, for services that verify them offline.
+/// Keys need no database, so they are served before readiness. Caches may
+/// keep them five minutes: after a SECRET_KEY rotation, tokens under the new
+/// key id send verifiers with an older copy back for a fresh one.
+async fn jwks(State(state): State<HttpState>) -> Response {
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        state.jwks,
+    )
+        .into_response()
 }
 
 async fn ready(State(state): State<HttpState>) -> Response {

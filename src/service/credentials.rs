@@ -11,7 +11,7 @@ use super::registration::placeholder_account;
 use super::{now, Accounts, ServiceError, SAME_PASSWORD};
 use crate::auth::{ResetTokens, TokenError};
 use crate::domain::{Account, Email, Password, ValidationErrors};
-use crate::storage::{LoginReservation, StorageError};
+use crate::storage::{LoginReservation, PasswordReplacement, StorageError};
 use uuid::Uuid;
 
 /// A reservation older than this was left by an instance that died between
@@ -248,7 +248,7 @@ impl Accounts {
     ) -> Result<Account, ServiceError> {
         let (account, old) = self.check_reset_token(token).await?;
         let changed = self
-            .store_new_password(&account, &old, password, now(), true)
+            .store_new_password(&account, &old, password, now(), true, None)
             .await?;
         // Another reset or change won the race: this token is spent.
         let account = changed.ok_or(ServiceError::ResetToken(TokenError::Invalid))?;
@@ -266,27 +266,39 @@ impl Accounts {
         password: Password,
         now: DateTime<Utc>,
         verify: bool,
+        keep_session: Option<Uuid>,
     ) -> Result<Option<Account>, ServiceError> {
         let new = self.hasher.hash(password).await?;
         let notice = self
             .composer
             .password_changed(account, now)
             .context("rendering the password changed notice")?;
+        let change = PasswordReplacement {
+            account,
+            old,
+            new: &new,
+            now,
+            verify,
+            notice: &notice,
+            keep_session,
+        };
         self.storage
-            .replace_password(account, old, &new, now, verify, &notice)
+            .replace_password(&change)
             .await
             .context("storing the new password")
     }
 
     /// Changes a password, given the current one. A wrong current password
     /// counts towards the sign-in lockout; success queues a "password
-    /// changed" notice and ends every reset link issued before.
+    /// changed" notice, ends every reset link issued before and every
+    /// session but `keep_session`.
     #[tracing::instrument(name = "change_password", skip_all)]
     pub async fn change_password(
         &self,
         id: Uuid,
         current: SecretString,
         new: Password,
+        keep_session: Option<Uuid>,
     ) -> Result<Account, ServiceError> {
         use secrecy::ExposeSecret;
         if current.expose_secret() == new.expose() {
@@ -300,7 +312,7 @@ impl Accounts {
         self.check_current_password(&account.email, current, &stored, now)
             .await?;
         let changed = self
-            .store_new_password(&account, &stored, new, now, false)
+            .store_new_password(&account, &stored, new, now, false, keep_session)
             .await?;
         // Changed meanwhile by another call: the current password was not current.
         let account = changed.ok_or(ServiceError::InvalidCredentials)?;

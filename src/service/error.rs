@@ -28,6 +28,38 @@ impl CodeError {
     }
 }
 
+/// Why a session call was refused: all mean "sign in again", told apart so
+/// that a client can say why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    #[error("The refresh token is invalid.")]
+    RefreshTokenInvalid,
+    #[error("The refresh token was already used; the session has ended.")]
+    RefreshTokenReused,
+    #[error("The session has expired.")]
+    SessionExpired,
+    #[error("The access token is invalid.")]
+    AccessTokenInvalid,
+    #[error("The access token has expired.")]
+    AccessTokenExpired,
+    #[error("The session has ended.")]
+    SessionRevoked,
+}
+
+impl SessionError {
+    /// The `google.rpc.ErrorInfo` reason clients match on.
+    pub fn reason(self) -> &'static str {
+        match self {
+            SessionError::RefreshTokenInvalid => "REFRESH_TOKEN_INVALID",
+            SessionError::RefreshTokenReused => "REFRESH_TOKEN_REUSED",
+            SessionError::SessionExpired => "SESSION_EXPIRED",
+            SessionError::AccessTokenInvalid => "ACCESS_TOKEN_INVALID",
+            SessionError::AccessTokenExpired => "ACCESS_TOKEN_EXPIRED",
+            SessionError::SessionRevoked => "SESSION_REVOKED",
+        }
+    }
+}
+
 /// Message for a registration whose address is taken.
 pub const EMAIL_TAKEN: &str = "user with this email already exists.";
 
@@ -67,6 +99,12 @@ pub enum ServiceError {
     Code(CodeError),
     #[error("account not found")]
     NotFound,
+    /// The account has no session with that id.
+    #[error("session not found")]
+    SessionNotFound,
+    /// A refresh or access token that no longer holds a session.
+    #[error(transparent)]
+    Session(SessionError),
     /// An event cursor older than the retention.
     #[error("{}", crate::events::CursorError::Expired)]
     CursorExpired,

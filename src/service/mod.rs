@@ -6,6 +6,7 @@ mod error;
 mod lifecycle;
 mod lookup;
 mod registration;
+mod sessions;
 
 use std::sync::Arc;
 
@@ -27,11 +28,14 @@ pub use crate::domain::{
     Lookup, INVALID_UUID,
 };
 pub use credentials::PasswordResets;
-pub use error::{CodeError, ServiceError, EMAIL_TAKEN, INVALID_CREDENTIALS, SAME_PASSWORD};
+pub use error::{
+    CodeError, ServiceError, SessionError, EMAIL_TAKEN, INVALID_CREDENTIALS, SAME_PASSWORD,
+};
 pub use lifecycle::{
     AccountPage, ListQuery, DEFAULT_PAGE_SIZE, INVALID_CURSOR, INVALID_PAGE_TOKEN, MAX_PAGE_SIZE,
     SAME_EMAIL,
 };
+pub use sessions::{SessionTokens, Sessions, SignedIn};
 
 /// Renders a confirmation mail: for the account, with the link's token and
 /// the code, at a time.
@@ -61,6 +65,8 @@ pub struct Accounts {
     events: Arc<EventFeed>,
     /// The soonest a failed sign-in answers.
     failure_floor: Arc<FailureFloor>,
+    /// Sign-in sessions: their tokens and policy.
+    sessions: Option<Sessions>,
 }
 
 /// Database timestamps keep microseconds; rounding here makes what Register
@@ -110,6 +116,7 @@ impl Accounts {
             ),
             events: Arc::new(EventFeed::new(Arc::clone(&storage))),
             failure_floor: Arc::new(FailureFloor::default()),
+            sessions: None,
             storage,
         }
     }
@@ -149,6 +156,12 @@ impl Accounts {
     /// The feed of the event stream.
     pub fn events(&self) -> &Arc<EventFeed> {
         &self.events
+    }
+
+    /// Enables sign-in sessions.
+    pub fn with_sessions(mut self, sessions: Sessions) -> Self {
+        self.sessions = Some(sessions);
+        self
     }
 
     /// Enables password resets.

@@ -21,6 +21,21 @@ pub enum LoginReservation {
     },
 }
 
+/// A new password, and what must still hold for it to be stored.
+#[derive(Debug, Clone, Copy)]
+pub struct PasswordReplacement<'a> {
+    pub account: &'a Account,
+    /// The hash the account must still have.
+    pub old: &'a str,
+    pub new: &'a PasswordHash,
+    pub now: DateTime<Utc>,
+    /// The account becomes verified: a reset proved the mailbox.
+    pub verify: bool,
+    pub notice: &'a OutboxMessage,
+    /// The session that goes on; every other one ends.
+    pub keep_session: Option<Uuid>,
+}
+
 /// What a password check needs: the stored hash, its upgrade, and the
 /// failed-attempt counts behind the sign-in lockout.
 #[async_trait]
@@ -34,20 +49,15 @@ pub trait CredentialStore: Send + Sync + 'static {
     /// The account with `id` and its stored password hash.
     async fn credentials_by_id(&self, id: Uuid) -> Result<Option<(Account, String)>, StorageError>;
 
-    /// Sets a new password for `account` if its hash is still `old` and its
-    /// address still the one it had (a reset link is for that address), in one
-    /// transaction with everything a changed password means: its failed
-    /// sign-ins are forgotten, `notice` is queued, and with `verify` the
-    /// account becomes verified. `None` when the hash had changed (or the
-    /// account is gone).
+    /// Sets a new password for the account if its hash is still the old one
+    /// and its address still the one it had (a reset link is for that
+    /// address), in one transaction with everything a changed password
+    /// means: its failed sign-ins are forgotten, the notice is queued, every
+    /// session but the one kept ends, and with `verify` the account becomes
+    /// verified. `None` when the hash had changed (or the account is gone).
     async fn replace_password(
         &self,
-        account: &Account,
-        old: &str,
-        new: &PasswordHash,
-        now: DateTime<Utc>,
-        verify: bool,
-        notice: &OutboxMessage,
+        change: &PasswordReplacement<'_>,
     ) -> Result<Option<Account>, StorageError>;
 
     /// Stores an account brought from another system with its hash as that

@@ -28,6 +28,8 @@ pub struct StoredEvent {
     pub kind: i64,
     pub account_id: Uuid,
     pub occurred_at: DateTime<Utc>,
+    /// The session a session event is about.
+    pub session_id: Option<Uuid>,
 }
 
 /// A read from the event log.

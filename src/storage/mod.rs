@@ -15,6 +15,7 @@ mod outbox;
 mod postgres;
 mod rows;
 mod schema;
+mod sessions;
 mod sql;
 mod sqlite;
 mod sqlite_commits;
@@ -28,7 +29,7 @@ use backend::SqlStorage;
 
 pub use accounts::{only, AccountStore, CodeTry};
 pub use batch::Batcher;
-pub use credentials::{CredentialStore, LoginReservation};
+pub use credentials::{CredentialStore, LoginReservation, PasswordReplacement};
 pub use error::{is_unavailable_code, StorageError};
 pub use events::{EventBatch, EventPosition, EventStore, StoredEvent};
 pub use hooks::CommitHooks;
@@ -37,6 +38,7 @@ pub use limits::LimitStore;
 pub use outbox::{
     ClaimedMessage, DeadLetter, MailFailure, Operations, OutboxMessage, OutboxStatus, OutboxStore,
 };
+pub use sessions::{Ending, Liveness, Refresh, Refreshed, SessionState, SessionStore};
 
 pub use crate::config::PoolSettings;
 pub use crate::domain::AccountFilter;
@@ -44,7 +46,14 @@ pub use crate::domain::AccountFilter;
 /// Everything the service stores. Implementations translate driver errors
 /// into [`StorageError`] by error kind, never by message text.
 pub trait Storage:
-    Lifecycle + AccountStore + CredentialStore + OutboxStore + Operations + LimitStore + EventStore
+    Lifecycle
+    + AccountStore
+    + CredentialStore
+    + OutboxStore
+    + Operations
+    + LimitStore
+    + EventStore
+    + SessionStore
 {
 }
 
@@ -56,6 +65,7 @@ impl<T> Storage for T where
         + Operations
         + LimitStore
         + EventStore
+        + SessionStore
         + ?Sized
 {
 }

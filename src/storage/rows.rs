@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::domain::{Account, MailKind};
+use crate::domain::{Account, MailKind, Session};
 
 use super::{
     ClaimedMessage, DeadLetter, EventPosition, OutboxMessage, OutboxStatus, StorageError,
@@ -121,5 +121,24 @@ pub(super) fn event(row: &(impl Columns + ?Sized)) -> Result<StoredEvent, Storag
         kind: row.integer("type")?,
         account_id: row.uuid("account_id")?,
         occurred_at: row.time("occurred_at")?,
+        session_id: match row.text("session")?.as_str() {
+            "" => None,
+            text => Some(
+                Uuid::parse_str(text)
+                    .map_err(|_| StorageError::Corrupt("session_id is not a UUID".into()))?,
+            ),
+        },
+    })
+}
+
+/// A row of `sql::session_columns!()`.
+pub(super) fn session(row: &(impl Columns + ?Sized)) -> Result<Session, StorageError> {
+    Ok(Session {
+        id: row.uuid("id")?,
+        account_id: row.uuid("account_id")?,
+        created_at: row.time("created_at")?,
+        last_used_at: row.time("last_used_at")?,
+        user_agent: row.text("user_agent")?,
+        ip_address: row.text("ip_address")?,
     })
 }

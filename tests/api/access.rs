@@ -149,6 +149,7 @@ pub async fn call(channel: &Channel, method: &str, key: Option<&str>) -> Result<
                     current_password: "secret123".into(),
                     password: "other-pass1".into(),
                     confirm_password: "other-pass1".into(),
+                    keep_session_id: String::new(),
                 },
                 key,
             ))

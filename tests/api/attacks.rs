@@ -24,10 +24,10 @@ on_both_backends!(wrong_codes_answer_alike_for_every_kind_of_address);
 on_both_backends!(imported_native_and_unknown_accounts_fail_in_the_same_time);
 on_both_backends!(wrong_codes_never_block_a_reset_or_a_resend);
 
-const PASSWORD: &str = "secret123";
+pub(crate) const PASSWORD: &str = "secret123";
 const REQUEST_PAGE: &str = "http://shop.example/confirm-again";
 
-async fn start(
+pub(crate) async fn start(
     db: &TestDatabase,
     extra: &[(&str, &str)],
 ) -> (Service, AccountServiceClient<Channel>) {
@@ -64,7 +64,7 @@ fn mails_to(service: &Service, to: &str) -> Vec<Mail> {
 }
 
 /// The newest link to `to` whose path holds `path`.
-async fn link_to(service: &Service, to: &str, path: &str) -> String {
+pub(crate) async fn link_to(service: &Service, to: &str, path: &str) -> String {
     eventually(Duration::from_secs(10), || async {
         mails_to(service, to).into_iter().rev().find_map(|m| {
             m.text
@@ -77,7 +77,7 @@ async fn link_to(service: &Service, to: &str, path: &str) -> String {
     .unwrap_or_else(|| panic!("a {path} link to {to}"))
 }
 
-async fn verified(
+pub(crate) async fn verified(
     service: &Service,
     client: &mut AccountServiceClient<Channel>,
     email: &str,
@@ -218,6 +218,7 @@ async fn a_parked_email_change_link_dies_with_the_password(backend: Backend) {
             current_password: "owners-own-9".into(),
             password: "owners-next-7".into(),
             confirm_password: "owners-next-7".into(),
+            keep_session_id: String::new(),
         })
         .await
         .unwrap();
@@ -288,6 +289,7 @@ async fn a_burst_of_guesses_hashes_no_more_than_the_lockout_allows(backend: Back
                     current_password: "wrong-pass1".into(),
                     password: "another-one-2".into(),
                     confirm_password: "another-one-2".into(),
+                    keep_session_id: String::new(),
                 })
                 .await
         }
@@ -304,6 +306,7 @@ async fn a_burst_of_guesses_hashes_no_more_than_the_lockout_allows(backend: Back
             current_password: PASSWORD.into(),
             password: "another-one-2".into(),
             confirm_password: "another-one-2".into(),
+            keep_session_id: String::new(),
         })
         .await
         .unwrap_err();

@@ -160,6 +160,7 @@ async fn the_binary_checks_resets_and_changes_passwords(backend: Backend) {
         current_password: current.into(),
         password: new.into(),
         confirm_password: new.into(),
+        keep_session_id: String::new(),
     };
     let status = client
         .change_password(change("wrong-pass1", "third-pass9"))

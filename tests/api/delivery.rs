@@ -261,7 +261,7 @@ async fn a_crashed_workers_claim_is_taken_over_after_the_lease(backend: Backend)
 }
 
 /// Stores an account and its queued mail without any running worker.
-async fn store_account_with_mail(
+pub(crate) async fn store_account_with_mail(
     storage: &dyn account_service::storage::Storage,
     email: &str,
 ) -> uuid::Uuid {

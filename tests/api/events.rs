@@ -23,13 +23,13 @@ use crate::on_both_backends;
 const PASSWORD: &str = "secret123";
 
 /// The events a stream delivered so far, collected in the background.
-struct Watcher {
+pub(crate) struct Watcher {
     seen: Arc<Mutex<Vec<AccountEvent>>>,
     task: tokio::task::JoinHandle<Result<(), Status>>,
 }
 
 impl Watcher {
-    async fn start(
+    pub(crate) async fn start(
         channel: &Channel,
         after_cursor: &str,
         types: &[EventType],
@@ -55,7 +55,7 @@ impl Watcher {
     }
 
     /// The real events (keep-alives left out) once there are at least `n`.
-    async fn wait_for(&self, n: usize) -> Vec<AccountEvent> {
+    pub(crate) async fn wait_for(&self, n: usize) -> Vec<AccountEvent> {
         let got = eventually(Duration::from_secs(20), || async {
             let events = self.events().await;
             (events.len() >= n).then_some(events)
@@ -67,7 +67,7 @@ impl Watcher {
         }
     }
 
-    async fn events(&self) -> Vec<AccountEvent> {
+    pub(crate) async fn events(&self) -> Vec<AccountEvent> {
         self.seen
             .lock()
             .await
@@ -154,6 +154,7 @@ async fn every_change_is_an_event_in_order_and_resumable(backend: Backend) {
             current_password: PASSWORD.into(),
             password: "other-pass1".into(),
             confirm_password: "other-pass1".into(),
+            keep_session_id: String::new(),
         })
         .await
         .unwrap();

@@ -288,6 +288,7 @@ async fn change(
             current_password: current.into(),
             password: password.into(),
             confirm_password: password.into(),
+            keep_session_id: String::new(),
         })
         .await
         .map(|r| r.into_inner())
@@ -321,6 +322,7 @@ async fn changing_the_password_needs_the_current_one_and_ends_reset_links(backen
             current_password: "".into(),
             password: "short".into(),
             confirm_password: "short".into(),
+            keep_session_id: String::new(),
         })
         .await
         .unwrap_err();

@@ -9,9 +9,9 @@ use super::writes::{
     account_params, execute_if_needed, insert_event, insert_mail, insert_mail_row, lock_verified,
     notify_workers, store_code,
 };
-use super::{accounts_of, first, SqlStorage};
+use super::{accounts_of, end_account_sessions, first, SqlStorage};
 use crate::auth::{PasswordHash, StoredCode, MAX_CODE_FAILURES};
-use crate::domain::{Account, AccountFilter, EventType, ProfileChanges};
+use crate::domain::{Account, AccountFilter, EventType, ProfileChanges, SessionEnd};
 use crate::storage::dialect::{Engine, Param};
 use crate::storage::hooks::Wakes;
 use crate::storage::sql::{self, Sql};
@@ -263,6 +263,7 @@ impl<D: Engine> AccountStore for SqlStorage<D> {
         }
         D::execute(&mut tx, &sql::DELETE_ADDRESS_STATE, &[Param::Text(email)]).await?;
         D::execute(&mut tx, &sql::CLEAR_LOGIN_FAILURES, &[Param::Text(email)]).await?;
+        end_account_sessions::<D>(&mut tx, id, None, SessionEnd::Deleted, now).await?;
         insert_event::<D>(&mut tx, EventType::AccountDeleted, id, now).await?;
         tx.commit().await?;
         Ok(true)

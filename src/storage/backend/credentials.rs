@@ -6,12 +6,12 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::writes::{account_params, insert_event, insert_mail, lock_verified};
-use super::{first, SqlStorage};
+use super::{end_account_sessions, first, SqlStorage};
 use crate::auth::PasswordHash;
-use crate::domain::{Account, EventType};
+use crate::domain::{Account, EventType, SessionEnd};
 use crate::storage::dialect::{DbRow, Engine, Param};
 use crate::storage::sql;
-use crate::storage::{rows, CredentialStore, LoginReservation, OutboxMessage, StorageError};
+use crate::storage::{rows, CredentialStore, LoginReservation, PasswordReplacement, StorageError};
 
 #[async_trait]
 impl<D: Engine> CredentialStore for SqlStorage<D> {
@@ -58,14 +58,10 @@ impl<D: Engine> CredentialStore for SqlStorage<D> {
 
     async fn replace_password(
         &self,
-        account: &Account,
-        old: &str,
-        new: &PasswordHash,
-        now: DateTime<Utc>,
-        verify: bool,
-        notice: &OutboxMessage,
+        change: &PasswordReplacement<'_>,
     ) -> Result<Option<Account>, StorageError> {
-        let (id, email) = (account.id, account.email.as_str());
+        let (id, email) = (change.account.id, change.account.email.as_str());
+        let (now, verify) = (change.now, change.verify);
         let mut tx = self.begin().await?;
         let was_verified = if verify {
             lock_verified::<D>(&mut tx, id).await?
@@ -74,8 +70,8 @@ impl<D: Engine> CredentialStore for SqlStorage<D> {
         };
         let params = [
             Param::Uuid(id),
-            Param::Text(old),
-            Param::Text(new.expose()),
+            Param::Text(change.old),
+            Param::Text(change.new.expose()),
             Param::Time(now),
             Param::Bool(verify),
             Param::Text(email),
@@ -92,8 +88,10 @@ impl<D: Engine> CredentialStore for SqlStorage<D> {
             &[Param::Text(&account.email)],
         )
         .await?;
-        insert_mail::<D>(&mut tx, notice).await?;
+        insert_mail::<D>(&mut tx, change.notice).await?;
         insert_event::<D>(&mut tx, EventType::PasswordChanged, id, now).await?;
+        let why = SessionEnd::PasswordChanged;
+        end_account_sessions::<D>(&mut tx, id, change.keep_session, why, now).await?;
         if was_verified == Some(false) && account.verified {
             insert_event::<D>(&mut tx, EventType::AccountVerified, id, now).await?;
         }

@@ -9,6 +9,7 @@ mod lifecycle;
 mod limits;
 mod operations;
 mod outbox;
+mod sessions;
 mod writes;
 
 use std::marker::PhantomData;
@@ -23,7 +24,8 @@ use super::dialect::{DbRow, DirectAccess, Engine, Param};
 use super::hooks::{CommitHooks, Wakes};
 use super::sql::Sql;
 use super::{rows, PoolSettings, StorageError};
-use crate::domain::{Account, EventType};
+use crate::domain::{Account, EventType, SessionEnd};
+use sessions::end_account_sessions;
 use writes::{insert_event, lock_verified, WriteTx};
 
 /// A connection pool of dialect `D`.
@@ -100,8 +102,9 @@ impl<D: Engine> SqlStorage<D> {
     /// Runs `statement`, an UPDATE … RETURNING of one account, and records
     /// `event` if it changed a row, in one transaction. `None` when it
     /// matched no row (nothing is written then).
-    /// With `verifies`, the statement marks the account verified, and an
-    /// `ACCOUNT_VERIFIED` event follows when it was not.
+    /// With `changes_address`, the statement moves the account to a
+    /// confirmed address: it becomes verified (an `ACCOUNT_VERIFIED` event
+    /// follows when it was not), and every session of the account ends.
     async fn update_with_event(
         &self,
         statement: &Sql,
@@ -109,10 +112,10 @@ impl<D: Engine> SqlStorage<D> {
         event: EventType,
         id: Uuid,
         now: DateTime<Utc>,
-        verifies: bool,
+        changes_address: bool,
     ) -> Result<Option<Account>, StorageError> {
         let mut tx = self.begin().await?;
-        let was_verified = if verifies {
+        let was_verified = if changes_address {
             lock_verified::<D>(&mut tx, id).await?
         } else {
             None
@@ -126,6 +129,9 @@ impl<D: Engine> SqlStorage<D> {
         insert_event::<D>(&mut tx, event, id, now).await?;
         if was_verified == Some(false) && account.verified {
             insert_event::<D>(&mut tx, EventType::AccountVerified, id, now).await?;
+        }
+        if changes_address {
+            end_account_sessions::<D>(&mut tx, id, None, SessionEnd::EmailChanged, now).await?;
         }
         tx.commit().await?;
         Ok(Some(account))

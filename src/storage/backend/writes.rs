@@ -135,6 +135,18 @@ pub(super) async fn insert_event<D: Engine>(
     account_id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<(), StorageError> {
+    insert_session_event::<D>(tx, kind, account_id, None, now).await
+}
+
+/// Records a change to an account, about one of its sessions when `session`
+/// is set, in the transaction that makes it.
+pub(super) async fn insert_session_event<D: Engine>(
+    tx: &mut WriteTx<'_, D::Db>,
+    kind: EventType,
+    account_id: Uuid,
+    session: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
     D::execute(
         tx,
         &sql::INSERT_EVENT,
@@ -142,6 +154,7 @@ pub(super) async fn insert_event<D: Engine>(
             Param::Int(kind.number()),
             Param::Uuid(account_id),
             Param::Time(now),
+            Param::OptionalUuid(session),
         ],
     )
     .await?;

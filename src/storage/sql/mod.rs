@@ -62,6 +62,7 @@ mod events;
 mod limits;
 mod operations;
 mod outbox;
+mod sessions;
 
 pub(super) use accounts::*;
 pub(super) use codes::*;
@@ -70,6 +71,7 @@ pub(super) use events::*;
 pub(super) use limits::*;
 pub(super) use operations::*;
 pub(super) use outbox::*;
+pub(super) use sessions::*;
 
 /// NOTIFY channel that tells every instance's worker that mail was queued.
 pub(super) const MAIL_CHANNEL: &str = "email_outbox";

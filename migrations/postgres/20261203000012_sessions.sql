@@ -1,0 +1,35 @@
+-- Sign-ins, each held by a chain of refresh tokens. A session is live until
+-- `ended_at`; its idle and absolute expiry are computed from `last_used_at`
+-- and `created_at` with the settings of the moment, so a changed setting
+-- applies to every session at its next refresh.
+CREATE TABLE sessions (
+    id           UUID        PRIMARY KEY,
+    account_id   UUID        NOT NULL REFERENCES accounts (id),
+    created_at   TIMESTAMPTZ NOT NULL,
+    last_used_at TIMESTAMPTZ NOT NULL,
+    user_agent   TEXT        NOT NULL,
+    ip_address   TEXT        NOT NULL,
+    ended_at     TIMESTAMPTZ,
+    -- signed_out, revoked, expired, reused, evicted, password, email, deleted
+    end_reason   TEXT
+);
+
+CREATE INDEX sessions_account ON sessions (account_id, created_at DESC) WHERE ended_at IS NULL;
+CREATE INDEX sessions_ended_at ON sessions (ended_at) WHERE ended_at IS NOT NULL;
+CREATE INDEX sessions_last_used_at ON sessions (last_used_at) WHERE ended_at IS NULL;
+
+-- Every refresh token a session was given, by its keyed hash (the token
+-- itself is never stored). The one with no `rotated_at` is current; older
+-- ones are kept to recognise a replayed token, which ends the session.
+CREATE TABLE refresh_tokens (
+    token_hash TEXT        PRIMARY KEY,
+    session_id UUID        NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    issued_at  TIMESTAMPTZ NOT NULL,
+    rotated_at TIMESTAMPTZ
+);
+
+CREATE INDEX refresh_tokens_session ON refresh_tokens (session_id);
+CREATE INDEX refresh_tokens_rotated_at ON refresh_tokens (rotated_at) WHERE rotated_at IS NOT NULL;
+
+-- The session of EVENT_TYPE_SESSION_STARTED and EVENT_TYPE_SESSION_ENDED.
+ALTER TABLE account_events ADD COLUMN session_id UUID;

@@ -1,0 +1,286 @@
+//! Sign-in sessions: signing in, rotating refresh tokens, signing out,
+//! listing and revoking sessions, and the online access-token check.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+use uuid::Uuid;
+
+use super::error::{Context, SessionError};
+use super::{now, Accounts, Lookup, ServiceError};
+use crate::auth::{AccessClaims, AccessTokenError, AccessTokens, RefreshTokens};
+use crate::config::SessionPolicy;
+use crate::domain::{Account, ClientInfo, Email, Session, SessionEnd};
+use crate::storage::{Ending, Liveness, Refresh, Refreshed};
+
+/// How many tokens down a rotated token's line a repeated refresh looks for
+/// the session's current token: concurrent refreshes rarely rotate more
+/// than once within the reuse interval.
+const SUCCESSOR_CHAIN: usize = 4;
+
+/// What sessions are made of: their tokens and policy.
+#[derive(Clone)]
+pub struct Sessions {
+    pub access: Arc<AccessTokens>,
+    pub refresh: RefreshTokens,
+    pub policy: SessionPolicy,
+}
+
+/// The tokens a sign-in or a refresh answers.
+#[derive(Debug, Clone)]
+pub struct SessionTokens {
+    pub access_token: String,
+    pub access_token_expires_at: DateTime<Utc>,
+    pub refresh_token: String,
+    pub refresh_token_expires_at: DateTime<Utc>,
+}
+
+/// A started session.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    pub account: Account,
+    pub session: Session,
+    pub tokens: SessionTokens,
+}
+
+impl Sessions {
+    fn live_at(&self, now: DateTime<Utc>) -> Liveness {
+        Liveness::at(now, self.policy.idle_timeout, self.policy.max_lifetime)
+    }
+
+    /// When `session` ends unless refreshed.
+    pub fn expires_at(&self, session: &Session) -> DateTime<Utc> {
+        session.expires_at(self.policy.idle_timeout, self.policy.max_lifetime)
+    }
+
+    fn tokens(
+        &self,
+        session: &Session,
+        refresh_token: String,
+        now: DateTime<Utc>,
+    ) -> Result<SessionTokens, ServiceError> {
+        let access = self
+            .access
+            .issue(session.account_id, session.id, session.created_at, now)
+            .map_err(ServiceError::Unexpected)?;
+        Ok(SessionTokens {
+            access_token: access.token,
+            access_token_expires_at: access.expires_at,
+            refresh_token,
+            refresh_token_expires_at: self.expires_at(session),
+        })
+    }
+
+    /// The stored form of a refresh token's keyed hash.
+    fn stored(&self, token: &str) -> String {
+        hex(&self.refresh.stored_hash(token))
+    }
+
+    /// The stored forms of a presented token's hashes under every key;
+    /// `None` when it is not a refresh token at all.
+    fn presented(&self, token: &str) -> Option<Vec<String>> {
+        self.refresh
+            .lookup_hashes(token)
+            .map(|hashes| hashes.iter().map(hex).collect())
+    }
+}
+
+fn hex(bytes: &[u8; 32]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Accounts {
+    /// When `session` ends unless refreshed.
+    pub fn session_expires_at(&self, session: &Session) -> DateTime<Utc> {
+        match &self.sessions {
+            Some(sessions) => sessions.expires_at(session),
+            None => session.created_at,
+        }
+    }
+
+    fn sessions(&self) -> Result<&Sessions, ServiceError> {
+        self.sessions
+            .as_ref()
+            .ok_or_else(|| ServiceError::Unexpected(anyhow::anyhow!("sessions are not configured")))
+    }
+
+    /// Signs a shopper in: CheckPassword's check (its answers, lockout,
+    /// timing and hash upgrades), then a new session with its tokens.
+    #[tracing::instrument(name = "sign_in", skip_all)]
+    pub async fn sign_in(
+        &self,
+        email: &Email,
+        password: SecretString,
+        client: ClientInfo,
+    ) -> Result<SignedIn, ServiceError> {
+        let sessions = self.sessions()?;
+        let account = self.check_password(email, password).await?;
+        let now = now();
+        let session = Session {
+            id: Uuid::now_v7(),
+            account_id: account.id,
+            created_at: now,
+            last_used_at: now,
+            user_agent: client.user_agent,
+            ip_address: client.ip_address,
+        };
+        let refresh_token = sessions.refresh.generate();
+        let started = self
+            .storage
+            .start_session(
+                &session,
+                &sessions.stored(&refresh_token),
+                sessions.policy.per_account,
+            )
+            .await
+            .context("starting the session")?;
+        if !started {
+            // Deleted between the password check and now.
+            return Err(ServiceError::InvalidCredentials);
+        }
+        let tokens = sessions.tokens(&session, refresh_token, now)?;
+        tracing::info!(account_id = %account.id, session_id = %session.id, "signed in");
+        Ok(SignedIn {
+            account,
+            session,
+            tokens,
+        })
+    }
+
+    /// Rotates a refresh token. The presented token's successor is derived
+    /// from it under the server key, so every concurrent refresh of it, on
+    /// any instance, answers the same new token.
+    #[tracing::instrument(name = "refresh_session", skip_all)]
+    pub async fn refresh_session(
+        &self,
+        token: &str,
+    ) -> Result<(Session, SessionTokens), ServiceError> {
+        let sessions = self.sessions()?;
+        let Some(presented) = sessions.presented(token) else {
+            return Err(ServiceError::Session(SessionError::RefreshTokenInvalid));
+        };
+        let mut line = Vec::with_capacity(SUCCESSOR_CHAIN);
+        let mut last = token.to_owned();
+        for _ in 0..SUCCESSOR_CHAIN {
+            last = sessions.refresh.successor(&last);
+            line.push(last.clone());
+        }
+        let successors: Vec<String> = line.iter().map(|t| sessions.stored(t)).collect();
+        let now = now();
+        let refresh = Refresh {
+            presented: &presented,
+            successors: &successors,
+            live: sessions.live_at(now),
+            reuse_interval: sessions.policy.reuse_interval,
+        };
+        match self
+            .storage
+            .refresh_session(&refresh)
+            .await
+            .context("refreshing the session")?
+        {
+            Refreshed::Rotated { session, successor } => {
+                let token = line.swap_remove(successor.min(SUCCESSOR_CHAIN - 1));
+                let tokens = sessions.tokens(&session, token, now)?;
+                Ok((session, tokens))
+            }
+            Refreshed::Reused => {
+                tracing::warn!("a rotated-out refresh token was presented again: session ended");
+                Err(ServiceError::Session(SessionError::RefreshTokenReused))
+            }
+            Refreshed::Expired => Err(ServiceError::Session(SessionError::SessionExpired)),
+            Refreshed::Invalid => Err(ServiceError::Session(SessionError::RefreshTokenInvalid)),
+        }
+    }
+
+    /// Ends the session of a refresh token; unknown tokens change nothing.
+    #[tracing::instrument(name = "sign_out", skip_all)]
+    pub async fn sign_out(&self, token: &str) -> Result<(), ServiceError> {
+        let sessions = self.sessions()?;
+        let Some(presented) = sessions.presented(token) else {
+            return Ok(());
+        };
+        self.storage
+            .sign_out(&presented, now())
+            .await
+            .context("signing out")
+    }
+
+    /// Verifies an access token and that its session is still live.
+    #[tracing::instrument(name = "verify_access_token", skip_all)]
+    pub async fn verify_access_token(&self, token: &str) -> Result<AccessClaims, ServiceError> {
+        let sessions = self.sessions()?;
+        let now = now();
+        let claims = sessions.access.verify(token, now).map_err(|e| {
+            ServiceError::Session(match e {
+                AccessTokenError::Invalid => SessionError::AccessTokenInvalid,
+                AccessTokenError::Expired => SessionError::AccessTokenExpired,
+            })
+        })?;
+        let state = self
+            .storage
+            .session_state(claims.session_id)
+            .await
+            .context("reading the session")?;
+        let live = sessions.live_at(now);
+        match state {
+            Some(state)
+                if !state.ended
+                    && state.session.account_id == claims.account_id
+                    && live.holds(&state.session) =>
+            {
+                Ok(claims)
+            }
+            _ => Err(ServiceError::Session(SessionError::SessionRevoked)),
+        }
+    }
+
+    /// The live sessions of an account, newest first.
+    pub async fn list_sessions(&self, account_id: Uuid) -> Result<Vec<Session>, ServiceError> {
+        let sessions = self.sessions()?;
+        self.get(Lookup::Id(account_id)).await?;
+        self.storage
+            .live_sessions(account_id, sessions.live_at(now()))
+            .await
+            .context("listing sessions")
+    }
+
+    /// Ends one session of an account; ending an ended one again succeeds.
+    #[tracing::instrument(name = "revoke_session", skip_all)]
+    pub async fn revoke_session(
+        &self,
+        account_id: Uuid,
+        session_id: Uuid,
+    ) -> Result<(), ServiceError> {
+        self.sessions()?;
+        let ending = self
+            .storage
+            .end_session(account_id, session_id, SessionEnd::Revoked, now())
+            .await
+            .context("revoking the session")?;
+        match ending {
+            Ending::Ended | Ending::AlreadyEnded => Ok(()),
+            Ending::NotFound => {
+                // NOT_FOUND either way; which one says what is missing.
+                self.get(Lookup::Id(account_id)).await?;
+                Err(ServiceError::SessionNotFound)
+            }
+        }
+    }
+
+    /// Ends every live session of an account but `except`; returns how many.
+    #[tracing::instrument(name = "revoke_all_sessions", skip_all)]
+    pub async fn revoke_all_sessions(
+        &self,
+        account_id: Uuid,
+        except: Option<Uuid>,
+    ) -> Result<u64, ServiceError> {
+        self.sessions()?;
+        self.get(Lookup::Id(account_id)).await?;
+        self.storage
+            .end_sessions(account_id, except, SessionEnd::Revoked, now())
+            .await
+            .context("revoking sessions")
+    }
+}

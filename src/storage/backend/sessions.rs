@@ -1,0 +1,331 @@
+//! [`SessionStore`] over a dialect: each change of a session in one
+//! transaction with its event.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::writes::{insert_session_event, lock_verified, WriteTx};
+use super::SqlStorage;
+use crate::domain::{EventType, Session, SessionEnd};
+use crate::storage::dialect::{DbRow, Engine, Param};
+use crate::storage::sql::{self, Sql};
+use crate::storage::{
+    rows, Ending, Liveness, Refresh, Refreshed, SessionState, SessionStore, StorageError,
+};
+
+/// The two hashes a look-up by token binds: under the current key and the
+/// previous one (the current again when there is none).
+fn token_params(presented: &[String]) -> Option<[Param<'_>; 2]> {
+    let current = presented.first()?;
+    let previous = presented.get(1).unwrap_or(current);
+    Some([Param::Text(current), Param::Text(previous)])
+}
+
+/// Runs an UPDATE … RETURNING id, account_id that ends sessions, and writes
+/// one SESSION_ENDED event per session it ended. Returns how many.
+async fn end_with_events<D: Engine>(
+    tx: &mut WriteTx<'_, D::Db>,
+    statement: &Sql,
+    params: &[Param<'_>],
+    now: DateTime<Utc>,
+) -> Result<u64, StorageError> {
+    let ended = D::fetch(tx, statement, params).await?;
+    for row in &ended {
+        let session = D::uuid(row, "id")?;
+        let account = D::uuid(row, "account_id")?;
+        insert_session_event::<D>(tx, EventType::SessionEnded, account, Some(session), now).await?;
+    }
+    Ok(ended.len() as u64)
+}
+
+/// A row of `sql::LOCK_SESSION` or `sql::SESSION_STATE`: the session, and
+/// why it ended (`None` while it has not).
+fn session_and_end<D: Engine>(row: &DbRow<D>) -> Result<(Session, Option<String>), StorageError> {
+    let session = rows::session(&D::row(row))?;
+    let ended = D::optional_time(row, "ended_at")?;
+    Ok((
+        session,
+        ended.map(|_| D::text(row, "end_reason")).transpose()?,
+    ))
+}
+
+#[async_trait]
+impl<D: Engine> SessionStore for SqlStorage<D> {
+    async fn start_session(
+        &self,
+        session: &Session,
+        token_hash: &str,
+        per_account: u32,
+    ) -> Result<bool, StorageError> {
+        let now = session.created_at;
+        let mut tx = self.begin().await?;
+        // The account's row lock also queues concurrent sign-ins of one
+        // account, so the limit below counts every one of them.
+        if lock_verified::<D>(&mut tx, session.account_id)
+            .await?
+            .is_none()
+        {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        let params = [
+            Param::Uuid(session.id),
+            Param::Uuid(session.account_id),
+            Param::Time(session.created_at),
+            Param::Time(session.last_used_at),
+            Param::Text(&session.user_agent),
+            Param::Text(&session.ip_address),
+        ];
+        D::execute(&mut tx, &sql::INSERT_SESSION, &params).await?;
+        let token = [
+            Param::Text(token_hash),
+            Param::Uuid(session.id),
+            Param::Time(now),
+        ];
+        D::execute(&mut tx, &sql::INSERT_REFRESH_TOKEN, &token).await?;
+        insert_session_event::<D>(
+            &mut tx,
+            EventType::SessionStarted,
+            session.account_id,
+            Some(session.id),
+            now,
+        )
+        .await?;
+        let evict = [
+            Param::Uuid(session.account_id),
+            Param::Int(i64::from(per_account)),
+            Param::Time(now),
+        ];
+        end_with_events::<D>(&mut tx, &sql::EVICT_SESSIONS, &evict, now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn refresh_session(&self, refresh: &Refresh<'_>) -> Result<Refreshed, StorageError> {
+        let (Some(hashes), Some(successor)) =
+            (token_params(refresh.presented), refresh.successors.first())
+        else {
+            return Ok(Refreshed::Invalid);
+        };
+        let now = refresh.live.now;
+        let mut tx = self.begin().await?;
+        let tokens = D::fetch(&mut tx, &sql::LOCK_REFRESH_TOKEN, &hashes).await?;
+        let Some(token) = tokens.first() else {
+            tx.rollback().await?;
+            return Ok(Refreshed::Invalid);
+        };
+        let session_id = D::uuid(token, "session_id")?;
+        let rotated_at = D::optional_time(token, "rotated_at")?;
+        let rows = D::fetch(&mut tx, &sql::LOCK_SESSION, &[Param::Uuid(session_id)]).await?;
+        let Some(row) = rows.first() else {
+            tx.rollback().await?;
+            return Ok(Refreshed::Invalid);
+        };
+        let (mut session, end) = session_and_end::<D>(row)?;
+        if let Some(reason) = end {
+            tx.rollback().await?;
+            return Ok(if reason == SessionEnd::Expired.as_str() {
+                Refreshed::Expired
+            } else {
+                Refreshed::Invalid
+            });
+        }
+        let ending = if !refresh.live.holds(&session) {
+            Some((SessionEnd::Expired, Refreshed::Expired))
+        } else {
+            match rotated_at {
+                None => None,
+                Some(at) if within(at, refresh.reuse_interval, now) => {
+                    // A concurrent or retried refresh: answer the session's
+                    // current token if it descends from this one.
+                    let current = D::fetch(
+                        &mut tx,
+                        &sql::CURRENT_REFRESH_TOKEN,
+                        &[Param::Uuid(session_id)],
+                    )
+                    .await?;
+                    let current = match current.first() {
+                        Some(row) => Some(D::text(row, "token_hash")?),
+                        None => None,
+                    };
+                    tx.rollback().await?;
+                    let successor = current
+                        .and_then(|c| refresh.successors.iter().position(|s| *s == c))
+                        .unwrap_or(0);
+                    return Ok(Refreshed::Rotated { session, successor });
+                }
+                Some(_) => Some((SessionEnd::Reused, Refreshed::Reused)),
+            }
+        };
+        if let Some((why, answer)) = ending {
+            let params = [
+                Param::Uuid(session_id),
+                Param::Time(now),
+                Param::Text(why.as_str()),
+            ];
+            end_with_events::<D>(&mut tx, &sql::END_SESSION, &params, now).await?;
+            tx.commit().await?;
+            return Ok(answer);
+        }
+        let [current, previous] = hashes;
+        let rotate = [current, previous, Param::Time(now)];
+        D::execute(&mut tx, &sql::ROTATE_REFRESH_TOKEN, &rotate).await?;
+        let issue = [
+            Param::Text(successor),
+            Param::Uuid(session_id),
+            Param::Time(now),
+        ];
+        D::execute(&mut tx, &sql::INSERT_REFRESH_TOKEN, &issue).await?;
+        let touch = [Param::Uuid(session_id), Param::Time(now)];
+        D::execute(&mut tx, &sql::TOUCH_SESSION, &touch).await?;
+        tx.commit().await?;
+        session.last_used_at = now;
+        Ok(Refreshed::Rotated {
+            session,
+            successor: 0,
+        })
+    }
+
+    async fn sign_out(&self, presented: &[String], now: DateTime<Utc>) -> Result<(), StorageError> {
+        let Some(hashes) = token_params(presented) else {
+            return Ok(());
+        };
+        let rows = self.fetch(&sql::SESSION_OF_TOKEN, &hashes).await?;
+        let Some(row) = rows.first() else {
+            return Ok(());
+        };
+        let params = [
+            Param::Uuid(D::uuid(row, "session_id")?),
+            Param::Time(now),
+            Param::Text(SessionEnd::SignedOut.as_str()),
+        ];
+        let mut tx = self.begin().await?;
+        end_with_events::<D>(&mut tx, &sql::END_SESSION, &params, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn session_state(&self, id: Uuid) -> Result<Option<SessionState>, StorageError> {
+        let rows = self.fetch(&sql::SESSION_STATE, &[Param::Uuid(id)]).await?;
+        rows.first()
+            .map(|row| {
+                let (session, end) = session_and_end::<D>(row)?;
+                Ok(SessionState {
+                    session,
+                    ended: end.is_some(),
+                })
+            })
+            .transpose()
+    }
+
+    async fn live_sessions(
+        &self,
+        account_id: Uuid,
+        live: Liveness,
+    ) -> Result<Vec<Session>, StorageError> {
+        let params = [
+            Param::Uuid(account_id),
+            Param::Time(live.used_after),
+            Param::Time(live.created_after),
+        ];
+        let rows = self.fetch(&sql::LIVE_SESSIONS, &params).await?;
+        rows.iter().map(|row| rows::session(&D::row(row))).collect()
+    }
+
+    async fn end_session(
+        &self,
+        account_id: Uuid,
+        session_id: Uuid,
+        why: SessionEnd,
+        now: DateTime<Utc>,
+    ) -> Result<Ending, StorageError> {
+        let params = [
+            Param::Uuid(account_id),
+            Param::Uuid(session_id),
+            Param::Time(now),
+            Param::Text(why.as_str()),
+        ];
+        let mut tx = self.begin().await?;
+        if end_with_events::<D>(&mut tx, &sql::END_ACCOUNT_SESSION, &params, now).await? > 0 {
+            tx.commit().await?;
+            return Ok(Ending::Ended);
+        }
+        let known = !D::fetch(&mut tx, &sql::ACCOUNT_HAS_SESSION, &params[..2])
+            .await?
+            .is_empty();
+        tx.rollback().await?;
+        Ok(if known {
+            Ending::AlreadyEnded
+        } else {
+            Ending::NotFound
+        })
+    }
+
+    async fn end_sessions(
+        &self,
+        account_id: Uuid,
+        except: Option<Uuid>,
+        why: SessionEnd,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StorageError> {
+        let mut tx = self.begin().await?;
+        let ended = end_account_sessions::<D>(&mut tx, account_id, except, why, now).await?;
+        tx.commit().await?;
+        Ok(ended)
+    }
+
+    async fn end_expired_sessions(&self, live: Liveness) -> Result<u64, StorageError> {
+        let params = [
+            Param::Time(live.now),
+            Param::Time(live.used_after),
+            Param::Time(live.created_after),
+        ];
+        let mut tx = self.begin().await?;
+        let ended =
+            end_with_events::<D>(&mut tx, &sql::END_EXPIRED_SESSIONS, &params, live.now).await?;
+        tx.commit().await?;
+        Ok(ended)
+    }
+
+    async fn prune_sessions(
+        &self,
+        before: DateTime<Utc>,
+        rotated_before: DateTime<Utc>,
+    ) -> Result<u64, StorageError> {
+        let tokens = self
+            .execute(&sql::PRUNE_REFRESH_TOKENS, &[Param::Time(rotated_before)])
+            .await?;
+        let sessions = self
+            .execute(&sql::PRUNE_SESSIONS, &[Param::Time(before)])
+            .await?;
+        Ok(tokens + sessions)
+    }
+}
+
+/// Ends every live session of an account but `except`, with their events,
+/// in the caller's transaction: a password change, an address change and an
+/// erasure end them in the transaction that makes the change.
+pub(super) async fn end_account_sessions<D: Engine>(
+    tx: &mut WriteTx<'_, D::Db>,
+    account_id: Uuid,
+    except: Option<Uuid>,
+    why: SessionEnd,
+    now: DateTime<Utc>,
+) -> Result<u64, StorageError> {
+    let params = [
+        Param::Uuid(account_id),
+        Param::OptionalUuid(except),
+        Param::Time(now),
+        Param::Text(why.as_str()),
+    ];
+    end_with_events::<D>(tx, &sql::END_ACCOUNT_SESSIONS, &params, now).await
+}
+
+/// Whether a token rotated at `at` is still within the reuse interval.
+fn within(at: DateTime<Utc>, interval: std::time::Duration, now: DateTime<Utc>) -> bool {
+    chrono::Duration::from_std(interval)
+        .ok()
+        .and_then(|d| at.checked_add_signed(d))
+        .is_some_and(|until| now <= until)
+}

@@ -1,0 +1,146 @@
+//! Sessions and their refresh tokens: sign-in, rotation with reuse
+//! detection, sign-out and revocation, and their pruning.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::StorageError;
+use crate::domain::{Session, SessionEnd};
+
+/// Which sessions are live at `now`: not ended, used since `used_after`
+/// (the idle timeout) and started since `created_after` (the lifetime).
+#[derive(Debug, Clone, Copy)]
+pub struct Liveness {
+    pub now: DateTime<Utc>,
+    pub used_after: DateTime<Utc>,
+    pub created_after: DateTime<Utc>,
+}
+
+impl Liveness {
+    /// The sessions live at `now` under an idle timeout and a lifetime.
+    pub fn at(now: DateTime<Utc>, idle: Duration, lifetime: Duration) -> Liveness {
+        let before = |d: Duration| {
+            chrono::Duration::from_std(d)
+                .ok()
+                .and_then(|d| now.checked_sub_signed(d))
+                .unwrap_or(DateTime::<Utc>::MIN_UTC)
+        };
+        Liveness {
+            now,
+            used_after: before(idle),
+            created_after: before(lifetime),
+        }
+    }
+
+    pub fn holds(&self, session: &Session) -> bool {
+        session.last_used_at > self.used_after && session.created_at > self.created_after
+    }
+}
+
+/// A refresh, as the service asks for it.
+#[derive(Debug, Clone, Copy)]
+pub struct Refresh<'a> {
+    /// The keyed hashes of the presented token, under every key.
+    pub presented: &'a [String],
+    /// The hashes of the tokens that succeed it, nearest first: the first is
+    /// stored when the presented token is current; within the reuse
+    /// interval the session's current token is looked for among them.
+    pub successors: &'a [String],
+    pub live: Liveness,
+    /// How long after its rotation a token still answers its successor.
+    pub reuse_interval: Duration,
+}
+
+/// What a refresh found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refreshed {
+    /// The session, with `successors[successor]` its current token.
+    Rotated { session: Session, successor: usize },
+    /// A rotated-out token came back after the reuse interval: the session
+    /// has just been ended.
+    Reused,
+    /// The session expired (it is ended now if it was not yet).
+    Expired,
+    /// Unknown token, or its session ended for another reason.
+    Invalid,
+}
+
+/// The state of one session, for checks of its access tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionState {
+    pub session: Session,
+    pub ended: bool,
+}
+
+/// What ending one session of an account found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    Ended,
+    AlreadyEnded,
+    NotFound,
+}
+
+/// Sessions and refresh tokens.
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    /// Stores a new session of a live account with its first refresh token
+    /// and a SESSION_STARTED event, and ends the least recently used
+    /// sessions beyond `per_account` (one SESSION_ENDED each), in one
+    /// transaction. `false` when the account is not live (nothing stored).
+    async fn start_session(
+        &self,
+        session: &Session,
+        token_hash: &str,
+        per_account: u32,
+    ) -> Result<bool, StorageError>;
+
+    /// Rotates, repeats or refuses a refresh token, under the session's lock.
+    async fn refresh_session(&self, refresh: &Refresh<'_>) -> Result<Refreshed, StorageError>;
+
+    /// Ends the session of a refresh token (any of its tokens). Unknown
+    /// tokens and ended sessions change nothing.
+    async fn sign_out(&self, presented: &[String], now: DateTime<Utc>) -> Result<(), StorageError>;
+
+    /// A session and whether it ended.
+    async fn session_state(&self, id: Uuid) -> Result<Option<SessionState>, StorageError>;
+
+    /// The live sessions of an account, newest first.
+    async fn live_sessions(
+        &self,
+        account_id: Uuid,
+        live: Liveness,
+    ) -> Result<Vec<Session>, StorageError>;
+
+    /// Ends one session of an account.
+    async fn end_session(
+        &self,
+        account_id: Uuid,
+        session_id: Uuid,
+        why: SessionEnd,
+        now: DateTime<Utc>,
+    ) -> Result<Ending, StorageError>;
+
+    /// Ends every session of an account but `except`; returns how many.
+    async fn end_sessions(
+        &self,
+        account_id: Uuid,
+        except: Option<Uuid>,
+        why: SessionEnd,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StorageError>;
+
+    /// Ends the sessions that expired (one SESSION_ENDED each).
+    async fn end_expired_sessions(&self, live: Liveness) -> Result<u64, StorageError>;
+
+    /// Deletes sessions ended before `before`, and rotated-out tokens
+    /// rotated before `rotated_before` (too old to be anything but reuse,
+    /// and refused as unknown once gone).
+    async fn prune_sessions(
+        &self,
+        before: DateTime<Utc>,
+        rotated_before: DateTime<Utc>,
+    ) -> Result<u64, StorageError>;
+}

@@ -1,0 +1,118 @@
+//! Statements on sessions and their refresh tokens.
+
+use super::Sql;
+
+macro_rules! session_columns {
+    () => {
+        "id, account_id, created_at, last_used_at, user_agent, ip_address"
+    };
+}
+
+pub(in crate::storage) const INSERT_SESSION: Sql = Sql::both(
+    "INSERT INTO sessions (id, account_id, created_at, last_used_at, user_agent, ip_address) \
+     VALUES ($1, $2, $3, $4, $5, $6)",
+);
+
+pub(in crate::storage) const INSERT_REFRESH_TOKEN: Sql =
+    Sql::both("INSERT INTO refresh_tokens (token_hash, session_id, issued_at) VALUES ($1, $2, $3)");
+
+/// Ends an account's live sessions beyond the newest-used $2, returning
+/// their ids.
+pub(in crate::storage) const EVICT_SESSIONS: Sql = Sql {
+    postgres: "UPDATE sessions SET ended_at = $3, end_reason = 'evicted' WHERE id IN ( \
+                 SELECT id FROM sessions WHERE account_id = $1 AND ended_at IS NULL \
+                 ORDER BY last_used_at DESC, created_at DESC, id DESC OFFSET $2) \
+               RETURNING id, account_id",
+    sqlite: "UPDATE sessions SET ended_at = $3, end_reason = 'evicted' WHERE id IN ( \
+               SELECT id FROM sessions WHERE account_id = $1 AND ended_at IS NULL \
+               ORDER BY last_used_at DESC, created_at DESC, id DESC LIMIT -1 OFFSET $2) \
+             RETURNING id, account_id",
+};
+
+/// The token of either hash, its row locked: concurrent refreshes of one
+/// token queue here, and each reads the rotation the one before committed.
+pub(in crate::storage) const LOCK_REFRESH_TOKEN: Sql = Sql {
+    postgres: "SELECT session_id, rotated_at FROM refresh_tokens \
+               WHERE token_hash IN ($1, $2) FOR UPDATE",
+    sqlite: "SELECT session_id, rotated_at FROM refresh_tokens WHERE token_hash IN ($1, $2)",
+};
+
+/// The session of a token, read after the token's lock (so it is current),
+/// and locked against a concurrent sign-out.
+pub(in crate::storage) const LOCK_SESSION: Sql = Sql {
+    postgres: concat!(
+        "SELECT ",
+        session_columns!(),
+        ", ended_at, COALESCE(end_reason, '') AS end_reason FROM sessions WHERE id = $1 FOR UPDATE"
+    ),
+    sqlite: concat!(
+        "SELECT ",
+        session_columns!(),
+        ", ended_at, COALESCE(end_reason, '') AS end_reason FROM sessions WHERE id = $1"
+    ),
+};
+
+pub(in crate::storage) const SESSION_STATE: Sql = Sql::both(concat!(
+    "SELECT ",
+    session_columns!(),
+    ", ended_at, COALESCE(end_reason, '') AS end_reason FROM sessions WHERE id = $1"
+));
+
+pub(in crate::storage) const ROTATE_REFRESH_TOKEN: Sql = Sql::both(
+    "UPDATE refresh_tokens SET rotated_at = $3 WHERE token_hash IN ($1, $2) AND rotated_at IS NULL",
+);
+
+pub(in crate::storage) const TOUCH_SESSION: Sql =
+    Sql::both("UPDATE sessions SET last_used_at = $2 WHERE id = $1");
+
+/// The current token of a session.
+pub(in crate::storage) const CURRENT_REFRESH_TOKEN: Sql =
+    Sql::both("SELECT token_hash FROM refresh_tokens WHERE session_id = $1 AND rotated_at IS NULL");
+
+pub(in crate::storage) const SESSION_OF_TOKEN: Sql =
+    Sql::both("SELECT session_id FROM refresh_tokens WHERE token_hash IN ($1, $2)");
+
+/// Ends one live session ($4 says why); returns its account.
+pub(in crate::storage) const END_SESSION: Sql = Sql::both(
+    "UPDATE sessions SET ended_at = $2, end_reason = $3 WHERE id = $1 AND ended_at IS NULL \
+     RETURNING id, account_id",
+);
+
+/// Ends one live session of an account ($4 says why).
+pub(in crate::storage) const END_ACCOUNT_SESSION: Sql = Sql::both(
+    "UPDATE sessions SET ended_at = $3, end_reason = $4 \
+     WHERE id = $2 AND account_id = $1 AND ended_at IS NULL RETURNING id, account_id",
+);
+
+pub(in crate::storage) const ACCOUNT_HAS_SESSION: Sql =
+    Sql::both("SELECT 1 AS present FROM sessions WHERE id = $2 AND account_id = $1");
+
+/// Ends every live session of an account but $2 (none when NULL).
+pub(in crate::storage) const END_ACCOUNT_SESSIONS: Sql = Sql {
+    postgres: "UPDATE sessions SET ended_at = $3, end_reason = $4 \
+               WHERE account_id = $1 AND ended_at IS NULL AND ($2::uuid IS NULL OR id <> $2::uuid) \
+               RETURNING id, account_id",
+    sqlite: "UPDATE sessions SET ended_at = $3, end_reason = $4 \
+             WHERE account_id = $1 AND ended_at IS NULL AND ($2 IS NULL OR id <> $2) \
+             RETURNING id, account_id",
+};
+
+/// An account's live sessions, newest first.
+pub(in crate::storage) const LIVE_SESSIONS: Sql = Sql::both(concat!(
+    "SELECT ",
+    session_columns!(),
+    " FROM sessions WHERE account_id = $1 AND ended_at IS NULL \
+      AND last_used_at > $2 AND created_at > $3 ORDER BY created_at DESC, id DESC"
+));
+
+/// Ends the sessions idle since $2 or started before $3.
+pub(in crate::storage) const END_EXPIRED_SESSIONS: Sql = Sql::both(
+    "UPDATE sessions SET ended_at = $1, end_reason = 'expired' \
+     WHERE ended_at IS NULL AND (last_used_at <= $2 OR created_at <= $3) RETURNING id, account_id",
+);
+
+pub(in crate::storage) const PRUNE_SESSIONS: Sql =
+    Sql::both("DELETE FROM sessions WHERE ended_at < $1");
+
+pub(in crate::storage) const PRUNE_REFRESH_TOKENS: Sql =
+    Sql::both("DELETE FROM refresh_tokens WHERE rotated_at < $1");

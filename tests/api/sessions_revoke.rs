@@ -1,0 +1,198 @@
+//! Ending sessions over the real binary on both backends: SignOut,
+//! ListSessions, RevokeSession, RevokeAllSessions, and the sign-in beyond
+//! SESSIONS_PER_ACCOUNT.
+
+use account_service::proto::account::v1::{RevokeAllSessionsRequest, RevokeSessionRequest};
+use tonic::{Code, Status};
+
+use crate::helpers::*;
+use crate::on_both_backends;
+use crate::sessions::{
+    assert_ended, assert_live, assert_same_session, live_ids, sessions_of, sign_in, sign_out, time,
+    Client, Shop,
+};
+
+on_both_backends!(
+    sign_out_ends_one_session_and_answers_ok_whatever_it_is_given,
+    sessions_are_listed_newest_first_and_only_while_live,
+    revoke_session_ends_one_session_of_its_own_account_only,
+    revoke_all_sessions_keeps_only_the_one_named,
+    a_sign_in_beyond_the_limit_ends_the_least_recently_used,
+);
+
+async fn revoke(client: &mut Client, account_id: &str, session_id: &str) -> Result<(), Status> {
+    client
+        .revoke_session(RevokeSessionRequest {
+            account_id: account_id.into(),
+            session_id: session_id.into(),
+        })
+        .await
+        .map(drop)
+}
+
+async fn revoke_all(client: &mut Client, account_id: &str, except: &str) -> Result<i32, Status> {
+    client
+        .revoke_all_sessions(RevokeAllSessionsRequest {
+            account_id: account_id.into(),
+            except_session_id: except.into(),
+        })
+        .await
+        .map(|r| r.into_inner().revoked)
+}
+
+fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+async fn sign_out_ends_one_session_and_answers_ok_whatever_it_is_given(backend: Backend) {
+    let mut shop = Shop::start(backend, &[]).await;
+    let (email, id) = shop.account().await;
+    let client = &mut shop.client;
+    let leaving = sign_in(client, &email).await;
+    let staying = sign_in(client, &email).await;
+
+    sign_out(client, leaving.refresh()).await.unwrap();
+    assert_ended(client, &leaving, "signed out").await;
+    // Again, and with tokens never issued: still OK.
+    sign_out(client, leaving.refresh()).await.unwrap();
+    for token in ["", "garbage", "acr_", &format!("acr_{}", "x".repeat(43))] {
+        sign_out(client, token).await.unwrap();
+    }
+    assert_eq!(live_ids(client, &id).await, vec![staying.id().to_owned()]);
+    assert_live(client, &staying, "the other session").await;
+}
+
+async fn sessions_are_listed_newest_first_and_only_while_live(backend: Backend) {
+    let mut shop = Shop::start(backend, &[]).await;
+    let (email, id) = shop.account().await;
+    let (_, stranger) = shop.account().await;
+    let client = &mut shop.client;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(sign_in(client, &email).await);
+        // Sign-ins a clock tick apart, so "newest" has one meaning.
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    }
+    let listed = sessions_of(client, &id).await.unwrap();
+    let ids: Vec<&str> = listed.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, [held[2].id(), held[1].id(), held[0].id()]);
+    for (session, signed) in listed.iter().zip(held.iter().rev()) {
+        assert_same_session(session, &signed.session);
+    }
+
+    // The oldest refreshed is still the oldest: created_at orders.
+    assert_live(client, &held[0], "refreshed").await;
+    sign_out(client, held[1].refresh()).await.unwrap();
+    assert_eq!(
+        live_ids(client, &id).await,
+        vec![held[2].id().to_owned(), held[0].id().to_owned()]
+    );
+    let listed = sessions_of(client, &id).await.unwrap();
+    assert!(time(&listed[1].last_used_at) > time(&listed[1].created_at));
+
+    // Another account's list holds none of them.
+    assert!(live_ids(client, &stranger).await.is_empty());
+    assert_code(&sessions_of(client, &new_id()).await, Code::NotFound);
+    for malformed in ["", "not-an-id", "' OR 1=1 --"] {
+        assert_code(&sessions_of(client, malformed).await, Code::InvalidArgument);
+    }
+}
+
+async fn revoke_session_ends_one_session_of_its_own_account_only(backend: Backend) {
+    let mut shop = Shop::start(backend, &[]).await;
+    let (email, id) = shop.account().await;
+    let (other_email, other_id) = shop.account().await;
+    let client = &mut shop.client;
+    let ended = sign_in(client, &email).await;
+    let kept = sign_in(client, &email).await;
+    let theirs = sign_in(client, &other_email).await;
+
+    revoke(client, &id, ended.id()).await.unwrap();
+    assert_ended(client, &ended, "revoked").await;
+    revoke(client, &id, ended.id()).await.unwrap();
+
+    // Naming another account's session ends nothing.
+    assert_code(&revoke(client, &id, theirs.id()).await, Code::NotFound);
+    assert_code(
+        &revoke(client, &new_id(), theirs.id()).await,
+        Code::NotFound,
+    );
+    assert_code(&revoke(client, &id, &new_id()).await, Code::NotFound);
+    for (account, session) in [("not-an-id", kept.id()), (id.as_str(), "not-an-id")] {
+        assert_code(
+            &revoke(client, account, session).await,
+            Code::InvalidArgument,
+        );
+    }
+    assert_eq!(
+        live_ids(client, &other_id).await,
+        vec![theirs.id().to_owned()]
+    );
+    assert_live(client, &theirs, "the other account's session").await;
+    assert_eq!(live_ids(client, &id).await, vec![kept.id().to_owned()]);
+    assert_live(client, &kept, "the session not named").await;
+}
+
+async fn revoke_all_sessions_keeps_only_the_one_named(backend: Backend) {
+    let mut shop = Shop::start(backend, &[]).await;
+    let (email, id) = shop.account().await;
+    let (other_email, _) = shop.account().await;
+    let client = &mut shop.client;
+    let first = sign_in(client, &email).await;
+    let kept = sign_in(client, &email).await;
+    let third = sign_in(client, &email).await;
+    let theirs = sign_in(client, &other_email).await;
+
+    // A malformed exception ends nothing.
+    assert_code(
+        &revoke_all(client, &id, "not-an-id").await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(live_ids(client, &id).await.len(), 3);
+
+    assert_eq!(revoke_all(client, &id, kept.id()).await.unwrap(), 2);
+    assert_ended(client, &first, "first").await;
+    assert_ended(client, &third, "third").await;
+    let kept = assert_live(client, &kept, "the one kept").await;
+    assert_eq!(live_ids(client, &id).await, vec![kept.id().to_owned()]);
+    assert_live(client, &theirs, "another account's").await;
+
+    // Another account's session as the exception keeps none of this one's.
+    assert_eq!(revoke_all(client, &id, theirs.id()).await.unwrap(), 1);
+    assert_ended(client, &kept, "kept before").await;
+    assert_eq!(revoke_all(client, &id, "").await.unwrap(), 0);
+    assert_code(&revoke_all(client, &new_id(), "").await, Code::NotFound);
+    assert_code(
+        &revoke_all(client, "not-an-id", "").await,
+        Code::InvalidArgument,
+    );
+    assert_live(client, &theirs, "still another account's").await;
+}
+
+async fn a_sign_in_beyond_the_limit_ends_the_least_recently_used(backend: Backend) {
+    let mut shop = Shop::start(backend, &[("SESSIONS_PER_ACCOUNT", "3")]).await;
+    let (email, id) = shop.account().await;
+    let client = &mut shop.client;
+    let first = sign_in(client, &email).await;
+    let second = sign_in(client, &email).await;
+    let third = sign_in(client, &email).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // The oldest sign-in is used; the second is the one left unused.
+    let first = assert_live(client, &first, "first").await;
+    let third = assert_live(client, &third, "third").await;
+
+    let fourth = sign_in(client, &email).await;
+    assert_ended(client, &second, "least recently used").await;
+    let mut live = live_ids(client, &id).await;
+    live.sort();
+    let mut expected = vec![
+        first.id().to_owned(),
+        third.id().to_owned(),
+        fourth.id().to_owned(),
+    ];
+    expected.sort();
+    assert_eq!(live, expected);
+    for (held, what) in [(&first, "first"), (&third, "third"), (&fourth, "fourth")] {
+        assert_live(client, held, what).await;
+    }
+}
