@@ -1,22 +1,16 @@
 """Turns the raw results of bench/run.sh into BENCHMARKS.md (on stdout)."""
-import datetime
-import json
 import os
-import platform
 import re
 import html
 import math
 import sys
 
+import report_sessions
+from report_common import Results, header, holds, ratio_row
+
 results, command = sys.argv[1], sys.argv[2]
-
-
-def load(name):
-    path = os.path.join(results, name)
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
+raw = Results(results)
+load, load_optional, pgbench_tps, text = raw.load, raw.load_optional, raw.pgbench_tps, raw.text
 
 
 def wrk(name):
@@ -35,14 +29,6 @@ def wrk(name):
 
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
     return {"rps": rps, "p50": ms("50"), "p99": ms("99"), "non_2xx_3xx": int(non2xx.group(1)) if non2xx else 0}
-
-
-def load_optional(name):
-    """A JSON result that a failed step may have left empty."""
-    try:
-        return load(name)
-    except (ValueError, OSError):
-        return None
 
 
 
@@ -89,34 +75,6 @@ def line_chart(path, title, x_label, y_label, series):
     with open(path, "w") as f:
         f.write("\n".join(e) + "\n")
 
-def pgbench_tps(name):
-    path = os.path.join(results, name)
-    if not os.path.exists(path):
-        return None
-    m = re.search(r"tps = ([\d.]+)", open(path).read())
-    return float(m.group(1)) if m else None
-
-
-def cpu_model():
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def mem_total():
-    for line in open("/proc/meminfo"):
-        if line.startswith("MemTotal"):
-            return "%.1f GiB" % (int(line.split()[1]) / 1024 / 1024)
-    return "unknown"
-
-
-def holds(ok):
-    return "**holds**" if ok else "**does not hold**"
-
 
 cores = os.cpu_count()
 # Written beside BENCHMARKS.md (the report runs from the repository's root).
@@ -125,18 +83,8 @@ hl = load("hash_limit.json")
 hash_samples = [s for s in (hl, load_optional("hash_limit_2.json"), load_optional("hash_limit_3.json")) if s]
 hash_rate = sum(s["hashes_per_second"] for s in hash_samples) / len(hash_samples)
 hash_ms = sorted(s["single_hash_ms"] for s in hash_samples)[len(hash_samples) // 2]
-out = []
+out = header(command, cores)
 w = out.append
-w("# Benchmarks")
-w("")
-w("Measured in one run on one machine; every ratio compares figures from that run.")
-w("")
-w("- Date: %s" % datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
-w("- Machine: %d cores (%s), %s memory, %s %s" % (cores, cpu_model(), mem_total(), platform.system(), platform.release()))
-w("- Reproduce: `%s`" % command)
-w("- The load generators (`account-loadgen`, wrk, h2load), PostgreSQL and the service share these %d cores, so every figure" % cores)
-w("  includes the cost of generating the load.")
-w("")
 w("## Machine limits")
 w("")
 w("| measure | figure |")
@@ -392,6 +340,8 @@ if idle:
     else:
         w("| mail at the SMTP server | did not arrive |")
     w("")
+session_lines, session_rows = report_sessions.section(raw, cores)
+out.extend(session_lines)
 w("## Targets")
 w("")
 reg_cores = load("register_pg_c%d.json" % cores)
@@ -407,13 +357,6 @@ rows = [
     ("Burst answered only OK or RESOURCE_EXHAUSTED", " ".join(sorted(burst["codes"])), not burst_codes),
     ("Outbox drains ≥ 500 messages/s", "%.0f/s" % mail["messages_per_second"], mail["messages_per_second"] >= 500),
 ]
-
-
-
-def ratio_row(name, measured, ceiling, at_least):
-    if measured is None or not ceiling:
-        return (name, "not measured", False)
-    return (name, "%.0f%% (%.0f vs %.0f/s)" % (100 * measured / ceiling, measured, ceiling), measured >= at_least * ceiling)
 
 
 rows.append(ratio_row("GetAccount by id over gRPC ≥ 50% of pgbench's SELECT (PostgreSQL)",
@@ -468,14 +411,11 @@ for label, e in (("PostgreSQL", load_optional("events_pg.json")), ("SQLite", loa
                      "%.2f ms" % e["latency_ms"]["p99"], e["latency_ms"]["p99"] <= 100))
 for b, t in timings:
     rows.append(("ResendConfirmation medians within 10%% of each other (%s)" % b, "+%.1f%%" % t["spread_percent"], t["spread_percent"] <= 10))
+rows.extend(session_rows)
 w("| target | measured | |")
 w("|---|---|---|")
 for name, measured, ok in rows:
     w("| %s | %s | %s |" % (name, measured, holds(ok)))
-
-def text(name):
-    path = os.path.join(results, name)
-    return open(path).read().strip() if os.path.exists(path) else ""
 
 
 failing = [name for name, _, ok in rows if not ok]
@@ -565,4 +505,5 @@ if failing:
         w("message. What would close it: pipelining (SMTP PIPELINING) and overlapping the next claim")
         w("with the current batch's sends.")
         w("")
+    out.extend(report_sessions.explain(raw, failing))
 print("\n".join(out))

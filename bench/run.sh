@@ -7,9 +7,11 @@
 # idle and under a 500-concurrent burst, the outbox's delivery rate into a
 # local SMTP server, what an idle service costs the database (transactions
 # per minute) and a lone mail (its latency), and how the account event stream
-# keeps up.
+# keeps up; and the session RPCs (bench/sessions.sh).
 #
 #   bench/run.sh                       # BENCH_DURATION=10 seconds per measurement
+#   BENCH_ONLY=sessions bench/run.sh   # the session steps alone, reported beside
+#                                      # the raw results (BENCHMARKS.md untouched)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -35,6 +37,11 @@ mkdir -p "$RESULTS"
 # PostgreSQL runs as its own user and must reach its directory inside.
 chmod 755 "$WORK"
 
+case ${BENCH_ONLY:-} in
+"" | sessions) ;;
+*) echo "BENCH_ONLY knows one set of steps: sessions" >&2; exit 2 ;;
+esac
+
 step() { printf '\n[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -50,6 +57,7 @@ command -v psql >/dev/null && test -x "$PG_BIN/pgbench"
 
 step "building release binaries"
 cargo build --release --locked --workspace
+cargo bench --locked --bench access_tokens --no-run
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$TARGET/release/account-service
 LG=$TARGET/release/account-loadgen
@@ -111,12 +119,16 @@ load() { # NAME SUBCOMMAND ARGS...
 # account-loadgen, which reads every answer's, and must answer only OK.
 GET_PATH=/account.v1.AccountService/GetAccount
 HEALTH_PATH=/grpc.health.v1.Health/Check
-h2load_body() { # NAME get ID | NAME health: the body file, and the check of its call
+h2load_body() { # NAME get ID | NAME verify TOKENS_FILE | NAME health: the body file, and the check of its call
     local name=$1 call=$2 ids=()
     if [ "$call" = get ]; then
         "$LG" grpc-body get --id "$3" >"$WORK/$name.body"
         echo "$3" >"$WORK/$name.ids"
         ids=(--ids "$WORK/$name.ids")
+    elif [ "$call" = verify ]; then
+        "$LG" grpc-body verify --tokens "$3" >"$WORK/$name.body"
+        call=verify-token
+        ids=(--tokens "$3")
     else
         "$LG" grpc-body health >"$WORK/$name.body"
     fi
@@ -155,6 +167,15 @@ reset_postgres() { psql -q "$PG_URL" -c "UPDATE accounts SET verified = FALSE WH
 hash_limit() { # NAME
     "$LG" hash-limit --duration "$DURATION" --json | tee "$RESULTS/$1.json"
 }
+source bench/sessions.sh
+if [ "${BENCH_ONLY:-}" = sessions ]; then
+    sessions_bench
+    python3 bench/report_sessions.py "$RESULTS" "BENCH_ONLY=sessions bench/run.sh (BENCH_DURATION=$DURATION)" \
+        >"$WORK/BENCHMARKS-sessions.md"
+    echo "raw results: $RESULTS"
+    cat "$WORK/BENCHMARKS-sessions.md"
+    exit 0
+fi
 step "machine limit: argon2id hashes per second on $CORES cores"
 hash_limit hash_limit
 
@@ -247,6 +268,8 @@ HASHES_AFTER=$(curl -fs "http://$HTTP/metrics" | awk '$1 == "account_password_ha
 # The five failures that lock the address are the only hashes expected.
 echo "{\"before\": $HASHES_BEFORE, \"after\": $HASHES_AFTER}" | tee "$RESULTS/locked_flood_hashes.json"
 stop_service
+
+sessions_bench
 
 step "events: lone changes timed to an idle watcher, then a watcher following a burst of changes and one replaying it"
 start_service "$PG_URL"

@@ -27,6 +27,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic::{Code, Status};
 
 mod h2grpc;
+mod sessions;
 
 #[derive(Parser)]
 #[command(name = "account-loadgen", version, about)]
@@ -83,6 +84,59 @@ enum Command {
     /// The standard health check, repeatedly: what a call costs the service
     /// and this client when it touches no database (the transport's floor).
     Health(Load),
+    /// SignIn with the right password, cycling through verified accounts:
+    /// one argon2id check and one new session per call.
+    SignIn {
+        #[command(flatten)]
+        load: Load,
+        /// File with one address per line, of verified accounts whose
+        /// password is the load generator's (see `password-hash`).
+        #[arg(long)]
+        emails: String,
+    },
+    /// Sign in one session per call in flight, then RefreshSession each in
+    /// a chain (every call presents the token the session's last answer gave).
+    Refresh {
+        #[command(flatten)]
+        load: Load,
+        /// File with one address per line, as for `sign-in`.
+        #[arg(long)]
+        emails: String,
+    },
+    /// VerifyAccessToken, cycling through the access tokens in a file.
+    VerifyToken {
+        #[command(flatten)]
+        load: Load,
+        /// File with one access token per line.
+        #[arg(long)]
+        tokens: String,
+    },
+    /// ListSessions, cycling through the account ids in a file.
+    ListSessions {
+        #[command(flatten)]
+        load: Load,
+        /// File with one account id per line.
+        #[arg(long)]
+        ids: String,
+    },
+    /// Print one argon2id hash of the load generator's password, to seed
+    /// verified accounts that SignIn accepts.
+    PasswordHash,
+    /// Print an access token (valid for an hour) for each `account_id
+    /// session_id` line of a file, signed as the service signs them.
+    MintAccessTokens {
+        #[arg(long)]
+        sessions: String,
+        /// The service's SECRET_KEY, from which its signing key is derived.
+        #[arg(long, env = "SECRET_KEY", hide_env_values = true)]
+        secret_key: String,
+        /// The service's ACCESS_TOKEN_ISSUER.
+        #[arg(long)]
+        issuer: String,
+        /// The service's ACCESS_TOKEN_AUDIENCE.
+        #[arg(long, default_value = "ecoms")]
+        audience: String,
+    },
     /// Register one account and time how long its welcome mail takes to reach
     /// an SMTP sink started here (the service must send to `--smtp`).
     MailLatency {
@@ -206,6 +260,12 @@ enum BodyCall {
     /// The standard health check of the whole server (to POST to
     /// /grpc.health.v1.Health/Check).
     Health,
+    /// VerifyAccessToken of the first token in a file (to POST to
+    /// /account.v1.AccountService/VerifyAccessToken).
+    Verify {
+        #[arg(long)]
+        tokens: String,
+    },
 }
 
 #[derive(Args, Clone)]
@@ -233,7 +293,8 @@ struct Load {
     json: bool,
     /// Send the calls straight over the `h2` crate (a prebuilt request head
     /// and message per call, no tower stack), so that less of the machine
-    /// goes to making the load. For `get --ids` and `health`.
+    /// goes to making the load. For `get --ids` and `health`; `refresh`,
+    /// `verify-token` and `list-sessions` always send their calls this way.
     #[arg(long)]
     lean: bool,
     /// Exit with status 1 if any request failed with INTERNAL, UNKNOWN,
@@ -942,6 +1003,17 @@ async fn main() -> anyhow::Result<()> {
             .await?;
             finish(&report, &load)
         }
+        Command::SignIn { load, emails } => sessions::sign_in(&load, &emails).await,
+        Command::Refresh { load, emails } => sessions::refresh(&load, &emails).await,
+        Command::VerifyToken { load, tokens } => sessions::verify(&load, &tokens).await,
+        Command::ListSessions { load, ids } => sessions::list(&load, &ids).await,
+        Command::PasswordHash => sessions::password_hash(),
+        Command::MintAccessTokens {
+            sessions: path,
+            secret_key,
+            issuer,
+            audience,
+        } => sessions::mint_access_tokens(&path, &secret_key, &issuer, &audience),
         Command::MailLatency {
             addr,
             smtp,
@@ -962,6 +1034,7 @@ async fn main() -> anyhow::Result<()> {
                 BodyCall::Health => h2grpc::message(&HealthCheckRequest {
                     service: String::new(),
                 }),
+                BodyCall::Verify { tokens } => sessions::verify_body(&tokens)?,
             };
             let mut stdout = std::io::stdout().lock();
             std::io::Write::write_all(&mut stdout, &body)?;

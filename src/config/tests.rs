@@ -338,7 +338,7 @@ fn sessions_default_to_two_weeks_idle_and_ninety_days_at_most() {
     assert_eq!(policy.per_account, 100);
     assert_eq!(s.sessions.access_token_ttl, Duration::from_secs(300));
     assert_eq!(s.sessions.access_token_audience, "ecoms");
-    assert_eq!(s.access_token_issuer(), "http://localhost:8080/");
+    assert_eq!(s.access_token_issuer(), "http://localhost:8080");
     assert!(s.sessions.signing_key_file().is_none());
 }
 
@@ -387,12 +387,18 @@ fn the_access_token_issuer_defaults_to_the_public_base_url() {
     let base = ["--public-base-url", "https://accounts.example.com"];
     assert_eq!(
         parse(&base).unwrap().access_token_issuer(),
-        "https://accounts.example.com/"
+        "https://accounts.example.com"
     );
     let empty = [&base[..], &["--access-token-issuer", " "]].concat();
     assert_eq!(
         parse(&empty).unwrap().access_token_issuer(),
-        "https://accounts.example.com/"
+        "https://accounts.example.com"
+    );
+    // A base URL with a path keeps it as written.
+    let pathed = ["--public-base-url", "https://shop.example/accounts/"];
+    assert_eq!(
+        parse(&pathed).unwrap().access_token_issuer(),
+        "https://shop.example/accounts/"
     );
     let named = [&base[..], &["--access-token-issuer", "https://id.example"]].concat();
     assert_eq!(

@@ -14,11 +14,6 @@ use crate::config::SessionPolicy;
 use crate::domain::{Account, ClientInfo, Email, Session, SessionEnd};
 use crate::storage::{Ending, Liveness, Refresh, Refreshed};
 
-/// How many tokens down a rotated token's line a repeated refresh looks for
-/// the session's current token: concurrent refreshes rarely rotate more
-/// than once within the reuse interval.
-const SUCCESSOR_CHAIN: usize = 4;
-
 /// What sessions are made of: their tokens and policy.
 #[derive(Clone)]
 pub struct Sessions {
@@ -160,17 +155,12 @@ impl Accounts {
         let Some(presented) = sessions.presented(token) else {
             return Err(ServiceError::Session(SessionError::RefreshTokenInvalid));
         };
-        let mut line = Vec::with_capacity(SUCCESSOR_CHAIN);
-        let mut last = token.to_owned();
-        for _ in 0..SUCCESSOR_CHAIN {
-            last = sessions.refresh.successor(&last);
-            line.push(last.clone());
-        }
-        let successors: Vec<String> = line.iter().map(|t| sessions.stored(t)).collect();
+        let next = sessions.refresh.successor(token);
+        let successor = sessions.stored(&next);
         let now = now();
         let refresh = Refresh {
             presented: &presented,
-            successors: &successors,
+            successor: &successor,
             live: sessions.live_at(now),
             reuse_interval: sessions.policy.reuse_interval,
         };
@@ -180,9 +170,8 @@ impl Accounts {
             .await
             .context("refreshing the session")?
         {
-            Refreshed::Rotated { session, successor } => {
-                let token = line.swap_remove(successor.min(SUCCESSOR_CHAIN - 1));
-                let tokens = sessions.tokens(&session, token, now)?;
+            Refreshed::Rotated(session) => {
+                let tokens = sessions.tokens(&session, next, now)?;
                 Ok((session, tokens))
             }
             Refreshed::Reused => {

@@ -43,32 +43,29 @@ pub use sessions::{Ending, Liveness, Refresh, Refreshed, SessionState, SessionSt
 pub use crate::config::PoolSettings;
 pub use crate::domain::AccountFilter;
 
-/// Everything the service stores. Implementations translate driver errors
-/// into [`StorageError`] by error kind, never by message text.
-pub trait Storage:
-    Lifecycle
-    + AccountStore
-    + CredentialStore
-    + OutboxStore
-    + Operations
-    + LimitStore
-    + EventStore
-    + SessionStore
-{
+/// Declares [`Storage`], everything the service stores, once from the list
+/// of store traits: the trait and its blanket implementation take the same
+/// list.
+macro_rules! storage_of {
+    ($($store:ident),+) => {
+        /// Everything the service stores. Implementations translate driver
+        /// errors into [`StorageError`] by error kind, never by message text.
+        pub trait Storage: $($store +)+ {}
+
+        impl<T> Storage for T where T: $($store +)+ ?Sized {}
+    };
 }
 
-impl<T> Storage for T where
-    T: Lifecycle
-        + AccountStore
-        + CredentialStore
-        + OutboxStore
-        + Operations
-        + LimitStore
-        + EventStore
-        + SessionStore
-        + ?Sized
-{
-}
+storage_of!(
+    Lifecycle,
+    AccountStore,
+    CredentialStore,
+    OutboxStore,
+    Operations,
+    LimitStore,
+    EventStore,
+    SessionStore
+);
 
 /// Opens the backend that `database_url` names without contacting it yet:
 /// connections are made on first use, so the service can start while the

@@ -45,10 +45,10 @@ impl Liveness {
 pub struct Refresh<'a> {
     /// The keyed hashes of the presented token, under every key.
     pub presented: &'a [String],
-    /// The hashes of the tokens that succeed it, nearest first: the first is
-    /// stored when the presented token is current; within the reuse
-    /// interval the session's current token is looked for among them.
-    pub successors: &'a [String],
+    /// The hash of the token that succeeds it: stored when the presented
+    /// token is current, answered again within the reuse interval while it
+    /// is still the current one.
+    pub successor: &'a str,
     pub live: Liveness,
     /// How long after its rotation a token still answers its successor.
     pub reuse_interval: Duration,
@@ -57,8 +57,8 @@ pub struct Refresh<'a> {
 /// What a refresh found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refreshed {
-    /// The session, with `successors[successor]` its current token.
-    Rotated { session: Session, successor: usize },
+    /// The session, whose current token is now the successor.
+    Rotated(Session),
     /// A rotated-out token came back after the reuse interval: the session
     /// has just been ended.
     Reused,

@@ -13,10 +13,9 @@ use crate::access_binary::Service;
 use crate::helpers::*;
 use crate::sessions_instances::{client, sign_in, verified_account};
 
-/// The sidecar as shoppers reach it, and the issuer and audience the tokens
-/// carry by default: `PUBLIC_BASE_URL` in its normal form, and `ecoms`.
-const PUBLIC_BASE_URL: &str = "http://localhost:8080";
-const ISSUER: &str = "http://localhost:8080/";
+/// The sidecar as shoppers reach it (`PUBLIC_BASE_URL`), which is also the
+/// tokens' issuer by default; their default audience.
+const ISSUER: &str = "http://localhost:8080";
 const AUDIENCE: &str = "ecoms";
 
 fn script() -> PathBuf {
@@ -74,7 +73,7 @@ fn assert_refused(output: &Output, why: &str) {
 )]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pyjwt_verifies_access_tokens_with_the_published_keys() {
-    let service = Service::start(&[("PUBLIC_BASE_URL", PUBLIC_BASE_URL.into())]).await;
+    let service = Service::start(&[("PUBLIC_BASE_URL", ISSUER.into())]).await;
     let db = TestDatabase::at(format!("sqlite://{}", service.dir.join("a.db").display()));
     let mut client = client(&service).await;
     let email = verified_account(&mut client, &db).await;

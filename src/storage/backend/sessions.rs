@@ -103,12 +103,26 @@ impl<D: Engine> SessionStore for SqlStorage<D> {
     }
 
     async fn refresh_session(&self, refresh: &Refresh<'_>) -> Result<Refreshed, StorageError> {
-        let (Some(hashes), Some(successor)) =
-            (token_params(refresh.presented), refresh.successors.first())
-        else {
+        let Some(hashes) = token_params(refresh.presented) else {
             return Ok(Refreshed::Invalid);
         };
+        let successor = refresh.successor;
         let now = refresh.live.now;
+        if let Some(rotate) = D::pick(&sql::ROTATE_CURRENT_TOKEN) {
+            let [current, previous] = &hashes;
+            let params = [
+                *current,
+                *previous,
+                Param::Text(successor),
+                Param::Time(now),
+                Param::Time(refresh.live.used_after),
+                Param::Time(refresh.live.created_after),
+            ];
+            let rows = self.fetch(&Sql::both(rotate), &params).await?;
+            if let Some(row) = rows.first() {
+                return Ok(Refreshed::Rotated(rows::session(&D::row(row))?));
+            }
+        }
         let mut tx = self.begin().await?;
         let tokens = D::fetch(&mut tx, &sql::LOCK_REFRESH_TOKEN, &hashes).await?;
         let Some(token) = tokens.first() else {
@@ -137,8 +151,10 @@ impl<D: Engine> SessionStore for SqlStorage<D> {
             match rotated_at {
                 None => None,
                 Some(at) if within(at, refresh.reuse_interval, now) => {
-                    // A concurrent or retried refresh: answer the session's
-                    // current token if it descends from this one.
+                    // A concurrent or retried refresh converges on the
+                    // successor, while that is still the current token. A
+                    // token rotated out twice can only come from a copy of
+                    // it: reuse, however recent.
                     let current = D::fetch(
                         &mut tx,
                         &sql::CURRENT_REFRESH_TOKEN,
@@ -149,11 +165,11 @@ impl<D: Engine> SessionStore for SqlStorage<D> {
                         Some(row) => Some(D::text(row, "token_hash")?),
                         None => None,
                     };
-                    tx.rollback().await?;
-                    let successor = current
-                        .and_then(|c| refresh.successors.iter().position(|s| *s == c))
-                        .unwrap_or(0);
-                    return Ok(Refreshed::Rotated { session, successor });
+                    if current.as_deref() == Some(successor) {
+                        tx.rollback().await?;
+                        return Ok(Refreshed::Rotated(session));
+                    }
+                    Some((SessionEnd::Reused, Refreshed::Reused))
                 }
                 Some(_) => Some((SessionEnd::Reused, Refreshed::Reused)),
             }
@@ -181,10 +197,7 @@ impl<D: Engine> SessionStore for SqlStorage<D> {
         D::execute(&mut tx, &sql::TOUCH_SESSION, &touch).await?;
         tx.commit().await?;
         session.last_used_at = now;
-        Ok(Refreshed::Rotated {
-            session,
-            successor: 0,
-        })
+        Ok(Refreshed::Rotated(session))
     }
 
     async fn sign_out(&self, presented: &[String], now: DateTime<Utc>) -> Result<(), StorageError> {

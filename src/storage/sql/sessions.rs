@@ -29,6 +29,31 @@ pub(in crate::storage) const EVICT_SESSIONS: Sql = Sql {
              RETURNING id, account_id",
 };
 
+/// The common refresh in one statement where the dialect can: the presented
+/// token is current and its session live, so the token is rotated ($3 the
+/// successor's hash, $4 now), the successor stored and the session touched;
+/// no row otherwise (the transaction below then tells why). The current
+/// token's row lock queues concurrent refreshes of it; each waiter re-reads
+/// `rotated_at IS NULL` on the row's newest version, finds it rotated, and
+/// takes the slow path.
+pub(in crate::storage) const ROTATE_CURRENT_TOKEN: Sql<Option<&str>> = Sql {
+    postgres: Some(concat!(
+        "WITH t AS (SELECT session_id FROM refresh_tokens \
+             WHERE token_hash IN ($1, $2) AND rotated_at IS NULL FOR UPDATE), \
+         s AS (UPDATE sessions SET last_used_at = $4 FROM t \
+             WHERE sessions.id = t.session_id AND ended_at IS NULL \
+             AND last_used_at > $5 AND created_at > $6 RETURNING sessions.*), \
+         r AS (UPDATE refresh_tokens SET rotated_at = $4 \
+             WHERE token_hash IN ($1, $2) AND EXISTS (SELECT 1 FROM s)), \
+         n AS (INSERT INTO refresh_tokens (token_hash, session_id, issued_at) \
+             SELECT $3, id, $4 FROM s) \
+         SELECT ",
+        session_columns!(),
+        " FROM s"
+    )),
+    sqlite: None,
+};
+
 /// The token of either hash, its row locked: concurrent refreshes of one
 /// token queue here, and each reads the rotation the one before committed.
 pub(in crate::storage) const LOCK_REFRESH_TOKEN: Sql = Sql {

@@ -1,0 +1,95 @@
+"""What bench/report.py and bench/report_sessions.py share: reading the raw
+results of bench/run.sh, the report's header, and the targets' rows."""
+import datetime
+import json
+import os
+import platform
+import re
+
+
+class Results:
+    """The directory of one run's raw results."""
+
+    def __init__(self, directory):
+        self.directory = directory
+
+    def path(self, name):
+        return os.path.join(self.directory, name)
+
+    def load(self, name):
+        path = self.path(name)
+        if not os.path.exists(path):
+            return None
+        with open(path) as f:
+            return json.load(f)
+
+    def load_optional(self, name):
+        """A JSON result that a failed step may have left empty."""
+        try:
+            return self.load(name)
+        except (ValueError, OSError):
+            return None
+
+    def pgbench_tps(self, name):
+        path = self.path(name)
+        if not os.path.exists(path):
+            return None
+        m = re.search(r"tps = ([\d.]+)", open(path).read())
+        return float(m.group(1)) if m else None
+
+    def text(self, name):
+        path = self.path(name)
+        return open(path).read().strip() if os.path.exists(path) else ""
+
+    def criterion_ns(self, group, function):
+        """The mean time of one iteration of a criterion bench whose results
+        were copied here as criterion_<group>/, in nanoseconds."""
+        estimates = self.load_optional(os.path.join("criterion_" + group, function, "new", "estimates.json"))
+        return estimates and estimates["mean"]["point_estimate"]
+
+
+def cpu_model():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def mem_total():
+    for line in open("/proc/meminfo"):
+        if line.startswith("MemTotal"):
+            return "%.1f GiB" % (int(line.split()[1]) / 1024 / 1024)
+    return "unknown"
+
+
+def header(command, cores):
+    """The report's title and the run it comes from."""
+    return [
+        "# Benchmarks",
+        "",
+        "Measured in one run on one machine; every ratio compares figures from that run.",
+        "",
+        "- Date: %s" % datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "- Machine: %d cores (%s), %s memory, %s %s" % (cores, cpu_model(), mem_total(), platform.system(), platform.release()),
+        "- Reproduce: `%s`" % command,
+        "- The load generators (`account-loadgen`, wrk, h2load), PostgreSQL and the service share these %d cores, so every figure" % cores,
+        "  includes the cost of generating the load.",
+        "",
+    ]
+
+
+def holds(ok):
+    return "**holds**" if ok else "**does not hold**"
+
+
+def ratio_row(name, measured, ceiling, at_least):
+    if measured is None or not ceiling:
+        return (name, "not measured", False)
+    return (name, "%.0f%% (%.0f vs %.0f/s)" % (100 * measured / ceiling, measured, ceiling), measured >= at_least * ceiling)
+
+
+def codes(result):
+    return " ".join("%s=%d" % kv for kv in result["codes"].items())

@@ -1,0 +1,207 @@
+"""The session RPCs' part of BENCHMARKS.md, from the results of
+bench/sessions.sh: bench/report.py places it in the whole report; run alone
+(after `BENCH_ONLY=sessions bench/run.sh`) it prints a report of its own:
+
+    python3 bench/report_sessions.py RESULTS_DIR COMMAND
+"""
+import os
+import sys
+
+from report_common import Results, codes, header, holds, ratio_row
+
+# Growth of resident memory (KiB) that still counts as none: what two
+# readings of an unchanged idle process differ by, allocator noise.
+NOISE_KIB = 2048
+
+BACKENDS = (("pg", "PostgreSQL"), ("sqlite", "SQLite"))
+
+
+def mib(kib):
+    return "%.1f MiB" % (kib / 1024)
+
+
+def signed_mib(kib):
+    return "%+.1f MiB" % (kib / 1024)
+
+
+def memory_growth(m):
+    """What the sessions cost the process: resident memory once they are
+    stored, against before; and after a burst of calls over them, against
+    the same burst over one session. Anonymous memory only: on SQLite the
+    database file is read through mmap, and its pages, which the kernel may
+    drop at any time, count as the process's resident file pages."""
+    seeded = m["idle_after_seed"]["anon_kib"] - m["idle_before"]["anon_kib"]
+    burst = m["after_burst_all"]["anon_kib"] - m["after_burst_one"]["anon_kib"]
+    return seeded, burst
+
+
+def section(raw, cores):
+    """The lines of the Sessions section, and its rows of the targets table."""
+    lines, rows = [], []
+    w = lines.append
+    samples = [s for s in (raw.load_optional("hash_limit_signin.json"),
+                           raw.load_optional("hash_limit_signin_2.json")) if s]
+    hash_rate = samples and sum(s["hashes_per_second"] for s in samples) / len(samples)
+    sign_in = [(c, raw.load_optional("sign_in_pg_c%d.json" % c)) for c in (4, 16)]
+    sign_in = [(c, r) for c, r in sign_in if r]
+    verify, verify_h2load = raw.load_optional("verify_token_pg.json"), raw.load_optional("verify_h2load_pg.json")
+    check = raw.load_optional("verify_h2load_pg_check.json")
+    refresh = raw.load_optional("refresh_pg.json")
+    update_tps = raw.pgbench_tps("pgbench_session_update.txt")
+    select_tps = raw.pgbench_tps("pgbench_session_select.txt")
+    memory = [(label, raw.load_optional("memory_sessions_%s.json" % b)) for b, label in BACKENDS]
+    memory = [(label, m) for label, m in memory if m]
+    offline = {f: raw.criterion_ns("access_token", f) for f in ("issue", "verify_offline_jwks", "verify_in_service")}
+    if not (sign_in or verify or refresh or memory or any(offline.values())):
+        return lines, rows
+    seeded = memory[0][1] if memory else {"sessions": 0, "accounts": 0}
+
+    w("## Sessions")
+    w("")
+    w("On PostgreSQL, over %d verified accounts (their password hashes seeded, one argon2id hash computed" % seeded["accounts"])
+    w("once) and %d live sessions seeded beside them, each with a current refresh token, %d per account." % (
+        seeded["sessions"], seeded["sessions"] // max(seeded["accounts"], 1)))
+    w("Calls other than SignIn go out over the `h2` crate (`account-loadgen`, as for GetAccount), 64 in")
+    w("flight on one HTTP/2 connection.")
+    w("")
+    w("| measure | figure |")
+    w("|---|---|")
+    if hash_rate:
+        w("| argon2id hashes/s, %d threads, just before and after the SignIn runs (mean of %s) | %.1f |" % (
+            samples[0]["threads"], ", ".join("%.1f" % s["hashes_per_second"] for s in samples), hash_rate))
+    if update_tps:
+        w("| PostgreSQL: a session's single-row UPDATE by id (`bench/session_update.sql`), pgbench, 64 clients | %.0f TPS |" % update_tps)
+    if select_tps:
+        w("| PostgreSQL: a session's single-row SELECT by id, the one VerifyAccessToken runs (`bench/session_select.sql`), pgbench, 64 clients | %.0f TPS |" % select_tps)
+    w("")
+    if sign_in:
+        w("**SignIn**: the right password, cycling through the accounts; each call is CheckPassword's")
+        w("check (one argon2id verification) and one transaction that starts the session.")
+        w("")
+        w("| in flight | req/s | OK/s | of hash limit | p50 ms | p99 ms | codes |")
+        w("|---|---|---|---|---|---|---|")
+        for c, r in sign_in:
+            w("| %d | %.1f | %.1f | %s | %.1f | %.1f | %s |" % (
+                c, r["throughput"], r["ok_throughput"],
+                "%.0f%%" % (100 * r["ok_throughput"] / hash_rate) if hash_rate else "–",
+                r["latency_ms"]["p50"], r["latency_ms"]["p99"], codes(r)))
+        w("")
+        best = max(r["ok_throughput"] for _, r in sign_in)
+        rows.append(ratio_row("SignIn ≥ 90% of the hash limit (best of 4 and 16 in flight)", best, hash_rate, 0.9))
+    if verify or refresh:
+        w("**VerifyAccessToken** checks the token's signature, issuer, audience and expiry, then reads")
+        w("its session by id (one SELECT), the same token every call, so that h2load (nghttp2, in C) can")
+        w("send it as one fixed body beside account-loadgen, which checks that each answer names the")
+        w("token's session. h2load reads HTTP statuses only; its call was first made 1000 times with")
+        w("account-loadgen: %s." % (codes(check) if check else "not checked"))
+        w("**RefreshSession**: 64 sessions, one per call in flight, each refreshed in a chain: every")
+        w("call presents the refresh token its session's previous answer gave. One refresh is one")
+        w("transaction of five statements (lock the token, lock the session, mark the token rotated,")
+        w("insert its successor, touch the session) where pgbench's UPDATE is one.")
+        w("")
+        w("| call, client | req/s | p50 ms | p99 ms | codes | ceiling | of ceiling |")
+        w("|---|---|---|---|---|---|---|")
+        for label, r, ceiling in (("VerifyAccessToken, h2 (account-loadgen)", verify, ("SELECT", select_tps)),
+                                  ("VerifyAccessToken, h2load (one token)", verify_h2load, ("SELECT", select_tps)),
+                                  ("RefreshSession, h2, chained", refresh, ("UPDATE", update_tps))):
+            if not r:
+                continue
+            w("| %s | %.0f | %.2f | %.2f | %s | %s | %s |" % (
+                label, r["throughput"], r["latency_ms"]["p50"], r["latency_ms"]["p99"], codes(r),
+                "pgbench %s %.0f" % (ceiling[0], ceiling[1]) if ceiling[1] else "–",
+                "%.0f%%" % (100 * r["ok_throughput"] / ceiling[1]) if ceiling[1] else "–"))
+        w("")
+        name, measured, ok = ratio_row("VerifyAccessToken ≥ 50% of pgbench's single-row SELECT (PostgreSQL, account-loadgen)",
+                                       verify and verify["ok_throughput"], select_tps, 0.5)
+        if verify_h2load and select_tps:
+            measured += "; h2load %.0f%% (%.0f/s)" % (100 * verify_h2load["ok_throughput"] / select_tps, verify_h2load["ok_throughput"])
+        rows.append((name, measured, ok))
+        rows.append(ratio_row("RefreshSession at 64 in flight ≥ 50% of pgbench's single-row UPDATE (PostgreSQL)",
+                              refresh and refresh["ok_throughput"], update_tps, 0.5))
+    if any(offline.values()):
+        w("**Offline verification** (`cargo bench --bench access_tokens`, criterion, one thread): a calling")
+        w("service's check of an access token against the JWKS document, with the `jsonwebtoken` crate's")
+        w("JWK support (`DecodingKey::from_jwk` once per key, then the header's `kid`, the EdDSA signature,")
+        w("issuer, audience and expiry per token), beside the service's own signing and checking.")
+        w("")
+        w("| on one core | time per token | tokens/s per core | on all %d cores |" % cores)
+        w("|---|---|---|---|")
+        for function, label in (("verify_offline_jwks", "verify against the JWKS (jsonwebtoken)"),
+                                ("verify_in_service", "verify in the service (before its session look-up)"),
+                                ("issue", "sign (each SignIn and RefreshSession)")):
+            ns = offline[function]
+            if ns:
+                w("| %s | %.1f µs | %.0f | %.0f |" % (label, ns / 1000, 1e9 / ns, cores * 1e9 / ns))
+        w("")
+    if memory:
+        w("**Memory**: the service's resident memory (from /proc) idle, then idle again after %d sessions" % seeded["sessions"])
+        w("were written into its database, then after %d VerifyAccessToken calls and %d ListSessions calls" % (
+            seeded["verified"], seeded["listed"]))
+        w("for one session and one account, then after the same calls over %d distinct sessions' tokens and" % seeded["verified"])
+        w("every account (each listing its %d sessions, so every session is read). Anonymous memory is" % (
+            seeded["sessions"] // max(seeded["accounts"], 1)))
+        w("what the process holds itself; on SQLite the database file is read through mmap, and the pages")
+        w("read count as the process's resident file pages, which the kernel may drop at any time.")
+        w("")
+        w("| backend | memory | idle | idle, sessions stored | after the burst over one | after the burst over all | peak |")
+        w("|---|---|---|---|---|---|---|")
+        for label, m in memory:
+            for kind, key in (("resident (VmRSS)", "rss_kib"), ("anonymous (RssAnon)", "anon_kib"), ("file pages (RssFile)", "file_kib")):
+                w("| %s | %s | %s | %s | %s | %s | %s |" % (
+                    label, kind, mib(m["idle_before"][key]), mib(m["idle_after_seed"][key]),
+                    mib(m["after_burst_one"][key]), mib(m["after_burst_all"][key]),
+                    mib(m["after_burst_all"]["hwm_kib"]) if key == "rss_kib" else ""))
+        w("")
+        for label, m in memory:
+            seeded_growth, burst_growth = memory_growth(m)
+            rows.append(("%s: %d live sessions cost the process no memory (anonymous resident memory grows ≤ %s: once stored, and over a burst across all of them against the same burst over one)" % (
+                label, m["sessions"], mib(NOISE_KIB)),
+                "stored %s; burst over all vs over one %s" % (signed_mib(seeded_growth), signed_mib(burst_growth)),
+                seeded_growth <= NOISE_KIB and burst_growth <= NOISE_KIB))
+    return lines, rows
+
+
+def explain(raw, failing):
+    """What the report says about a session target that is not met."""
+    lines = []
+    w = lines.append
+    in_service = raw.criterion_ns("access_token", "verify_in_service")
+    if any(f.startswith("SignIn") for f in failing):
+        w("**SignIn vs the hash limit.** As for CheckPassword, whose check it is: the limit is measured")
+        w("with nothing else running, while during the run the same cores also carry the load generator,")
+        w("PostgreSQL (the look-ups, and the transaction that starts the session) and the service's request")
+        w("handling, so the hashing threads get less than all of the CPU.")
+        w("")
+    if any(f.startswith("VerifyAccessToken") for f in failing):
+        w("**VerifyAccessToken vs pgbench's SELECT.** pgbench sends only the SELECT, from C; each call here")
+        w("also checks an Ed25519 signature%s in the service, and goes through HTTP/2, protobuf and" % (
+            " (%.0f µs of one core, from the criterion run)" % (in_service / 1000) if in_service else ""))
+        w("the call wrapper, on the same cores as the load generator and PostgreSQL. A service that needs")
+        w("no instant sign-out verifies offline against the JWKS instead, with no call at all.")
+        w("")
+    if any(f.startswith("RefreshSession") for f in failing):
+        w("**RefreshSession vs pgbench's UPDATE.** One refresh is a transaction of five statements (two")
+        w("row locks, two updates and an insert) and its commit, where pgbench's transaction is one UPDATE;")
+        w("the rotation must be atomic, so that concurrent refreshes of one token converge and a replayed")
+        w("one is recognised.")
+        w("")
+    if any("cost the process no memory" in f for f in failing):
+        w("**Memory and sessions.** Nothing about a session is kept in the process: each call reads the")
+        w("session's row. Growth over the burst across all sessions is the database driver's caches (on")
+        w("SQLite, each connection's page cache, bounded by its size, not by the number of sessions).")
+        w("")
+    return lines
+
+
+if __name__ == "__main__":
+    raw = Results(sys.argv[1])
+    cores = os.cpu_count()
+    out = header(sys.argv[2], cores)
+    lines, rows = section(raw, cores)
+    out.extend(lines)
+    out += ["## Targets", "", "| target | measured | |", "|---|---|---|"]
+    out += ["| %s | %s | %s |" % (name, measured, holds(ok)) for name, measured, ok in rows]
+    failing = [name for name, _, ok in rows if not ok]
+    if failing:
+        out += ["", "## Where a target is not met", ""] + explain(raw, failing)
+    print("\n".join(out))

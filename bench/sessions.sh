@@ -1,0 +1,127 @@
+# The session RPCs, sourced by bench/run.sh and run with its settings and
+# helpers: SignIn beside the argon2 hash limit; the resident memory of the
+# service before and after 100,000 live sessions and a burst of calls over
+# them, on each backend; VerifyAccessToken (from account-loadgen and h2load)
+# and chained RefreshSession beside pgbench's single-row SELECT and UPDATE
+# of the same sessions table; and offline verification against the JWKS on
+# one core (criterion).
+
+SESSION_ACCOUNTS=${BENCH_SESSION_ACCOUNTS:-1000}
+SESSIONS=${BENCH_SESSIONS:-100000}
+# Distinct sessions whose access tokens the memory burst verifies.
+SESSION_SAMPLE=${BENCH_SESSION_SAMPLE:-20000}
+SESSION_ISSUER=https://bench.example
+VERIFY_PATH=/account.v1.AccountService/VerifyAccessToken
+
+memory_point() { # NAME FILE: the running service's resident memory, one JSON member
+    printf '"%s": {"rss_kib": %s, "anon_kib": %s, "file_kib": %s, "hwm_kib": %s}\n' "$1" \
+        "$(proc_kib VmRSS)" "$(proc_kib RssAnon)" "$(proc_kib RssFile)" "$(proc_kib VmHWM)" >>"$2"
+}
+
+# Resident memory idle before and after the sessions are seeded, after a
+# burst over one session and one account, and after the same burst over
+# many: the difference is what the sessions themselves cost the process.
+sessions_memory() { # BACKEND PAIRS_FILE ACCOUNT_IDS_FILE SEED_COMMAND...
+    local backend=$1 pairs=$2 ids=$3 points=$WORK/memory_sessions_$1.points
+    shift 3
+    : >"$points"
+    sleep 2
+    memory_point idle_before "$points"
+    "$@"
+    sleep 2
+    memory_point idle_after_seed "$points"
+    "$LG" mint-access-tokens --sessions "$pairs" --secret-key "$SECRET" --issuer "$SESSION_ISSUER" \
+        >"$WORK/session_tokens_$backend.txt"
+    head -n1 "$WORK/session_tokens_$backend.txt" >"$WORK/session_token_$backend.txt"
+    head -n1 "$ids" >"$WORK/session_account_$backend.txt"
+    local verify=$SESSION_SAMPLE list=$((SESSION_ACCOUNTS * 5)) scope
+    for scope in one all; do
+        local tokens=$WORK/session_tokens_$backend.txt accounts=$ids
+        if [ "$scope" = one ]; then
+            tokens=$WORK/session_token_$backend.txt
+            accounts=$WORK/session_account_$backend.txt
+        fi
+        "$LG" verify-token --addr "http://$GRPC" --tokens "$tokens" --requests "$verify" \
+            --concurrency 64 --connections 1 --duration 600 --fail-on-error --json \
+            >"$RESULTS/memory_verify_${scope}_$backend.json"
+        "$LG" list-sessions --addr "http://$GRPC" --ids "$accounts" --requests "$list" \
+            --concurrency 64 --connections 1 --duration 600 --fail-on-error --json \
+            >"$RESULTS/memory_list_${scope}_$backend.json"
+        memory_point "after_burst_$scope" "$points"
+    done
+    python3 -c 'import json,sys; print(json.dumps({"sessions": int(sys.argv[2]), "accounts": int(sys.argv[3]), "verified": int(sys.argv[4]), "listed": int(sys.argv[5]), **json.loads("{" + ",".join(open(sys.argv[1]).read().split("\n")[:-1]) + "}")}))' \
+        "$points" "$SESSIONS" "$SESSION_ACCOUNTS" "$verify" "$list" | tee "$RESULTS/memory_sessions_$backend.json"
+}
+
+seed_session_accounts_pg() {
+    psql -q "$PG_URL" -v hash="$(cat "$WORK/password.hash")" -v n="$SESSION_ACCOUNTS" <<'SQL'
+INSERT INTO accounts (id, email, password_hash, verified, created_at, updated_at)
+SELECT md5('sessacct' || j)::uuid, 'sess' || j || '@bench.example', :'hash', TRUE, now(), now()
+FROM generate_series(1, :n) AS j;
+SQL
+    seq 1 "$SESSION_ACCOUNTS" | sed 's/.*/sess&@bench.example/' >"$WORK/session_emails.txt"
+    psql -Atq "$PG_URL" -c "SELECT md5('sessacct' || j)::uuid FROM generate_series(1, $SESSION_ACCOUNTS) AS j" \
+        >"$WORK/session_accounts_pg.txt"
+}
+
+# Session i belongs to account 1 + (i - 1) % accounts, so that pgbench can
+# name any of them from a random number, as it names accounts.
+seed_sessions_pg() {
+    psql -q "$PG_URL" -v n="$SESSION_ACCOUNTS" -v s="$SESSIONS" <<'SQL'
+INSERT INTO sessions (id, account_id, created_at, last_used_at, user_agent, ip_address)
+SELECT md5('session' || i)::uuid, md5('sessacct' || (1 + (i - 1) % :n))::uuid, now(), now(),
+       'Mozilla/5.0 (X11; Linux x86_64) bench', '203.0.113.' || (i % 250)
+FROM generate_series(1, :s) AS i;
+INSERT INTO refresh_tokens (token_hash, session_id, issued_at)
+SELECT md5('token' || i) || md5('token.' || i), md5('session' || i)::uuid, now()
+FROM generate_series(1, :s) AS i;
+ANALYZE sessions, refresh_tokens;
+SQL
+    psql -Atq -F ' ' "$PG_URL" -c "SELECT md5('sessacct' || (1 + (i - 1) % $SESSION_ACCOUNTS))::uuid, md5('session' || i)::uuid
+        FROM generate_series(1, $SESSIONS) AS i ORDER BY random() LIMIT $SESSION_SAMPLE" >"$WORK/session_pairs_pg.txt"
+}
+
+sessions_bench() {
+    "$LG" password-hash >"$WORK/password.hash"
+
+    step "sessions, PostgreSQL: SignIn at concurrency 4 and 16 over $SESSION_ACCOUNTS verified accounts, beside the hash limit"
+    seed_session_accounts_pg
+    hash_limit hash_limit_signin
+    start_service "$PG_URL" ACCESS_TOKEN_ISSUER="$SESSION_ISSUER"
+    for c in 4 16; do
+        load "sign_in_pg_c$c" sign-in --emails "$WORK/session_emails.txt" --concurrency "$c" --connections 4
+    done
+    hash_limit hash_limit_signin_2
+
+    step "sessions, PostgreSQL: resident memory before and after $SESSIONS sessions, and a burst of calls over them"
+    sessions_memory pg "$WORK/session_pairs_pg.txt" "$WORK/session_accounts_pg.txt" seed_sessions_pg
+
+    step "sessions, PostgreSQL: VerifyAccessToken (account-loadgen and h2load), chained RefreshSession at 64 in flight"
+    load verify_token_pg verify-token --tokens "$WORK/session_token_pg.txt" --concurrency 64 --connections 1
+    h2load_body verify_h2load_pg verify "$WORK/session_token_pg.txt"
+    h2load_run verify_h2load_pg "$VERIFY_PATH"
+    load refresh_pg refresh --emails "$WORK/session_emails.txt" --concurrency 64 --connections 1
+    stop_service
+
+    step "sessions, PostgreSQL: pgbench's ceiling for a single-row UPDATE and SELECT of a session"
+    "$PG_BIN/pgbench" -n -M prepared -c 64 -j 2 -T "$DURATION" -D sessions="$SESSIONS" \
+        -f bench/session_update.sql "$PG_URL" >"$RESULTS/pgbench_session_update.txt" 2>&1
+    grep -E "^tps" "$RESULTS/pgbench_session_update.txt" | sed 's/^/  /'
+    "$PG_BIN/pgbench" -n -M prepared -c 64 -j 2 -T "$DURATION" -D sessions="$SESSIONS" \
+        -f bench/session_select.sql "$PG_URL" >"$RESULTS/pgbench_session_select.txt" 2>&1
+    grep -E "^tps" "$RESULTS/pgbench_session_select.txt" | sed 's/^/  /'
+
+    step "sessions, SQLite: resident memory before and after $SESSIONS sessions, and a burst of calls over them"
+    local db=$WORK/sessions.sqlite
+    start_service "sqlite://$db" ACCESS_TOKEN_ISSUER="$SESSION_ISSUER"
+    sessions_memory sqlite "$WORK/session_pairs_sqlite.txt" "$WORK/session_accounts_sqlite.txt" \
+        python3 bench/seed_sessions_sqlite.py "$db" "$SESSION_ACCOUNTS" "$SESSIONS" "$WORK/password.hash" \
+        "$WORK/session_pairs_sqlite.txt" "$SESSION_SAMPLE" "$WORK/session_accounts_sqlite.txt"
+    stop_service
+
+    step "sessions: offline verification against the JWKS on one core (criterion)"
+    CRITERION_HOME=$WORK/criterion cargo bench --locked --bench access_tokens -- \
+        --warm-up-time 1 --measurement-time 3 access_token/ >"$RESULTS/criterion_access_token.txt"
+    grep -E "^access_token|time:|thrpt:" "$RESULTS/criterion_access_token.txt" | sed 's/^/  /' || true
+    cp -r "$WORK/criterion/access_token" "$RESULTS/criterion_access_token"
+}
