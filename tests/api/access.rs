@@ -9,8 +9,10 @@ use account_service::proto::account::v1::account_service_client::AccountServiceC
 use account_service::proto::account::v1::{
     get_account_request, ChangeEmailRequest, ChangePasswordRequest, CheckPasswordRequest,
     ConfirmEmailChangeRequest, ConfirmRegistrationRequest, DeleteAccountRequest, GetAccountRequest,
-    ListAccountsRequest, RequestPasswordResetRequest, ResendConfirmationRequest,
-    ResetPasswordRequest, UpdateProfileRequest, WatchAccountEventsRequest,
+    ListAccountsRequest, ListSessionsRequest, RefreshSessionRequest, RequestPasswordResetRequest,
+    ResendConfirmationRequest, ResetPasswordRequest, RevokeAllSessionsRequest,
+    RevokeSessionRequest, SignInRequest, SignOutRequest, UpdateProfileRequest,
+    VerifyAccessTokenRequest, WatchAccountEventsRequest,
 };
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
@@ -70,7 +72,7 @@ pub fn with_key<T>(message: T, key: Option<&str>) -> Request<T> {
     request
 }
 
-pub const RPCS: [&str; 14] = [
+pub const RPCS: [&str; 21] = [
     "Register",
     "ResendConfirmation",
     "ConfirmRegistration",
@@ -85,6 +87,13 @@ pub const RPCS: [&str; 14] = [
     "DeleteAccount",
     "WatchAccountEvents",
     "ListAccounts",
+    "SignIn",
+    "RefreshSession",
+    "SignOut",
+    "ListSessions",
+    "RevokeSession",
+    "RevokeAllSessions",
+    "VerifyAccessToken",
 ];
 
 /// Calls `method` with a plausible request; only whether the call got past
@@ -207,6 +216,68 @@ pub async fn call(channel: &Channel, method: &str, key: Option<&str>) -> Result<
             .list_accounts(with_key(ListAccountsRequest::default(), key))
             .await
             .map(drop),
+        "SignIn" => client
+            .sign_in(with_key(
+                SignInRequest {
+                    email,
+                    password: "secret123".into(),
+                    client: None,
+                },
+                key,
+            ))
+            .await
+            .map(drop),
+        "RefreshSession" => client
+            .refresh_session(with_key(
+                RefreshSessionRequest {
+                    refresh_token: "acr_not-a-token".into(),
+                },
+                key,
+            ))
+            .await
+            .map(drop),
+        "SignOut" => client
+            .sign_out(with_key(SignOutRequest::default(), key))
+            .await
+            .map(drop),
+        "ListSessions" => client
+            .list_sessions(with_key(
+                ListSessionsRequest {
+                    account_id: uuid::Uuid::now_v7().to_string(),
+                },
+                key,
+            ))
+            .await
+            .map(drop),
+        "RevokeSession" => client
+            .revoke_session(with_key(
+                RevokeSessionRequest {
+                    account_id: uuid::Uuid::now_v7().to_string(),
+                    session_id: uuid::Uuid::now_v7().to_string(),
+                },
+                key,
+            ))
+            .await
+            .map(drop),
+        "RevokeAllSessions" => client
+            .revoke_all_sessions(with_key(
+                RevokeAllSessionsRequest {
+                    account_id: uuid::Uuid::now_v7().to_string(),
+                    except_session_id: String::new(),
+                },
+                key,
+            ))
+            .await
+            .map(drop),
+        "VerifyAccessToken" => client
+            .verify_access_token(with_key(
+                VerifyAccessTokenRequest {
+                    access_token: "not.a.token".into(),
+                },
+                key,
+            ))
+            .await
+            .map(drop),
         other => panic!("no such RPC {other}"),
     }
 }
@@ -218,9 +289,11 @@ pub fn admitted(result: &Result<(), Status>) -> bool {
         Ok(()) => true,
         Err(status) => match status.code() {
             Code::PermissionDenied => false,
+            // The call's own answer to bad credentials or tokens, past the
+            // caller's key.
             Code::Unauthenticated => status
                 .get_details_error_info()
-                .is_some_and(|i| i.reason == "INVALID_CREDENTIALS"),
+                .is_some_and(|i| !i.reason.starts_with("API_KEY_")),
             _ => true,
         },
     }
@@ -243,6 +316,8 @@ async fn every_rpc_needs_a_valid_key_with_its_scope() {
         ("writer", &[Scope::AccountsWrite], None),
         ("watcher", &[Scope::EventsRead], None),
         ("admin", &[Scope::AccountsAdmin], None),
+        ("web", &[Scope::SessionsWrite], None),
+        ("verifier", &[Scope::SessionsVerify], None),
     ]);
     let (var, value) = file.setting();
     let app = spawn_app(Backend::Sqlite).set(var, value).await;
@@ -261,6 +336,13 @@ async fn every_rpc_needs_a_valid_key_with_its_scope() {
         ("DeleteAccount", "accounts:write", "writer"),
         ("WatchAccountEvents", "events:read", "watcher"),
         ("ListAccounts", "accounts:admin", "admin"),
+        ("SignIn", "sessions:write", "web"),
+        ("RefreshSession", "sessions:write", "web"),
+        ("SignOut", "sessions:write", "web"),
+        ("ListSessions", "accounts:read", "reader"),
+        ("RevokeSession", "accounts:write", "writer"),
+        ("RevokeAllSessions", "accounts:write", "writer"),
+        ("VerifyAccessToken", "sessions:verify", "verifier"),
     ];
     assert_eq!(needs.len(), RPCS.len());
     for (method, scope, holder) in needs {
