@@ -25,11 +25,12 @@ def signed_mib(kib):
 
 
 def memory_growth(m):
-    """What the sessions cost the process: resident memory once they are
-    stored, against before; and after a burst of calls over them, against
-    the same burst over one session. Anonymous memory only: on SQLite the
-    database file is read through mmap, and its pages, which the kernel may
-    drop at any time, count as the process's resident file pages."""
+    """What the sessions cost the process: its anonymous resident memory
+    once they are stored, against before; and after a burst of calls over
+    them, against the same burst over one session. Anonymous memory is what
+    the process holds itself: on SQLite the database file is read through
+    mmap, and the pages read, which the kernel may drop at any time, count
+    as resident file pages (in VmRSS once per connection's mapping)."""
     seeded = m["idle_after_seed"]["anon_kib"] - m["idle_before"]["anon_kib"]
     burst = m["after_burst_all"]["anon_kib"] - m["after_burst_one"]["anon_kib"]
     return seeded, burst
@@ -138,15 +139,17 @@ def section(raw, cores):
         w("were written into its database, then after %d VerifyAccessToken calls and %d ListSessions calls" % (
             seeded["verified"], seeded["listed"]))
         w("for one session and one account, then after the same calls over %d distinct sessions' tokens and" % seeded["verified"])
-        w("every account (each listing its %d sessions, so every session is read). Anonymous memory is" % (
+        w("every account (each listing its %d sessions, so every session is read)." % (
             seeded["sessions"] // max(seeded["accounts"], 1)))
-        w("what the process holds itself; on SQLite the database file is read through mmap, and the pages")
-        w("read count as the process's resident file pages, which the kernel may drop at any time.")
+        w("Anonymous memory (RssAnon) is what the process holds itself. On SQLite the database file is")
+        w("read through mmap, once per pooled connection, and the pages read count as resident file pages")
+        w("(which the kernel may drop at any time) in VmRSS once per mapping; the proportional figure")
+        w("(Pss, from smaps_rollup) counts each page once.")
         w("")
-        w("| backend | memory | idle | idle, sessions stored | after the burst over one | after the burst over all | peak |")
+        w("| backend | memory | idle | idle, sessions stored | after the burst over one | after the burst over all | peak VmRSS |")
         w("|---|---|---|---|---|---|---|")
         for label, m in memory:
-            for kind, key in (("resident (VmRSS)", "rss_kib"), ("anonymous (RssAnon)", "anon_kib"), ("file pages (RssFile)", "file_kib")):
+            for kind, key in (("resident (VmRSS)", "rss_kib"), ("anonymous (RssAnon)", "anon_kib"), ("proportional (Pss)", "pss_kib")):
                 w("| %s | %s | %s | %s | %s | %s | %s |" % (
                     label, kind, mib(m["idle_before"][key]), mib(m["idle_after_seed"][key]),
                     mib(m["after_burst_one"][key]), mib(m["after_burst_all"][key]),

@@ -134,8 +134,10 @@ h2load_body() { # NAME get ID | NAME verify TOKENS_FILE | NAME health: the body 
     fi
     "$LG" "$call" --lean --addr "http://$GRPC" "${ids[@]}" --requests 1000 --concurrency 64 --connections 1 \
         --fail-on-error --json >"$RESULTS/${name}_check.json"
-    python3 -c 'import json,sys; c=json.load(open(sys.argv[1]))["codes"]; sys.exit(0 if list(c)==["OK"] else "the call for h2load does not answer OK: %s" % c)' \
-        "$RESULTS/${name}_check.json"
+    only_ok "$RESULTS/${name}_check.json" "the call for h2load"
+}
+only_ok() { # RESULT_FILE WHAT: fails unless every call of the result answered OK
+    python3 -c 'import json,sys; c=json.load(open(sys.argv[1]))["codes"]; sys.exit(0 if list(c)==["OK"] else "%s does not answer OK: %s" % (sys.argv[2], c))' "$1" "$2"
 }
 h2load_calls() { # BODY_NAME PATH SECONDS LOG: 64 calls in flight on one connection, as above
     h2load -c 1 -m 64 -t 1 -D "$3" -d "$WORK/$1.body" \
@@ -145,6 +147,11 @@ h2load_run() { # NAME PATH
     h2load_calls "$1" "$2" "$DURATION" "$WORK/$1.h2load.log" >"$RESULTS/$1.h2load.txt"
     python3 bench/h2load_json.py "$RESULTS/$1.h2load.txt" "$WORK/$1.h2load.log" "$1" >"$RESULTS/$1.json"
     summary "$1"
+}
+
+pgbench_run() { # NAME SCRIPT VARIABLE=VALUE: pgbench's rate for one statement, 64 clients
+    "$PG_BIN/pgbench" -n -M prepared -c 64 -j 2 -T "$DURATION" -D "$3" -f "$2" "$PG_URL" >"$RESULTS/$1.txt" 2>&1
+    grep -E "^tps" "$RESULTS/$1.txt" | sed 's/^/  /'
 }
 
 wrk_confirm() { # NAME TOKENS_FILE
@@ -229,12 +236,8 @@ reset_postgres
 wrk_confirm confirm_http_pg "$WORK/tokens_pg.txt"
 stop_service
 reset_postgres
-"$PG_BIN/pgbench" -n -M prepared -c 64 -j 2 -T "$DURATION" -D accounts="$ACCOUNTS" \
-    -f bench/confirm_update.sql "$PG_URL" >"$RESULTS/pgbench_confirm.txt" 2>&1
-grep -E "^tps" "$RESULTS/pgbench_confirm.txt" | sed 's/^/  /'
-"$PG_BIN/pgbench" -n -M prepared -c 64 -j 2 -T "$DURATION" -D accounts="$ACCOUNTS" \
-    -f bench/get_select.sql "$PG_URL" >"$RESULTS/pgbench_get.txt" 2>&1
-grep -E "^tps" "$RESULTS/pgbench_get.txt" | sed 's/^/  /'
+pgbench_run pgbench_confirm bench/confirm_update.sql accounts="$ACCOUNTS"
+pgbench_run pgbench_get bench/get_select.sql accounts="$ACCOUNTS"
 
 step "memory: idle, then a burst of 500 concurrent Register calls"
 start_service "$PG_URL"

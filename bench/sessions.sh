@@ -13,9 +13,12 @@ SESSION_SAMPLE=${BENCH_SESSION_SAMPLE:-20000}
 SESSION_ISSUER=https://bench.example
 VERIFY_PATH=/account.v1.AccountService/VerifyAccessToken
 
+# Each SQLite connection maps the database file on its own, and VmRSS counts
+# a page once per mapping; the proportional figure (Pss) counts it once.
+pss_kib() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$SVC_PID/smaps_rollup"; }
 memory_point() { # NAME FILE: the running service's resident memory, one JSON member
-    printf '"%s": {"rss_kib": %s, "anon_kib": %s, "file_kib": %s, "hwm_kib": %s}\n' "$1" \
-        "$(proc_kib VmRSS)" "$(proc_kib RssAnon)" "$(proc_kib RssFile)" "$(proc_kib VmHWM)" >>"$2"
+    printf '"%s": {"rss_kib": %s, "anon_kib": %s, "file_kib": %s, "pss_kib": %s, "hwm_kib": %s}\n' "$1" \
+        "$(proc_kib VmRSS)" "$(proc_kib RssAnon)" "$(proc_kib RssFile)" "$(pss_kib Pss)" "$(proc_kib VmHWM)" >>"$2"
 }
 
 # Resident memory idle before and after the sessions are seeded, after a
@@ -44,9 +47,11 @@ sessions_memory() { # BACKEND PAIRS_FILE ACCOUNT_IDS_FILE SEED_COMMAND...
         "$LG" verify-token --addr "http://$GRPC" --tokens "$tokens" --requests "$verify" \
             --concurrency 64 --connections 1 --duration 600 --fail-on-error --json \
             >"$RESULTS/memory_verify_${scope}_$backend.json"
+        only_ok "$RESULTS/memory_verify_${scope}_$backend.json" "VerifyAccessToken"
         "$LG" list-sessions --addr "http://$GRPC" --ids "$accounts" --requests "$list" \
             --concurrency 64 --connections 1 --duration 600 --fail-on-error --json \
             >"$RESULTS/memory_list_${scope}_$backend.json"
+        only_ok "$RESULTS/memory_list_${scope}_$backend.json" "ListSessions"
         memory_point "after_burst_$scope" "$points"
     done
     python3 -c 'import json,sys; print(json.dumps({"sessions": int(sys.argv[2]), "accounts": int(sys.argv[3]), "verified": int(sys.argv[4]), "listed": int(sys.argv[5]), **json.loads("{" + ",".join(open(sys.argv[1]).read().split("\n")[:-1]) + "}")}))' \
@@ -54,7 +59,7 @@ sessions_memory() { # BACKEND PAIRS_FILE ACCOUNT_IDS_FILE SEED_COMMAND...
 }
 
 seed_session_accounts_pg() {
-    psql -q "$PG_URL" -v hash="$(cat "$WORK/password.hash")" -v n="$SESSION_ACCOUNTS" <<'SQL'
+    psql -q -v ON_ERROR_STOP=1 "$PG_URL" -v hash="$(cat "$WORK/password.hash")" -v n="$SESSION_ACCOUNTS" <<'SQL'
 INSERT INTO accounts (id, email, password_hash, verified, created_at, updated_at)
 SELECT md5('sessacct' || j)::uuid, 'sess' || j || '@bench.example', :'hash', TRUE, now(), now()
 FROM generate_series(1, :n) AS j;
@@ -67,7 +72,7 @@ SQL
 # Session i belongs to account 1 + (i - 1) % accounts, so that pgbench can
 # name any of them from a random number, as it names accounts.
 seed_sessions_pg() {
-    psql -q "$PG_URL" -v n="$SESSION_ACCOUNTS" -v s="$SESSIONS" <<'SQL'
+    psql -q -v ON_ERROR_STOP=1 "$PG_URL" -v n="$SESSION_ACCOUNTS" -v s="$SESSIONS" <<'SQL'
 INSERT INTO sessions (id, account_id, created_at, last_used_at, user_agent, ip_address)
 SELECT md5('session' || i)::uuid, md5('sessacct' || (1 + (i - 1) % :n))::uuid, now(), now(),
        'Mozilla/5.0 (X11; Linux x86_64) bench', '203.0.113.' || (i % 250)
@@ -85,9 +90,10 @@ sessions_bench() {
     "$LG" password-hash >"$WORK/password.hash"
 
     step "sessions, PostgreSQL: SignIn at concurrency 4 and 16 over $SESSION_ACCOUNTS verified accounts, beside the hash limit"
+    # Started first: it creates the schema when the steps run alone.
+    start_service "$PG_URL" ACCESS_TOKEN_ISSUER="$SESSION_ISSUER"
     seed_session_accounts_pg
     hash_limit hash_limit_signin
-    start_service "$PG_URL" ACCESS_TOKEN_ISSUER="$SESSION_ISSUER"
     for c in 4 16; do
         load "sign_in_pg_c$c" sign-in --emails "$WORK/session_emails.txt" --concurrency "$c" --connections 4
     done
@@ -104,12 +110,8 @@ sessions_bench() {
     stop_service
 
     step "sessions, PostgreSQL: pgbench's ceiling for a single-row UPDATE and SELECT of a session"
-    "$PG_BIN/pgbench" -n -M prepared -c 64 -j 2 -T "$DURATION" -D sessions="$SESSIONS" \
-        -f bench/session_update.sql "$PG_URL" >"$RESULTS/pgbench_session_update.txt" 2>&1
-    grep -E "^tps" "$RESULTS/pgbench_session_update.txt" | sed 's/^/  /'
-    "$PG_BIN/pgbench" -n -M prepared -c 64 -j 2 -T "$DURATION" -D sessions="$SESSIONS" \
-        -f bench/session_select.sql "$PG_URL" >"$RESULTS/pgbench_session_select.txt" 2>&1
-    grep -E "^tps" "$RESULTS/pgbench_session_select.txt" | sed 's/^/  /'
+    pgbench_run pgbench_session_update bench/session_update.sql sessions="$SESSIONS"
+    pgbench_run pgbench_session_select bench/session_select.sql sessions="$SESSIONS"
 
     step "sessions, SQLite: resident memory before and after $SESSIONS sessions, and a burst of calls over them"
     local db=$WORK/sessions.sqlite

@@ -137,7 +137,8 @@ impl Housekeeping {
         if expired > 0 {
             tracing::info!(expired, "ended expired sessions");
         }
-        let pruned = self.storage.prune_sessions(before, before).await?;
+        let pruned = self.storage.prune_sessions(before, before).await?
+            + self.storage.prune_challenges(now).await?;
         if pruned > 0 {
             tracing::debug!(pruned, "pruned ended sessions and old refresh tokens");
         }

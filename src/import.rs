@@ -215,6 +215,7 @@ async fn import_row(storage: &dyn Storage, line: &str) -> Result<Imported, RowEr
         locale: String::new(),
         created_at,
         updated_at: now,
+        totp_enabled: false,
     };
     let inserted = storage
         .import_account(&account, &hash)

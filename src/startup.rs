@@ -14,8 +14,9 @@ use tonic_health::ServingStatus;
 
 use crate::access::{Access, Callers};
 use crate::auth::{
-    AccessTokens, ConfirmationCodes, ConfirmationTokens, EmailChangeTokens, FailureFloor, Keyring,
-    PageTokens, PasswordHasher, RefreshTokens, ResetTokens, SigningKeys,
+    AccessTokens, ChallengeTokens, ConfirmationCodes, ConfirmationTokens, EmailChangeTokens,
+    FailureFloor, Keyring, PageTokens, PasswordHasher, RecoveryCodes, RefreshTokens, ResetTokens,
+    SecretBox, SigningKeys,
 };
 use crate::config::Settings;
 use crate::events::EventFeed;
@@ -26,7 +27,7 @@ use crate::limits::RateLimits;
 use crate::mail::{self, Catalogues, DeliveryWorker, MailComposer, MailDispatcher, RetryPolicy};
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
-use crate::service::{Accounts, PasswordResets, Sessions};
+use crate::service::{Accounts, PasswordResets, SecondFactors, Sessions};
 use crate::storage::{self, CommitHooks, Storage, StorageError};
 use crate::telemetry::error_chain;
 use crate::tls::Tls;
@@ -204,6 +205,12 @@ impl Application {
             access: Arc::clone(&access_tokens),
             refresh: RefreshTokens::new(&keyring),
             policy: settings.sessions.policy(),
+        })
+        .with_second_factors(SecondFactors {
+            secrets: SecretBox::new(&keyring),
+            recovery: RecoveryCodes::new(&keyring),
+            challenges: ChallengeTokens::new(&keyring),
+            site_name: settings.mail.site_name.clone(),
         });
         let worker = DeliveryWorker::new(
             Arc::clone(&storage),

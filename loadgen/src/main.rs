@@ -16,6 +16,7 @@ use account_service::proto::account::v1::{
     GetAccountResponse, RegisterRequest, ResendConfirmationRequest,
 };
 use anyhow::Context;
+use bytes::Bytes;
 use clap::{Args, Parser, Subcommand};
 use hdrhistogram::Histogram;
 use http::Uri;
@@ -479,6 +480,35 @@ where
     .await
 }
 
+/// [`drive_lean`] through prebuilt calls in turn, each a framed request and
+/// what its answer must show: `check` gets both, the answer decoded as `A`,
+/// and says what is wrong with an answer that does not show it.
+async fn drive_expecting<A, C>(
+    scenario: &str,
+    load: &Load,
+    path: &str,
+    calls: Vec<(String, Bytes)>,
+    check: C,
+) -> anyhow::Result<Report>
+where
+    A: Message + Default + 'static,
+    C: Fn(&str, A) -> Result<(), &'static str> + Send + Sync + 'static,
+{
+    anyhow::ensure!(!calls.is_empty(), "{scenario}: no calls to make");
+    let (calls, check) = (Arc::new(calls), Arc::new(check));
+    drive_lean(scenario, load, path, move |i, connection, uri| {
+        let (calls, check) = (Arc::clone(&calls), Arc::clone(&check));
+        async move {
+            let (expected, request) = &calls[(i as usize) % calls.len()];
+            let answer = connection.unary(&uri, request.clone()).await?;
+            let answer = A::decode(answer)
+                .map_err(|e| Status::internal(format!("undecodable answer: {e}")))?;
+            check(expected, answer).map_err(Status::internal)
+        }
+    })
+    .await
+}
+
 async fn drive_on<C, F, Fut>(
     scenario: &str,
     load: &Load,
@@ -895,36 +925,25 @@ async fn main() -> anyhow::Result<()> {
             ids: Some(ids),
         } if load.lean => {
             // Every request is built before the clock starts.
-            let calls: Arc<Vec<(String, bytes::Bytes)>> = Arc::new(
-                read_ids(&ids)?
-                    .into_iter()
-                    .map(|id| {
-                        let id = id.to_string();
-                        let request = h2grpc::message(&GetAccountRequest {
-                            lookup: Some(get_account_request::Lookup::Id(id.clone())),
-                        });
-                        (id, request)
-                    })
-                    .collect(),
-            );
-            let report = drive_lean(
+            let calls = read_ids(&ids)?
+                .into_iter()
+                .map(|id| {
+                    let id = id.to_string();
+                    let request = h2grpc::message(&GetAccountRequest {
+                        lookup: Some(get_account_request::Lookup::Id(id.clone())),
+                    });
+                    (id, request)
+                })
+                .collect();
+            let report = drive_expecting(
                 "get",
                 &load,
                 h2grpc::GET_ACCOUNT,
-                move |i, connection, uri| {
-                    let calls = Arc::clone(&calls);
-                    async move {
-                        let (id, request) = &calls[(i as usize) % calls.len()];
-                        let answer = connection.unary(&uri, request.clone()).await?;
-                        // The right account came back, not just any OK.
-                        let account = GetAccountResponse::decode(answer)
-                            .map_err(|e| Status::internal(format!("undecodable answer: {e}")))?
-                            .account;
-                        match account {
-                            Some(a) if a.id == *id => Ok(()),
-                            _ => Err(Status::internal("the answer is not the account asked for")),
-                        }
-                    }
+                calls,
+                // The right account came back, not just any OK.
+                |id, answer: GetAccountResponse| match answer.account {
+                    Some(a) if a.id == id => Ok(()),
+                    _ => Err("the answer is not the account asked for"),
                 },
             )
             .await?;

@@ -18,7 +18,9 @@ use prost::Message;
 use tonic::transport::Channel;
 use tonic::Status;
 
-use crate::{connect, drive, drive_lean, finish, h2grpc, read_ids, Load, PASSWORD};
+use crate::{
+    connect, drive, drive_expecting, drive_lean, finish, h2grpc, read_ids, Load, PASSWORD,
+};
 
 pub const REFRESH_SESSION: &str = "/account.v1.AccountService/RefreshSession";
 pub const VERIFY_ACCESS_TOKEN: &str = "/account.v1.AccountService/VerifyAccessToken";
@@ -189,17 +191,11 @@ pub async fn refresh(load: &Load, emails: &str) -> anyhow::Result<()> {
                 let request = h2grpc::message(&RefreshSessionRequest {
                     refresh_token: token.clone(),
                 });
-                let answer = connection.unary(&uri, request).await.and_then(|body| {
-                    let tokens = RefreshSessionResponse::decode(body)
-                        .map_err(|e| Status::internal(format!("undecodable answer: {e}")))?
-                        .tokens;
-                    match tokens {
-                        Some(t) if !t.refresh_token.is_empty() && t.refresh_token != token => {
-                            Ok(t.refresh_token)
-                        }
-                        _ => Err(Status::internal("RefreshSession answered no new token")),
-                    }
-                });
+                let answer = match connection.unary(&uri, request).await {
+                    Ok(body) => successor(body, &token)
+                        .ok_or_else(|| Status::internal("RefreshSession answered no new token")),
+                    Err(status) => Err(status),
+                };
                 // After a failure the old token goes back: presented again
                 // within the reuse interval it answers the same successor.
                 let (next, result) = match answer {
@@ -213,6 +209,16 @@ pub async fn refresh(load: &Load, emails: &str) -> anyhow::Result<()> {
     )
     .await?;
     finish(&report, load)
+}
+
+/// The new refresh token of a RefreshSession answer, unless it holds none
+/// or the one presented.
+fn successor(answer: Bytes, presented: &str) -> Option<String> {
+    let token = RefreshSessionResponse::decode(answer)
+        .ok()?
+        .tokens?
+        .refresh_token;
+    (!token.is_empty() && token != presented).then_some(token)
 }
 
 /// VerifyAccessToken, cycling through the tokens in `tokens`; each answer
@@ -229,24 +235,15 @@ pub async fn verify(load: &Load, tokens: &str) -> anyhow::Result<()> {
             Ok((sid, request))
         })
         .collect::<anyhow::Result<_>>()?;
-    let calls = Arc::new(calls);
-    let report = drive_lean(
+    let report = drive_expecting(
         "verify_token",
         load,
         VERIFY_ACCESS_TOKEN,
-        move |i, connection, uri| {
-            let calls = Arc::clone(&calls);
-            async move {
-                let (sid, request) = &calls[(i as usize) % calls.len()];
-                let answer = connection.unary(&uri, request.clone()).await?;
-                let answer = VerifyAccessTokenResponse::decode(answer)
-                    .map_err(|e| Status::internal(format!("undecodable answer: {e}")))?;
-                if answer.session_id == *sid {
-                    Ok(())
-                } else {
-                    Err(Status::internal("the answer is not the token's session"))
-                }
-            }
+        calls,
+        |sid, answer: VerifyAccessTokenResponse| {
+            (answer.session_id == sid)
+                .then_some(())
+                .ok_or("the answer is not the token's session")
         },
     )
     .await?;
@@ -266,25 +263,15 @@ pub async fn list(load: &Load, ids: &str) -> anyhow::Result<()> {
             (id, request)
         })
         .collect();
-    let calls = Arc::new(calls);
-    let report = drive_lean(
+    let report = drive_expecting(
         "list_sessions",
         load,
         LIST_SESSIONS,
-        move |i, connection, uri| {
-            let calls = Arc::clone(&calls);
-            async move {
-                let (id, request) = &calls[(i as usize) % calls.len()];
-                let answer = connection.unary(&uri, request.clone()).await?;
-                let sessions = ListSessionsResponse::decode(answer)
-                    .map_err(|e| Status::internal(format!("undecodable answer: {e}")))?
-                    .sessions;
-                if sessions.iter().all(|s| s.account_id == *id) {
-                    Ok(())
-                } else {
-                    Err(Status::internal("a listed session is another account's"))
-                }
-            }
+        calls,
+        |id, answer: ListSessionsResponse| {
+            (answer.sessions.iter().all(|s| s.account_id == id))
+                .then_some(())
+                .ok_or("a listed session is another account's")
         },
     )
     .await?;

@@ -110,6 +110,11 @@ pub const RPC_SCOPES: &[(&str, Scope)] = &[
     ("ListSessions", Scope::AccountsRead),
     ("RevokeSession", Scope::AccountsWrite),
     ("RevokeAllSessions", Scope::AccountsWrite),
+    ("StartTotpEnrollment", Scope::AccountsWrite),
+    ("ConfirmTotpEnrollment", Scope::AccountsWrite),
+    ("DisableTotp", Scope::AccountsWrite),
+    ("RegenerateRecoveryCodes", Scope::AccountsWrite),
+    ("CompleteSignIn", Scope::SessionsWrite),
 ];
 
 /// `method` as the table spells it, if the table has it.

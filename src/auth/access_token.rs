@@ -181,7 +181,7 @@ struct IssuedClaims<'a> {
     exp: i64,
     jti: String,
     auth_time: i64,
-    amr: [&'a str; 1],
+    amr: &'a [&'a str],
 }
 
 /// What verification reads beyond what jsonwebtoken checks itself.
@@ -191,6 +191,11 @@ struct CheckedClaims {
     sid: String,
     exp: i64,
 }
+
+/// The `amr` of a sign-in with a password alone.
+pub const PASSWORD_ONLY: &[&str] = &["pwd"];
+/// The `amr` of a sign-in with a password and an authenticator or recovery code.
+pub const PASSWORD_AND_CODE: &[&str] = &["pwd", "otp"];
 
 /// A token just issued, and when it stops verifying.
 #[derive(Debug, Clone)]
@@ -253,13 +258,26 @@ impl AccessTokens {
         }
     }
 
-    /// A token for `session_id` of `account_id`, signed in at `auth_time`,
-    /// valid from `now` for the TTL.
+    /// A token for `session_id` of `account_id`, signed in with a password
+    /// at `auth_time`, valid from `now` for the TTL.
     pub fn issue(
         &self,
         account_id: Uuid,
         session_id: Uuid,
         auth_time: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<IssuedAccessToken, anyhow::Error> {
+        self.issue_for(account_id, session_id, auth_time, PASSWORD_ONLY, now)
+    }
+
+    /// A token as [`Self::issue`], the sign-in made with the methods `amr`
+    /// names (RFC 8176: `pwd`, `otp`).
+    pub fn issue_for(
+        &self,
+        account_id: Uuid,
+        session_id: Uuid,
+        auth_time: DateTime<Utc>,
+        amr: &[&str],
         now: DateTime<Utc>,
     ) -> Result<IssuedAccessToken, anyhow::Error> {
         let iat = now.timestamp();
@@ -275,7 +293,7 @@ impl AccessTokens {
             exp,
             jti: Uuid::new_v4().to_string(),
             auth_time: auth_time.timestamp(),
-            amr: ["pwd"],
+            amr,
         };
         let header = Header {
             typ: Some(TOKEN_TYPE.to_owned()),

@@ -1,16 +1,11 @@
 //! Refresh tokens: opaque random strings that are stored only as keyed
 //! hashes, and the successor of a token, which every instance derives alike.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use rand::RngCore;
-
 use super::keyring::{Keyring, PurposeMac};
+use super::one_time::{OneTimeStrings, PrefixedToken};
 
 /// Marks a refresh token, so that a leaked one is recognised by scanners.
-const PREFIX: &str = "acr_";
-/// 32 bytes, base64url without padding.
-const BODY_CHARS: usize = 43;
+const TOKEN: PrefixedToken = PrefixedToken { prefix: "acr_" };
 const HASH_LABEL: &[u8] = b"account-service refresh token\0";
 const SUCCESSOR_LABEL: &[u8] = b"account-service refresh successor\0";
 
@@ -18,23 +13,21 @@ const SUCCESSOR_LABEL: &[u8] = b"account-service refresh successor\0";
 /// Debug shows no key (the keyring's own Debug hides them).
 #[derive(Clone, Debug)]
 pub struct RefreshTokens {
-    hashes: PurposeMac,
+    tokens: OneTimeStrings<PrefixedToken>,
     successors: PurposeMac,
 }
 
 impl RefreshTokens {
     pub fn new(keyring: &Keyring) -> Self {
         RefreshTokens {
-            hashes: keyring.purpose(HASH_LABEL),
+            tokens: OneTimeStrings::new(keyring, HASH_LABEL, TOKEN),
             successors: keyring.purpose(SUCCESSOR_LABEL),
         }
     }
 
     /// A new token: 256 bits from the operating system's generator.
     pub fn generate(&self) -> String {
-        let mut bytes = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut bytes);
-        encode(&bytes)
+        self.tokens.generate()
     }
 
     /// The token that follows `token` at a refresh. It is a MAC of `token`
@@ -43,38 +36,27 @@ impl RefreshTokens {
     /// (tabs, retries after a lost answer) converge on one token, and only
     /// whoever holds the server key can compute it.
     pub fn successor(&self, token: &str) -> String {
-        encode(&self.successors.sign(&[token.as_bytes()]))
+        TOKEN.encode(&self.successors.sign(&[token.as_bytes()]))
     }
 
     /// The keyed hash a token is stored as, under the signing key.
     pub fn stored_hash(&self, token: &str) -> [u8; 32] {
-        self.hashes.sign(&[token.as_bytes()])
+        self.tokens.stored_hash(token)
     }
 
     /// Every hash a stored token may have been saved as, the signing key's
     /// first, so that rotating SECRET_KEY signs no one out; `None` for a
     /// string that is no refresh token, before any work.
     pub fn lookup_hashes(&self, token: &str) -> Option<Vec<[u8; 32]>> {
-        let body = token.strip_prefix(PREFIX)?;
-        if body.len() != BODY_CHARS {
-            return None;
-        }
-        // The decoder refuses non-canonical trailing bits: one token, one spelling.
-        let decoded = URL_SAFE_NO_PAD.decode(body).ok()?;
-        (decoded.len() == 32).then(|| self.hashes.sign_all(&[token.as_bytes()]))
+        self.tokens.lookup_hashes(token)
     }
-}
-
-fn encode(bytes: &[u8; 32]) -> String {
-    let mut token = String::with_capacity(PREFIX.len() + BODY_CHARS);
-    token.push_str(PREFIX);
-    URL_SAFE_NO_PAD.encode_string(bytes, &mut token);
-    token
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::one_time::hex;
+    use crate::auth::one_time::testing::assert_debug_hides_keys;
 
     fn tokens(current: &[u8], previous: Option<&[u8]>) -> RefreshTokens {
         RefreshTokens::new(&Keyring::new(current, previous))
@@ -113,7 +95,7 @@ mod tests {
         let hash = refresh.stored_hash(&token);
         assert_eq!(hash, tokens(b"key", None).stored_hash(&token));
         assert_ne!(hash, tokens(b"other key", None).stored_hash(&token));
-        assert_ne!(encode(&hash), refresh.successor(&token));
+        assert_ne!(TOKEN.encode(&hash), refresh.successor(&token));
         assert_eq!(refresh.lookup_hashes(&token), Some(vec![hash]));
     }
 
@@ -130,33 +112,39 @@ mod tests {
     #[test]
     fn malformed_tokens_are_refused_before_any_work() {
         let refresh = tokens(b"key", None);
-        let good = refresh.generate();
-        let body = &good[4..];
-        let cases = [
-            String::new(),
-            "acr_".to_owned(),
-            body.to_owned(),
-            format!("acx_{body}"),
-            format!("acr_{body}A"),
-            format!("acr_{}", &body[1..]),
-            format!(" {good}"),
-            format!("acr_{}+", &body[..42]),
-            format!("acr_{}=", &body[..42]),
-            // 43 characters whose last carries bits beyond the 32 bytes.
-            format!("acr_{}B", "A".repeat(42)),
-        ];
-        for case in cases {
-            assert_eq!(refresh.lookup_hashes(&case), None, "{case:?}");
+        let body = &refresh.generate()[4..];
+        for case in [
+            "",
+            "acr_",
+            body,
+            &format!("acc_{body}"),
+            &format!("acr_{body}A"),
+        ] {
+            assert_eq!(refresh.lookup_hashes(case), None, "{case:?}");
         }
-        assert!(refresh
-            .lookup_hashes(&format!("acr_{}A", "A".repeat(42)))
-            .is_some());
+    }
+
+    #[test]
+    fn stored_hashes_and_successors_keep_their_derivation() {
+        // HMAC-SHA256(key, label || token), as tokens stored before were hashed.
+        let refresh = tokens(b"key", None);
+        let token = format!("acr_{}", "A".repeat(43));
+        assert_eq!(
+            hex(&refresh.stored_hash(&token)),
+            "2d0c116a2bb79d84fc94cbab5a69aeadb97257813e93c7308a8593583d715c50"
+        );
+        let successor = TOKEN.encode(
+            &data_encoding::HEXLOWER
+                .decode(b"f26cb0408f418b91dd84aa3c7d4c7d12e706911bec6954c0bf4aa196986339a1")
+                .unwrap()
+                .try_into()
+                .unwrap(),
+        );
+        assert_eq!(refresh.successor(&token), successor);
     }
 
     #[test]
     fn debug_shows_no_key() {
-        let shown = format!("{:?}", tokens(b"hunter2", Some(b"swordfish")));
-        assert!(!shown.contains("hunter2") && !shown.contains("swordfish"));
-        assert!(!shown.contains("104, 117, 110"), "{shown}");
+        assert_debug_hides_keys(RefreshTokens::new);
     }
 }

@@ -20,6 +20,8 @@ pub struct Account {
     pub locale: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Signing in needs an authenticator code after the password.
+    pub totp_enabled: bool,
 }
 
 impl Account {
@@ -52,6 +54,7 @@ impl Account {
             locale: String::new(),
             created_at: now,
             updated_at: now,
+            totp_enabled: false,
         }
     }
 }

@@ -15,10 +15,12 @@ pub enum EventType {
     SessionStarted,
     /// A session ended, for whatever reason.
     SessionEnded,
+    /// Two-step sign-in was turned on or off.
+    SecondFactorChanged,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 8] = [
+    pub const ALL: [EventType; 9] = [
         EventType::AccountRegistered,
         EventType::AccountVerified,
         EventType::ProfileUpdated,
@@ -27,6 +29,7 @@ impl EventType {
         EventType::AccountDeleted,
         EventType::SessionStarted,
         EventType::SessionEnded,
+        EventType::SecondFactorChanged,
     ];
 
     /// The `account.v1.EventType` number, as stored.
@@ -40,6 +43,7 @@ impl EventType {
             EventType::AccountDeleted => 6,
             EventType::SessionStarted => 7,
             EventType::SessionEnded => 8,
+            EventType::SecondFactorChanged => 9,
         }
     }
 

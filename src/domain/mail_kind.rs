@@ -22,10 +22,16 @@ pub enum MailKind {
     EmailChangeRequested,
     /// The goodbye notice of a deleted account.
     AccountDeleted,
+    /// The notice that two-step sign-in was turned on.
+    SecondFactorEnabled,
+    /// The notice that two-step sign-in was turned off.
+    SecondFactorDisabled,
+    /// The notice that a recovery code was used, with how many are left.
+    RecoveryCodeUsed,
 }
 
 impl MailKind {
-    pub const ALL: [MailKind; 8] = [
+    pub const ALL: [MailKind; 11] = [
         MailKind::Welcome,
         MailKind::Confirmation,
         MailKind::AccountExists,
@@ -34,6 +40,9 @@ impl MailKind {
         MailKind::EmailChangeConfirmation,
         MailKind::EmailChangeRequested,
         MailKind::AccountDeleted,
+        MailKind::SecondFactorEnabled,
+        MailKind::SecondFactorDisabled,
+        MailKind::RecoveryCodeUsed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -46,6 +55,9 @@ impl MailKind {
             MailKind::EmailChangeConfirmation => "email_change_confirmation",
             MailKind::EmailChangeRequested => "email_change_requested",
             MailKind::AccountDeleted => "account_deleted",
+            MailKind::SecondFactorEnabled => "second_factor_enabled",
+            MailKind::SecondFactorDisabled => "second_factor_disabled",
+            MailKind::RecoveryCodeUsed => "recovery_code_used",
         }
     }
 }
@@ -82,6 +94,10 @@ mod tests {
             assert_eq!(kind.as_str().parse::<MailKind>().unwrap(), kind);
             assert_eq!(kind.to_string(), kind.as_str());
         }
+        assert_eq!(
+            "recovery_code_used".parse::<MailKind>().unwrap(),
+            MailKind::RecoveryCodeUsed
+        );
         assert!("resend".parse::<MailKind>().is_err());
     }
 }

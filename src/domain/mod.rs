@@ -23,7 +23,7 @@ pub use password::Password;
 pub use profile::{ProfileChanges, ProfileForm, PROFILE_PATHS};
 pub use requests::{
     parse_credentials, parse_deletion, parse_email, parse_email_change, parse_password_change,
-    Lookup, INVALID_UUID,
+    parse_password_check, Lookup, INVALID_UUID,
 };
 pub use session::{
     parse_account_session, parse_session_id, ClientInfo, Session, SessionEnd, USER_AGENT_MAX_CHARS,

@@ -150,6 +150,22 @@ pub(super) fn uuid_field(
     None
 }
 
+/// Parses an account id (in `field`) and the current password that guards
+/// a change to it, every violation at once.
+pub fn parse_password_check(
+    field: &'static str,
+    id: &str,
+    current_password: &str,
+) -> Result<(Uuid, SecretString), ValidationErrors> {
+    let mut errors = ValidationErrors(Vec::new());
+    let id = uuid_field(&mut errors, field, id);
+    let password = required_secret(&mut errors, "current_password", current_password);
+    match (id, password) {
+        (Some(id), Some(password)) => Ok((id, password)),
+        _ => Err(errors),
+    }
+}
+
 /// Parses a ChangeEmail request, every violation at once.
 pub fn parse_email_change(
     id: &str,

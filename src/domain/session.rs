@@ -26,6 +26,8 @@ pub struct Session {
     pub last_used_at: DateTime<Utc>,
     pub user_agent: String,
     pub ip_address: String,
+    /// Signed in with a second factor after the password.
+    pub two_step: bool,
 }
 
 impl Session {
@@ -190,6 +192,7 @@ mod tests {
             last_used_at: t + chrono::Duration::seconds(50),
             user_agent: String::new(),
             ip_address: String::new(),
+            two_step: false,
         };
         let idle = Duration::from_secs(20);
         assert_eq!(

@@ -43,6 +43,7 @@ pub(super) fn to_proto(a: Account, default_locale: &str) -> pb::Account {
         created_at: Some(ts(a.created_at)),
         updated_at: Some(ts(a.updated_at)),
         locale,
+        totp_enabled: a.totp_enabled,
     }
 }
 

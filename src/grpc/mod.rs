@@ -9,6 +9,7 @@ mod call;
 pub mod codec;
 mod convert;
 mod message_limit;
+mod second_factor;
 mod serve;
 mod sessions;
 mod status;
@@ -325,7 +326,9 @@ impl AccountService for AccountGrpc {
                     .map_err(ServiceError::Invalid)?;
             self.check_limits(client, AddressBucket::EmailChange, &email)
                 .await?;
-            self.accounts.change_email(id, &email, password).await?;
+            self.accounts
+                .change_email(id, &email, password, &r.code)
+                .await?;
             Ok(pb::ChangeEmailResponse {})
         })
         .await
@@ -356,7 +359,7 @@ impl AccountService for AccountGrpc {
             let r = request.into_inner();
             let (id, password) =
                 parse_deletion(&r.id, &r.current_password, admin).map_err(ServiceError::Invalid)?;
-            self.accounts.delete_account(id, password).await?;
+            self.accounts.delete_account(id, password, &r.code).await?;
             Ok(pb::DeleteAccountResponse {})
         })
         .await
@@ -472,6 +475,50 @@ impl AccountService for AccountGrpc {
         request: Request<pb::VerifyAccessTokenRequest>,
     ) -> Result<Response<pb::VerifyAccessTokenResponse>, Status> {
         self.handle(request, |request| self.verify_access_token_call(request))
+            .await
+    }
+
+    async fn start_totp_enrollment(
+        &self,
+        request: Request<pb::StartTotpEnrollmentRequest>,
+    ) -> Result<Response<pb::StartTotpEnrollmentResponse>, Status> {
+        self.handle(request, |request| self.start_totp_enrollment_call(request))
+            .await
+    }
+
+    async fn confirm_totp_enrollment(
+        &self,
+        request: Request<pb::ConfirmTotpEnrollmentRequest>,
+    ) -> Result<Response<pb::ConfirmTotpEnrollmentResponse>, Status> {
+        self.handle(request, |request| {
+            self.confirm_totp_enrollment_call(request)
+        })
+        .await
+    }
+
+    async fn disable_totp(
+        &self,
+        request: Request<pb::DisableTotpRequest>,
+    ) -> Result<Response<pb::DisableTotpResponse>, Status> {
+        self.handle(request, |request| self.disable_totp_call(request))
+            .await
+    }
+
+    async fn regenerate_recovery_codes(
+        &self,
+        request: Request<pb::RegenerateRecoveryCodesRequest>,
+    ) -> Result<Response<pb::RegenerateRecoveryCodesResponse>, Status> {
+        self.handle(request, |request| {
+            self.regenerate_recovery_codes_call(request)
+        })
+        .await
+    }
+
+    async fn complete_sign_in(
+        &self,
+        request: Request<pb::CompleteSignInRequest>,
+    ) -> Result<Response<pb::SignInResponse>, Status> {
+        self.handle(request, |request| self.complete_sign_in_call(request))
             .await
     }
 }

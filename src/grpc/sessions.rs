@@ -7,7 +7,7 @@ use super::convert::{timestamp, to_proto};
 use super::AccountGrpc;
 use crate::domain::{parse_account_session, ClientInfo, Session, ValidationErrors};
 use crate::proto::account::v1 as pb;
-use crate::service::{parse_credentials, ServiceError, SessionTokens};
+use crate::service::{parse_credentials, ServiceError, SessionTokens, SignedIn};
 
 impl AccountGrpc {
     fn session_to_proto(&self, s: Session) -> pb::Session {
@@ -42,11 +42,7 @@ impl AccountGrpc {
             }
         };
         let signed_in = self.accounts.sign_in(&email, password, client).await?;
-        Ok(pb::SignInResponse {
-            account: Some(to_proto(signed_in.account, self.accounts.default_locale())),
-            session: Some(self.session_to_proto(signed_in.session)),
-            tokens: Some(tokens_to_proto(signed_in.tokens)),
-        })
+        Ok(signed_in_to_proto(self, signed_in))
     }
 
     pub(super) async fn refresh_session_call(
@@ -133,6 +129,15 @@ impl AccountGrpc {
             session_id: claims.session_id.to_string(),
             expires_at: Some(timestamp(claims.expires_at)),
         })
+    }
+}
+
+/// A started session as SignIn and CompleteSignIn answer it.
+pub(super) fn signed_in_to_proto(grpc: &AccountGrpc, signed_in: SignedIn) -> pb::SignInResponse {
+    pb::SignInResponse {
+        account: Some(to_proto(signed_in.account, grpc.accounts.default_locale())),
+        session: Some(grpc.session_to_proto(signed_in.session)),
+        tokens: Some(tokens_to_proto(signed_in.tokens)),
     }
 }
 

@@ -91,6 +91,30 @@ pub fn to_status(e: &ServiceError) -> Status {
         ),
         ServiceError::NotFound => Status::not_found("account not found"),
         ServiceError::SessionNotFound => Status::not_found(e.to_string()),
+        ServiceError::SecondFactorRequired(challenge) => {
+            let metadata = challenge
+                .iter()
+                .map(|c| ("challenge".to_owned(), c.clone()))
+                .collect::<HashMap<_, _>>();
+            Status::with_error_details(
+                Code::FailedPrecondition,
+                e.to_string(),
+                ErrorDetails::with_error_info("SECOND_FACTOR_REQUIRED", ERROR_DOMAIN, metadata),
+            )
+        }
+        ServiceError::SecondFactor(f) => {
+            use crate::service::SecondFactorError as F;
+            let code = match f {
+                F::Invalid | F::ChallengeInvalid | F::ChallengeExpired => Code::Unauthenticated,
+                F::EnrollmentCodeInvalid => Code::InvalidArgument,
+                F::NotStarted | F::AlreadyEnabled | F::NotEnabled => Code::FailedPrecondition,
+            };
+            Status::with_error_details(
+                code,
+                f.to_string(),
+                ErrorDetails::with_error_info(f.reason(), ERROR_DOMAIN, HashMap::new()),
+            )
+        }
         ServiceError::Session(s) => Status::with_error_details(
             Code::Unauthenticated,
             s.to_string(),

@@ -80,11 +80,56 @@ impl MailComposer {
         account: &Account,
         now: DateTime<Utc>,
     ) -> Result<OutboxMessage, TemplateError> {
-        let fill = self.fill(account, now);
-        self.row(
+        self.notice(
             MailKind::PasswordChanged,
-            account,
             Template::PasswordChanged,
+            account,
+            now,
+        )
+    }
+
+    /// Renders the notice that two-step sign-in was turned on.
+    pub fn second_factor_enabled(
+        &self,
+        account: &Account,
+        now: DateTime<Utc>,
+    ) -> Result<OutboxMessage, TemplateError> {
+        self.notice(
+            MailKind::SecondFactorEnabled,
+            Template::SecondFactorEnabled,
+            account,
+            now,
+        )
+    }
+
+    /// Renders the notice that two-step sign-in was turned off.
+    pub fn second_factor_disabled(
+        &self,
+        account: &Account,
+        now: DateTime<Utc>,
+    ) -> Result<OutboxMessage, TemplateError> {
+        self.notice(
+            MailKind::SecondFactorDisabled,
+            Template::SecondFactorDisabled,
+            account,
+            now,
+        )
+    }
+
+    /// Renders the notice that a recovery code was used, saying how many
+    /// unused ones the account has left (never which one was used).
+    pub fn recovery_code_used(
+        &self,
+        account: &Account,
+        codes_left: usize,
+        now: DateTime<Utc>,
+    ) -> Result<OutboxMessage, TemplateError> {
+        let mut fill = self.fill(account, now);
+        fill.codes_left = Some(codes_left);
+        self.row(
+            MailKind::RecoveryCodeUsed,
+            account,
+            Template::RecoveryCodeUsed,
             &fill,
         )
     }
@@ -138,13 +183,23 @@ impl MailComposer {
         account: &Account,
         now: DateTime<Utc>,
     ) -> Result<OutboxMessage, TemplateError> {
-        let fill = self.fill(account, now);
-        self.row(
+        self.notice(
             MailKind::AccountDeleted,
-            account,
             Template::AccountDeleted,
-            &fill,
+            account,
+            now,
         )
+    }
+
+    /// A mail that says only what happened to the account and when.
+    fn notice(
+        &self,
+        kind: MailKind,
+        template: Template,
+        account: &Account,
+        now: DateTime<Utc>,
+    ) -> Result<OutboxMessage, TemplateError> {
+        self.row(kind, account, template, &self.fill(account, now))
     }
 
     /// What every mail gets: whom to greet, the site's name, and when.
@@ -156,6 +211,7 @@ impl MailComposer {
             code: None,
             valid_for_secs: None,
             new_email: None,
+            codes_left: None,
             now,
         }
     }
@@ -219,12 +275,11 @@ impl MailComposer {
         account: &Account,
         now: DateTime<Utc>,
     ) -> Result<OutboxMessage, TemplateError> {
-        let fill = self.fill(account, now);
-        self.row(
+        self.notice(
             MailKind::AccountExists,
-            account,
             Template::AccountExists,
-            &fill,
+            account,
+            now,
         )
     }
 
@@ -371,6 +426,51 @@ mod tests {
     }
 
     #[test]
+    fn second_factor_notices_render_in_the_account_language() {
+        let c = composer();
+        let mut a = account("ann");
+        let on = c.second_factor_enabled(&a, Utc::now()).unwrap();
+        assert_eq!(on.kind, MailKind::SecondFactorEnabled);
+        assert_eq!(on.subject, "Ecoms Two-Step Sign-In Turned On");
+        assert_eq!(on.recipient, "shopper@example.com");
+        assert!(on.text_body.contains("reset your password"));
+        let off = c.second_factor_disabled(&a, Utc::now()).unwrap();
+        assert_eq!(off.kind, MailKind::SecondFactorDisabled);
+        assert_eq!(off.subject, "Ecoms Two-Step Sign-In Turned Off");
+        a.locale = "fr".into();
+        let on = c.second_factor_enabled(&a, Utc::now()).unwrap();
+        assert_eq!(
+            on.subject,
+            "Ecoms\u{202f}: Connexion en deux étapes activée"
+        );
+        assert_eq!(on.locale, "fr");
+        let off = c.second_factor_disabled(&a, Utc::now()).unwrap();
+        assert_eq!(
+            off.subject,
+            "Ecoms\u{202f}: Connexion en deux étapes désactivée"
+        );
+        assert!(off.html_body.contains("<html lang=\"fr\">"));
+    }
+
+    #[test]
+    fn recovery_code_notice_says_how_many_are_left() {
+        let c = composer();
+        let mut a = account("ann");
+        let row = c.recovery_code_used(&a, 7, Utc::now()).unwrap();
+        assert_eq!(row.kind, MailKind::RecoveryCodeUsed);
+        assert_eq!(row.subject, "Ecoms Recovery Code Used");
+        assert!(row.text_body.contains("You have 7 recovery codes left."));
+        assert!(row.html_body.contains("You have 7 recovery codes left."));
+        a.locale = "fr".into();
+        let row = c.recovery_code_used(&a, 2, Utc::now()).unwrap();
+        assert_eq!(row.subject, "Ecoms\u{202f}: Code de récupération utilisé");
+        assert!(row
+            .text_body
+            .contains("Il vous reste 2 codes de récupération."));
+        assert!(row.text_body.contains("Il en reste peu"));
+    }
+
+    #[test]
     fn blank_username_greets_by_email() {
         let row = composer()
             .welcome(&account(""), "t", "000000", Utc::now())
@@ -392,5 +492,20 @@ mod tests {
         unknown.locale = "x\r\nBcc: someone@example.com".into();
         let text = String::from_utf8(c.message(&unknown).unwrap().message.formatted()).unwrap();
         assert!(!text.contains("Content-Language") && !text.contains("Bcc"));
+    }
+}
+#[cfg(test)]
+mod scratch_preview {
+    use super::*;
+    #[test]
+    fn zz_preview() {
+        let c = MailComposer::new("noreply@example.com".parse().unwrap(), "Ecoms".into(), "http://x/", 3600, Catalogues::built_in().unwrap());
+        for tag in ["en", "de", "es", "fr"] {
+            let mut a = Account::example("shopper@example.com", "Ann");
+            a.locale = tag.into();
+            for row in [c.second_factor_enabled(&a, Utc::now()).unwrap(), c.second_factor_disabled(&a, Utc::now()).unwrap(), c.recovery_code_used(&a, 2, Utc::now()).unwrap(), c.recovery_code_used(&a, 0, Utc::now()).unwrap()] {
+                println!("=== {}\n{}\n---\n{}", row.subject, row.text_body, row.html_body);
+            }
+        }
     }
 }

@@ -67,18 +67,30 @@ impl Accounts {
                 return Err(failed);
             }
         };
-        self.storage.release_login_attempt(address, now).await?;
+        // With two-step sign-in on, the password alone signs no one in: its
+        // failures stay counted until the code completes the sign-in.
+        let forget = !account.totp_enabled;
+        self.storage
+            .release_login_attempt(address, now, forget)
+            .await?;
+        let mut current_hash = stored;
         if let Some(upgrade) = verified.upgrade {
             let replaced = self
                 .storage
-                .replace_password_hash(account.id, &stored, &upgrade)
+                .replace_password_hash(account.id, &current_hash, &upgrade)
                 .await?;
             if replaced {
                 tracing::info!(account_id = %account.id, "password hash upgraded to the current parameters");
+                upgrade.expose().clone_into(&mut current_hash);
             }
         }
         if !account.verified {
             return Err(ServiceError::EmailNotVerified);
+        }
+        if account.totp_enabled {
+            return Err(self
+                .second_factor_required(&account, &current_hash, now)
+                .await);
         }
         Ok(account)
     }
@@ -87,7 +99,11 @@ impl Accounts {
     /// database decides, so however many checks race, on however many
     /// instances, at most `max_failures` run before the lockout; the rest
     /// answer LOGIN_LOCKED without a hash.
-    async fn reserve_check(&self, address: &str, now: DateTime<Utc>) -> Result<(), ServiceError> {
+    pub(super) async fn reserve_check(
+        &self,
+        address: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), ServiceError> {
         let stale = now - chrono::Duration::from_std(ABANDONED_AFTER).unwrap_or_default();
         let reservation = self
             .storage
@@ -112,13 +128,19 @@ impl Accounts {
 
     /// A reserved check that could not be made (the database or the hashing
     /// pool failed): its reservation is given back, and `error` answered.
-    async fn check_abandoned(
+    pub(super) async fn check_abandoned(
         &self,
         address: &str,
         now: DateTime<Utc>,
         error: ServiceError,
     ) -> ServiceError {
-        if let Err(e) = self.storage.release_login_attempt(address, now).await {
+        // Nothing was checked: the failures on record stay, so that making
+        // checks fail (a full hashing queue) cannot wipe them.
+        if let Err(e) = self
+            .storage
+            .release_login_attempt(address, now, false)
+            .await
+        {
             tracing::warn!(error = %e, "a password check's reservation was not given back");
         }
         error
@@ -140,7 +162,9 @@ impl Accounts {
             Err(e) => return Err(self.check_abandoned(address, now, e.into()).await),
         };
         if verified.matched {
-            self.storage.release_login_attempt(address, now).await?;
+            self.storage
+                .release_login_attempt(address, now, true)
+                .await?;
             Ok(())
         } else {
             Err(self.sign_in_failed(address, now).await)
@@ -149,7 +173,7 @@ impl Accounts {
 
     /// Turns the reservation of `address` into a failure, locks it out once
     /// it reaches LOGIN_MAX_FAILURES, and returns the error to answer.
-    async fn sign_in_failed(&self, address: &str, now: DateTime<Utc>) -> ServiceError {
+    pub(super) async fn sign_in_failed(&self, address: &str, now: DateTime<Utc>) -> ServiceError {
         let counted = async {
             let (failures, lockouts) = self.storage.record_login_failure(address, now).await?;
             if failures >= i64::from(self.sign_in.max_failures) {

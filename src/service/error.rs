@@ -60,6 +60,43 @@ impl SessionError {
     }
 }
 
+/// Why a second factor, or a step towards one, was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SecondFactorError {
+    /// A wrong, reused or malformed code where one guards a call.
+    #[error("The two-step verification code is invalid.")]
+    Invalid,
+    /// A wrong code for a pending enrolment: the request is what is wrong.
+    #[error("The two-step verification code is invalid.")]
+    EnrollmentCodeInvalid,
+    #[error("Two-step sign-in has not been started; start the enrolment first.")]
+    NotStarted,
+    #[error("Two-step sign-in is already turned on.")]
+    AlreadyEnabled,
+    #[error("Two-step sign-in is not turned on.")]
+    NotEnabled,
+    #[error("The sign-in challenge is invalid; sign in again.")]
+    ChallengeInvalid,
+    #[error("The sign-in challenge has expired; sign in again.")]
+    ChallengeExpired,
+}
+
+impl SecondFactorError {
+    /// The `google.rpc.ErrorInfo` reason clients match on.
+    pub fn reason(self) -> &'static str {
+        match self {
+            SecondFactorError::Invalid | SecondFactorError::EnrollmentCodeInvalid => {
+                "SECOND_FACTOR_INVALID"
+            }
+            SecondFactorError::NotStarted => "SECOND_FACTOR_NOT_STARTED",
+            SecondFactorError::AlreadyEnabled => "SECOND_FACTOR_ALREADY_ENABLED",
+            SecondFactorError::NotEnabled => "SECOND_FACTOR_NOT_ENABLED",
+            SecondFactorError::ChallengeInvalid => "CHALLENGE_INVALID",
+            SecondFactorError::ChallengeExpired => "CHALLENGE_EXPIRED",
+        }
+    }
+}
+
 /// Message for a registration whose address is taken.
 pub const EMAIL_TAKEN: &str = "user with this email already exists.";
 
@@ -105,6 +142,12 @@ pub enum ServiceError {
     /// A refresh or access token that no longer holds a session.
     #[error(transparent)]
     Session(SessionError),
+    /// The password was right, and a second factor must follow: with the
+    /// challenge that CompleteSignIn takes, where the call may complete one.
+    #[error("A two-step verification code is required.")]
+    SecondFactorRequired(Option<String>),
+    #[error(transparent)]
+    SecondFactor(SecondFactorError),
     /// An event cursor older than the retention.
     #[error("{}", crate::events::CursorError::Expired)]
     CursorExpired,

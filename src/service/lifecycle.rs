@@ -168,6 +168,7 @@ impl Accounts {
         id: Uuid,
         new_email: &Email,
         password: SecretString,
+        code: &str,
     ) -> Result<(), ServiceError> {
         let tokens = self.email_changes()?;
         let (account, stored) = self.live_credentials(id).await?;
@@ -185,6 +186,7 @@ impl Accounts {
         if !account.verified {
             return Err(ServiceError::EmailNotVerified);
         }
+        self.guard_with_second_factor(&account, code, now).await?;
         let owner = match self.storage.account_by_email(new_email.as_str()).await {
             Ok(owner) => Some(owner),
             Err(StorageError::NotFound) => None,
@@ -285,6 +287,7 @@ impl Accounts {
         &self,
         id: Uuid,
         password: Option<SecretString>,
+        code: &str,
     ) -> Result<(), ServiceError> {
         let found = self
             .storage
@@ -305,6 +308,7 @@ impl Accounts {
             Some(password) => {
                 self.check_current_password(&account.email, password, &stored, now)
                     .await?;
+                self.guard_with_second_factor(&account, code, now).await?;
                 Some(stored.as_str())
             }
             None => None,

@@ -6,6 +6,7 @@ mod error;
 mod lifecycle;
 mod lookup;
 mod registration;
+mod second_factor;
 mod sessions;
 
 use std::sync::Arc;
@@ -25,16 +26,18 @@ use crate::storage::{Batcher, OutboxMessage, Storage};
 pub use crate::config::{SignInPolicy, MAX_LOCKOUT};
 pub use crate::domain::{
     parse_credentials, parse_deletion, parse_email, parse_email_change, parse_password_change,
-    Lookup, INVALID_UUID,
+    parse_password_check, Lookup, INVALID_UUID,
 };
 pub use credentials::PasswordResets;
 pub use error::{
-    CodeError, ServiceError, SessionError, EMAIL_TAKEN, INVALID_CREDENTIALS, SAME_PASSWORD,
+    CodeError, SecondFactorError, ServiceError, SessionError, EMAIL_TAKEN, INVALID_CREDENTIALS,
+    SAME_PASSWORD,
 };
 pub use lifecycle::{
     AccountPage, ListQuery, DEFAULT_PAGE_SIZE, INVALID_CURSOR, INVALID_PAGE_TOKEN, MAX_PAGE_SIZE,
     SAME_EMAIL,
 };
+pub use second_factor::{Factor, SecondFactors, TotpEnrollment};
 pub use sessions::{SessionTokens, Sessions, SignedIn};
 
 /// Renders a confirmation mail: for the account, with the link's token and
@@ -67,6 +70,8 @@ pub struct Accounts {
     failure_floor: Arc<FailureFloor>,
     /// Sign-in sessions: their tokens and policy.
     sessions: Option<Sessions>,
+    /// Two-step sign-in: sealed secrets, recovery codes, challenges.
+    second_factors: Option<SecondFactors>,
 }
 
 /// Database timestamps keep microseconds; rounding here makes what Register
@@ -117,6 +122,7 @@ impl Accounts {
             events: Arc::new(EventFeed::new(Arc::clone(&storage))),
             failure_floor: Arc::new(FailureFloor::default()),
             sessions: None,
+            second_factors: None,
             storage,
         }
     }
@@ -161,6 +167,12 @@ impl Accounts {
     /// Enables sign-in sessions.
     pub fn with_sessions(mut self, sessions: Sessions) -> Self {
         self.sessions = Some(sessions);
+        self
+    }
+
+    /// Enables two-step sign-in.
+    pub fn with_second_factors(mut self, second_factors: SecondFactors) -> Self {
+        self.second_factors = Some(second_factors);
         self
     }
 

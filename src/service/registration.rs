@@ -57,6 +57,7 @@ impl NewAccountView {
             locale: self.locale,
             created_at: now,
             updated_at: now,
+            totp_enabled: false,
         }
     }
 }

@@ -9,7 +9,9 @@ use uuid::Uuid;
 
 use super::error::{Context, SessionError};
 use super::{now, Accounts, Lookup, ServiceError};
-use crate::auth::{AccessClaims, AccessTokenError, AccessTokens, RefreshTokens};
+use crate::auth::{
+    AccessClaims, AccessTokenError, AccessTokens, RefreshTokens, PASSWORD_AND_CODE, PASSWORD_ONLY,
+};
 use crate::config::SessionPolicy;
 use crate::domain::{Account, ClientInfo, Email, Session, SessionEnd};
 use crate::storage::{Ending, Liveness, Refresh, Refreshed};
@@ -55,9 +57,14 @@ impl Sessions {
         refresh_token: String,
         now: DateTime<Utc>,
     ) -> Result<SessionTokens, ServiceError> {
+        let amr = if session.two_step {
+            PASSWORD_AND_CODE
+        } else {
+            PASSWORD_ONLY
+        };
         let access = self
             .access
-            .issue(session.account_id, session.id, session.created_at, now)
+            .issue_for(session.account_id, session.id, session.created_at, amr, now)
             .map_err(ServiceError::Unexpected)?;
         Ok(SessionTokens {
             access_token: access.token,
@@ -109,8 +116,20 @@ impl Accounts {
         password: SecretString,
         client: ClientInfo,
     ) -> Result<SignedIn, ServiceError> {
-        let sessions = self.sessions()?;
+        self.sessions()?;
         let account = self.check_password(email, password).await?;
+        self.start_session(account, client, false).await
+    }
+
+    /// Starts a session of an account whose sign-in just succeeded, with
+    /// `two_step` when a second factor completed it.
+    pub(super) async fn start_session(
+        &self,
+        account: Account,
+        client: ClientInfo,
+        two_step: bool,
+    ) -> Result<SignedIn, ServiceError> {
+        let sessions = self.sessions()?;
         let now = now();
         let session = Session {
             id: Uuid::now_v7(),
@@ -119,6 +138,7 @@ impl Accounts {
             last_used_at: now,
             user_agent: client.user_agent,
             ip_address: client.ip_address,
+            two_step,
         };
         let refresh_token = sessions.refresh.generate();
         let started = self

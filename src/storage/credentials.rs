@@ -107,12 +107,14 @@ pub trait CredentialStore: Send + Sync + 'static {
         until: DateTime<Utc>,
     ) -> Result<(), StorageError>;
 
-    /// Gives a successful check's reservation back; with no other check of
-    /// `email` under way and no lockout running, its failures are forgotten.
+    /// Gives a check's reservation back. With `forget_failures` (a check
+    /// that succeeded), no other check of `email` under way and no lockout
+    /// running, its failures are forgotten too.
     async fn release_login_attempt(
         &self,
         email: &str,
         now: DateTime<Utc>,
+        forget_failures: bool,
     ) -> Result<(), StorageError>;
 
     /// Forgets failures last seen before `before` whose lockout is over, and

@@ -15,6 +15,7 @@ mod outbox;
 mod postgres;
 mod rows;
 mod schema;
+mod second_factor;
 mod sessions;
 mod sql;
 mod sqlite;
@@ -37,6 +38,9 @@ pub use lifecycle::Lifecycle;
 pub use limits::LimitStore;
 pub use outbox::{
     ClaimedMessage, DeadLetter, MailFailure, Operations, OutboxMessage, OutboxStatus, OutboxStore,
+};
+pub use second_factor::{
+    SecondFactorChange, SecondFactorStore, StoredChallenge, StoredSecondFactor,
 };
 pub use sessions::{Ending, Liveness, Refresh, Refreshed, SessionState, SessionStore};
 
@@ -64,7 +68,8 @@ storage_of!(
     Operations,
     LimitStore,
     EventStore,
-    SessionStore
+    SessionStore,
+    SecondFactorStore
 );
 
 /// Opens the backend that `database_url` names without contacting it yet:

@@ -42,6 +42,7 @@ pub(super) fn account(row: &(impl Columns + ?Sized)) -> Result<Account, StorageE
         locale: row.text("locale")?,
         created_at: row.time("created_at")?,
         updated_at: row.time("updated_at")?,
+        totp_enabled: row.flag("totp_enabled")?,
     })
 }
 
@@ -140,5 +141,6 @@ pub(super) fn session(row: &(impl Columns + ?Sized)) -> Result<Session, StorageE
         last_used_at: row.time("last_used_at")?,
         user_agent: row.text("user_agent")?,
         ip_address: row.text("ip_address")?,
+        two_step: row.flag("two_step")?,
     })
 }

@@ -4,7 +4,8 @@
 # Variables: $name (whom the mail greets), $site_name, $date (when the mail
 # was written, formatted with date-format); in mails with a link, $valid_for
 # (how long it is valid, from valid-for) and $until (when it expires); $code
-# (the 6-digit code); $new_email (the new address, masked).
+# (the 6-digit code); $new_email (the new address, masked); $codes_left
+# (how many unused recovery codes are left, a number with plural forms).
 #
 # Formal address ("Sie") throughout, as is usual for account mail.
 
@@ -90,3 +91,35 @@ email-change-requested-warning = Wenn Sie die Änderung veranlasst haben, ist ni
 account-deleted-subject = { $site_name }: Konto gelöscht
 account-deleted-intro = Ihr Konto bei { $site_name } wurde gelöscht, ebenso alle darin gespeicherten personenbezogenen Daten. Dies ist die letzte Nachricht, die wir an diese Adresse senden.
 account-deleted-warning = Falls Sie dies nicht veranlasst haben, wenden Sie sich bitte an uns.
+
+## Two-step sign-in turned on
+
+second-factor-enabled-subject = { $site_name }: Anmeldung in zwei Schritten aktiviert
+second-factor-enabled-intro = Für Ihr Konto bei { $site_name } wurde am { $date } die Anmeldung in zwei Schritten aktiviert. Ab sofort benötigen Sie zum Anmelden Ihr Passwort und einen Code aus Ihrer Authenticator-App.
+second-factor-enabled-recovery = Bewahren Sie Ihre Wiederherstellungscodes sicher auf: Falls Sie Ihr Handy verlieren, können Sie sich mit jedem dieser Codes einmal anstelle eines Codes aus der App anmelden.
+second-factor-enabled-warning = Wenn Sie die Änderung selbst vorgenommen haben, ist nichts weiter zu tun. Andernfalls setzen Sie Ihr Passwort bitte umgehend auf der Website zurück und wenden Sie sich an uns.
+
+## Two-step sign-in turned off
+
+second-factor-disabled-subject = { $site_name }: Anmeldung in zwei Schritten deaktiviert
+second-factor-disabled-intro = Für Ihr Konto bei { $site_name } wurde am { $date } die Anmeldung in zwei Schritten deaktiviert. Ab sofort genügt zum Anmelden Ihr Passwort, und Ihre Wiederherstellungscodes sind nicht mehr gültig.
+second-factor-disabled-warning = Wenn Sie die Änderung selbst vorgenommen haben, ist nichts weiter zu tun. Andernfalls setzen Sie Ihr Passwort bitte umgehend auf der Website zurück, aktivieren Sie die Anmeldung in zwei Schritten erneut und wenden Sie sich an uns.
+
+## A recovery code was used; says how many are left, and advises a new
+## set when few are (the exact numbers go first: they win over categories)
+
+recovery-code-used-subject = { $site_name }: Wiederherstellungscode verwendet
+recovery-code-used-intro = Am { $date } wurde einer der Wiederherstellungscodes Ihres Kontos bei { $site_name } verwendet; dieser Code ist damit ungültig.
+recovery-code-used-left = { $codes_left ->
+        [0] Sie haben keine Wiederherstellungscodes mehr.
+        [one] Sie haben noch { $codes_left } Wiederherstellungscode.
+       *[other] Sie haben noch { $codes_left } Wiederherstellungscodes.
+    }
+recovery-code-used-advice = { $codes_left ->
+        [0] Erstellen Sie bitte jetzt auf der Website neue, solange Sie Ihre Authenticator-App noch haben.
+        [1] Es sind nur noch wenige übrig: Erstellen Sie bitte bald auf der Website neue und bewahren Sie sie sicher auf. Die bisherigen werden damit ungültig.
+        [2] Es sind nur noch wenige übrig: Erstellen Sie bitte bald auf der Website neue und bewahren Sie sie sicher auf. Die bisherigen werden damit ungültig.
+        [3] Es sind nur noch wenige übrig: Erstellen Sie bitte bald auf der Website neue und bewahren Sie sie sicher auf. Die bisherigen werden damit ungültig.
+       *[other] Wenn nur noch wenige übrig sind, erstellen Sie auf der Website neue; die bisherigen werden damit ungültig.
+    }
+recovery-code-used-warning = Wenn Sie den Code selbst verwendet haben, ist nichts weiter zu tun. Andernfalls kennt jemand Ihr Passwort und einen Ihrer Wiederherstellungscodes: Setzen Sie Ihr Passwort bitte umgehend auf der Website zurück, erstellen Sie neue Wiederherstellungscodes und wenden Sie sich an uns.

@@ -4,7 +4,8 @@
 # Variables: $name (whom the mail greets), $site_name, $date (when the mail
 # was written, formatted with date-format); in mails with a link, $valid_for
 # (how long it is valid, from valid-for) and $until (when it expires); $code
-# (the 6-digit code); $new_email (the new address, masked).
+# (the 6-digit code); $new_email (the new address, masked); $codes_left
+# (how many unused recovery codes are left, a number with plural forms).
 
 ## Shared
 
@@ -87,3 +88,35 @@ email-change-requested-warning = If you asked for this, there is nothing more to
 account-deleted-subject = { $site_name } Account Deleted
 account-deleted-intro = Your { $site_name } account has been deleted, and the personal data it held has been erased. This is the last message we send to this address.
 account-deleted-warning = If you did not ask for this, contact us.
+
+## Two-step sign-in turned on
+
+second-factor-enabled-subject = { $site_name } Two-Step Sign-In Turned On
+second-factor-enabled-intro = Two-step sign-in was turned on for your { $site_name } account on { $date }. From now on, signing in needs your password and a code from your authenticator app.
+second-factor-enabled-recovery = Keep your recovery codes somewhere safe: if you lose your phone, each of them signs you in once instead of a code from the app.
+second-factor-enabled-warning = If you turned it on, there is nothing more to do. If you did not, reset your password on the site at once, and contact us.
+
+## Two-step sign-in turned off
+
+second-factor-disabled-subject = { $site_name } Two-Step Sign-In Turned Off
+second-factor-disabled-intro = Two-step sign-in was turned off for your { $site_name } account on { $date }. From now on, your password alone signs you in, and your recovery codes no longer work.
+second-factor-disabled-warning = If you turned it off, there is nothing more to do. If you did not, reset your password on the site at once, turn two-step sign-in back on, and contact us.
+
+## A recovery code was used; says how many are left, and advises a new
+## set when few are (the exact numbers go first: they win over categories)
+
+recovery-code-used-subject = { $site_name } Recovery Code Used
+recovery-code-used-intro = One of the recovery codes of your { $site_name } account was used on { $date }; that code no longer works.
+recovery-code-used-left = { $codes_left ->
+        [0] You have no recovery codes left.
+        [one] You have { $codes_left } recovery code left.
+       *[other] You have { $codes_left } recovery codes left.
+    }
+recovery-code-used-advice = { $codes_left ->
+        [0] Create new ones on the site now, while you still have your authenticator app.
+        [1] Only a few are left: create new ones on the site soon, and keep them somewhere safe. The old ones then stop working.
+        [2] Only a few are left: create new ones on the site soon, and keep them somewhere safe. The old ones then stop working.
+        [3] Only a few are left: create new ones on the site soon, and keep them somewhere safe. The old ones then stop working.
+       *[other] When only a few are left, create new ones on the site; the old ones then stop working.
+    }
+recovery-code-used-warning = If you used it, there is nothing more to do. If you did not, someone knows your password and has one of your recovery codes: reset your password on the site at once, create new recovery codes, and contact us.

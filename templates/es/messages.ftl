@@ -4,7 +4,8 @@
 # Variables: $name (whom the mail greets), $site_name, $date (when the mail
 # was written, formatted with date-format); in mails with a link, $valid_for
 # (how long it is valid, from valid-for) and $until (when it expires); $code
-# (the 6-digit code); $new_email (the new address, masked).
+# (the 6-digit code); $new_email (the new address, masked); $codes_left
+# (how many unused recovery codes are left, a number with plural forms).
 #
 # Informal address ("tú") throughout, as is usual in Spanish e-commerce;
 # wording avoids gendered forms (e.g. "te damos la bienvenida").
@@ -96,3 +97,36 @@ email-change-requested-warning = Si lo has solicitado tú, no tienes que hacer n
 account-deleted-subject = { $site_name }: cuenta eliminada
 account-deleted-intro = Tu cuenta de { $site_name } se ha eliminado, junto con los datos personales que contenía. Este es el último mensaje que enviaremos a esta dirección.
 account-deleted-warning = Si no lo has solicitado tú, ponte en contacto con nosotros.
+
+## Two-step sign-in turned on
+
+second-factor-enabled-subject = { $site_name }: se ha activado el inicio de sesión en dos pasos
+second-factor-enabled-intro = El inicio de sesión en dos pasos de tu cuenta de { $site_name } se activó el { $date }. A partir de ahora, para iniciar sesión necesitarás tu contraseña y un código de tu aplicación de autenticación.
+second-factor-enabled-recovery = Guarda tus códigos de recuperación en un lugar seguro: si pierdes el móvil, cada uno de ellos te permite iniciar sesión una vez en lugar de un código de la aplicación.
+second-factor-enabled-warning = Si lo has activado tú, no tienes que hacer nada más. Si no, restablece tu contraseña en el sitio web de inmediato y ponte en contacto con nosotros.
+
+## Two-step sign-in turned off
+
+second-factor-disabled-subject = { $site_name }: se ha desactivado el inicio de sesión en dos pasos
+second-factor-disabled-intro = El inicio de sesión en dos pasos de tu cuenta de { $site_name } se desactivó el { $date }. A partir de ahora basta con tu contraseña para iniciar sesión, y tus códigos de recuperación ya no funcionan.
+second-factor-disabled-warning = Si lo has desactivado tú, no tienes que hacer nada más. Si no, restablece tu contraseña en el sitio web de inmediato, vuelve a activar el inicio de sesión en dos pasos y ponte en contacto con nosotros.
+
+## A recovery code was used; says how many are left, and advises a new
+## set when few are (the exact numbers go first: they win over categories)
+
+recovery-code-used-subject = { $site_name }: se ha usado un código de recuperación
+recovery-code-used-intro = Uno de los códigos de recuperación de tu cuenta de { $site_name } se usó el { $date }; ese código ya no funciona.
+recovery-code-used-left = { $codes_left ->
+        [0] No te queda ningún código de recuperación.
+        [one] Te queda { $codes_left } código de recuperación.
+        [many] Te quedan { $codes_left } códigos de recuperación.
+       *[other] Te quedan { $codes_left } códigos de recuperación.
+    }
+recovery-code-used-advice = { $codes_left ->
+        [0] Crea códigos nuevos en el sitio web ahora, mientras aún tengas tu aplicación de autenticación.
+        [1] Te quedan pocos: crea códigos nuevos en el sitio web pronto y guárdalos en un lugar seguro. Los anteriores dejarán de funcionar.
+        [2] Te quedan pocos: crea códigos nuevos en el sitio web pronto y guárdalos en un lugar seguro. Los anteriores dejarán de funcionar.
+        [3] Te quedan pocos: crea códigos nuevos en el sitio web pronto y guárdalos en un lugar seguro. Los anteriores dejarán de funcionar.
+       *[other] Cuando te queden pocos, crea códigos nuevos en el sitio web; los anteriores dejarán de funcionar.
+    }
+recovery-code-used-warning = Si lo has usado tú, no tienes que hacer nada más. Si no, alguien conoce tu contraseña y tiene uno de tus códigos de recuperación: restablece tu contraseña en el sitio web de inmediato, crea códigos de recuperación nuevos y ponte en contacto con nosotros.

@@ -4,7 +4,8 @@
 # Variables: $name (whom the mail greets), $site_name, $date (when the mail
 # was written, formatted with date-format); in mails with a link, $valid_for
 # (how long it is valid, from valid-for) and $until (when it expires); $code
-# (the 6-digit code); $new_email (the new address, masked).
+# (the 6-digit code); $new_email (the new address, masked); $codes_left
+# (how many unused recovery codes are left, a number with plural forms).
 #
 # Formal address ("vous") throughout. The space before : ! ? ; is a narrow
 # no-break space (U+202F), so the sign never wraps onto a line of its own.
@@ -96,3 +97,36 @@ email-change-requested-warning = Si vous êtes à l'origine de cette demande, vo
 account-deleted-subject = { $site_name } : Compte supprimé
 account-deleted-intro = Votre compte { $site_name } a été supprimé, ainsi que les données personnelles qu'il contenait. C'est le dernier message que nous envoyons à cette adresse.
 account-deleted-warning = Si vous n'êtes pas à l'origine de cette suppression, contactez-nous.
+
+## Two-step sign-in turned on
+
+second-factor-enabled-subject = { $site_name } : Connexion en deux étapes activée
+second-factor-enabled-intro = La connexion en deux étapes a été activée pour votre compte { $site_name } le { $date }. Désormais, pour vous connecter, il vous faudra votre mot de passe et un code de votre application d'authentification.
+second-factor-enabled-recovery = Conservez vos codes de récupération en lieu sûr : si vous perdez votre téléphone, chacun d'eux vous permet de vous connecter une fois à la place d'un code de l'application.
+second-factor-enabled-warning = Si c'est vous qui l'avez activée, vous n'avez rien d'autre à faire. Sinon, réinitialisez immédiatement votre mot de passe sur le site et contactez-nous.
+
+## Two-step sign-in turned off
+
+second-factor-disabled-subject = { $site_name } : Connexion en deux étapes désactivée
+second-factor-disabled-intro = La connexion en deux étapes a été désactivée pour votre compte { $site_name } le { $date }. Désormais, votre mot de passe suffit pour vous connecter, et vos codes de récupération ne fonctionnent plus.
+second-factor-disabled-warning = Si c'est vous qui l'avez désactivée, vous n'avez rien d'autre à faire. Sinon, réinitialisez immédiatement votre mot de passe sur le site, réactivez la connexion en deux étapes et contactez-nous.
+
+## A recovery code was used; says how many are left, and advises a new
+## set when few are (the exact numbers go first: they win over categories)
+
+recovery-code-used-subject = { $site_name } : Code de récupération utilisé
+recovery-code-used-intro = L'un des codes de récupération de votre compte { $site_name } a été utilisé le { $date } ; ce code ne fonctionne plus.
+recovery-code-used-left = { $codes_left ->
+        [0] Il ne vous reste aucun code de récupération.
+        [one] Il vous reste { $codes_left } code de récupération.
+        [many] Il vous reste { $codes_left } codes de récupération.
+       *[other] Il vous reste { $codes_left } codes de récupération.
+    }
+recovery-code-used-advice = { $codes_left ->
+        [0] Créez-en de nouveaux sur le site dès maintenant, tant que vous disposez encore de votre application d'authentification.
+        [1] Il en reste peu : créez-en bientôt de nouveaux sur le site et conservez-les en lieu sûr. Les anciens cesseront alors de fonctionner.
+        [2] Il en reste peu : créez-en bientôt de nouveaux sur le site et conservez-les en lieu sûr. Les anciens cesseront alors de fonctionner.
+        [3] Il en reste peu : créez-en bientôt de nouveaux sur le site et conservez-les en lieu sûr. Les anciens cesseront alors de fonctionner.
+       *[other] Lorsqu'il en restera peu, créez-en de nouveaux sur le site ; les anciens cesseront alors de fonctionner.
+    }
+recovery-code-used-warning = Si c'est vous qui l'avez utilisé, vous n'avez rien d'autre à faire. Sinon, quelqu'un connaît votre mot de passe et détient l'un de vos codes de récupération : réinitialisez immédiatement votre mot de passe sur le site, créez de nouveaux codes de récupération et contactez-nous.

@@ -184,6 +184,7 @@ pub async fn call(channel: &Channel, method: &str, key: Option<&str>) -> Result<
                     id: uuid::Uuid::now_v7().to_string(),
                     new_email: email,
                     current_password: "secret123".into(),
+                    code: String::new(),
                 },
                 key,
             ))
@@ -203,6 +204,7 @@ pub async fn call(channel: &Channel, method: &str, key: Option<&str>) -> Result<
                 DeleteAccountRequest {
                     id: uuid::Uuid::now_v7().to_string(),
                     current_password: "secret123".into(),
+                    code: String::new(),
                 },
                 key,
             ))

@@ -145,6 +145,7 @@ async fn a_parked_email_change_link_dies_with_the_password(backend: Backend) {
         id: id.clone(),
         new_email: new.into(),
         current_password: PASSWORD.into(),
+        code: String::new(),
     };
     let parked = unique_email();
     let status = client.change_email(change(&parked)).await.unwrap_err();

@@ -218,6 +218,7 @@ async fn addresses_past_smtp_limits_are_refused_by_every_call(backend: Backend) 
             id: at_limit.id.clone(),
             new_email: long.clone(),
             current_password: "secret123".into(),
+            code: String::new(),
         })
         .await
         .map(drop),

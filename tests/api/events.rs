@@ -138,6 +138,7 @@ async fn every_change_is_an_event_in_order_and_resumable(backend: Backend) {
             id: id.clone(),
             new_email: new.clone(),
             current_password: PASSWORD.into(),
+            code: String::new(),
         })
         .await
         .unwrap();
@@ -162,6 +163,7 @@ async fn every_change_is_an_event_in_order_and_resumable(backend: Backend) {
         .delete_account(DeleteAccountRequest {
             id: id.clone(),
             current_password: "other-pass1".into(),
+            code: String::new(),
         })
         .await
         .unwrap();

@@ -169,6 +169,7 @@ async fn django_shoppers_are_imported_once_and_sign_in_with_their_passwords(back
         .delete_account(DeleteAccountRequest {
             id: mapped.clone(),
             current_password: String::new(),
+            code: String::new(),
         })
         .await
         .unwrap();

@@ -46,6 +46,7 @@ async fn change_email(
             id: id.into(),
             new_email: new_email.into(),
             current_password: password.into(),
+            code: String::new(),
         })
         .await
         .map(drop)
@@ -78,6 +79,7 @@ async fn delete(app: &TestApp, id: &str, password: &str) -> Result<(), Status> {
         .delete_account(DeleteAccountRequest {
             id: id.into(),
             current_password: password.into(),
+            code: String::new(),
         })
         .await
         .map(drop)
@@ -597,6 +599,7 @@ async fn deletion_needs_the_password_unless_the_caller_is_admin(backend: Backend
             DeleteAccountRequest {
                 id: id.into(),
                 current_password: password.into(),
+                code: String::new(),
             },
             Some(key),
         )

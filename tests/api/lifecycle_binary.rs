@@ -116,6 +116,7 @@ async fn the_binary_runs_an_account_through_its_life(backend: Backend) {
                 id: id.clone(),
                 new_email: new.clone(),
                 current_password: "secret123".into(),
+                code: String::new(),
             },
             Some(shop),
         ))
@@ -149,6 +150,7 @@ async fn the_binary_runs_an_account_through_its_life(backend: Backend) {
             DeleteAccountRequest {
                 id: id.clone(),
                 current_password: String::new(),
+                code: String::new(),
             },
             Some(ops),
         ))

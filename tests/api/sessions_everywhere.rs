@@ -76,6 +76,7 @@ async fn reset_address_change_and_deletion_end_every_session(backend: Backend) {
             id: moving_id.clone(),
             new_email: new_address.clone(),
             current_password: PASSWORD.into(),
+            code: String::new(),
         })
         .await
         .unwrap();
@@ -96,6 +97,7 @@ async fn reset_address_change_and_deletion_end_every_session(backend: Backend) {
         .delete_account(DeleteAccountRequest {
             id: leaving_id.clone(),
             current_password: PASSWORD.into(),
+            code: String::new(),
         })
         .await
         .unwrap();
@@ -189,6 +191,7 @@ async fn sessions_starting_and_ending_are_events(backend: Backend) {
         .delete_account(DeleteAccountRequest {
             id: id.clone(),
             current_password: PASSWORD.into(),
+            code: String::new(),
         })
         .await
         .unwrap();

@@ -55,6 +55,7 @@ pub(crate) fn account(email: &str, at: DateTime<Utc>) -> Account {
         locale: "de".into(),
         created_at: at,
         updated_at: at,
+        totp_enabled: false,
     }
 }
 
@@ -654,7 +655,7 @@ async fn stored_mail_kinds_read_back_and_unknown_ones_are_corrupt(backend: Backe
         .await;
     assert_eq!(stored, 3);
     let claimed = s
-        .claim_mail(t, t + Duration::minutes(5), 10, CLAIM)
+        .claim_mail(t, t + Duration::minutes(5), 20, CLAIM)
         .await
         .unwrap();
     assert!(claimed.iter().all(|c| c.message.locale == "de"));

@@ -14,6 +14,10 @@ use crate::domain::canonical_locale;
 /// Override files larger than this are refused: they are not mail text.
 const MAX_FILE_BYTES: u64 = 1 << 20;
 
+/// Counts that reach every plural category of the shipped languages (and
+/// the exact-number variants a catalogue may have for 0 or 1).
+const PLURAL_PROBES: [usize; 10] = [0, 1, 2, 3, 5, 11, 21, 22, 100, 1_000_000];
+
 /// Every locale's catalogues and layouts, checked.
 pub struct Catalogues {
     default: String,
@@ -140,12 +144,18 @@ impl Catalogues {
             // settings make of it later.
             let chain = self.words.chain(tag, &self.default);
             for unit in ["second", "minute", "hour", "day"] {
-                for count in [0_u64, 1, 2, 3, 5, 11, 21, 22, 100, 1_000_000] {
+                for count in PLURAL_PROBES {
                     let mut args = FluentArgs::new();
                     args.set("count", count);
                     args.set("unit", unit);
                     self.words.lookup(&chain, "valid-for", &args)?;
                 }
+            }
+            // Likewise every branch of the recovery codes left.
+            for codes_left in PLURAL_PROBES {
+                let mut fill = Template::RecoveryCodeUsed.sample();
+                fill.codes_left = Some(codes_left);
+                self.render(Template::RecoveryCodeUsed, tag, &fill)?;
             }
         }
         Ok(())

@@ -20,7 +20,7 @@ const HELPERS: [&str; 2] = ["valid-for", "date-format"];
 /// The built-in layouts: each mail's body inside `base.txt` or `base.html`.
 /// They hold no words of their own, so they serve every locale (they are
 /// the `en` folder's, the end of every chain).
-const BUILT_IN_LAYOUTS: [(&str, &str); 16] = [
+const BUILT_IN_LAYOUTS: [(&str, &str); 22] = [
     // First: the others extend them.
     ("base.txt", include_str!("../../../templates/en/base.txt")),
     ("base.html", include_str!("../../../templates/en/base.html")),
@@ -80,6 +80,30 @@ const BUILT_IN_LAYOUTS: [(&str, &str); 16] = [
         "account_deleted.html",
         include_str!("../../../templates/en/account_deleted.html"),
     ),
+    (
+        "second_factor_enabled.txt",
+        include_str!("../../../templates/en/second_factor_enabled.txt"),
+    ),
+    (
+        "second_factor_enabled.html",
+        include_str!("../../../templates/en/second_factor_enabled.html"),
+    ),
+    (
+        "second_factor_disabled.txt",
+        include_str!("../../../templates/en/second_factor_disabled.txt"),
+    ),
+    (
+        "second_factor_disabled.html",
+        include_str!("../../../templates/en/second_factor_disabled.html"),
+    ),
+    (
+        "recovery_code_used.txt",
+        include_str!("../../../templates/en/recovery_code_used.txt"),
+    ),
+    (
+        "recovery_code_used.html",
+        include_str!("../../../templates/en/recovery_code_used.html"),
+    ),
 ];
 
 /// One kind of mail text: its layout files and its messages.
@@ -92,10 +116,13 @@ pub enum Template {
     EmailChangeConfirm,
     EmailChangeRequested,
     AccountDeleted,
+    SecondFactorEnabled,
+    SecondFactorDisabled,
+    RecoveryCodeUsed,
 }
 
 impl Template {
-    pub const ALL: [Template; 7] = [
+    pub const ALL: [Template; 10] = [
         Template::Welcome,
         Template::AccountExists,
         Template::PasswordReset,
@@ -103,6 +130,9 @@ impl Template {
         Template::EmailChangeConfirm,
         Template::EmailChangeRequested,
         Template::AccountDeleted,
+        Template::SecondFactorEnabled,
+        Template::SecondFactorDisabled,
+        Template::RecoveryCodeUsed,
     ];
 
     /// The layouts' file name without `.txt` or `.html`.
@@ -115,6 +145,9 @@ impl Template {
             Template::EmailChangeConfirm => "email_change_confirm",
             Template::EmailChangeRequested => "email_change_requested",
             Template::AccountDeleted => "account_deleted",
+            Template::SecondFactorEnabled => "second_factor_enabled",
+            Template::SecondFactorDisabled => "second_factor_disabled",
+            Template::RecoveryCodeUsed => "recovery_code_used",
         }
     }
 
@@ -128,6 +161,9 @@ impl Template {
             Template::EmailChangeConfirm => "email-change-confirm",
             Template::EmailChangeRequested => "email-change-requested",
             Template::AccountDeleted => "account-deleted",
+            Template::SecondFactorEnabled => "second-factor-enabled",
+            Template::SecondFactorDisabled => "second-factor-disabled",
+            Template::RecoveryCodeUsed => "recovery-code-used",
         }
     }
 
@@ -149,6 +185,7 @@ impl Template {
             code: None,
             valid_for_secs: None,
             new_email: None,
+            codes_left: None,
             now: DateTime::<Utc>::UNIX_EPOCH,
         };
         if matches!(
@@ -164,6 +201,9 @@ impl Template {
         if self == Template::EmailChangeRequested {
             fill.new_email = Some("a***@example.com");
         }
+        if self == Template::RecoveryCodeUsed {
+            fill.codes_left = Some(3);
+        }
         fill
     }
 }
@@ -178,6 +218,8 @@ pub struct Fill<'a> {
     /// How long the link is valid; `until` is counted from `now`.
     pub valid_for_secs: Option<u64>,
     pub new_email: Option<&'a str>,
+    /// How many unused recovery codes an account has left.
+    pub codes_left: Option<usize>,
     pub now: DateTime<Utc>,
 }
 
@@ -298,6 +340,9 @@ pub(super) fn render(
     if let Some(new_email) = fill.new_email {
         context.insert("new_email", new_email);
     }
+    if let Some(codes_left) = fill.codes_left {
+        context.insert("codes_left", &codes_left);
+    }
     // The formatted values too, so that a layout may place them itself
     // (as layouts written before the catalogues did with `valid_for`).
     for key in ["date", "valid_for", "until"] {
@@ -367,6 +412,10 @@ fn args(
     }
     if let Some(new_email) = fill.new_email {
         args.set("new_email", new_email.to_owned());
+    }
+    // A number, not text, so that catalogues can choose plural forms.
+    if let Some(codes_left) = fill.codes_left {
+        args.set("codes_left", codes_left);
     }
     Ok(args)
 }

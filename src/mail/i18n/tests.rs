@@ -28,6 +28,18 @@ fn fill(template: Template) -> Fill<'static> {
     fill
 }
 
+/// The text of `template` in `tag`, its sample values changed by `change`.
+fn text_with(
+    c: &Catalogues,
+    template: Template,
+    tag: &str,
+    change: impl FnOnce(&mut Fill<'static>),
+) -> String {
+    let mut f = fill(template);
+    change(&mut f);
+    c.render(template, tag, &f).unwrap().text
+}
+
 #[test]
 fn every_locale_has_every_message_and_renders_every_mail() {
     let english = ids(BUILT_IN_CATALOGUES[0].1);
@@ -62,32 +74,68 @@ fn every_locale_has_every_message_and_renders_every_mail() {
 #[test]
 fn english_subjects_are_unchanged() {
     let c = Catalogues::built_in().unwrap();
-    let subject = |t: Template| c.render(t, "en", &fill(t)).unwrap().subject;
-    assert_eq!(subject(Template::Welcome), "Ecoms Welcome Mail");
-    assert_eq!(
-        subject(Template::AccountExists),
-        "Ecoms Account Already Exists"
-    );
-    assert_eq!(subject(Template::PasswordReset), "Ecoms Password Reset");
-    assert_eq!(subject(Template::PasswordChanged), "Ecoms Password Changed");
-    assert_eq!(
-        subject(Template::EmailChangeConfirm),
-        "Ecoms Confirm Your New E-mail Address"
-    );
-    assert_eq!(
-        subject(Template::EmailChangeRequested),
-        "Ecoms E-mail Change Requested"
-    );
-    assert_eq!(subject(Template::AccountDeleted), "Ecoms Account Deleted");
+    let subjects = [
+        (Template::Welcome, "Ecoms Welcome Mail"),
+        (Template::AccountExists, "Ecoms Account Already Exists"),
+        (Template::PasswordReset, "Ecoms Password Reset"),
+        (Template::PasswordChanged, "Ecoms Password Changed"),
+        (
+            Template::EmailChangeConfirm,
+            "Ecoms Confirm Your New E-mail Address",
+        ),
+        (
+            Template::EmailChangeRequested,
+            "Ecoms E-mail Change Requested",
+        ),
+        (Template::AccountDeleted, "Ecoms Account Deleted"),
+        (
+            Template::SecondFactorEnabled,
+            "Ecoms Two-Step Sign-In Turned On",
+        ),
+        (
+            Template::SecondFactorDisabled,
+            "Ecoms Two-Step Sign-In Turned Off",
+        ),
+        (Template::RecoveryCodeUsed, "Ecoms Recovery Code Used"),
+    ];
+    assert_eq!(subjects.len(), Template::ALL.len());
+    for (template, subject) in subjects {
+        let mail = c.render(template, "en", &fill(template)).unwrap();
+        assert_eq!(mail.subject, subject);
+    }
+}
+
+#[test]
+fn recovery_codes_left_take_the_locale_plural_and_advice() {
+    let c = Catalogues::built_in().unwrap();
+    let cases = [
+        ("en", 0, "You have no recovery codes left. Create new ones"),
+        ("en", 1, "You have 1 recovery code left. Only a few"),
+        ("en", 3, "You have 3 recovery codes left. Only a few"),
+        ("en", 9, "You have 9 recovery codes left. When only a few"),
+        ("fr", 0, "Il ne vous reste aucun code"),
+        ("fr", 1, "Il vous reste 1 code de récupération."),
+        ("fr", 2, "Il vous reste 2 codes de récupération."),
+        ("de", 1, "noch 1 Wiederherstellungscode."),
+        ("de", 7, "noch 7 Wiederherstellungscodes."),
+        ("es", 1, "Te queda 1 código"),
+        ("es", 8, "Te quedan 8 códigos"),
+    ];
+    for (tag, left, expected) in cases {
+        let text = text_with(&c, Template::RecoveryCodeUsed, tag, |f| {
+            f.codes_left = Some(left);
+        });
+        assert!(text.contains(expected), "{tag} {left}: {text}");
+    }
 }
 
 #[test]
 fn plurals_and_dates_come_from_the_locale() {
     let c = Catalogues::built_in().unwrap();
     let text = |tag: &str, secs: u64| {
-        let mut f = fill(Template::PasswordReset);
-        f.valid_for_secs = Some(secs);
-        c.render(Template::PasswordReset, tag, &f).unwrap().text
+        text_with(&c, Template::PasswordReset, tag, |f| {
+            f.valid_for_secs = Some(secs);
+        })
     };
     // 23:30 on 30 November plus the lifetime.
     assert!(text("en", 3600).contains("1 hour (until 1 December 2026, 00:30 UTC)"));

@@ -181,12 +181,14 @@ impl<D: Engine> CredentialStore for SqlStorage<D> {
         &self,
         email: &str,
         now: DateTime<Utc>,
+        forget_failures: bool,
     ) -> Result<(), StorageError> {
         let params = [Param::Text(email), Param::Time(now)];
-        if self
-            .execute(&sql::CLEAR_SETTLED_LOGIN_FAILURES, &params)
-            .await?
-            == 0
+        if !forget_failures
+            || self
+                .execute(&sql::CLEAR_SETTLED_LOGIN_FAILURES, &params)
+                .await?
+                == 0
         {
             self.execute(&sql::RELEASE_LOGIN_ATTEMPT, &[Param::Text(email)])
                 .await?;

@@ -9,6 +9,7 @@ mod lifecycle;
 mod limits;
 mod operations;
 mod outbox;
+mod second_factor;
 mod sessions;
 mod writes;
 

@@ -76,6 +76,7 @@ impl<D: Engine> SessionStore for SqlStorage<D> {
             Param::Time(session.last_used_at),
             Param::Text(&session.user_agent),
             Param::Text(&session.ip_address),
+            Param::Bool(session.two_step),
         ];
         D::execute(&mut tx, &sql::INSERT_SESSION, &params).await?;
         let token = [

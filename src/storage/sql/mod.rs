@@ -42,7 +42,7 @@ impl Sql {
 macro_rules! account_columns {
     () => {
         "id, email, username, first_name, last_name, phone_number, address, verified, \
-         term_and_condition, created_from, locale, created_at, updated_at"
+         term_and_condition, created_from, locale, created_at, updated_at, totp_enabled"
     };
 }
 
@@ -62,6 +62,7 @@ mod events;
 mod limits;
 mod operations;
 mod outbox;
+mod second_factor;
 mod sessions;
 
 pub(super) use accounts::*;
@@ -71,6 +72,7 @@ pub(super) use events::*;
 pub(super) use limits::*;
 pub(super) use operations::*;
 pub(super) use outbox::*;
+pub(super) use second_factor::*;
 pub(super) use sessions::*;
 
 /// NOTIFY channel that tells every instance's worker that mail was queued.

@@ -4,13 +4,13 @@ use super::Sql;
 
 macro_rules! session_columns {
     () => {
-        "id, account_id, created_at, last_used_at, user_agent, ip_address"
+        "id, account_id, created_at, last_used_at, user_agent, ip_address, two_step"
     };
 }
 
 pub(in crate::storage) const INSERT_SESSION: Sql = Sql::both(
-    "INSERT INTO sessions (id, account_id, created_at, last_used_at, user_agent, ip_address) \
-     VALUES ($1, $2, $3, $4, $5, $6)",
+    "INSERT INTO sessions (id, account_id, created_at, last_used_at, user_agent, ip_address, \
+     two_step) VALUES ($1, $2, $3, $4, $5, $6, $7)",
 );
 
 pub(in crate::storage) const INSERT_REFRESH_TOKEN: Sql =
