@@ -79,6 +79,7 @@ fn templates(c: &mut Criterion) {
         locale: String::new(),
         created_at: now,
         updated_at: now,
+        totp_enabled: false,
     };
     let token = ConfirmationTokens::new(&Keyring::new(KEY, None), 3600)
         .issue(account.id, now)

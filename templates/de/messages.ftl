@@ -117,9 +117,9 @@ recovery-code-used-left = { $codes_left ->
     }
 recovery-code-used-advice = { $codes_left ->
         [0] Erstellen Sie bitte jetzt auf der Website neue, solange Sie Ihre Authenticator-App noch haben.
-        [1] Es sind nur noch wenige übrig: Erstellen Sie bitte bald auf der Website neue und bewahren Sie sie sicher auf. Die bisherigen werden damit ungültig.
-        [2] Es sind nur noch wenige übrig: Erstellen Sie bitte bald auf der Website neue und bewahren Sie sie sicher auf. Die bisherigen werden damit ungültig.
-        [3] Es sind nur noch wenige übrig: Erstellen Sie bitte bald auf der Website neue und bewahren Sie sie sicher auf. Die bisherigen werden damit ungültig.
+        [1] Erstellen Sie bitte bald auf der Website neue, bevor sie aufgebraucht sind, und bewahren Sie sie sicher auf; die bisherigen werden damit ungültig.
+        [2] Erstellen Sie bitte bald auf der Website neue, bevor sie aufgebraucht sind, und bewahren Sie sie sicher auf; die bisherigen werden damit ungültig.
+        [3] Erstellen Sie bitte bald auf der Website neue, bevor sie aufgebraucht sind, und bewahren Sie sie sicher auf; die bisherigen werden damit ungültig.
        *[other] Wenn nur noch wenige übrig sind, erstellen Sie auf der Website neue; die bisherigen werden damit ungültig.
     }
 recovery-code-used-warning = Wenn Sie den Code selbst verwendet haben, ist nichts weiter zu tun. Andernfalls kennt jemand Ihr Passwort und einen Ihrer Wiederherstellungscodes: Setzen Sie Ihr Passwort bitte umgehend auf der Website zurück, erstellen Sie neue Wiederherstellungscodes und wenden Sie sich an uns.

@@ -114,9 +114,9 @@ recovery-code-used-left = { $codes_left ->
     }
 recovery-code-used-advice = { $codes_left ->
         [0] Create new ones on the site now, while you still have your authenticator app.
-        [1] Only a few are left: create new ones on the site soon, and keep them somewhere safe. The old ones then stop working.
-        [2] Only a few are left: create new ones on the site soon, and keep them somewhere safe. The old ones then stop working.
-        [3] Only a few are left: create new ones on the site soon, and keep them somewhere safe. The old ones then stop working.
+        [1] Create new ones on the site soon, before they run out, and keep them somewhere safe; the old ones then stop working.
+        [2] Create new ones on the site soon, before they run out, and keep them somewhere safe; the old ones then stop working.
+        [3] Create new ones on the site soon, before they run out, and keep them somewhere safe; the old ones then stop working.
        *[other] When only a few are left, create new ones on the site; the old ones then stop working.
     }
 recovery-code-used-warning = If you used it, there is nothing more to do. If you did not, someone knows your password and has one of your recovery codes: reset your password on the site at once, create new recovery codes, and contact us.

@@ -124,9 +124,9 @@ recovery-code-used-left = { $codes_left ->
     }
 recovery-code-used-advice = { $codes_left ->
         [0] Crea códigos nuevos en el sitio web ahora, mientras aún tengas tu aplicación de autenticación.
-        [1] Te quedan pocos: crea códigos nuevos en el sitio web pronto y guárdalos en un lugar seguro. Los anteriores dejarán de funcionar.
-        [2] Te quedan pocos: crea códigos nuevos en el sitio web pronto y guárdalos en un lugar seguro. Los anteriores dejarán de funcionar.
-        [3] Te quedan pocos: crea códigos nuevos en el sitio web pronto y guárdalos en un lugar seguro. Los anteriores dejarán de funcionar.
+        [1] Crea códigos nuevos en el sitio web pronto, antes de que se te acaben, y guárdalos en un lugar seguro; los anteriores dejarán de funcionar.
+        [2] Crea códigos nuevos en el sitio web pronto, antes de que se te acaben, y guárdalos en un lugar seguro; los anteriores dejarán de funcionar.
+        [3] Crea códigos nuevos en el sitio web pronto, antes de que se te acaben, y guárdalos en un lugar seguro; los anteriores dejarán de funcionar.
        *[other] Cuando te queden pocos, crea códigos nuevos en el sitio web; los anteriores dejarán de funcionar.
     }
 recovery-code-used-warning = Si lo has usado tú, no tienes que hacer nada más. Si no, alguien conoce tu contraseña y tiene uno de tus códigos de recuperación: restablece tu contraseña en el sitio web de inmediato, crea códigos de recuperación nuevos y ponte en contacto con nosotros.

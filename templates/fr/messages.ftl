@@ -124,9 +124,9 @@ recovery-code-used-left = { $codes_left ->
     }
 recovery-code-used-advice = { $codes_left ->
         [0] Créez-en de nouveaux sur le site dès maintenant, tant que vous disposez encore de votre application d'authentification.
-        [1] Il en reste peu : créez-en bientôt de nouveaux sur le site et conservez-les en lieu sûr. Les anciens cesseront alors de fonctionner.
-        [2] Il en reste peu : créez-en bientôt de nouveaux sur le site et conservez-les en lieu sûr. Les anciens cesseront alors de fonctionner.
-        [3] Il en reste peu : créez-en bientôt de nouveaux sur le site et conservez-les en lieu sûr. Les anciens cesseront alors de fonctionner.
+        [1] Créez-en bientôt de nouveaux sur le site, avant d'en manquer, et conservez-les en lieu sûr ; les anciens cesseront alors de fonctionner.
+        [2] Créez-en bientôt de nouveaux sur le site, avant d'en manquer, et conservez-les en lieu sûr ; les anciens cesseront alors de fonctionner.
+        [3] Créez-en bientôt de nouveaux sur le site, avant d'en manquer, et conservez-les en lieu sûr ; les anciens cesseront alors de fonctionner.
        *[other] Lorsqu'il en restera peu, créez-en de nouveaux sur le site ; les anciens cesseront alors de fonctionner.
     }
 recovery-code-used-warning = Si c'est vous qui l'avez utilisé, vous n'avez rien d'autre à faire. Sinon, quelqu'un connaît votre mot de passe et détient l'un de vos codes de récupération : réinitialisez immédiatement votre mot de passe sur le site, créez de nouveaux codes de récupération et contactez-nous.

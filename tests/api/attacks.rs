@@ -45,7 +45,7 @@ pub(crate) async fn start(
 }
 
 /// The mails the binary wrote to `to` so far, oldest first.
-fn mails_to(service: &Service, to: &str) -> Vec<Mail> {
+pub(crate) fn mails_to(service: &Service, to: &str) -> Vec<Mail> {
     let Ok(entries) = std::fs::read_dir(service.dir.join("mail")) else {
         return Vec::new();
     };

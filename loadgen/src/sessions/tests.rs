@@ -86,3 +86,33 @@ fn the_verify_body_frames_the_first_token_of_the_file() {
     let request = VerifyAccessTokenRequest::decode(&body[5..]).unwrap();
     assert_eq!(request.access_token, "first-token");
 }
+
+fn refresh_answer(refresh_token: &str) -> Bytes {
+    use account_service::proto::account::v1::Tokens;
+    RefreshSessionResponse {
+        session: None,
+        tokens: Some(Tokens {
+            refresh_token: refresh_token.into(),
+            ..Default::default()
+        }),
+    }
+    .encode_to_vec()
+    .into()
+}
+
+#[test]
+fn a_refresh_answer_gives_its_new_token() {
+    assert_eq!(
+        successor(refresh_answer("acr_new"), "acr_old").as_deref(),
+        Some("acr_new")
+    );
+}
+
+#[test]
+fn a_refresh_answer_without_a_new_token_gives_none() {
+    assert_eq!(successor(refresh_answer(""), "acr_old"), None);
+    assert_eq!(successor(refresh_answer("acr_old"), "acr_old"), None);
+    let no_tokens = RefreshSessionResponse::default().encode_to_vec().into();
+    assert_eq!(successor(no_tokens, "acr_old"), None);
+    assert_eq!(successor(Bytes::from_static(b"\xff\xff"), "acr_old"), None);
+}

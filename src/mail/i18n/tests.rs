@@ -109,9 +109,21 @@ fn english_subjects_are_unchanged() {
 fn recovery_codes_left_take_the_locale_plural_and_advice() {
     let c = Catalogues::built_in().unwrap();
     let cases = [
-        ("en", 0, "You have no recovery codes left. Create new ones"),
-        ("en", 1, "You have 1 recovery code left. Only a few"),
-        ("en", 3, "You have 3 recovery codes left. Only a few"),
+        (
+            "en",
+            0,
+            "You have no recovery codes left. Create new ones on the site now",
+        ),
+        (
+            "en",
+            1,
+            "You have 1 recovery code left. Create new ones on the site soon",
+        ),
+        (
+            "en",
+            3,
+            "You have 3 recovery codes left. Create new ones on the site soon",
+        ),
         ("en", 9, "You have 9 recovery codes left. When only a few"),
         ("fr", 0, "Il ne vous reste aucun code"),
         ("fr", 1, "Il vous reste 1 code de récupération."),

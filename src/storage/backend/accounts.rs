@@ -264,6 +264,14 @@ impl<D: Engine> AccountStore for SqlStorage<D> {
         D::execute(&mut tx, &sql::DELETE_ADDRESS_STATE, &[Param::Text(email)]).await?;
         D::execute(&mut tx, &sql::CLEAR_LOGIN_FAILURES, &[Param::Text(email)]).await?;
         end_account_sessions::<D>(&mut tx, id, None, SessionEnd::Deleted, now).await?;
+        // The second factor goes with the rest of what the account held.
+        for erase in [
+            &sql::DELETE_ANY_SECOND_FACTOR,
+            &sql::DELETE_RECOVERY_CODES,
+            &sql::DELETE_CHALLENGES,
+        ] {
+            D::execute(&mut tx, erase, &[Param::Uuid(id)]).await?;
+        }
         insert_event::<D>(&mut tx, EventType::AccountDeleted, id, now).await?;
         tx.commit().await?;
         Ok(true)

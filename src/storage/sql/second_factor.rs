@@ -29,6 +29,12 @@ pub(in crate::storage) const SET_TOTP_ENABLED: Sql = Sql::both(concat!(
     account_columns!()
 ));
 
+pub(in crate::storage) const DELETE_ANY_SECOND_FACTOR: Sql =
+    Sql::both("DELETE FROM second_factors WHERE account_id = $1");
+
+pub(in crate::storage) const DELETE_CHALLENGES: Sql =
+    Sql::both("DELETE FROM sign_in_challenges WHERE account_id = $1");
+
 pub(in crate::storage) const USE_TOTP_STEP: Sql = Sql::both(
     "UPDATE second_factors SET last_step = $2 \
      WHERE account_id = $1 AND enabled_at IS NOT NULL AND last_step < $2",
