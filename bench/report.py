@@ -236,6 +236,8 @@ if signin and locked:
         " ".join("%s=%d" % kv for kv in locked["codes"].items()),
         "%d (the five that locked it)" % hashed if hashed is not None else "–"))
     w("")
+session_lines, session_rows = report_sessions.section(raw, cores)
+out.extend(session_lines)
 events_pg, events_sl = load_optional("events_pg.json"), load_optional("events_sqlite.json")
 if events_pg or events_sl:
     w("## Account events")
@@ -340,8 +342,6 @@ if idle:
     else:
         w("| mail at the SMTP server | did not arrive |")
     w("")
-session_lines, session_rows = report_sessions.section(raw, cores)
-out.extend(session_lines)
 w("## Targets")
 w("")
 reg_cores = load("register_pg_c%d.json" % cores)

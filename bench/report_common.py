@@ -41,12 +41,6 @@ class Results:
         path = self.path(name)
         return open(path).read().strip() if os.path.exists(path) else ""
 
-    def criterion_ns(self, group, function):
-        """The mean time of one iteration of a criterion bench whose results
-        were copied here as criterion_<group>/, in nanoseconds."""
-        estimates = self.load_optional(os.path.join("criterion_" + group, function, "new", "estimates.json"))
-        return estimates and estimates["mean"]["point_estimate"]
-
 
 def cpu_model():
     try:

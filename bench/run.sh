@@ -57,7 +57,6 @@ command -v psql >/dev/null && test -x "$PG_BIN/pgbench"
 
 step "building release binaries"
 cargo build --release --locked --workspace
-cargo bench --locked --bench access_tokens --no-run
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$TARGET/release/account-service
 LG=$TARGET/release/account-loadgen

@@ -1,10 +1,11 @@
 //! Micro-benchmarks of the CPU work on the request paths other than password
-//! hashing: token signing and verification, request validation, and mail
-//! rendering. `cargo bench` prints the figures.
+//! hashing: token signing and verification (confirmation and access tokens),
+//! request validation, and mail rendering. `cargo bench` prints the figures.
 
 use std::hint::black_box;
+use std::time::Duration;
 
-use account_service::auth::{ConfirmationTokens, Keyring};
+use account_service::auth::{AccessTokens, ConfirmationTokens, Keyring, SigningKeys};
 use account_service::domain::{Account, NewAccount, RegistrationForm};
 use account_service::mail::MailComposer;
 use chrono::Utc;
@@ -26,6 +27,28 @@ fn tokens(c: &mut Criterion) {
     });
     c.bench_function("token/reject_garbage", |b| {
         b.iter(|| tokens.verify(black_box("not.a.token"), now))
+    });
+}
+
+/// What each SignIn and RefreshSession signs, and what VerifyAccessToken
+/// checks before it reads the session.
+fn access_tokens(c: &mut Criterion) {
+    let tokens = AccessTokens::new(
+        SigningKeys::derive(&Keyring::new(KEY, None)),
+        "https://shop.example.com".into(),
+        "ecoms".into(),
+        Duration::from_secs(300),
+    );
+    let (account, session, now) = (Uuid::now_v7(), Uuid::now_v7(), Utc::now());
+    c.bench_function("access_token/sign", |b| {
+        b.iter(|| tokens.issue(black_box(account), session, now, now))
+    });
+    let token = tokens
+        .issue(account, session, now, now)
+        .expect("token")
+        .token;
+    c.bench_function("access_token/verify", |b| {
+        b.iter(|| tokens.verify(black_box(&token), now))
     });
 }
 
@@ -103,5 +126,5 @@ fn templates(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, tokens, validation, templates);
+criterion_group!(benches, tokens, access_tokens, validation, templates);
 criterion_main!(benches);

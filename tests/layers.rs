@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 /// Each top-level module's layer, lowest first. A module may use
 /// `crate::x` only when `x` sits in its layer or a lower one.
 const LAYERS: &[&[&str]] = &[
-    &["backoff", "telemetry", "tls", "proto"],
+    &["backoff", "telemetry", "tls", "proto", "pool"],
     &["domain", "net"],
     &["config"],
-    &["auth"],
+    &["auth", "media"],
     &["storage"],
     &["metrics", "readiness", "access"],
     &["mail", "events", "limits", "housekeeping"],

@@ -28,6 +28,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic::{Code, Status};
 
 mod h2grpc;
+mod offline;
 mod sessions;
 
 #[derive(Parser)]
@@ -119,6 +120,28 @@ enum Command {
         /// File with one account id per line.
         #[arg(long)]
         ids: String,
+    },
+    /// Verify an access token offline against a JWKS document (the sidecar's
+    /// /.well-known/jwks.json), as a calling service does, again and again on
+    /// one thread: tokens verified per second on one core.
+    JwksVerify {
+        /// File holding the JWKS document.
+        #[arg(long)]
+        jwks: String,
+        /// File whose first line is the access token to verify.
+        #[arg(long)]
+        tokens: String,
+        /// The service's ACCESS_TOKEN_ISSUER.
+        #[arg(long)]
+        issuer: String,
+        /// The service's ACCESS_TOKEN_AUDIENCE.
+        #[arg(long, default_value = "ecoms")]
+        audience: String,
+        /// Seconds to measure.
+        #[arg(long, default_value_t = 5.0)]
+        duration: f64,
+        #[arg(long)]
+        json: bool,
     },
     /// Print one argon2id hash of the load generator's password, to seed
     /// verified accounts that SignIn accepts.
@@ -675,25 +698,30 @@ fn hash_limit(duration: f64, threads: Option<usize>, json: bool) -> anyhow::Resu
     }
     let elapsed = started.elapsed().as_secs_f64();
     let per_second = total as f64 / elapsed;
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "scenario": "hash-limit",
-                "threads": threads,
-                "hashes": total,
-                "duration_s": elapsed,
-                "hashes_per_second": per_second,
-                "single_hash_ms": single * 1000.0,
-            })
-        );
-    } else {
-        println!(
+    let value = serde_json::json!({
+        "scenario": "hash-limit",
+        "threads": threads,
+        "hashes": total,
+        "duration_s": elapsed,
+        "hashes_per_second": per_second,
+        "single_hash_ms": single * 1000.0,
+    });
+    print_result(json, &value, || {
+        format!(
             "hash-limit: {total} argon2id hashes on {threads} threads in {elapsed:.2} s = {per_second:.1}/s; one hash alone {:.2} ms",
             single * 1000.0
-        );
-    }
+        )
+    });
     Ok(())
+}
+
+/// Prints a measurement: its JSON object with `--json`, else a line of text.
+fn print_result(json: bool, value: &serde_json::Value, text: impl FnOnce() -> String) {
+    if json {
+        println!("{value}");
+    } else {
+        println!("{}", text());
+    }
 }
 
 /// One message the sink accepted: when, and for whom.
@@ -1027,6 +1055,14 @@ async fn main() -> anyhow::Result<()> {
         Command::VerifyToken { load, tokens } => sessions::verify(&load, &tokens).await,
         Command::ListSessions { load, ids } => sessions::list(&load, &ids).await,
         Command::PasswordHash => sessions::password_hash(),
+        Command::JwksVerify {
+            jwks,
+            tokens,
+            issuer,
+            audience,
+            duration,
+            json,
+        } => offline::jwks_verify(&jwks, &tokens, (&issuer, &audience), duration, json),
         Command::MintAccessTokens {
             sessions: path,
             secret_key,

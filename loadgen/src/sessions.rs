@@ -38,7 +38,7 @@ pub fn password_hash() -> anyhow::Result<()> {
 }
 
 /// The non-empty lines of a file, trimmed; at least one.
-fn read_lines(path: &str, what: &str) -> anyhow::Result<Vec<String>> {
+pub fn read_lines(path: &str, what: &str) -> anyhow::Result<Vec<String>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?;
     let lines: Vec<String> = text
         .lines()

@@ -2,17 +2,14 @@
 //! bounded queue; checks accept the Django app's hashes and upgrade them.
 
 use std::ops::RangeInclusive;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::domain::Password;
+use crate::pool::{PoolError, WorkPool};
 use argon2::password_hash::{rand_core::OsRng, Output, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use secrecy::{ExposeSecret, SecretString};
-use tokio::sync::oneshot;
-
-use crate::domain::Password;
 
 /// OWASP's argon2id recommendation: 19 MiB, two passes, one lane.
 pub const MEMORY_KIB: u32 = 19_456;
@@ -55,17 +52,25 @@ pub enum HashError {
     Failed(#[source] anyhow::Error),
 }
 
-enum Job {
-    Hash {
-        password: Password,
-        reply: oneshot::Sender<Result<PasswordHash, HashError>>,
-    },
-    Verify {
-        password: SecretString,
-        /// The stored hash, or `None` to check against the dummy hash.
-        stored: Option<SecretString>,
-        reply: oneshot::Sender<Result<Verified, HashError>>,
-    },
+impl From<PoolError> for HashError {
+    fn from(e: PoolError) -> Self {
+        match e {
+            PoolError::Busy => HashError::Busy,
+            PoolError::Unavailable => {
+                HashError::Failed(anyhow::anyhow!("no password hashing thread is running"))
+            }
+            PoolError::Lost => {
+                HashError::Failed(anyhow::anyhow!("the password hashing thread stopped"))
+            }
+        }
+    }
+}
+
+/// A hashing thread's argon2 work area, allocated at its first job.
+type WorkArea = Option<Vec<Block>>;
+
+fn work_area(memory: &mut WorkArea) -> &mut [Block] {
+    memory.get_or_insert_with(|| vec![Block::default(); MEMORY_KIB as usize])
 }
 
 /// The outcome of checking a password against a stored hash.
@@ -100,10 +105,9 @@ const ARGON2_LANES: RangeInclusive<u32> = 1..=8;
 /// `concurrency × 19 MiB` whatever the load.
 #[derive(Clone)]
 pub struct PasswordHasher {
-    jobs: SyncSender<Job>,
-    queued: Arc<AtomicUsize>,
-    /// Argon2 and PBKDF2 computations done, hashes and checks alike.
-    computed: Arc<AtomicU64>,
+    /// Its count of jobs taken is the count of argon2 and PBKDF2
+    /// computations done, hashes and checks alike.
+    pool: WorkPool<WorkArea>,
     /// What a check of an unknown address is made against: an argon2id hash
     /// with the current parameters of a password nobody knows, so that it
     /// costs what a check of a real account costs.
@@ -115,21 +119,7 @@ pub struct PasswordHasher {
 
 impl PasswordHasher {
     pub fn new(concurrency: usize, queue: usize) -> Self {
-        let (jobs, receiver) = sync_channel::<Job>(queue);
-        let receiver = Arc::new(Mutex::new(receiver));
-        let queued = Arc::new(AtomicUsize::new(0));
-        let computed = Arc::new(AtomicU64::new(0));
-        for i in 0..concurrency.max(1) {
-            let receiver = Arc::clone(&receiver);
-            let queued = Arc::clone(&queued);
-            let computed = Arc::clone(&computed);
-            let spawned = std::thread::Builder::new()
-                .name(format!("argon2-{i}"))
-                .spawn(move || hashing_thread(&receiver, &queued, &computed));
-            if let Err(e) = spawned {
-                tracing::error!(error = %e, "cannot start a password hashing thread");
-            }
-        }
+        let pool = WorkPool::new("argon2", concurrency, queue, IDLE_RELEASE);
         let hash_cost;
         let dummy = {
             let mut secret = [0u8; 32];
@@ -145,9 +135,7 @@ impl PasswordHasher {
             )
         };
         PasswordHasher {
-            jobs,
-            queued,
-            computed,
+            pool,
             dummy: Arc::new(dummy),
             hash_cost,
         }
@@ -160,20 +148,18 @@ impl PasswordHasher {
 
     /// Password hashes computed and checked since start-up.
     pub fn computed(&self) -> u64 {
-        self.computed.load(Ordering::Relaxed)
+        self.pool.started()
     }
 
     /// Requests waiting for a hashing thread.
     pub fn queued(&self) -> usize {
-        self.queued.load(Ordering::Relaxed)
+        self.pool.queued()
     }
 
     pub async fn hash(&self, password: Password) -> Result<PasswordHash, HashError> {
-        let (reply, answer) = oneshot::channel();
-        self.submit(Job::Hash { password, reply })?;
-        answer.await.map_err(|_| {
-            HashError::Failed(anyhow::anyhow!("the password hashing thread stopped"))
-        })?
+        self.pool
+            .run(move |memory| hash_with_memory(password.expose(), work_area(memory)))
+            .await?
     }
 
     /// Checks `password`, as the caller typed it, against `stored` (this
@@ -207,15 +193,17 @@ impl PasswordHasher {
             Some(stored) if !refused => stored,
             _ => self.dummy.expose_secret(),
         };
-        let (reply, answer) = oneshot::channel();
-        self.submit(Job::Verify {
-            password,
-            stored: Some(SecretString::from(stored.to_owned())),
-            reply,
-        })?;
-        let verified = answer.await.map_err(|_| {
-            HashError::Failed(anyhow::anyhow!("the password hashing thread stopped"))
-        })??;
+        let stored = SecretString::from(stored.to_owned());
+        let verified = self
+            .pool
+            .run(move |memory| {
+                verify_with_memory(
+                    password.expose_secret(),
+                    stored.expose_secret(),
+                    work_area(memory),
+                )
+            })
+            .await??;
         if refused {
             return Ok(Verified {
                 matched: false,
@@ -223,59 +211,6 @@ impl PasswordHasher {
             });
         }
         Ok(verified)
-    }
-
-    fn submit(&self, job: Job) -> Result<(), HashError> {
-        self.queued.fetch_add(1, Ordering::Relaxed);
-        match self.jobs.try_send(job) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                self.queued.fetch_sub(1, Ordering::Relaxed);
-                return Err(HashError::Busy);
-            }
-            Err(TrySendError::Disconnected(_)) => {
-                self.queued.fetch_sub(1, Ordering::Relaxed);
-                return Err(HashError::Failed(anyhow::anyhow!(
-                    "no password hashing thread is running"
-                )));
-            }
-        }
-        Ok(())
-    }
-}
-
-fn hashing_thread(receiver: &Mutex<Receiver<Job>>, queued: &AtomicUsize, computed: &AtomicU64) {
-    let mut memory: Option<Vec<Block>> = None;
-    loop {
-        let next = match receiver.lock() {
-            Ok(r) => r.recv_timeout(IDLE_RELEASE),
-            Err(_) => return,
-        };
-        let job = match next {
-            Ok(job) => job,
-            Err(RecvTimeoutError::Timeout) => {
-                memory = None;
-                continue;
-            }
-            Err(RecvTimeoutError::Disconnected) => return,
-        };
-        queued.fetch_sub(1, Ordering::Relaxed);
-        computed.fetch_add(1, Ordering::Relaxed);
-        let blocks = memory.get_or_insert_with(|| vec![Block::default(); MEMORY_KIB as usize]);
-        // The caller may have gone away (request cancelled): nothing to do.
-        match job {
-            Job::Hash { password, reply } => {
-                let _ = reply.send(hash_with_memory(password.expose(), blocks));
-            }
-            Job::Verify {
-                password,
-                stored,
-                reply,
-            } => {
-                let stored = stored.as_ref().map_or("", |s| s.expose_secret());
-                let _ = reply.send(verify_with_memory(password.expose_secret(), stored, blocks));
-            }
-        }
     }
 }
 

@@ -7,12 +7,14 @@ use std::path::PathBuf;
 use account_service::access::{file_entry, new_key, Scope};
 use account_service::proto::account::v1::account_service_client::AccountServiceClient;
 use account_service::proto::account::v1::{
-    get_account_request, ChangeEmailRequest, ChangePasswordRequest, CheckPasswordRequest,
-    ConfirmEmailChangeRequest, ConfirmRegistrationRequest, DeleteAccountRequest, GetAccountRequest,
-    ListAccountsRequest, ListSessionsRequest, RefreshSessionRequest, RequestPasswordResetRequest,
+    complete_sign_in_request, get_account_request, ChangeEmailRequest, ChangePasswordRequest,
+    CheckPasswordRequest, CompleteSignInRequest, ConfirmEmailChangeRequest,
+    ConfirmRegistrationRequest, ConfirmTotpEnrollmentRequest, DeleteAccountRequest,
+    DisableTotpRequest, GetAccountRequest, ListAccountsRequest, ListSessionsRequest,
+    RefreshSessionRequest, RegenerateRecoveryCodesRequest, RequestPasswordResetRequest,
     ResendConfirmationRequest, ResetPasswordRequest, RevokeAllSessionsRequest,
-    RevokeSessionRequest, SignInRequest, SignOutRequest, UpdateProfileRequest,
-    VerifyAccessTokenRequest, WatchAccountEventsRequest,
+    RevokeSessionRequest, SignInRequest, SignOutRequest, StartTotpEnrollmentRequest,
+    UpdateProfileRequest, VerifyAccessTokenRequest, WatchAccountEventsRequest,
 };
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
@@ -72,7 +74,7 @@ pub fn with_key<T>(message: T, key: Option<&str>) -> Request<T> {
     request
 }
 
-pub const RPCS: [&str; 21] = [
+pub const RPCS: [&str; 26] = [
     "Register",
     "ResendConfirmation",
     "ConfirmRegistration",
@@ -94,6 +96,11 @@ pub const RPCS: [&str; 21] = [
     "RevokeSession",
     "RevokeAllSessions",
     "VerifyAccessToken",
+    "StartTotpEnrollment",
+    "ConfirmTotpEnrollment",
+    "DisableTotp",
+    "RegenerateRecoveryCodes",
+    "CompleteSignIn",
 ];
 
 /// Calls `method` with a plausible request; only whether the call got past
@@ -280,6 +287,58 @@ pub async fn call(channel: &Channel, method: &str, key: Option<&str>) -> Result<
             ))
             .await
             .map(drop),
+        "StartTotpEnrollment" => client
+            .start_totp_enrollment(with_key(
+                StartTotpEnrollmentRequest {
+                    account_id: uuid::Uuid::now_v7().to_string(),
+                    current_password: "secret123".into(),
+                },
+                key,
+            ))
+            .await
+            .map(drop),
+        "ConfirmTotpEnrollment" => client
+            .confirm_totp_enrollment(with_key(
+                ConfirmTotpEnrollmentRequest {
+                    account_id: uuid::Uuid::now_v7().to_string(),
+                    code: "123456".into(),
+                },
+                key,
+            ))
+            .await
+            .map(drop),
+        "DisableTotp" => client
+            .disable_totp(with_key(
+                DisableTotpRequest {
+                    account_id: uuid::Uuid::now_v7().to_string(),
+                    current_password: "secret123".into(),
+                    code: "123456".into(),
+                },
+                key,
+            ))
+            .await
+            .map(drop),
+        "RegenerateRecoveryCodes" => client
+            .regenerate_recovery_codes(with_key(
+                RegenerateRecoveryCodesRequest {
+                    account_id: uuid::Uuid::now_v7().to_string(),
+                    code: "123456".into(),
+                },
+                key,
+            ))
+            .await
+            .map(drop),
+        "CompleteSignIn" => client
+            .complete_sign_in(with_key(
+                CompleteSignInRequest {
+                    challenge: "acc_not-a-challenge".into(),
+                    factor: Some(complete_sign_in_request::Factor::TotpCode("123456".into())),
+                    client: None,
+                },
+                key,
+            ))
+            .await
+            .map(drop),
         other => panic!("no such RPC {other}"),
     }
 }
@@ -345,6 +404,11 @@ async fn every_rpc_needs_a_valid_key_with_its_scope() {
         ("RevokeSession", "accounts:write", "writer"),
         ("RevokeAllSessions", "accounts:write", "writer"),
         ("VerifyAccessToken", "sessions:verify", "verifier"),
+        ("StartTotpEnrollment", "accounts:write", "writer"),
+        ("ConfirmTotpEnrollment", "accounts:write", "writer"),
+        ("DisableTotp", "accounts:write", "writer"),
+        ("RegenerateRecoveryCodes", "accounts:write", "writer"),
+        ("CompleteSignIn", "sessions:write", "web"),
     ];
     assert_eq!(needs.len(), RPCS.len());
     for (method, scope, holder) in needs {

@@ -77,6 +77,31 @@ pub(crate) async fn link_to(service: &Service, to: &str, path: &str) -> String {
     .unwrap_or_else(|| panic!("a {path} link to {to}"))
 }
 
+/// Resets the password of `email` as its owner does: asks for the mail,
+/// follows its link and sets `password`.
+pub(crate) async fn reset_by_mail(
+    service: &Service,
+    client: &mut AccountServiceClient<Channel>,
+    email: &str,
+    password: &str,
+) {
+    client
+        .request_password_reset(RequestPasswordResetRequest {
+            email: email.into(),
+        })
+        .await
+        .unwrap();
+    let link = link_to(service, email, "reset-password").await;
+    client
+        .reset_password(ResetPasswordRequest {
+            token: token_of(&link),
+            password: password.into(),
+            confirm_password: password.into(),
+        })
+        .await
+        .unwrap();
+}
+
 pub(crate) async fn verified(
     service: &Service,
     client: &mut AccountServiceClient<Channel>,
@@ -164,21 +189,7 @@ async fn a_parked_email_change_link_dies_with_the_password(backend: Backend) {
     confirm_code(&mut client, &victim, &code).await.unwrap();
     client.change_email(change(&parked)).await.unwrap();
     let parked_link = link_to(&service, &parked, "/account/confirm-email/").await;
-    client
-        .request_password_reset(RequestPasswordResetRequest {
-            email: victim.clone(),
-        })
-        .await
-        .unwrap();
-    let reset = link_to(&service, &victim, "reset-password").await;
-    client
-        .reset_password(ResetPasswordRequest {
-            token: token_of(&reset),
-            password: "owners-own-9".into(),
-            confirm_password: "owners-own-9".into(),
-        })
-        .await
-        .unwrap();
+    reset_by_mail(&service, &mut client, &victim, "owners-own-9").await;
 
     // The parked link is dead, over gRPC and through the sidecar.
     assert_link_is_dead(&service, &mut client, &parked_link).await;

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use account_service::proto::account::v1::{
     ChangeEmailRequest, ChangePasswordRequest, ConfirmEmailChangeRequest, DeleteAccountRequest,
-    EventType, RequestPasswordResetRequest, ResetPasswordRequest,
+    EventType,
 };
 use tonic::Code;
 
-use crate::attacks::link_to;
+use crate::attacks::{link_to, reset_by_mail};
 use crate::credentials_binary::check;
 use crate::events::Watcher;
 use crate::helpers::*;
@@ -50,21 +50,7 @@ async fn reset_address_change_and_deletion_end_every_session(backend: Backend) {
 
     // A password reset.
     let sessions = two_sessions(client, &resetting).await;
-    client
-        .request_password_reset(RequestPasswordResetRequest {
-            email: resetting.clone(),
-        })
-        .await
-        .unwrap();
-    let link = link_to(&shop.service, &resetting, "reset-password").await;
-    client
-        .reset_password(ResetPasswordRequest {
-            token: token_of(&link),
-            password: "reset-pass-42".into(),
-            confirm_password: "reset-pass-42".into(),
-        })
-        .await
-        .unwrap();
+    reset_by_mail(&shop.service, client, &resetting, "reset-pass-42").await;
     assert_all_ended(client, &sessions, "after a reset").await;
     assert!(live_ids(client, &resetting_id).await.is_empty());
 
