@@ -59,9 +59,10 @@ def section(raw, cores):
 
     w("## Sessions")
     w("")
-    w("On PostgreSQL, over %d verified accounts (their password hashes seeded, one argon2id hash computed" % seeded["accounts"])
-    w("once) and %d live sessions seeded beside them, each with a current refresh token, %d per account." % (
+    w("On PostgreSQL, over %d verified accounts whose password hash was seeded (one argon2id hash computed" % seeded["accounts"])
+    w("once). After the SignIn runs, %d live sessions were seeded beside them, %d per account, each with a" % (
         seeded["sessions"], seeded["sessions"] // max(seeded["accounts"], 1)))
+    w("current refresh token; VerifyAccessToken, RefreshSession and the pgbench ceilings ran over that table.")
     w("Calls other than SignIn go out over the `h2` crate (`account-loadgen`, as for GetAccount), 64 in")
     w("flight on one HTTP/2 connection.")
     w("")

@@ -231,6 +231,7 @@ pub struct AccessTokens {
     ttl_secs: i64,
     validation: Validation,
     jwks: String,
+    verified: cache::VerifiedTokens,
 }
 
 impl AccessTokens {
@@ -255,6 +256,7 @@ impl AccessTokens {
             ttl_secs: i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX),
             validation,
             jwks,
+            verified: cache::VerifiedTokens::default(),
         }
     }
 
@@ -316,6 +318,9 @@ impl AccessTokens {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(Invalid);
         }
+        if let Some(claims) = self.verified.get(token, now) {
+            return Ok(claims);
+        }
         let header = jsonwebtoken::decode_header(token).map_err(|_| Invalid)?;
         let typ = header.typ.as_deref().unwrap_or_default();
         // RFC 9068 section 4: `at+jwt`, or its full media type, in any case.
@@ -337,11 +342,13 @@ impl AccessTokens {
         if claims.exp <= now.timestamp() {
             return Err(Expired);
         }
-        Ok(AccessClaims {
+        let verified = AccessClaims {
             account_id: Uuid::parse_str(&claims.sub).map_err(|_| Invalid)?,
             session_id: Uuid::parse_str(&claims.sid).map_err(|_| Invalid)?,
             expires_at: DateTime::from_timestamp(claims.exp, 0).ok_or(Invalid)?,
-        })
+        };
+        self.verified.insert(token, verified, now);
+        Ok(verified)
     }
 
     /// The JWKS document (`{"keys":[…]}`) of every verifying key.
@@ -365,6 +372,8 @@ impl std::fmt::Debug for AccessTokens {
             .finish_non_exhaustive()
     }
 }
+
+mod cache;
 
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,7 @@
 //! The profile-image pipeline: what an upload may be, what comes out of it,
 //! and the bounded pool that runs it off the async executor.
 
+mod colour;
 mod decode;
 mod render;
 

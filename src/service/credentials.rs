@@ -148,14 +148,17 @@ impl Accounts {
 
     /// Checks a password an account holder typed against `stored`, as a
     /// sign-in would: reserved first, refused while the address is locked
-    /// out, and a wrong one counts towards the lockout.
+    /// out, and a wrong one counts towards the lockout. With two-step
+    /// sign-in on, a right one forgets no failure: only a right code does,
+    /// so a known password cannot wipe the count of guessed codes.
     pub(super) async fn check_current_password(
         &self,
-        address: &str,
+        account: &Account,
         password: SecretString,
         stored: &str,
         now: DateTime<Utc>,
     ) -> Result<(), ServiceError> {
+        let address = account.email.as_str();
         self.reserve_check(address, now).await?;
         let verified = match self.hasher.verify(password, Some(stored)).await {
             Ok(verified) => verified,
@@ -163,7 +166,7 @@ impl Accounts {
         };
         if verified.matched {
             self.storage
-                .release_login_attempt(address, now, true)
+                .release_login_attempt(address, now, !account.totp_enabled)
                 .await?;
             Ok(())
         } else {
@@ -333,7 +336,7 @@ impl Accounts {
         }
         let (account, stored) = self.live_credentials(id).await?;
         let now = now();
-        self.check_current_password(&account.email, current, &stored, now)
+        self.check_current_password(&account, current, &stored, now)
             .await?;
         let changed = self
             .store_new_password(&account, &stored, new, now, false, keep_session)

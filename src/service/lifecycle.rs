@@ -179,7 +179,7 @@ impl Accounts {
             )));
         }
         let now = now();
-        self.check_current_password(&account.email, password, &stored, now)
+        self.check_current_password(&account, password, &stored, now)
             .await?;
         // Only the proven owner of an address may move it: a link parked on
         // an unconfirmed account would outlive the real owner's recovery.
@@ -306,7 +306,7 @@ impl Accounts {
         // the hash it was checked against.
         let expected = match password {
             Some(password) => {
-                self.check_current_password(&account.email, password, &stored, now)
+                self.check_current_password(&account, password, &stored, now)
                     .await?;
                 self.guard_with_second_factor(&account, code, now).await?;
                 Some(stored.as_str())

@@ -65,7 +65,7 @@ impl Accounts {
         let factors = self.second_factors()?;
         let (account, stored) = self.live_credentials(id).await?;
         let now = now();
-        self.check_current_password(&account.email, password, &stored, now)
+        self.check_current_password(&account, password, &stored, now)
             .await?;
         if account.totp_enabled {
             return Err(refused(SecondFactorError::AlreadyEnabled));
@@ -150,7 +150,7 @@ impl Accounts {
         self.second_factors()?;
         let (account, stored) = self.live_credentials(id).await?;
         let now = now();
-        self.check_current_password(&account.email, password, &stored, now)
+        self.check_current_password(&account, password, &stored, now)
             .await?;
         if !account.totp_enabled {
             return Err(refused(SecondFactorError::NotEnabled));

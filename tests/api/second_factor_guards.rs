@@ -6,11 +6,13 @@
 use std::time::Duration;
 
 use account_service::proto::account::v1::{
-    ChangeEmailRequest, DeleteAccountRequest, DisableTotpRequest, RegenerateRecoveryCodesRequest,
-    RegisterRequest,
+    confirm_registration_request::Proof, get_account_request, ChangeEmailRequest,
+    ConfirmRegistrationRequest, DeleteAccountRequest, DisableTotpRequest, EmailCode,
+    GetAccountRequest, RegenerateRecoveryCodesRequest, RegisterRequest,
 };
 use serde_json::json;
 use tonic::{Code, Status};
+use tonic_types::StatusExt;
 
 use crate::attacks::{link_to, mails_to};
 use crate::helpers::*;
@@ -63,9 +65,16 @@ async fn regenerate(client: &mut Client, id: &str, code: &str) -> Result<Vec<Str
         .map(|r| r.into_inner().recovery_codes)
 }
 
+/// SECOND_FACTOR_REQUIRED without a challenge: a change is no sign-in.
 #[track_caller]
 fn assert_code_required<T: std::fmt::Debug>(answer: Result<T, Status>) {
+    let metadata = answer
+        .as_ref()
+        .err()
+        .and_then(|s| s.get_details_error_info())
+        .map(|info| info.metadata);
     assert_refused(answer, Code::FailedPrecondition, "SECOND_FACTOR_REQUIRED");
+    assert_eq!(metadata, Some(Default::default()));
 }
 
 #[track_caller]
@@ -153,12 +162,8 @@ async fn change_email_and_delete_account_need_a_code_once_it_is_on(backend: Back
         .await
         .unwrap();
     let gone = client
-        .get_account(account_service::proto::account::v1::GetAccountRequest {
-            lookup: Some(
-                account_service::proto::account::v1::get_account_request::Lookup::Id(
-                    leaving_id.clone(),
-                ),
-            ),
+        .get_account(GetAccountRequest {
+            lookup: Some(get_account_request::Lookup::Id(leaving_id.clone())),
         })
         .await;
     assert_code(&gone, Code::NotFound);
@@ -295,19 +300,12 @@ async fn registered_in(shop: &mut Shop, email: &str, locale: &str) -> String {
     })
     .await
     .expect("the welcome mail");
+    let proof = Proof::EmailCode(EmailCode {
+        email: email.into(),
+        code,
+    });
     shop.client
-        .confirm_registration(
-            account_service::proto::account::v1::ConfirmRegistrationRequest {
-                proof: Some(
-                    account_service::proto::account::v1::confirm_registration_request::Proof::EmailCode(
-                        account_service::proto::account::v1::EmailCode {
-                            email: email.into(),
-                            code,
-                        },
-                    ),
-                ),
-            },
-        )
+        .confirm_registration(ConfirmRegistrationRequest { proof: Some(proof) })
         .await
         .unwrap();
     id

@@ -15,7 +15,7 @@ use crate::helpers::*;
 use crate::on_both_backends;
 use crate::second_factor::{
     challenge, challenge_of, complete, mail_titled, recovery, shop_with_two_step, sign_in_with,
-    sign_in_with_code, totp, turn_on, with_time_left, Authenticator,
+    sign_in_with_code, totp, turn_on, unix_now, with_time_left,
 };
 use crate::sessions::{
     assert_refused, jwt_parts, live_ids, refresh, try_sign_in, verify, Client, Held, Shop, PASSWORD,
@@ -135,7 +135,7 @@ async fn complete_sign_in_starts_a_two_step_session_for_its_challenge_only(backe
             "SECOND_FACTOR_INVALID",
         );
     }
-    // Nor is a code without a factor.
+    // A call without a factor is a bad request.
     let status = complete(client, &fresh, None).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     assert_eq!(live_ids(client, &id).await.len(), 1);
@@ -265,13 +265,13 @@ async fn slow_codes_count_one_step_either_way_and_only_once(backend: Backend) {
     let (mut shop, email, id, two_step) =
         shop_with_two_step(backend, &[("LOGIN_MAX_FAILURES", "20")]).await;
     let client = &mut shop.client;
-    let app: Authenticator = two_step.app;
+    let mut app = two_step.app;
 
     // The enrolment used the step before the one it was confirmed in; two
     // steps later, the code of two steps ago is newer than any used, and
     // still refused for its age alone.
-    let enrolled_in = crate::second_factor::unix_now() / 30;
-    while crate::second_factor::unix_now() / 30 < enrolled_in + 2 {
+    let enrolled_in = unix_now() / 30;
+    while unix_now() / 30 < enrolled_in + 2 {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     with_time_left(15).await;
@@ -294,8 +294,7 @@ async fn slow_codes_count_one_step_either_way_and_only_once(backend: Backend) {
     assert_eq!(live_ids(client, &id).await.len(), 2);
 
     // Any later code works again.
-    let mut app = app;
-    app.used_until(crate::second_factor::unix_now() + 30);
+    app.used_until(unix_now() + 30);
     let held = sign_in_with_code(client, &email, &mut app).await;
     assert_eq!(held.session.account_id, id);
 }

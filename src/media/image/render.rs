@@ -13,6 +13,7 @@ use image::{
 };
 use sha2::{Digest, Sha256};
 
+use super::colour;
 use super::decode::Decoded;
 use super::{ImageError, ProcessedImage, LARGE_SIDE, THUMBNAIL_SIDE};
 
@@ -28,7 +29,7 @@ pub(super) fn render(decoded: Decoded) -> Result<ProcessedImage, ImageError> {
     let Decoded {
         image,
         orientation,
-        icc_profile: _,
+        icc_profile,
     } = decoded;
     let transparent = has_transparency(&image);
     let image = eight_bit(image);
@@ -39,6 +40,9 @@ pub(super) fn render(decoded: Decoded) -> Result<ProcessedImage, ImageError> {
     let mut large = square(&mut resizer, &image, LARGE_SIDE, transparent)?;
     drop(image);
     large.apply_orientation(orientation);
+    // On the 512² pixels rather than the upload's: the same colours for a
+    // fraction of the work.
+    colour::to_srgb(&mut large, icc_profile.as_deref());
     let thumbnail = square(&mut resizer, &large, THUMBNAIL_SIDE, transparent)?;
     let large = encode(&large, transparent)?;
     let thumbnail = encode(&thumbnail, transparent)?;

@@ -90,6 +90,38 @@ fn a_sideways_jpeg_comes_out_upright_without_its_exif() {
 }
 
 #[test]
+fn pixels_in_a_wide_gamut_profile_are_stored_in_srgb() {
+    use moxcms::{ColorProfile, Layout, TransformOptions};
+    let p3_green = Rgb([40, 170, 90]);
+    let photo = image::RgbImage::from_pixel(64, 64, p3_green);
+    let p3 = ColorProfile::new_display_p3().encode().unwrap();
+    let in_srgb = {
+        let transform = ColorProfile::new_display_p3()
+            .create_transform_8bit(
+                Layout::Rgb,
+                &ColorProfile::new_srgb(),
+                Layout::Rgb,
+                TransformOptions::default(),
+            )
+            .unwrap();
+        let mut out = [0u8; 3];
+        transform.transform(&p3_green.0, &mut out).unwrap();
+        Rgb(out)
+    };
+    assert!(
+        !near(in_srgb, p3_green),
+        "the sample must tell the spaces apart"
+    );
+
+    let tagged = process_blocking(&jpeg(&photo, None, Some(p3)), &limits()).unwrap();
+    let untagged = process_blocking(&jpeg(&photo, None, None), &limits()).unwrap();
+
+    let stored = colour_at(&open(&tagged), 256, 256);
+    assert!(near(stored, in_srgb), "{stored:?} is not {in_srgb:?}");
+    assert!(near(colour_at(&open(&untagged), 256, 256), p3_green));
+}
+
+#[test]
 fn a_png_with_transparency_stays_a_png_and_keeps_it() {
     // Left half fully transparent, right half opaque red.
     let upload = DynamicImage::ImageRgba8(RgbaImage::from_fn(300, 300, |x, _| {
@@ -225,7 +257,11 @@ fn anything_but_an_intact_accepted_image_is_not_an_image() {
 fn a_jpeg_with_bytes_after_its_end_is_accepted() {
     // Some cameras append a trailer (a video, a second image) after the end
     // marker; the image itself is whole.
-    let mut upload = jpeg(&sideways_photo(), Some(exif_with_orientation_and_gps(1)), None);
+    let mut upload = jpeg(
+        &sideways_photo(),
+        Some(exif_with_orientation_and_gps(1)),
+        None,
+    );
     upload.extend_from_slice(b"\0\0\0\x18ftypmp42 and what follows");
 
     let processed = process_blocking(&upload, &limits()).unwrap();
@@ -300,4 +336,35 @@ async fn an_oversized_upload_is_refused_without_queueing() {
     );
     let refused = processor.process(vec![0; 11]).await;
     assert!(matches!(refused, Err(ImageError::TooLarge)));
+}
+
+#[test]
+#[ignore]
+fn zz_measure_big() {
+    fn hwm() -> String {
+        std::fs::read_to_string("/proc/self/status")
+            .unwrap()
+            .lines()
+            .filter(|l| l.starts_with("VmHWM") || l.starts_with("VmRSS"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+    let path = std::env::var("BIG").unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let lim = ImageLimits {
+        max_bytes: 100 << 20,
+        ..limits()
+    };
+    std::fs::write("/proc/self/clear_refs", "5").unwrap();
+    eprintln!("before {path}: {}", hwm());
+    let t = std::time::Instant::now();
+    let d = decode::decode(&bytes, &lim).unwrap();
+    eprintln!("decoded: {:?}", t.elapsed());
+    let r = render::render(d);
+    eprintln!(
+        "after: {:?} {:?} {}",
+        t.elapsed(),
+        r.map(|p| p.content_type),
+        hwm()
+    );
 }
