@@ -58,15 +58,6 @@ pub enum ImageError {
     Failed(#[source] anyhow::Error),
 }
 
-impl From<PoolError> for ImageError {
-    fn from(e: PoolError) -> Self {
-        match e {
-            PoolError::Busy => ImageError::Busy,
-            other => ImageError::Failed(anyhow::Error::new(other).context("image processing")),
-        }
-    }
-}
-
 /// An upload made safe: pixels only, upright, square, at both sizes.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ProcessedImage {
@@ -127,15 +118,19 @@ impl ImageProcessor {
     }
 
     pub async fn process(&self, bytes: Vec<u8>) -> Result<ProcessedImage, ImageError> {
-        // Checked here too, so an oversized upload never takes a place in
-        // the queue.
+        // Checked before queueing too, so an oversized upload never takes a
+        // place in the queue.
         if bytes.len() > self.limits.max_bytes {
             return Err(ImageError::TooLarge);
         }
         let limits = self.limits;
         self.pool
             .run(move |_| process_blocking(&bytes, &limits))
-            .await?
+            .await
+            .map_err(|e| match e {
+                PoolError::Busy => ImageError::Busy,
+                stopped => ImageError::Failed(anyhow::Error::new(stopped).context("image pool")),
+            })?
     }
 }
 

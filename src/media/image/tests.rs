@@ -188,7 +188,11 @@ fn a_gif_gives_its_first_frame() {
 
 #[test]
 fn a_webp_is_accepted() {
-    let upload = webp(&RgbaImage::from_pixel(120, 80, Rgba([230, 20, 20, 255])));
+    let upload = webp(&DynamicImage::ImageRgba8(RgbaImage::from_pixel(
+        120,
+        80,
+        Rgba([230, 20, 20, 255]),
+    )));
 
     let processed = process_blocking(&upload, &limits()).unwrap();
 
@@ -227,7 +231,7 @@ fn anything_but_an_intact_accepted_image_is_not_an_image() {
     let uploads: [(&str, Vec<u8>); 12] = [
         ("a truncated JPEG", truncated),
         ("a truncated PNG", cut(png(&photo))),
-        ("a truncated WebP", cut(webp(&photo.to_rgba8()))),
+        ("a truncated WebP", cut(webp(&photo))),
         (
             "a truncated GIF",
             cut(gif(300, 200, &[Rgba([1, 2, 3, 255])])),
@@ -310,17 +314,22 @@ async fn a_full_queue_answers_busy_at_once() {
     let photo = image::RgbImage::from_fn(1200, 900, |x, y| Rgb([x as u8, y as u8, 90]));
     let upload = jpeg(&photo, None, None);
 
+    // One thread and one place: of eight uploads at once, one runs, one
+    // may wait, and the rest are refused without waiting.
     let calls = (0..8).map(|_| processor.process(upload.clone()));
-    let results = futures::future::join_all(calls).await;
-
-    let busy = results
-        .iter()
-        .filter(|r| matches!(r, Err(ImageError::Busy)))
-        .count();
-    let done = results.iter().filter(|r| r.is_ok()).count();
-    assert!(busy >= 1, "a full queue must refuse");
-    assert!(done >= 1);
-    assert_eq!(busy + done, 8);
+    let outcomes: Vec<&str> = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(|outcome| match outcome {
+            Ok(_) => "done",
+            Err(ImageError::Busy) => "busy",
+            Err(e) => panic!("unexpected: {e:?}"),
+        })
+        .collect();
+    assert!(
+        outcomes.contains(&"done") && outcomes.contains(&"busy"),
+        "{outcomes:?}"
+    );
     assert_eq!(processor.queued(), 0);
 }
 
@@ -336,35 +345,4 @@ async fn an_oversized_upload_is_refused_without_queueing() {
     );
     let refused = processor.process(vec![0; 11]).await;
     assert!(matches!(refused, Err(ImageError::TooLarge)));
-}
-
-#[test]
-#[ignore]
-fn zz_measure_big() {
-    fn hwm() -> String {
-        std::fs::read_to_string("/proc/self/status")
-            .unwrap()
-            .lines()
-            .filter(|l| l.starts_with("VmHWM") || l.starts_with("VmRSS"))
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
-    let path = std::env::var("BIG").unwrap();
-    let bytes = std::fs::read(&path).unwrap();
-    let lim = ImageLimits {
-        max_bytes: 100 << 20,
-        ..limits()
-    };
-    std::fs::write("/proc/self/clear_refs", "5").unwrap();
-    eprintln!("before {path}: {}", hwm());
-    let t = std::time::Instant::now();
-    let d = decode::decode(&bytes, &lim).unwrap();
-    eprintln!("decoded: {:?}", t.elapsed());
-    let r = render::render(d);
-    eprintln!(
-        "after: {:?} {:?} {}",
-        t.elapsed(),
-        r.map(|p| p.content_type),
-        hwm()
-    );
 }

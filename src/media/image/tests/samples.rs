@@ -71,20 +71,25 @@ pub fn jpeg(image: &RgbImage, exif: Option<Vec<u8>>, icc: Option<Vec<u8>>) -> Ve
     if let Some(icc) = icc {
         encoder.set_icc_profile(icc).unwrap();
     }
-    encoder
-        .write_image(
-            image.as_raw(),
-            image.width(),
-            image.height(),
-            image::ExtendedColorType::Rgb8,
-        )
-        .unwrap();
+    write(encoder, &DynamicImage::ImageRgb8(image.clone()));
     out
 }
 
 pub fn png(image: &DynamicImage) -> Vec<u8> {
     let mut out = Vec::new();
-    PngEncoder::new(&mut out)
+    write(PngEncoder::new(&mut out), image);
+    out
+}
+
+/// Lossless: `image` encodes no lossy WebP.
+pub fn webp(image: &DynamicImage) -> Vec<u8> {
+    let mut out = Vec::new();
+    write(WebPEncoder::new_lossless(&mut out), image);
+    out
+}
+
+fn write(encoder: impl ImageEncoder, image: &DynamicImage) {
+    encoder
         .write_image(
             image.as_bytes(),
             image.width(),
@@ -92,20 +97,6 @@ pub fn png(image: &DynamicImage) -> Vec<u8> {
             image.color().into(),
         )
         .unwrap();
-    out
-}
-
-pub fn webp(image: &RgbaImage) -> Vec<u8> {
-    let mut out = Vec::new();
-    WebPEncoder::new_lossless(&mut out)
-        .write_image(
-            image.as_raw(),
-            image.width(),
-            image.height(),
-            image::ExtendedColorType::Rgba8,
-        )
-        .unwrap();
-    out
 }
 
 /// An animation whose frames are each one colour, in this order.
