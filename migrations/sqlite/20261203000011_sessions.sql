@@ -15,7 +15,6 @@ CREATE TABLE sessions (
 
 CREATE INDEX sessions_account ON sessions (account_id, created_at DESC) WHERE ended_at IS NULL;
 CREATE INDEX sessions_ended_at ON sessions (ended_at) WHERE ended_at IS NOT NULL;
-CREATE INDEX sessions_last_used_at ON sessions (last_used_at) WHERE ended_at IS NULL;
 
 -- Every refresh token a session was given, by its keyed hash. The one with
 -- no `rotated_at` is current; older ones recognise a replayed token.
@@ -27,6 +26,5 @@ CREATE TABLE refresh_tokens (
 );
 
 CREATE INDEX refresh_tokens_session ON refresh_tokens (session_id);
-CREATE INDEX refresh_tokens_rotated_at ON refresh_tokens (rotated_at) WHERE rotated_at IS NOT NULL;
 
 ALTER TABLE account_events ADD COLUMN session_id TEXT;

@@ -8,8 +8,9 @@ use chrono::{DateTime, Utc};
 
 use super::AccessClaims;
 
-/// The most tokens remembered: a few MiB at most, whatever the traffic.
-const CAPACITY: usize = 4096;
+/// The most tokens remembered: under a MiB, whatever the traffic or the
+/// number of sessions.
+const CAPACITY: usize = 1024;
 
 /// Verified tokens by their full text, until they expire. Only tokens whose
 /// signature, issuer and audience checked out are kept, and a hit must match
