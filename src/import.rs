@@ -216,6 +216,9 @@ async fn import_row(storage: &dyn Storage, line: &str) -> Result<Imported, RowEr
         created_at,
         updated_at: now,
         totp_enabled: false,
+        // A Django `image` names a file in that site's storage, which this
+        // service cannot read: shoppers upload theirs again.
+        image: None,
     };
     let inserted = storage
         .import_account(&account, &hash)

@@ -19,6 +19,7 @@ pub mod import;
 pub mod limits;
 pub mod mail;
 pub mod media;
+pub mod media_cleanup;
 pub mod metrics;
 pub mod net;
 pub mod pool;

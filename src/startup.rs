@@ -25,9 +25,11 @@ use crate::housekeeping::Housekeeping;
 use crate::http::{self, router, HttpState};
 use crate::limits::RateLimits;
 use crate::mail::{self, Catalogues, DeliveryWorker, MailComposer, MailDispatcher, RetryPolicy};
+use crate::media::{ImageLimits, ImageProcessor, MediaStore};
+use crate::media_cleanup::MediaCleanup;
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
-use crate::service::{Accounts, PasswordResets, SecondFactors, Sessions};
+use crate::service::{Accounts, PasswordResets, ProfileImages, SecondFactors, Sessions};
 use crate::storage::{self, CommitHooks, Storage, StorageError};
 use crate::telemetry::error_chain;
 use crate::tls::Tls;
@@ -49,6 +51,10 @@ pub struct Application {
     mail_queued: Arc<Notify>,
     /// Issues and verifies access tokens; the sidecar publishes their keys.
     access_tokens: Arc<AccessTokens>,
+    /// Where profile images are kept; the sidecar serves them from it.
+    media: MediaStore,
+    /// Deletes the objects of replaced and erased images.
+    media_cleanup: MediaCleanup,
     settings: Settings,
 }
 
@@ -113,6 +119,8 @@ impl Application {
                  may make every call. Configure callers before the gRPC port is reachable by anyone else."
             );
         }
+        let media = MediaStore::open_with(&settings.media.location, &settings.media.s3)
+            .context("cannot use MEDIA_STORE")?;
         let catalogues = Catalogues::load(
             &settings.mail.default_locale,
             settings.mail.templates_dir.as_deref(),
@@ -211,7 +219,8 @@ impl Application {
             recovery: RecoveryCodes::new(&keyring),
             challenges: ChallengeTokens::new(&keyring),
             site_name: settings.mail.site_name.clone(),
-        });
+        })
+        .with_profile_images(profile_images(&settings, media.clone()));
         let worker = DeliveryWorker::new(
             Arc::clone(&storage),
             dispatcher,
@@ -224,6 +233,13 @@ impl Application {
             Arc::clone(&metrics),
         )
         .with_poll_interval(delivery.email_poll_interval);
+        let media_cleanup = MediaCleanup::new(
+            Arc::clone(&storage),
+            media.clone(),
+            accounts
+                .profile_images()
+                .map_or_else(|| Arc::new(Notify::new()), |images| images.deletions()),
+        );
         let housekeeping = Housekeeping::new(Arc::clone(&storage))
             .with_sent_retention(delivery.email_sent_retention)
             .with_event_retention(events.retention() + crate::events::PRUNE_MARGIN)
@@ -250,6 +266,8 @@ impl Application {
             housekeeping,
             mail_queued,
             access_tokens,
+            media,
+            media_cleanup,
             settings,
         })
     }
@@ -351,6 +369,7 @@ impl Application {
             password_reset_request_page: server.password_reset_request_page.as_str().to_owned(),
             admission,
             jwks: self.access_tokens.jwks_json().to_owned().into(),
+            media: self.media.clone(),
         };
         let metrics_server = self.metrics_listener.map(|listener| {
             tokio::spawn(http::serve(
@@ -375,6 +394,7 @@ impl Application {
             BringUp {
                 storage: Arc::clone(&self.storage),
                 housekeeping: self.housekeeping,
+                media_cleanup: self.media_cleanup,
                 readiness: Arc::clone(&self.readiness),
                 metrics: Arc::clone(&self.metrics),
                 migrate: self.settings.database.migrate_on_start,
@@ -461,6 +481,8 @@ struct BringUp {
     storage: Arc<dyn Storage>,
     /// Started with the mail worker: the tables it prunes exist by then.
     housekeeping: Housekeeping,
+    /// Started with it, for the same reason.
+    media_cleanup: MediaCleanup,
     /// Marked once the database was reached (and migrated).
     readiness: Arc<Readiness>,
     /// Where the outbox gauges go.
@@ -534,9 +556,28 @@ async fn bring_up(
         stop.clone(),
     ));
     let housekeeping = crate::housekeeping::spawn(plan.housekeeping, stop.clone());
+    let media_cleanup = plan.media_cleanup.spawn(stop.clone());
     worker.run(mail_queued, stop).await;
     let _ = housekeeping.await;
+    let _ = media_cleanup.await;
     let _ = listener.await;
     let _ = gauges.await;
     Ok(())
+}
+
+/// Profile images as the settings have them: uploads processed on
+/// IMAGE_CONCURRENCY threads, with a queue that lets every admitted caller
+/// wait its turn rather than be refused at the first burst.
+fn profile_images(settings: &Settings, store: MediaStore) -> ProfileImages {
+    let media = &settings.media;
+    let limits = ImageLimits {
+        max_bytes: media.profile_image_max_bytes,
+        ..ImageLimits::default()
+    };
+    let queue = media.image_concurrency.saturating_mul(8).max(16);
+    ProfileImages::new(
+        ImageProcessor::new(media.image_concurrency, queue, limits),
+        store,
+        &settings.media_base_url(),
+    )
 }

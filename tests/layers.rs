@@ -14,7 +14,7 @@ const LAYERS: &[&[&str]] = &[
     &["auth", "media"],
     &["storage"],
     &["metrics", "readiness", "access"],
-    &["mail", "events", "limits", "housekeeping"],
+    &["mail", "events", "limits", "housekeeping", "media_cleanup"],
     &["service"],
     &["http"],
     &["grpc"],

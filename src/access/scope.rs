@@ -115,6 +115,8 @@ pub const RPC_SCOPES: &[(&str, Scope)] = &[
     ("DisableTotp", Scope::AccountsWrite),
     ("RegenerateRecoveryCodes", Scope::AccountsWrite),
     ("CompleteSignIn", Scope::SessionsWrite),
+    ("SetProfileImage", Scope::AccountsWrite),
+    ("RemoveProfileImage", Scope::AccountsWrite),
 ];
 
 /// `method` as the table spells it, if the table has it.

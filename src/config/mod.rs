@@ -2,6 +2,7 @@
 //! part of the service, each field parsed and bounded by its own parser.
 
 mod error;
+mod media;
 mod parse;
 mod pool;
 mod sessions;
@@ -18,6 +19,9 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::telemetry::LogFormat;
 use error::bad;
 pub use error::ConfigError;
+pub use media::{
+    MediaLocation, MediaSettings, S3Access, MAX_IMAGE_CONCURRENCY, MAX_PROFILE_IMAGE_BYTES,
+};
 use parse::{address, bounded, days, http_url, ip_list, language_tag, mailbox, not_empty};
 use parse::{positive_seconds, retention, seconds, secret, smtp_url, switch};
 pub use parse::{redact_url, DatabaseKind, DatabaseUrl, IpList, SecretUrl, WebUrl};
@@ -60,6 +64,8 @@ pub struct Settings {
     pub limits: LimitSettings,
     #[command(flatten)]
     pub events: EventSettings,
+    #[command(flatten)]
+    pub media: MediaSettings,
     #[command(flatten)]
     pub telemetry: TelemetrySettings,
 }
@@ -543,5 +549,7 @@ impl TelemetrySettings {
     }
 }
 
+#[cfg(test)]
+mod media_tests;
 #[cfg(test)]
 mod tests;

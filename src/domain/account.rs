@@ -22,6 +22,28 @@ pub struct Account {
     pub updated_at: DateTime<Utc>,
     /// Signing in needs an authenticator code after the password.
     pub totp_enabled: bool,
+    /// The profile image, when there is one.
+    pub image: Option<ProfileImage>,
+}
+
+/// An account's profile image: the keys of its two sizes in the media store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileImage {
+    /// The 512-pixel square.
+    pub large: String,
+    /// The 128-pixel square.
+    pub thumbnail: String,
+}
+
+impl ProfileImage {
+    /// Both keys, or none: a row holds both or neither.
+    pub fn from_keys(large: String, thumbnail: String) -> Option<ProfileImage> {
+        (!large.is_empty() && !thumbnail.is_empty()).then_some(ProfileImage { large, thumbnail })
+    }
+
+    pub fn keys(&self) -> [&str; 2] {
+        [&self.large, &self.thumbnail]
+    }
 }
 
 impl Account {
@@ -55,6 +77,7 @@ impl Account {
             created_at: now,
             updated_at: now,
             totp_enabled: false,
+            image: None,
         }
     }
 }

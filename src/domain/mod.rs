@@ -11,7 +11,7 @@ mod profile;
 mod requests;
 mod session;
 
-pub use account::{Account, AccountFilter};
+pub use account::{Account, AccountFilter, ProfileImage};
 pub use email::{Email, EMAIL_MAX_CHARS};
 pub use event::EventType;
 pub use locale::{canonical_locale, INVALID_LANGUAGE_TAG};
@@ -23,7 +23,7 @@ pub use password::Password;
 pub use profile::{ProfileChanges, ProfileForm, PROFILE_PATHS};
 pub use requests::{
     parse_credentials, parse_deletion, parse_email, parse_email_change, parse_password_change,
-    parse_password_check, Lookup, INVALID_UUID,
+    parse_password_check, parse_required_id, Lookup, INVALID_UUID,
 };
 pub use session::{
     parse_account_session, parse_session_id, ClientInfo, Session, SessionEnd, USER_AGENT_MAX_CHARS,

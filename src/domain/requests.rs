@@ -150,6 +150,15 @@ pub(super) fn uuid_field(
     None
 }
 
+/// A required UUID field: `This field is required.` when blank.
+pub fn parse_required_id(field: &'static str, raw: &str) -> Result<Uuid, ValidationErrors> {
+    if raw.trim().is_empty() {
+        return Err(ValidationErrors::single(field, super::REQUIRED));
+    }
+    let mut errors = ValidationErrors(Vec::new());
+    uuid_field(&mut errors, field, raw).ok_or(errors)
+}
+
 /// Parses an account id (in `field`) and the current password that guards
 /// a change to it, every violation at once.
 pub fn parse_password_check(

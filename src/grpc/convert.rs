@@ -3,6 +3,7 @@
 
 use crate::domain::{Account, RegistrationForm};
 use crate::proto::account::v1 as pb;
+use crate::service::ProfileImages;
 
 pub(super) fn timestamp(t: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {
@@ -21,13 +22,17 @@ impl pb::ConfirmRegistrationRequest {
 }
 
 /// An account as the API shows it; `default_locale` stands in for an
-/// account that never chose one.
-pub(super) fn to_proto(a: Account, default_locale: &str) -> pb::Account {
+/// account that never chose one, and `images` says where its image is served.
+fn to_proto(a: Account, default_locale: &str, images: Option<&ProfileImages>) -> pb::Account {
     let ts = timestamp;
     let locale = if a.locale.is_empty() {
         default_locale.to_owned()
     } else {
         a.locale
+    };
+    let (image_url, thumbnail_url) = match (&a.image, images) {
+        (Some(image), Some(images)) => (images.url(&image.large), images.url(&image.thumbnail)),
+        _ => (String::new(), String::new()),
     };
     pb::Account {
         id: a.id.to_string(),
@@ -44,6 +49,8 @@ pub(super) fn to_proto(a: Account, default_locale: &str) -> pb::Account {
         updated_at: Some(ts(a.updated_at)),
         locale,
         totp_enabled: a.totp_enabled,
+        image_url,
+        thumbnail_url,
     }
 }
 
@@ -62,5 +69,16 @@ impl From<pb::RegisterRequest> for RegistrationForm {
             created_from: r.created_from,
             locale: r.locale,
         }
+    }
+}
+
+impl super::AccountGrpc {
+    /// An account as this server shows it.
+    pub(super) fn account_to_proto(&self, a: Account) -> pb::Account {
+        to_proto(
+            a,
+            self.accounts.default_locale(),
+            self.accounts.profile_images().map(|i| &**i),
+        )
     }
 }

@@ -9,6 +9,7 @@ mod call;
 pub mod codec;
 mod convert;
 mod message_limit;
+mod profile_images;
 mod second_factor;
 mod serve;
 mod sessions;
@@ -41,8 +42,6 @@ use crate::service::{
 pub use pb::account_service_server::AccountServiceServer;
 pub use serve::{serve, ConnectionLimits, GrpcSecurity, GrpcServer, Health};
 pub use status::{access_status, to_status, ERROR_DOMAIN};
-
-use convert::to_proto;
 
 /// Largest request message accepted; every valid request is far smaller.
 /// Larger ones are refused from their length prefix, before they are read
@@ -142,7 +141,7 @@ impl AccountService for AccountGrpc {
                 .await?;
             let account = self.accounts.register(new).await?;
             Ok(pb::RegisterResponse {
-                account: Some(to_proto(account, self.accounts.default_locale())),
+                account: Some(self.account_to_proto(account)),
             })
         })
         .await
@@ -171,7 +170,7 @@ impl AccountService for AccountGrpc {
                 None => return Err(ServiceError::Token(crate::auth::TokenError::Missing)),
             };
             Ok(pb::ConfirmRegistrationResponse {
-                account: Some(to_proto(account, self.accounts.default_locale())),
+                account: Some(self.account_to_proto(account)),
             })
         })
         .await
@@ -202,7 +201,7 @@ impl AccountService for AccountGrpc {
                 .map_err(ServiceError::Invalid)?;
             let account = self.accounts.check_password(&email, password).await?;
             Ok(pb::CheckPasswordResponse {
-                account: Some(to_proto(account, self.accounts.default_locale())),
+                account: Some(self.account_to_proto(account)),
             })
         })
         .await
@@ -239,7 +238,7 @@ impl AccountService for AccountGrpc {
                 .reset_password(&request.token, password)
                 .await?;
             Ok(pb::ResetPasswordResponse {
-                account: Some(to_proto(account, self.accounts.default_locale())),
+                account: Some(self.account_to_proto(account)),
             })
         })
         .await
@@ -268,7 +267,7 @@ impl AccountService for AccountGrpc {
                 .change_password(id, current, new, keep)
                 .await?;
             Ok(pb::ChangePasswordResponse {
-                account: Some(to_proto(account, self.accounts.default_locale())),
+                account: Some(self.account_to_proto(account)),
             })
         })
         .await
@@ -308,7 +307,7 @@ impl AccountService for AccountGrpc {
             };
             let account = self.accounts.update_profile(id, changes).await?;
             Ok(pb::UpdateProfileResponse {
-                account: Some(to_proto(account, self.accounts.default_locale())),
+                account: Some(self.account_to_proto(account)),
             })
         })
         .await
@@ -344,7 +343,7 @@ impl AccountService for AccountGrpc {
                 .confirm_email_change(&request.into_inner().token)
                 .await?;
             Ok(pb::ConfirmEmailChangeResponse {
-                account: Some(to_proto(account, self.accounts.default_locale())),
+                account: Some(self.account_to_proto(account)),
             })
         })
         .await
@@ -390,7 +389,7 @@ impl AccountService for AccountGrpc {
                 accounts: page
                     .accounts
                     .into_iter()
-                    .map(|a| to_proto(a, self.accounts.default_locale()))
+                    .map(|a| self.account_to_proto(a))
                     .collect(),
                 next_page_token: page.next_page_token,
             })
@@ -416,7 +415,7 @@ impl AccountService for AccountGrpc {
             .map_err(ServiceError::Invalid)?;
             let account = self.accounts.get(lookup).await?;
             Ok(pb::GetAccountResponse {
-                account: Some(to_proto(account, self.accounts.default_locale())),
+                account: Some(self.account_to_proto(account)),
             })
         })
         .await
@@ -519,6 +518,22 @@ impl AccountService for AccountGrpc {
         request: Request<pb::CompleteSignInRequest>,
     ) -> Result<Response<pb::SignInResponse>, Status> {
         self.handle(request, |request| self.complete_sign_in_call(request))
+            .await
+    }
+
+    async fn set_profile_image(
+        &self,
+        request: Request<tonic::Streaming<pb::SetProfileImageRequest>>,
+    ) -> Result<Response<pb::SetProfileImageResponse>, Status> {
+        self.handle(request, |request| self.set_profile_image_call(request))
+            .await
+    }
+
+    async fn remove_profile_image(
+        &self,
+        request: Request<pb::RemoveProfileImageRequest>,
+    ) -> Result<Response<pb::RemoveProfileImageResponse>, Status> {
+        self.handle(request, |request| self.remove_profile_image_call(request))
             .await
     }
 }

@@ -3,7 +3,6 @@
 
 use tonic::Request;
 
-use super::convert::to_proto;
 use super::sessions::signed_in_to_proto;
 use super::AccountGrpc;
 use crate::domain::{parse_account_session, ClientInfo, ValidationErrors, REQUIRED};
@@ -46,7 +45,7 @@ impl AccountGrpc {
         required("code", &r.code)?;
         let (account, recovery_codes) = self.accounts.confirm_totp_enrollment(id, &r.code).await?;
         Ok(pb::ConfirmTotpEnrollmentResponse {
-            account: Some(to_proto(account, self.accounts.default_locale())),
+            account: Some(self.account_to_proto(account)),
             recovery_codes,
         })
     }
@@ -61,7 +60,7 @@ impl AccountGrpc {
         required("code", &r.code)?;
         let account = self.accounts.disable_totp(id, password, &r.code).await?;
         Ok(pb::DisableTotpResponse {
-            account: Some(to_proto(account, self.accounts.default_locale())),
+            account: Some(self.account_to_proto(account)),
         })
     }
 

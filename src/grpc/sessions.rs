@@ -3,7 +3,7 @@
 
 use tonic::Request;
 
-use super::convert::{timestamp, to_proto};
+use super::convert::timestamp;
 use super::AccountGrpc;
 use crate::domain::{parse_account_session, ClientInfo, Session, ValidationErrors};
 use crate::proto::account::v1 as pb;
@@ -135,7 +135,7 @@ impl AccountGrpc {
 /// A started session as SignIn and CompleteSignIn answer it.
 pub(super) fn signed_in_to_proto(grpc: &AccountGrpc, signed_in: SignedIn) -> pb::SignInResponse {
     pb::SignInResponse {
-        account: Some(to_proto(signed_in.account, grpc.accounts.default_locale())),
+        account: Some(grpc.account_to_proto(signed_in.account)),
         session: Some(grpc.session_to_proto(signed_in.session)),
         tokens: Some(tokens_to_proto(signed_in.tokens)),
     }

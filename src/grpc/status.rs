@@ -142,6 +142,10 @@ pub fn to_status(e: &ServiceError) -> Status {
             tracing::warn!(error = %error_chain(inner), "database unavailable");
             Status::unavailable("the service is temporarily unavailable, try again shortly")
         }
+        ServiceError::MediaStore(inner) => {
+            tracing::warn!(error = %error_chain(inner.as_ref()), "media store unavailable");
+            Status::unavailable("the image store is temporarily unavailable, try again shortly")
+        }
         ServiceError::Unexpected(inner) => {
             // The chain goes to the log only: it may name internals.
             tracing::error!(error = %error_chain(inner.as_ref()), "unexpected error");

@@ -1,6 +1,8 @@
 //! The HTTP sidecar: turns a click on the confirmation link into a redirect,
-//! publishes the access-token keys, and answers liveness and readiness probes.
+//! publishes the access-token keys, serves profile images, and answers
+//! liveness and readiness probes.
 
+mod media;
 mod serve;
 
 pub use serve::{serve, MAX_HEAD_BYTES};
@@ -8,7 +10,7 @@ pub use serve::{serve, MAX_HEAD_BYTES};
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
+use axum::extract::{FromRef, RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -16,6 +18,7 @@ use axum::Router;
 use tokio::sync::Semaphore;
 
 use crate::auth::PasswordHasher;
+use crate::media::MediaStore;
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
 use crate::service::{Accounts, ServiceError};
@@ -40,6 +43,14 @@ pub struct HttpState {
     pub admission: Arc<Semaphore>,
     /// The JWKS document of the access-token keys, served as it is.
     pub jwks: Bytes,
+    /// Where profile images are read from for /media.
+    pub media: MediaStore,
+}
+
+impl FromRef<HttpState> for MediaStore {
+    fn from_ref(state: &HttpState) -> MediaStore {
+        state.media.clone()
+    }
 }
 
 impl HttpState {
@@ -54,8 +65,8 @@ impl HttpState {
     }
 }
 
-/// The sidecar: the confirmation link and the probes, and /metrics unless
-/// it has a listener of its own (`serve_metrics` false).
+/// The sidecar: the confirmation link, profile images and the probes, and
+/// /metrics unless it has a listener of its own (`serve_metrics` false).
 pub fn router(state: HttpState, serve_metrics: bool) -> Router {
     let router = Router::new()
         .route("/account/confirm-registration/", get(confirm_registration))
@@ -72,7 +83,8 @@ pub fn router(state: HttpState, serve_metrics: bool) -> Router {
         .route("/account/reset-password", get(reset_password))
         .route("/.well-known/jwks.json", get(jwks))
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(ready));
+        .route("/readyz", get(ready))
+        .merge(media::routes());
     let router = if serve_metrics {
         router.route("/metrics", get(metrics))
     } else {

@@ -164,6 +164,9 @@ pub enum ServiceError {
     CoolingDown(std::time::Duration),
     #[error("the database is unavailable")]
     Unavailable(#[source] StorageError),
+    /// The media store refused or could not be reached.
+    #[error("the media store is unavailable")]
+    MediaStore(#[source] anyhow::Error),
     #[error("unexpected error")]
     Unexpected(#[source] anyhow::Error),
 }

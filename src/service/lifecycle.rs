@@ -332,6 +332,10 @@ impl Accounts {
             };
         }
         tracing::info!(account_id = %id, "account deleted and erased");
+        if let Some(images) = &self.profile_images {
+            // The image's objects were queued with the erasure.
+            images.deletions().notify_one();
+        }
         Ok(())
     }
 

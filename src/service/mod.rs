@@ -5,6 +5,7 @@ mod credentials;
 mod error;
 mod lifecycle;
 mod lookup;
+mod profile_images;
 mod registration;
 mod second_factor;
 mod sessions;
@@ -37,6 +38,7 @@ pub use lifecycle::{
     AccountPage, ListQuery, DEFAULT_PAGE_SIZE, INVALID_CURSOR, INVALID_PAGE_TOKEN, MAX_PAGE_SIZE,
     SAME_EMAIL,
 };
+pub use profile_images::{image_too_large, ProfileImages, IMAGE_TOO_WIDE, INVALID_IMAGE};
 pub use second_factor::{Factor, SecondFactors, TotpEnrollment};
 pub use sessions::{SessionTokens, Sessions, SignedIn};
 
@@ -72,6 +74,8 @@ pub struct Accounts {
     sessions: Option<Sessions>,
     /// Two-step sign-in: sealed secrets, recovery codes, challenges.
     second_factors: Option<SecondFactors>,
+    /// Profile images: processing, the store, where they are served.
+    profile_images: Option<Arc<ProfileImages>>,
 }
 
 /// Database timestamps keep microseconds; rounding here makes what Register
@@ -123,6 +127,7 @@ impl Accounts {
             failure_floor: Arc::new(FailureFloor::default()),
             sessions: None,
             second_factors: None,
+            profile_images: None,
             storage,
         }
     }

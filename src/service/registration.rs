@@ -58,6 +58,7 @@ impl NewAccountView {
             created_at: now,
             updated_at: now,
             totp_enabled: false,
+            image: None,
         }
     }
 }

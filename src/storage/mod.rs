@@ -11,6 +11,7 @@ mod events;
 mod hooks;
 mod lifecycle;
 mod limits;
+mod media;
 mod outbox;
 mod postgres;
 mod rows;
@@ -36,6 +37,7 @@ pub use events::{EventBatch, EventPosition, EventStore, StoredEvent};
 pub use hooks::CommitHooks;
 pub use lifecycle::Lifecycle;
 pub use limits::LimitStore;
+pub use media::{Blobs, DeletionOutcome, ImageSwitch, MediaDeletion, MediaRecordStore};
 pub use outbox::{
     ClaimedMessage, DeadLetter, MailFailure, Operations, OutboxMessage, OutboxStatus, OutboxStore,
 };
@@ -69,7 +71,8 @@ storage_of!(
     LimitStore,
     EventStore,
     SessionStore,
-    SecondFactorStore
+    SecondFactorStore,
+    MediaRecordStore
 );
 
 /// Opens the backend that `database_url` names without contacting it yet:

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::domain::{Account, MailKind, Session};
+use crate::domain::{Account, MailKind, ProfileImage, Session};
 
 use super::{
     ClaimedMessage, DeadLetter, EventPosition, OutboxMessage, OutboxStatus, StorageError,
@@ -43,6 +43,7 @@ pub(super) fn account(row: &(impl Columns + ?Sized)) -> Result<Account, StorageE
         created_at: row.time("created_at")?,
         updated_at: row.time("updated_at")?,
         totp_enabled: row.flag("totp_enabled")?,
+        image: ProfileImage::from_keys(row.text("image")?, row.text("image_thumbnail")?),
     })
 }
 

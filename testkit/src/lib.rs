@@ -2,6 +2,7 @@
 //! its own database and mail directory, direct database access for checks,
 //! and a real SMTP server.
 
+pub mod s3;
 pub mod samples;
 pub mod smtp_server;
 pub mod tls;

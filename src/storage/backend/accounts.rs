@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::media::queue_image_deletion;
 use super::writes::{
     account_params, execute_if_needed, insert_event, insert_mail, insert_mail_row, lock_verified,
     notify_workers, store_code,
@@ -251,6 +252,8 @@ impl<D: Engine> AccountStore for SqlStorage<D> {
         D::execute(&mut tx, &sql::DELETE_ACCOUNT_CODE, &[Param::Uuid(id)]).await?;
         // Queued before the address is erased.
         insert_mail::<D>(&mut tx, goodbye).await?;
+        // The image's objects go with the row's other personal data.
+        queue_image_deletion::<D>(&mut tx, id, now).await?;
         let erased = D::execute(
             &mut tx,
             &sql::ERASE_ACCOUNT,

@@ -7,6 +7,7 @@ mod credentials;
 mod events;
 mod lifecycle;
 mod limits;
+mod media;
 mod operations;
 mod outbox;
 mod second_factor;

@@ -137,11 +137,11 @@ pub(in crate::storage) const CHANGE_EMAIL: Sql = Sql::both(concat!(
 pub(in crate::storage) const ERASE_ACCOUNT: Sql = Sql {
     postgres: "UPDATE accounts SET email = '', username = '', first_name = '', last_name = '', \
                  phone_number = '', address = '', password_hash = '', verified = FALSE, \
-                 created_from = '', locale = '', deleted_at = $2, updated_at = $2 \
+                 created_from = '', locale = '', image = '', image_thumbnail = '', deleted_at = $2, updated_at = $2 \
                WHERE id = $1 AND ($3::text IS NULL OR password_hash = $3) AND deleted_at IS NULL",
     sqlite: "UPDATE accounts SET email = '', username = '', first_name = '', last_name = '', \
                phone_number = '', address = '', password_hash = '', verified = FALSE, \
-               created_from = '', locale = '', deleted_at = $2, updated_at = $2 \
+               created_from = '', locale = '', image = '', image_thumbnail = '', deleted_at = $2, updated_at = $2 \
              WHERE id = $1 AND ($3 IS NULL OR password_hash = $3) AND deleted_at IS NULL",
 };
 

@@ -42,7 +42,8 @@ impl Sql {
 macro_rules! account_columns {
     () => {
         "id, email, username, first_name, last_name, phone_number, address, verified, \
-         term_and_condition, created_from, locale, created_at, updated_at, totp_enabled"
+         term_and_condition, created_from, locale, created_at, updated_at, totp_enabled, image, \
+         image_thumbnail"
     };
 }
 
@@ -60,6 +61,7 @@ mod codes;
 mod credentials;
 mod events;
 mod limits;
+mod media;
 mod operations;
 mod outbox;
 mod second_factor;
@@ -70,6 +72,7 @@ pub(super) use codes::*;
 pub(super) use credentials::*;
 pub(super) use events::*;
 pub(super) use limits::*;
+pub(super) use media::*;
 pub(super) use operations::*;
 pub(super) use outbox::*;
 pub(super) use second_factor::*;
