@@ -103,6 +103,7 @@ fn templates(c: &mut Criterion) {
         created_at: now,
         updated_at: now,
         totp_enabled: false,
+        image: None,
     };
     let token = ConfirmationTokens::new(&Keyring::new(KEY, None), 3600)
         .issue(account.id, now)

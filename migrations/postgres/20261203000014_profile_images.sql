@@ -12,7 +12,7 @@ CREATE TABLE media_deletions (
     object_key TEXT        PRIMARY KEY,
     account_id UUID        NOT NULL,
     queued_at  TIMESTAMPTZ NOT NULL,
-    attempts   INTEGER     NOT NULL DEFAULT 0,
+    attempts   BIGINT      NOT NULL DEFAULT 0,
     not_before TIMESTAMPTZ NOT NULL
 );
 

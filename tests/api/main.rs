@@ -27,6 +27,7 @@ mod lifecycle;
 mod lifecycle_binary;
 mod locale;
 mod mail_wakeups;
+mod media_records;
 mod memory;
 mod offline_verification;
 mod operations;

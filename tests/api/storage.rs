@@ -56,6 +56,7 @@ pub(crate) fn account(email: &str, at: DateTime<Utc>) -> Account {
         created_at: at,
         updated_at: at,
         totp_enabled: false,
+        image: None,
     }
 }
 
