@@ -10,6 +10,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::media::{MediaStore, ProfileKey};
+use crate::metrics::Metrics;
 use crate::storage::{DeletionOutcome, Storage, StorageError};
 use crate::telemetry::error_chain;
 
@@ -27,6 +28,7 @@ const MAX_RETRY_DELAY: Duration = Duration::from_secs(3600);
 pub struct MediaCleanup {
     storage: Arc<dyn Storage>,
     store: MediaStore,
+    metrics: Arc<Metrics>,
     /// Notified after a commit queued deletions on this instance.
     wake: Arc<Notify>,
     /// How long the worker sleeps with nothing due, for deletions queued by
@@ -47,10 +49,16 @@ pub fn retry_delay(attempts: u32) -> Duration {
 }
 
 impl MediaCleanup {
-    pub fn new(storage: Arc<dyn Storage>, store: MediaStore, wake: Arc<Notify>) -> Self {
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        store: MediaStore,
+        metrics: Arc<Metrics>,
+        wake: Arc<Notify>,
+    ) -> Self {
         MediaCleanup {
             storage,
             store,
+            metrics,
             wake,
             poll: Duration::from_secs(5),
             sweep_interval: Duration::from_secs(3600),
@@ -73,8 +81,10 @@ impl MediaCleanup {
             .await?;
         for deletion in &claimed {
             match self.storage.delete_media(deletion, &self.store).await? {
-                DeletionOutcome::Deleted | DeletionOutcome::StillUsed => {}
+                DeletionOutcome::Deleted => self.metrics.count_media_deletion("deleted"),
+                DeletionOutcome::StillUsed => self.metrics.count_media_deletion("still_used"),
                 DeletionOutcome::Failed(e) => {
+                    self.metrics.count_media_deletion("failed");
                     let delay = retry_delay(deletion.attempts);
                     tracing::warn!(
                         key = %deletion.key,

@@ -74,6 +74,9 @@ pub struct Metrics {
     pub deliveries: Family<OutcomeLabels, Counter>,
     /// Outbox rows by state, from a snapshot refreshed every METRICS_REFRESH.
     pub outbox: Family<StateLabels, Gauge>,
+    /// Media objects the cleanup worker dealt with, by outcome (deleted,
+    /// still_used, failed).
+    pub media_deletions: Family<OutcomeLabels, Counter>,
     /// Registrations waiting for a password hashing thread, refreshed at each scrape.
     pub hash_queue: Gauge,
     /// Password hashes computed or checked (Register, CheckPassword), brought
@@ -124,6 +127,7 @@ impl Metrics {
         let confirmations = Counter::default();
         let deliveries = Family::<OutcomeLabels, Counter>::default();
         let outbox = Family::<StateLabels, Gauge>::default();
+        let media_deletions = Family::<OutcomeLabels, Counter>::default();
         let hash_queue = Gauge::default();
         let password_hashes = Counter::default();
         registry.register(
@@ -162,6 +166,11 @@ impl Metrics {
             outbox.clone(),
         );
         registry.register(
+            "media_deletions",
+            "Media objects queued for deletion and dealt with, by outcome",
+            media_deletions.clone(),
+        );
+        registry.register(
             "hash_queue_length",
             "Registrations waiting for a password hashing thread",
             hash_queue.clone(),
@@ -180,6 +189,7 @@ impl Metrics {
             confirmations,
             deliveries,
             outbox,
+            media_deletions,
             hash_queue,
             password_hashes,
             password_hashes_sync: std::sync::Mutex::new(()),
@@ -217,6 +227,14 @@ impl Metrics {
 
     pub fn count_delivery(&self, outcome: &str) {
         self.deliveries
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn count_media_deletion(&self, outcome: &str) {
+        self.media_deletions
             .get_or_create(&OutcomeLabels {
                 outcome: outcome.to_owned(),
             })

@@ -236,6 +236,7 @@ impl Application {
         let media_cleanup = MediaCleanup::new(
             Arc::clone(&storage),
             media.clone(),
+            Arc::clone(&metrics),
             accounts
                 .profile_images()
                 .map_or_else(|| Arc::new(Notify::new()), |images| images.deletions()),

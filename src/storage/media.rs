@@ -104,9 +104,6 @@ pub trait MediaRecordStore: Send + Sync + 'static {
 
     /// Of `keys`, the ones some account row points at.
     async fn media_in_use(&self, keys: &[(Uuid, &str)]) -> Result<Vec<String>, StorageError>;
-
-    /// Deletions waiting, for the metrics.
-    async fn media_deletions_pending(&self) -> Result<u64, StorageError>;
 }
 
 /// The media store answers for its objects.

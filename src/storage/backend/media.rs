@@ -207,14 +207,4 @@ impl<D: Engine> MediaRecordStore for SqlStorage<D> {
         }
         Ok(used)
     }
-
-    async fn media_deletions_pending(&self) -> Result<u64, StorageError> {
-        let rows = self.fetch(&sql::MEDIA_DELETIONS_PENDING, &[]).await?;
-        let pending = rows
-            .first()
-            .map(|row| D::bigint(row, "pending"))
-            .transpose()?
-            .unwrap_or(0);
-        Ok(u64::try_from(pending).unwrap_or(0))
-    }
 }

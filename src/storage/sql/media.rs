@@ -45,9 +45,6 @@ pub(in crate::storage) const RETRY_MEDIA_DELETION: Sql =
 pub(in crate::storage) const DELETE_MEDIA_ENTRY: Sql =
     Sql::both("DELETE FROM media_deletions WHERE object_key = $1");
 
-pub(in crate::storage) const MEDIA_DELETIONS_PENDING: Sql =
-    Sql::both("SELECT COUNT(*) AS pending FROM media_deletions");
-
 /// The image keys of the accounts in $1 (a list of ids).
 pub(in crate::storage) const IMAGES_OF: Sql = Sql {
     postgres: "SELECT image, image_thumbnail FROM accounts WHERE id = ANY($1)",
