@@ -580,5 +580,7 @@ fn profile_images(settings: &Settings, store: MediaStore) -> ProfileImages {
         ImageProcessor::new(media.image_concurrency, queue, limits),
         store,
         &settings.media_base_url(),
+        // Those processed, and as many again waiting or being received.
+        media.image_concurrency.saturating_add(queue),
     )
 }

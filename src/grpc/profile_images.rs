@@ -27,10 +27,10 @@ impl AccountGrpc {
         &self,
         request: Request<Streaming<pb::SetProfileImageRequest>>,
     ) -> Result<pb::SetProfileImageResponse, ServiceError> {
-        let max_bytes = self
-            .accounts
-            .profile_images()
-            .map_or(0, |images| images.max_bytes());
+        let images = self.accounts.profile_images().ok_or_else(|| {
+            ServiceError::Unexpected(anyhow::anyhow!("profile images are not configured"))
+        })?;
+        let max_bytes = images.max_bytes();
         let mut stream = request.into_inner();
         let first = stream.message().await.map_err(interrupted)?;
         let id = match first.and_then(|m| m.part) {
@@ -39,8 +39,10 @@ impl AccountGrpc {
             }
             _ => return Err(invalid("account_id", REQUIRED)),
         };
-        // Before the file is read: an unknown account takes no upload.
+        // Before the file is read: an unknown account takes no upload, and
+        // an upload past the bound is refused before it takes memory.
         self.accounts.ensure_account(id).await?;
+        let _place = images.admit_upload()?;
         let mut upload = Vec::new();
         while let Some(message) = stream.message().await.map_err(interrupted)? {
             match message.part {

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
 use super::{now, Accounts, ServiceError};
@@ -36,16 +36,35 @@ pub struct ProfileImages {
     base_url: String,
     /// Wakes the deletion worker after a commit queued deletions.
     deletions: Arc<Notify>,
+    /// Uploads being received or processed: each holds up to `max_bytes`,
+    /// so this bounds their memory whoever sends them, and keeps uploads
+    /// from taking every place the rest of the API needs.
+    uploads: Arc<Semaphore>,
 }
 
 impl ProfileImages {
-    pub fn new(processor: ImageProcessor, store: MediaStore, base_url: &str) -> Self {
+    /// At most `uploads` uploads are received and processed at once.
+    pub fn new(
+        processor: ImageProcessor,
+        store: MediaStore,
+        base_url: &str,
+        uploads: usize,
+    ) -> Self {
         ProfileImages {
             processor,
             store,
             base_url: base_url.trim_end_matches('/').to_owned(),
             deletions: Arc::new(Notify::new()),
+            uploads: Arc::new(Semaphore::new(uploads.max(1))),
         }
+    }
+
+    /// A place for one upload, held until it is processed; `Busy` when
+    /// every place is taken.
+    pub fn admit_upload(&self) -> Result<OwnedSemaphorePermit, ServiceError> {
+        Arc::clone(&self.uploads)
+            .try_acquire_owned()
+            .map_err(|_| ServiceError::Busy)
     }
 
     /// The address an object is served at.
