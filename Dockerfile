@@ -16,6 +16,7 @@ RUN mkdir -p src loadgen/src testkit/src benches \
     && echo 'fn main() {}' > loadgen/src/main.rs \
     && touch testkit/src/lib.rs \
     && echo 'fn main() {}' > benches/hot_paths.rs \
+    && echo 'fn main() {}' > benches/profile_images.rs \
     && cargo build --release --locked -p account-service \
     && rm -rf src build.rs target/release/.fingerprint/account-service-*
 

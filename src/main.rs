@@ -42,13 +42,19 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(
+    let exporter = telemetry::init(
         &settings.telemetry.rust_log,
         settings.telemetry.log_format(),
     );
 
     match command {
-        Command::Serve => serve(settings).await,
+        Command::Serve => {
+            let code = serve(settings).await;
+            if let Some(exporter) = exporter {
+                exporter.shutdown();
+            }
+            code
+        }
         Command::Migrate => migrate(settings).await,
         Command::CheckConfig => {
             // The files the settings name are checked here as at start-up:

@@ -162,7 +162,15 @@ impl AccountGrpc {
             Ok(c) => (c.label, &*c.name),
             Err(_) => ("unauthenticated", "unauthenticated"),
         };
-        let span = tracing::info_span!("rpc", method, request_id = %request_id, caller = %name);
+        let span = tracing::info_span!(
+            "rpc",
+            method,
+            request_id = %request_id,
+            caller = %name,
+            trace_id = tracing::field::Empty,
+        );
+        let trace_id = crate::telemetry::continue_trace(&span, request.metadata().as_ref());
+        span.record("trace_id", trace_id.as_str());
         let mut record = CallRecord {
             grpc: self,
             method,

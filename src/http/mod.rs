@@ -91,6 +91,7 @@ pub fn router(state: HttpState, serve_metrics: bool) -> Router {
         router
     };
     router
+        .layer(axum::middleware::from_fn(serve::trace_request))
         .layer(axum::middleware::from_fn(serve::limit_head))
         .with_state(state)
 }

@@ -44,6 +44,20 @@ pub async fn limit_head(request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
+/// Runs a request inside a span of its own that continues the caller's
+/// trace (`traceparent`), named by its path only: queries carry tokens.
+pub async fn trace_request(request: Request, next: Next) -> Response {
+    let span = tracing::info_span!(
+        "http",
+        method = %request.method(),
+        path = %request.uri().path(),
+        trace_id = tracing::field::Empty,
+    );
+    let trace_id = crate::telemetry::continue_trace(&span, request.headers());
+    span.record("trace_id", trace_id.as_str());
+    tracing::Instrument::instrument(next.run(request), span).await
+}
+
 /// Accepts connections until `shutdown` completes, then waits up to `grace`
 /// for open connections to finish their requests.
 ///

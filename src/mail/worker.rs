@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::due::NextDue;
@@ -350,6 +351,21 @@ impl Delivery {
     /// Sends one message; returns its id when it was delivered (to be marked
     /// sent with the rest of the batch), or records the failure.
     async fn deliver(
+        self,
+        item: ClaimedMessage,
+        claim: Uuid,
+        stop: &CancellationToken,
+    ) -> Result<Delivered, StorageError> {
+        let span = tracing::info_span!("deliver_mail", outbox_id = %item.message.id);
+        if !item.traceparent.is_empty() {
+            crate::telemetry::link_to(&span, &item.traceparent);
+        }
+        self.deliver_in_span(item, claim, stop)
+            .instrument(span)
+            .await
+    }
+
+    async fn deliver_in_span(
         self,
         item: ClaimedMessage,
         claim: Uuid,

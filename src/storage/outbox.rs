@@ -33,6 +33,8 @@ pub struct OutboxMessage {
 pub struct ClaimedMessage {
     pub message: OutboxMessage,
     pub attempts: u32,
+    /// The trace context of the call that queued it; empty when none was exported.
+    pub traceparent: String,
 }
 
 /// The mail outbox as the delivery workers drive it.

@@ -68,6 +68,7 @@ pub(super) fn claimed(row: &(impl Columns + ?Sized)) -> Result<ClaimedMessage, S
         // Never negative (releases stop at zero); a count past u32 can
         // only mean "exhausted", so it saturates.
         attempts: u32::try_from(row.integer("attempts")?.max(0)).unwrap_or(u32::MAX),
+        traceparent: row.text("traceparent")?,
     })
 }
 

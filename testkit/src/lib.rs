@@ -2,6 +2,7 @@
 //! its own database and mail directory, direct database access for checks,
 //! and a real SMTP server.
 
+pub mod images;
 pub mod s3;
 pub mod samples;
 pub mod smtp_server;
@@ -237,6 +238,11 @@ fn test_settings(db_url: &str, mail_dir: &Path, http_addr: SocketAddr) -> Vec<(S
         ("CONFIRMATION_MAIL_REQUEST_PAGE", REQUEST_PAGE.into()),
         ("EMAIL_BACKEND", "file".into()),
         ("EMAIL_FILE_PATH", mail_dir.display().to_string()),
+        // Beside the mail, never in the working directory.
+        (
+            "MEDIA_STORE",
+            format!("file://{}", mail_dir.with_file_name("media").display()),
+        ),
         ("EMAIL_FROM", "Ecoms <noreply@ecoms.example>".into()),
         ("SITE_NAME", "Ecoms".into()),
         ("EMAIL_MAX_RETRIES", "2".into()),

@@ -1,6 +1,7 @@
 //! Unit tests of the pipeline on uploads built in code: orientation and
 //! metadata, transparency, each accepted format, the refusals, the pool.
 
+#[path = "../../../testkit/src/images.rs"]
 mod samples;
 
 use image::metadata::Orientation;

@@ -100,6 +100,10 @@ pub(super) async fn insert_mail_row<D: Engine>(
     tx: &mut WriteTx<'_, D::Db>,
     mail: &OutboxMessage,
 ) -> Result<(), StorageError> {
+    // The call queueing the mail, for its delivery's span to link to.
+    let traceparent =
+        crate::telemetry::traceparent(&crate::telemetry::span_context(&tracing::Span::current()))
+            .unwrap_or_default();
     D::execute(
         tx,
         &sql::INSERT_MAIL,
@@ -113,6 +117,7 @@ pub(super) async fn insert_mail_row<D: Engine>(
             Param::Text(&mail.html_body),
             Param::Time(mail.created_at),
             Param::Text(&mail.locale),
+            Param::Text(&traceparent),
         ],
     )
     .await?;

@@ -50,7 +50,7 @@ macro_rules! account_columns {
 macro_rules! outbox_columns {
     () => {
         "id, account_id, kind, recipient, subject, text_body, html_body, created_at, attempts, \
-         locale"
+         locale, traceparent"
     };
 }
 

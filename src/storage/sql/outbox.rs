@@ -4,8 +4,8 @@ use super::Sql;
 
 pub(in crate::storage) const INSERT_MAIL: Sql = Sql::both(
     "INSERT INTO email_outbox (id, account_id, kind, recipient, subject, text_body, \
-     html_body, next_attempt_at, created_at, locale) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)",
+     html_body, next_attempt_at, created_at, locale, traceparent) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10)",
 );
 
 /// Claims due mail: `$lock` ends the subquery that picks the rows.

@@ -1,4 +1,9 @@
-//! Log output: a tracing subscriber, human-readable or JSON.
+//! Log output: a tracing subscriber, human-readable or JSON, and the
+//! distributed traces its spans continue and export.
+
+mod traces;
+
+pub use traces::{continue_trace, link_to, remote_context, span_context, traceparent, Exporter};
 
 use tracing::Subscriber;
 use tracing_subscriber::fmt::MakeWriter;
@@ -29,7 +34,9 @@ where
         LogFormat::Json => fmt::layer()
             .json()
             .with_current_span(true)
-            .with_span_list(false)
+            // Every enclosing span, so that the request's `trace_id` is on
+            // the lines of the work nested inside it.
+            .with_span_list(true)
             .with_writer(writer)
             .boxed(),
     }
@@ -40,12 +47,20 @@ pub fn filter(filter: &str) -> EnvFilter {
     EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"))
 }
 
-/// Installs the production subscriber, writing to stderr.
-pub fn init(filter_directives: &str, format: LogFormat) {
+/// Installs the production subscriber, writing to stderr, with spans
+/// exported over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set: keep the
+/// exporter, and shut it down at exit so that the last spans are sent.
+pub fn init(filter_directives: &str, format: LogFormat) -> Option<Exporter> {
+    let (otel, exporter) = match traces::exporter() {
+        Some((layer, exporter)) => (Some(layer), Some(exporter)),
+        None => (None, None),
+    };
     let _ = tracing_subscriber::registry()
+        .with(otel)
         .with(filter(filter_directives))
         .with(layer(format, std::io::stderr))
         .try_init();
+    exporter
 }
 
 /// An error and all its sources, on one line.
