@@ -115,6 +115,8 @@ pub enum Watched {
         account_id: uuid::Uuid,
         occurred_at: DateTime<Utc>,
         session_id: Option<uuid::Uuid>,
+        /// The call that wrote it, for the sending's span to link to.
+        traceparent: String,
     },
     /// Nothing happened for a while; the cursor is where the watcher is.
     KeepAlive { cursor: Cursor },
@@ -374,6 +376,7 @@ impl Pump {
                     account_id: event.account_id,
                     occurred_at: event.occurred_at,
                     session_id: event.session_id,
+                    traceparent: event.traceparent.clone(),
                 };
                 self.send(item).await?;
                 last_sent = tokio::time::Instant::now();

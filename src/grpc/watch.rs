@@ -77,13 +77,23 @@ fn event_to_proto(watched: Watched) -> pb::AccountEvent {
             account_id,
             occurred_at,
             session_id,
-        } => pb::AccountEvent {
-            cursor: cursor.encode(),
-            r#type: i32::try_from(kind.number()).unwrap_or(0),
-            account_id: account_id.to_string(),
-            occurred_at: Some(timestamp(occurred_at)),
-            session_id: session_id.map(|s| s.to_string()).unwrap_or_default(),
-        },
+            traceparent,
+        } => {
+            if !traceparent.is_empty() {
+                // Sending it is a span of its own, linked to the call that
+                // wrote it (only when spans are exported).
+                let span = tracing::info_span!("send_event", account_id = %account_id);
+                crate::telemetry::link_to(&span, &traceparent);
+                let _sent = span.enter();
+            }
+            pb::AccountEvent {
+                cursor: cursor.encode(),
+                r#type: i32::try_from(kind.number()).unwrap_or(0),
+                account_id: account_id.to_string(),
+                occurred_at: Some(timestamp(occurred_at)),
+                session_id: session_id.map(|s| s.to_string()).unwrap_or_default(),
+            }
+        }
         Watched::KeepAlive { cursor } => pb::AccountEvent {
             cursor: cursor.encode(),
             r#type: pb::EventType::Unspecified as i32,

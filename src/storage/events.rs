@@ -30,6 +30,8 @@ pub struct StoredEvent {
     pub occurred_at: DateTime<Utc>,
     /// The session a session event is about.
     pub session_id: Option<Uuid>,
+    /// The trace context of the call that wrote it; empty when none was exported.
+    pub traceparent: String,
 }
 
 /// A read from the event log.

@@ -131,6 +131,7 @@ pub(super) fn event(row: &(impl Columns + ?Sized)) -> Result<StoredEvent, Storag
                     .map_err(|_| StorageError::Corrupt("session_id is not a UUID".into()))?,
             ),
         },
+        traceparent: row.text("traceparent")?,
     })
 }
 

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use account_service::proto::account::v1::account_service_client::AccountServiceClient;
-use account_service::proto::account::v1::GetAccountRequest;
+use account_service::proto::account::v1::{GetAccountRequest, WatchAccountEventsRequest};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
@@ -97,6 +97,11 @@ async fn a_callers_trace_is_continued_exported_and_logged() {
     let caller_span = "00f067aa0ba902b7";
     let traceparent = format!("00-{trace_id}-{caller_span}-01");
 
+    let mut events = client
+        .watch_account_events(WatchAccountEventsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
     let mut register = tonic::Request::new(registration(&unique_email()));
     register.metadata_mut().insert(
         "traceparent",
@@ -156,6 +161,26 @@ async fn a_callers_trace_is_continued_exported_and_logged() {
             .any(|l| hex(&l.trace_id) == trace_id && traced.contains(&hex(&l.span_id))),
         "the delivery links to a span of the call that queued it: {:?}",
         delivery.links
+    );
+
+    // So is the sending of the event it wrote to a watcher.
+    let event = tokio::time::timeout(Duration::from_secs(10), events.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(!event.account_id.is_empty());
+    let sent = eventually(Duration::from_secs(15), || async {
+        receiver.named("send_event").into_iter().next()
+    })
+    .await
+    .expect("no event span exported");
+    assert!(
+        sent.links
+            .iter()
+            .any(|l| hex(&l.trace_id) == trace_id && traced.contains(&hex(&l.span_id))),
+        "the event's sending links to the call that wrote it: {:?}",
+        sent.links
     );
 
     // The service's log lines of that call carry the caller's trace id.

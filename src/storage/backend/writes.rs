@@ -100,10 +100,7 @@ pub(super) async fn insert_mail_row<D: Engine>(
     tx: &mut WriteTx<'_, D::Db>,
     mail: &OutboxMessage,
 ) -> Result<(), StorageError> {
-    // The call queueing the mail, for its delivery's span to link to.
-    let traceparent =
-        crate::telemetry::traceparent(&crate::telemetry::span_context(&tracing::Span::current()))
-            .unwrap_or_default();
+    let traceparent = current_traceparent();
     D::execute(
         tx,
         &sql::INSERT_MAIL,
@@ -134,6 +131,13 @@ pub(super) async fn insert_mail<D: Engine>(
 }
 
 /// Records a change to an account in the transaction that makes it.
+/// The call making a write, for the spans of later work (a mail's
+/// delivery, an event's sending) to link to; empty without an exporter.
+fn current_traceparent() -> String {
+    crate::telemetry::traceparent(&crate::telemetry::span_context(&tracing::Span::current()))
+        .unwrap_or_default()
+}
+
 pub(super) async fn insert_event<D: Engine>(
     tx: &mut WriteTx<'_, D::Db>,
     kind: EventType,
@@ -160,6 +164,7 @@ pub(super) async fn insert_session_event<D: Engine>(
             Param::Uuid(account_id),
             Param::Time(now),
             Param::OptionalUuid(session),
+            Param::Text(&current_traceparent()),
         ],
     )
     .await?;

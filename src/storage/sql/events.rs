@@ -6,8 +6,8 @@ use super::Sql;
 /// transaction's id (the column's default), and its trigger wakes every
 /// instance's event streams at commit.
 pub(in crate::storage) const INSERT_EVENT: Sql = Sql::both(
-    "INSERT INTO account_events (type, account_id, occurred_at, session_id) \
-     VALUES ($1, $2, $3, $4)",
+    "INSERT INTO account_events (type, account_id, occurred_at, session_id, traceparent) \
+     VALUES ($1, $2, $3, $4, $5)",
 );
 
 /// The visibility horizon: the oldest transaction still running, below
@@ -28,12 +28,12 @@ pub(in crate::storage) const EVENT_HORIZON: Sql<Option<&str>> = Sql {
 /// sequence is its commit order: it has no horizon.
 pub(in crate::storage) const READ_EVENTS: Sql = Sql {
     postgres: "SELECT e.xid::text AS position_xid, e.seq, e.type, e.account_id, e.occurred_at, \
-               COALESCE(e.session_id::text, '') AS session \
+               COALESCE(e.session_id::text, '') AS session, e.traceparent \
                FROM account_events e \
                WHERE (e.xid, e.seq) > ($1::text::xid8, $2) AND e.xid < $4::text::xid8 \
                ORDER BY e.xid, e.seq LIMIT $3",
     sqlite: "SELECT '0' AS position_xid, seq, type, account_id, occurred_at, \
-             COALESCE(session_id, '') AS session FROM account_events \
+             COALESCE(session_id, '') AS session, traceparent FROM account_events \
              WHERE $1 IS NOT NULL AND $4 IS NOT NULL AND seq > $2 ORDER BY seq LIMIT $3",
 };
 
