@@ -23,6 +23,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Likewise the check of access tokens with PyJWT, which needs a Python
     // with PyJWT and cryptography installed.
     test_cfg("pyjwt_tests", "TEST_PYTHON", "REQUIRE_PYJWT_TESTS");
+    // And the profile images kept in an S3-compatible server.
+    test_cfg("s3_tests", "TEST_S3_ENDPOINT", "REQUIRE_S3_TESTS");
     let fds = protox::compile(protos, ["proto"])?;
     let out = PathBuf::from(env::var("OUT_DIR")?);
     std::fs::write(
