@@ -201,3 +201,6 @@ impl Settings {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

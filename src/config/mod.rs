@@ -550,6 +550,4 @@ impl TelemetrySettings {
 }
 
 #[cfg(test)]
-mod media_tests;
-#[cfg(test)]
 mod tests;

@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use object_store::memory::InMemory;
 use object_store::path::Path;
-use object_store::{Attribute, ObjectStore, ObjectStoreExt};
+use object_store::{Attribute, ObjectStoreExt};
 use uuid::Uuid;
 
 use super::*;

@@ -4,6 +4,7 @@ use clap::Parser;
 
 use super::*;
 use crate::cli::Cli;
+use crate::config::{ConfigError, Settings};
 
 fn parse(args: &[&str]) -> Result<Settings, ConfigError> {
     let mut all = vec!["account-service"];
@@ -175,4 +176,52 @@ fn media_numbers_take_their_bounds() {
     .unwrap();
     assert_eq!(settings.media.profile_image_max_bytes, 20 * 1024 * 1024);
     assert_eq!(settings.media.image_concurrency, 256);
+}
+
+#[test]
+fn s3_access_is_read_as_settings_and_never_shown() {
+    let settings = parse(&[
+        "--media-store",
+        "s3://images/prod",
+        "--aws-endpoint-url",
+        "http://127.0.0.1:9000",
+        "--aws-region",
+        "eu-west-1",
+        "--aws-access-key-id",
+        "AKIDNEVERSHOWN",
+        "--aws-secret-access-key",
+        "secret-never-shown",
+        "--aws-session-token",
+        "token-never-shown",
+    ])
+    .unwrap();
+    let s3 = &settings.media.s3;
+    assert_eq!(
+        s3.aws_endpoint_url.as_deref(),
+        Some("http://127.0.0.1:9000")
+    );
+    assert_eq!(s3.aws_region.as_deref(), Some("eu-west-1"));
+    use secrecy::ExposeSecret;
+    let exposed =
+        |v: &Option<secrecy::SecretString>| v.as_ref().unwrap().expose_secret().to_owned();
+    assert_eq!(exposed(&s3.aws_access_key_id), "AKIDNEVERSHOWN");
+    assert_eq!(exposed(&s3.aws_secret_access_key), "secret-never-shown");
+    assert_eq!(exposed(&s3.aws_session_token), "token-never-shown");
+    // What check-config prints.
+    let shown = format!("{settings:#?}");
+    for secret in ["AKIDNEVERSHOWN", "secret-never-shown", "token-never-shown"] {
+        assert!(!shown.contains(secret), "{shown}");
+    }
+    assert!(shown.contains("REDACTED"), "{shown}");
+    assert!(shown.contains("http://127.0.0.1:9000"), "{shown}");
+    // The endpoint is a web address, and a bad one is not echoed.
+    for bad in [
+        "minio:9000",
+        "ftp://minio",
+        "http://key:secret-never-shown@minio",
+    ] {
+        let err = parse(&["--aws-endpoint-url", bad]).unwrap_err();
+        assert_eq!(err.variable, "AWS_ENDPOINT_URL");
+        assert!(!err.to_string().contains("secret-never-shown"), "{err}");
+    }
 }
