@@ -22,7 +22,7 @@ use crate::domain::Account;
 use crate::events::EventFeed;
 use crate::mail::{MailComposer, TemplateError};
 use crate::metrics::Metrics;
-use crate::storage::{Batcher, OutboxMessage, Storage};
+use crate::storage::{Batcher, OutboxMessage, SessionState, Storage};
 
 pub use crate::config::{SignInPolicy, MAX_LOCKOUT};
 pub use crate::domain::{
@@ -57,9 +57,11 @@ pub struct Accounts {
     enumeration_protection: bool,
     metrics: Arc<Metrics>,
     /// Concurrent confirmations, sent to the database as one statement.
-    confirmations: Arc<Batcher>,
+    confirmations: Arc<Batcher<Account>>,
     /// Concurrent look-ups by id, sent to the database as one statement.
-    lookups: Arc<Batcher>,
+    lookups: Arc<Batcher<Account>>,
+    /// Concurrent reads of sessions (access-token checks), likewise.
+    session_reads: Arc<Batcher<SessionState>>,
     sign_in: SignInPolicy,
     resets: Option<PasswordResets>,
     email_changes: Option<EmailChangeTokens>,
@@ -97,7 +99,12 @@ impl Accounts {
     ) -> Self {
         let verify = Arc::clone(&storage);
         let read = Arc::clone(&storage);
+        let read_sessions = Arc::clone(&storage);
         Accounts {
+            session_reads: Batcher::new(move |ids| {
+                let storage = Arc::clone(&read_sessions);
+                async move { storage.session_states(&ids).await }
+            }),
             confirmations: Batcher::new(move |ids| {
                 let storage = Arc::clone(&verify);
                 async move { storage.mark_all_verified(&ids, now()).await }

@@ -14,7 +14,7 @@ use crate::auth::{
 };
 use crate::config::SessionPolicy;
 use crate::domain::{Account, ClientInfo, Email, Session, SessionEnd};
-use crate::storage::{Ending, Liveness, Refresh, Refreshed};
+use crate::storage::{Ending, Liveness, Refresh, Refreshed, StorageError};
 
 /// What sessions are made of: their tokens and policy.
 #[derive(Clone)]
@@ -227,11 +227,12 @@ impl Accounts {
                 AccessTokenError::Expired => SessionError::AccessTokenExpired,
             })
         })?;
-        let state = self
-            .storage
-            .session_state(claims.session_id)
-            .await
-            .context("reading the session")?;
+        // Batched: under load, concurrent checks share one statement.
+        let state = match self.session_reads.call(claims.session_id).await {
+            Ok(state) => Some(state),
+            Err(StorageError::NotFound) => None,
+            Err(e) => return Err(e.into()),
+        };
         let live = sessions.live_at(now);
         match state {
             Some(state)

@@ -13,37 +13,68 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use super::{only, StorageError};
+use super::{SessionState, StorageError};
 use crate::domain::Account;
+
+/// A row a batch answers, found among the batch's rows by its id.
+pub trait Keyed: Clone + Send + 'static {
+    fn key(&self) -> Uuid;
+}
+
+impl Keyed for Account {
+    fn key(&self) -> Uuid {
+        self.id
+    }
+}
+
+impl Keyed for SessionState {
+    fn key(&self) -> Uuid {
+        self.session.id
+    }
+}
+
+/// The row of `id` among `rows`, or `NotFound`.
+fn only<T: Keyed>(id: Uuid, rows: Vec<T>) -> Result<T, StorageError> {
+    rows.into_iter()
+        .find(|row| row.key() == id)
+        .ok_or(StorageError::NotFound)
+}
 
 /// Most ids sent in one statement; callers beyond it wait for the next one.
 const MAX_BATCH: usize = 512;
 
 type Pending<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 /// Runs one statement for a list of ids, returning the rows that exist.
-type Statement =
-    Arc<dyn Fn(Vec<Uuid>) -> Pending<Result<Vec<Account>, StorageError>> + Send + Sync>;
+type Statement<T> = Arc<dyn Fn(Vec<Uuid>) -> Pending<Result<Vec<T>, StorageError>> + Send + Sync>;
 /// A waiting caller's answer; `None` when its batch failed, so that it runs
 /// its own statement and gets its own error.
-type Answer = Option<Result<Account, StorageError>>;
+type Answer<T> = Option<Result<T, StorageError>>;
 
-pub struct Batcher {
-    statement: Statement,
-    state: Mutex<State>,
+pub struct Batcher<T: Keyed> {
+    statement: Statement<T>,
+    state: Mutex<State<T>>,
 }
 
-#[derive(Default)]
-struct State {
+struct State<T> {
     /// A statement of this kind is in flight (a lone caller's or a batch's).
     busy: bool,
-    waiting: Vec<(Uuid, oneshot::Sender<Answer>)>,
+    waiting: Vec<(Uuid, oneshot::Sender<Answer<T>>)>,
 }
 
-impl Batcher {
-    pub fn new<F, Fut>(statement: F) -> Arc<Batcher>
+impl<T> Default for State<T> {
+    fn default() -> Self {
+        State {
+            busy: false,
+            waiting: Vec::new(),
+        }
+    }
+}
+
+impl<T: Keyed> Batcher<T> {
+    pub fn new<F, Fut>(statement: F) -> Arc<Batcher<T>>
     where
         F: Fn(Vec<Uuid>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<Vec<Account>, StorageError>> + Send + 'static,
+        Fut: Future<Output = Result<Vec<T>, StorageError>> + Send + 'static,
     {
         Arc::new(Batcher {
             statement: Arc::new(move |ids| Box::pin(statement(ids))),
@@ -51,14 +82,14 @@ impl Batcher {
         })
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+    fn state(&self) -> std::sync::MutexGuard<'_, State<T>> {
         // The state stays consistent at every await-free step, so a panic
         // elsewhere while it was held leaves nothing half-done.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The account of `id`, from a statement of its own or from a batch.
-    pub async fn call(self: &Arc<Self>, id: Uuid) -> Result<Account, StorageError> {
+    /// The row of `id`, from a statement of its own or from a batch.
+    pub async fn call(self: &Arc<Self>, id: Uuid) -> Result<T, StorageError> {
         let waiting = {
             let mut state = self.state();
             if state.busy {
@@ -100,7 +131,7 @@ impl Batcher {
             match (self.statement)(ids).await {
                 Ok(rows) => {
                     for (id, tx) in batch {
-                        let row = rows.iter().find(|a| a.id == id).cloned();
+                        let row = rows.iter().find(|r| r.key() == id).cloned();
                         let _ = tx.send(Some(row.ok_or(StorageError::NotFound)));
                     }
                 }
@@ -113,9 +144,9 @@ impl Batcher {
 
 /// On drop, hands the queue to a new drain task, or marks the batcher idle
 /// when nobody waits.
-struct HandOff(Arc<Batcher>);
+struct HandOff<T: Keyed>(Arc<Batcher<T>>);
 
-impl Drop for HandOff {
+impl<T: Keyed> Drop for HandOff<T> {
     fn drop(&mut self) {
         let mut state = self.0.state();
         if state.waiting.is_empty() {

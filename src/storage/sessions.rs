@@ -104,8 +104,9 @@ pub trait SessionStore: Send + Sync + 'static {
     /// tokens and ended sessions change nothing.
     async fn sign_out(&self, presented: &[String], now: DateTime<Utc>) -> Result<(), StorageError>;
 
-    /// A session and whether it ended.
-    async fn session_state(&self, id: Uuid) -> Result<Option<SessionState>, StorageError>;
+    /// The sessions of `ids` that exist, and whether each ended, in one
+    /// statement: concurrent verifications are read as one batch.
+    async fn session_states(&self, ids: &[Uuid]) -> Result<Vec<SessionState>, StorageError>;
 
     /// The live sessions of an account, newest first.
     async fn live_sessions(

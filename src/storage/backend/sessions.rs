@@ -50,6 +50,15 @@ fn session_and_end<D: Engine>(row: &DbRow<D>) -> Result<(Session, Option<String>
     ))
 }
 
+/// A row of `sql::SESSION_STATES`.
+fn state_of<D: Engine>(row: &DbRow<D>) -> Result<SessionState, StorageError> {
+    let (session, end) = session_and_end::<D>(row)?;
+    Ok(SessionState {
+        session,
+        ended: end.is_some(),
+    })
+}
+
 #[async_trait]
 impl<D: Engine> SessionStore for SqlStorage<D> {
     async fn start_session(
@@ -220,17 +229,11 @@ impl<D: Engine> SessionStore for SqlStorage<D> {
         Ok(())
     }
 
-    async fn session_state(&self, id: Uuid) -> Result<Option<SessionState>, StorageError> {
-        let rows = self.fetch(&sql::SESSION_STATE, &[Param::Uuid(id)]).await?;
-        rows.first()
-            .map(|row| {
-                let (session, end) = session_and_end::<D>(row)?;
-                Ok(SessionState {
-                    session,
-                    ended: end.is_some(),
-                })
-            })
-            .transpose()
+    async fn session_states(&self, ids: &[Uuid]) -> Result<Vec<SessionState>, StorageError> {
+        let rows = self
+            .fetch(&sql::SESSION_STATES, &[Param::Uuids(ids)])
+            .await?;
+        rows.iter().map(state_of::<D>).collect()
     }
 
     async fn live_sessions(

@@ -77,11 +77,20 @@ pub(in crate::storage) const LOCK_SESSION: Sql = Sql {
     ),
 };
 
-pub(in crate::storage) const SESSION_STATE: Sql = Sql::both(concat!(
-    "SELECT ",
-    session_columns!(),
-    ", ended_at, COALESCE(end_reason, '') AS end_reason FROM sessions WHERE id = $1"
-));
+/// Sessions of a list of ids ($1), each with whether and why it ended.
+pub(in crate::storage) const SESSION_STATES: Sql = Sql {
+    postgres: concat!(
+        "SELECT ",
+        session_columns!(),
+        ", ended_at, COALESCE(end_reason, '') AS end_reason FROM sessions WHERE id = ANY($1)"
+    ),
+    sqlite: concat!(
+        "SELECT ",
+        session_columns!(),
+        ", ended_at, COALESCE(end_reason, '') AS end_reason FROM sessions \
+         WHERE id IN (SELECT value FROM json_each($1))"
+    ),
+};
 
 pub(in crate::storage) const ROTATE_REFRESH_TOKEN: Sql = Sql::both(
     "UPDATE refresh_tokens SET rotated_at = $3 WHERE token_hash IN ($1, $2) AND rotated_at IS NULL",
