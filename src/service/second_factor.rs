@@ -272,7 +272,10 @@ impl Accounts {
             })
             .ok_or_else(invalid)?;
         drop(hash);
-        self.check_second_factor(&account, factor, now).await?;
+        // Claimed before the code is checked: of concurrent completions of
+        // one challenge only one goes on, so none other uses up a recovery
+        // code for nothing. A refused code gives the claim back, for
+        // another try within the challenge's life.
         if !self
             .storage
             .use_challenge(&hashes, now)
@@ -280,6 +283,15 @@ impl Accounts {
             .context("using the sign-in challenge")?
         {
             return Err(invalid());
+        }
+        if let Err(refusal) = self.check_second_factor(&account, factor, now).await {
+            if let Err(e) = self.storage.release_challenge(&hashes, now).await {
+                tracing::warn!(
+                    error = %crate::telemetry::error_chain(&e),
+                    "cannot give a sign-in challenge back; the shopper signs in again"
+                );
+            }
+            return Err(refusal);
         }
         self.start_session(account, client, true).await
     }

@@ -133,6 +133,14 @@ pub trait SecondFactorStore: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<bool, StorageError>;
 
+    /// Gives back the claim `use_challenge` made at `used_at`, after the
+    /// code that came with it was refused.
+    async fn release_challenge(
+        &self,
+        hashes: &[String],
+        used_at: DateTime<Utc>,
+    ) -> Result<(), StorageError>;
+
     /// Deletes challenges that expired before `before`.
     async fn prune_challenges(&self, before: DateTime<Utc>) -> Result<u64, StorageError>;
 }

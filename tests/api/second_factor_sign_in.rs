@@ -26,6 +26,7 @@ on_both_backends!(
     complete_sign_in_starts_a_two_step_session_for_its_challenge_only,
     recovery_codes_work_once_each_and_say_how_many_are_left,
     a_challenge_ends_with_its_time_its_use_and_its_password,
+    concurrent_completions_of_one_challenge_use_up_one_code,
 );
 
 // Slow: waits for the time steps it needs, up to about a minute.
@@ -297,4 +298,40 @@ async fn slow_codes_count_one_step_either_way_and_only_once(backend: Backend) {
     app.used_until(unix_now() + 30);
     let held = sign_in_with_code(client, &email, &mut app).await;
     assert_eq!(held.session.account_id, id);
+}
+
+/// Two completions of one challenge at once, each with a right recovery
+/// code: one signs in, the other is refused before its code is checked, so
+/// its code still works afterwards.
+async fn concurrent_completions_of_one_challenge_use_up_one_code(backend: Backend) {
+    let (shop, email, id, two_step) = shop_with_two_step(backend, &[]).await;
+    let mut client = shop.client.clone();
+    let shared = challenge(&mut client, &email).await;
+    let calls = two_step.recovery[..6].iter().map(|code| {
+        let (mut client, shared, code) = (shop.client.clone(), shared.clone(), code.clone());
+        tokio::spawn(async move {
+            (
+                code.clone(),
+                complete(&mut client, &shared, recovery(&code)).await,
+            )
+        })
+    });
+    let answers: Vec<_> = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let (won, lost): (Vec<_>, Vec<_>) = answers.into_iter().partition(|(_, r)| r.is_ok());
+    assert_eq!(won.len(), 1, "one completion signs in");
+    for (_, refused) in &lost {
+        assert_refused(refused.clone(), Code::Unauthenticated, "CHALLENGE_INVALID");
+    }
+    assert_eq!(live_ids(&mut client, &id).await.len(), 1);
+    // The losers' codes were never checked, so never used up.
+    for (code, _) in lost {
+        let again = challenge(&mut client, &email).await;
+        complete(&mut client, &again, recovery(&code))
+            .await
+            .unwrap();
+    }
 }

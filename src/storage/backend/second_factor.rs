@@ -223,6 +223,19 @@ impl<D: Engine> SecondFactorStore for SqlStorage<D> {
         Ok(self.execute(&sql::USE_CHALLENGE, &params).await? == 1)
     }
 
+    async fn release_challenge(
+        &self,
+        hashes: &[String],
+        used_at: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        let Some([current, previous]) = either(hashes) else {
+            return Ok(());
+        };
+        let params = [current, previous, Param::Time(used_at)];
+        self.execute(&sql::RELEASE_CHALLENGE, &params).await?;
+        Ok(())
+    }
+
     async fn prune_challenges(&self, before: DateTime<Utc>) -> Result<u64, StorageError> {
         self.execute(&sql::PRUNE_CHALLENGES, &[Param::Time(before)])
             .await

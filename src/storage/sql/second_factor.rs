@@ -74,5 +74,11 @@ pub(in crate::storage) const USE_CHALLENGE: Sql = Sql::both(
      WHERE challenge_hash IN ($1, $2) AND used_at IS NULL",
 );
 
+/// Gives back a challenge claimed at $3, and only that claim.
+pub(in crate::storage) const RELEASE_CHALLENGE: Sql = Sql::both(
+    "UPDATE sign_in_challenges SET used_at = NULL \
+     WHERE challenge_hash IN ($1, $2) AND used_at = $3",
+);
+
 pub(in crate::storage) const PRUNE_CHALLENGES: Sql =
     Sql::both("DELETE FROM sign_in_challenges WHERE expires_at < $1");
