@@ -5,6 +5,7 @@ import html
 import math
 import sys
 
+import report_images
 import report_sessions
 from report_common import Results, header, holds, ratio_row
 
@@ -238,6 +239,8 @@ if signin and locked:
     w("")
 session_lines, session_rows = report_sessions.section(raw, cores)
 out.extend(session_lines)
+image_lines, image_rows = report_images.section(raw, cores)
+out.extend(image_lines)
 events_pg, events_sl = load_optional("events_pg.json"), load_optional("events_sqlite.json")
 if events_pg or events_sl:
     w("## Account events")
@@ -412,6 +415,7 @@ for label, e in (("PostgreSQL", load_optional("events_pg.json")), ("SQLite", loa
 for b, t in timings:
     rows.append(("ResendConfirmation medians within 10%% of each other (%s)" % b, "+%.1f%%" % t["spread_percent"], t["spread_percent"] <= 10))
 rows.extend(session_rows)
+rows.extend(image_rows)
 w("| target | measured | |")
 w("|---|---|---|")
 for name, measured, ok in rows:
@@ -506,4 +510,5 @@ if failing:
         w("with the current batch's sends.")
         w("")
     out.extend(report_sessions.explain(raw, failing))
+    out.extend(report_images.explain(raw, failing))
 print("\n".join(out))

@@ -87,3 +87,22 @@ def ratio_row(name, measured, ceiling, at_least):
 
 def codes(result):
     return " ".join("%s=%d" % kv for kv in result["codes"].items())
+
+
+def standalone(section, explain):
+    """The report of one group of steps run alone (BENCH_ONLY): its section,
+    its targets, and why the missed ones miss. Arguments: the results
+    directory and the command that produced them."""
+    import sys
+
+    raw = Results(sys.argv[1])
+    cores = os.cpu_count()
+    out = header(sys.argv[2], cores)
+    lines, rows = section(raw, cores)
+    out.extend(lines)
+    out += ["## Targets", "", "| target | measured | |", "|---|---|---|"]
+    out += ["| %s | %s | %s |" % (name, measured, holds(ok)) for name, measured, ok in rows]
+    failing = [name for name, _, ok in rows if not ok]
+    if failing:
+        out += ["", "## Where a target is not met", ""] + explain(raw, failing)
+    return "\n".join(out)

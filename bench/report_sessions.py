@@ -4,10 +4,8 @@ bench/sessions.sh: bench/report.py places it in the whole report; run alone
 
     python3 bench/report_sessions.py RESULTS_DIR COMMAND
 """
-import os
-import sys
 
-from report_common import Results, codes, header, holds, ratio_row
+from report_common import codes, ratio_row, standalone
 
 # Growth of resident memory (KiB) that still counts as none: what two
 # readings of an unchanged idle process differ by, allocator noise.
@@ -197,14 +195,4 @@ def explain(raw, failing):
 
 
 if __name__ == "__main__":
-    raw = Results(sys.argv[1])
-    cores = os.cpu_count()
-    out = header(sys.argv[2], cores)
-    lines, rows = section(raw, cores)
-    out.extend(lines)
-    out += ["## Targets", "", "| target | measured | |", "|---|---|---|"]
-    out += ["| %s | %s | %s |" % (name, measured, holds(ok)) for name, measured, ok in rows]
-    failing = [name for name, _, ok in rows if not ok]
-    if failing:
-        out += ["", "## Where a target is not met", ""] + explain(raw, failing)
-    print("\n".join(out))
+    print(standalone(section, explain))

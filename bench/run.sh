@@ -7,11 +7,13 @@
 # idle and under a 500-concurrent burst, the outbox's delivery rate into a
 # local SMTP server, what an idle service costs the database (transactions
 # per minute) and a lone mail (its latency), and how the account event stream
-# keeps up; and the session RPCs (bench/sessions.sh).
+# keeps up; the session RPCs (bench/sessions.sh); and profile images
+# (bench/images.sh).
 #
 #   bench/run.sh                       # BENCH_DURATION=10 seconds per measurement
 #   BENCH_ONLY=sessions bench/run.sh   # the session steps alone, reported beside
 #                                      # the raw results (BENCHMARKS.md untouched)
+#   BENCH_ONLY=images bench/run.sh     # the profile-image steps alone, likewise
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -38,8 +40,8 @@ mkdir -p "$RESULTS"
 chmod 755 "$WORK"
 
 case ${BENCH_ONLY:-} in
-"" | sessions) ;;
-*) echo "BENCH_ONLY knows one set of steps: sessions" >&2; exit 2 ;;
+"" | sessions | images) ;;
+*) echo "BENCH_ONLY knows two sets of steps: sessions, images" >&2; exit 2 ;;
 esac
 
 step() { printf '\n[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
@@ -174,12 +176,14 @@ hash_limit() { # NAME
     "$LG" hash-limit --duration "$DURATION" --json | tee "$RESULTS/$1.json"
 }
 source bench/sessions.sh
-if [ "${BENCH_ONLY:-}" = sessions ]; then
-    sessions_bench
-    python3 bench/report_sessions.py "$RESULTS" "BENCH_ONLY=sessions bench/run.sh (BENCH_DURATION=$DURATION)" \
-        >"$WORK/BENCHMARKS-sessions.md"
+source bench/images.sh
+# BENCH_ONLY=NAME: NAME's steps alone, reported beside the raw results.
+if [ -n "${BENCH_ONLY:-}" ]; then
+    "${BENCH_ONLY}_bench"
+    python3 "bench/report_${BENCH_ONLY}.py" "$RESULTS" \
+        "BENCH_ONLY=$BENCH_ONLY bench/run.sh (BENCH_DURATION=$DURATION)" >"$WORK/BENCHMARKS-$BENCH_ONLY.md"
     echo "raw results: $RESULTS"
-    cat "$WORK/BENCHMARKS-sessions.md"
+    cat "$WORK/BENCHMARKS-$BENCH_ONLY.md"
     exit 0
 fi
 step "machine limit: argon2id hashes per second on $CORES cores"
@@ -272,6 +276,8 @@ echo "{\"before\": $HASHES_BEFORE, \"after\": $HASHES_AFTER}" | tee "$RESULTS/lo
 stop_service
 
 sessions_bench
+
+images_bench
 
 step "events: lone changes timed to an idle watcher, then a watcher following a burst of changes and one replaying it"
 start_service "$PG_URL"

@@ -30,6 +30,7 @@ use tonic::{Code, Status};
 mod h2grpc;
 mod offline;
 mod sessions;
+mod upload;
 
 #[derive(Parser)]
 #[command(name = "account-loadgen", version, about)]
@@ -120,6 +121,33 @@ enum Command {
         /// File with one account id per line.
         #[arg(long)]
         ids: String,
+    },
+    /// Upload one file as one account's profile image, again and again: each
+    /// call a SetProfileImage stream of the account's id, then the file in
+    /// 60000-byte chunks. The account is registered first.
+    Upload {
+        #[command(flatten)]
+        load: Load,
+        /// The image to upload.
+        #[arg(long)]
+        file: String,
+    },
+    /// Write a photo-like JPEG (gradients, a soft disc and fine noise) to
+    /// upload; the same arguments always give the same file.
+    MakeJpeg {
+        #[arg(long)]
+        width: u32,
+        #[arg(long)]
+        height: u32,
+        #[arg(long)]
+        out: String,
+        /// JPEG quality, 1 to 100.
+        #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u8).range(1..=100))]
+        quality: u8,
+        /// Amplitude of the noise added to each channel of each pixel, 0 to
+        /// 127: the more noise, the larger the file.
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u8).range(0..=127))]
+        noise: u8,
     },
     /// Verify an access token offline against a JWKS document (the sidecar's
     /// /.well-known/jwks.json), as a calling service does, again and again on
@@ -1055,6 +1083,14 @@ async fn main() -> anyhow::Result<()> {
         Command::VerifyToken { load, tokens } => sessions::verify(&load, &tokens).await,
         Command::ListSessions { load, ids } => sessions::list(&load, &ids).await,
         Command::PasswordHash => sessions::password_hash(),
+        Command::Upload { load, file } => upload::upload(&load, &file).await,
+        Command::MakeJpeg {
+            width,
+            height,
+            out,
+            quality,
+            noise,
+        } => upload::make_jpeg(width, height, quality, noise, &out).map(drop),
         Command::JwksVerify {
             jwks,
             tokens,
