@@ -31,8 +31,9 @@ pub struct MediaCleanup {
     metrics: Arc<Metrics>,
     /// Notified after a commit queued deletions on this instance.
     wake: Arc<Notify>,
-    /// How long the worker sleeps with nothing due, for deletions queued by
-    /// other instances and retries coming due.
+    /// The longest the worker sleeps without being woken, for deletions
+    /// another instance queued and left (it crashed before its worker ran):
+    /// an idle instance asks the database about twice in this time.
     poll: Duration,
     /// Time between two sweeps.
     sweep_interval: Duration,
@@ -60,7 +61,7 @@ impl MediaCleanup {
             store,
             metrics,
             wake,
-            poll: Duration::from_secs(5),
+            poll: Duration::from_secs(600),
             sweep_interval: Duration::from_secs(3600),
             orphan_age: Duration::from_secs(3600),
         }
@@ -130,6 +131,20 @@ impl MediaCleanup {
         Ok(queued)
     }
 
+    /// How long to sleep with nothing claimable: until the next deletion
+    /// is due (a retry's wait, a lapsed claim), at most `poll`.
+    async fn until_due(&self) -> Duration {
+        match self.storage.next_media_deletion_due().await {
+            Ok(Some(due)) => (due - Utc::now())
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+                // Never a busy loop, whatever the clocks say.
+                .clamp(Duration::from_millis(100), self.poll),
+            Ok(None) => self.poll,
+            Err(_) => Duration::from_secs(5),
+        }
+    }
+
     /// Runs until `shutdown`: deletions as they come, a sweep every
     /// interval (the first at start-up, for what a crash left).
     pub fn spawn(self, shutdown: CancellationToken) -> JoinHandle<()> {
@@ -147,21 +162,22 @@ impl MediaCleanup {
                         ),
                     }
                 }
-                let idle = match self.run_once(Utc::now()).await {
-                    Ok(n) => n < BATCH as usize,
+                let wait = match self.run_once(Utc::now()).await {
+                    Ok(n) if n >= BATCH as usize => None,
+                    Ok(_) => Some(self.until_due().await),
                     Err(e) => {
                         tracing::warn!(error = %error_chain(&e), "media deletions: database error");
-                        true
+                        Some(Duration::from_secs(5))
                     }
                 };
-                if idle {
-                    tokio::select! {
+                match wait {
+                    Some(wait) => tokio::select! {
                         () = shutdown.cancelled() => return,
                         () = self.wake.notified() => {}
-                        () = tokio::time::sleep(self.poll) => {}
-                    }
-                } else if shutdown.is_cancelled() {
-                    return;
+                        () = tokio::time::sleep(wait) => {}
+                    },
+                    None if shutdown.is_cancelled() => return,
+                    None => {}
                 }
             }
         })

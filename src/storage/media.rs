@@ -102,6 +102,10 @@ pub trait MediaRecordStore: Send + Sync + 'static {
         not_before: DateTime<Utc>,
     ) -> Result<(), StorageError>;
 
+    /// When the next queued deletion is due (a claim's lease or a retry's
+    /// wait may put it in the future); `None` when none is queued.
+    async fn next_media_deletion_due(&self) -> Result<Option<DateTime<Utc>>, StorageError>;
+
     /// Of `keys`, the ones some account row points at.
     async fn media_in_use(&self, keys: &[(Uuid, &str)]) -> Result<Vec<String>, StorageError>;
 }

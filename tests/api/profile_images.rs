@@ -28,7 +28,7 @@ pub(crate) const CHUNK: usize = 60_000;
 /// The password of `registration()`.
 pub(crate) const PASSWORD: &str = "secret123";
 /// How long a test waits for the cleanup worker, which is woken right after
-/// a commit (and polls every 5 s besides).
+/// a commit.
 pub(crate) const WAIT: Duration = Duration::from_secs(10);
 /// Where the S3 variants keep their images inside their bucket. Short:
 /// s3s-fs keeps an object's metadata in one file named after the bucket and

@@ -190,6 +190,14 @@ impl<D: Engine> MediaRecordStore for SqlStorage<D> {
         Ok(())
     }
 
+    async fn next_media_deletion_due(&self) -> Result<Option<DateTime<Utc>>, StorageError> {
+        let rows = self.fetch(&sql::NEXT_MEDIA_DELETION, &[]).await?;
+        Ok(match rows.first() {
+            Some(row) => D::optional_time(row, "due")?,
+            None => None,
+        })
+    }
+
     async fn media_in_use(&self, keys: &[(Uuid, &str)]) -> Result<Vec<String>, StorageError> {
         let mut ids: Vec<Uuid> = keys.iter().map(|(id, _)| *id).collect();
         ids.sort_unstable();

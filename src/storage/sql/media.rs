@@ -42,6 +42,9 @@ pub(in crate::storage) const CLAIM_MEDIA_DELETIONS: Sql = Sql {
 pub(in crate::storage) const RETRY_MEDIA_DELETION: Sql =
     Sql::both("UPDATE media_deletions SET not_before = $2 WHERE object_key = $1");
 
+pub(in crate::storage) const NEXT_MEDIA_DELETION: Sql =
+    Sql::both("SELECT MIN(not_before) AS due FROM media_deletions");
+
 pub(in crate::storage) const DELETE_MEDIA_ENTRY: Sql =
     Sql::both("DELETE FROM media_deletions WHERE object_key = $1");
 
