@@ -3,7 +3,8 @@ use clap::Parser;
 use super::*;
 use crate::cli::Cli;
 
-fn parse(args: &[&str]) -> Result<Settings, ConfigError> {
+/// The settings of a command line, as the binary would check them.
+pub(super) fn parse(args: &[&str]) -> Result<Settings, ConfigError> {
     let mut all = vec!["account-service"];
     all.extend_from_slice(args);
     match Cli::try_parse_from(all) {

@@ -1,21 +1,7 @@
 use std::path::PathBuf;
 
-use clap::Parser;
-
 use super::*;
-use crate::cli::Cli;
-use crate::config::{ConfigError, Settings};
-
-fn parse(args: &[&str]) -> Result<Settings, ConfigError> {
-    let mut all = vec!["account-service"];
-    all.extend_from_slice(args);
-    match Cli::try_parse_from(all) {
-        Ok(cli) => cli.settings.check(),
-        Err(e) => {
-            Err(ConfigError::from_clap(&e).unwrap_or_else(|| panic!("not a setting error: {e}")))
-        }
-    }
-}
+use crate::config::tests::parse;
 
 #[test]
 fn media_defaults_to_a_local_directory_served_under_the_public_base_url() {
