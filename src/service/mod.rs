@@ -22,7 +22,7 @@ use crate::domain::Account;
 use crate::events::EventFeed;
 use crate::mail::{MailComposer, TemplateError};
 use crate::metrics::Metrics;
-use crate::storage::{Batcher, OutboxMessage, SessionState, Storage};
+use crate::storage::{Batcher, OutboxMessage, Rotated, SessionState, Storage};
 
 pub use crate::config::{SignInPolicy, MAX_LOCKOUT};
 pub use crate::domain::{
@@ -62,6 +62,8 @@ pub struct Accounts {
     lookups: Arc<Batcher<Account>>,
     /// Concurrent reads of sessions (access-token checks), likewise.
     session_reads: Arc<Batcher<SessionState>>,
+    /// Concurrent refreshes of current tokens, likewise.
+    rotations: Arc<Batcher<Rotated>>,
     sign_in: SignInPolicy,
     resets: Option<PasswordResets>,
     email_changes: Option<EmailChangeTokens>,
@@ -100,7 +102,12 @@ impl Accounts {
         let verify = Arc::clone(&storage);
         let read = Arc::clone(&storage);
         let read_sessions = Arc::clone(&storage);
+        let rotate = Arc::clone(&storage);
         Accounts {
+            rotations: Batcher::new(move |batch| {
+                let storage = Arc::clone(&rotate);
+                async move { storage.rotate_current(&batch).await }
+            }),
             session_reads: Batcher::new(move |ids| {
                 let storage = Arc::clone(&read_sessions);
                 async move { storage.session_states(&ids).await }

@@ -14,7 +14,7 @@ use crate::auth::{
 };
 use crate::config::SessionPolicy;
 use crate::domain::{Account, ClientInfo, Email, Session, SessionEnd};
-use crate::storage::{Ending, Liveness, Refresh, Refreshed, StorageError};
+use crate::storage::{Ending, Liveness, Refresh, Refreshed, Rotation, StorageError};
 
 /// What sessions are made of: their tokens and policy.
 #[derive(Clone)]
@@ -175,13 +175,34 @@ impl Accounts {
         let Some(presented) = sessions.presented(token) else {
             return Err(ServiceError::Session(SessionError::RefreshTokenInvalid));
         };
+        let Some(current) = presented.first() else {
+            return Err(ServiceError::Session(SessionError::RefreshTokenInvalid));
+        };
         let next = sessions.refresh.successor(token);
         let successor = sessions.stored(&next);
         let now = now();
+        let live = sessions.live_at(now);
+        // The common case, a current token of a live session, goes out with
+        // the other refreshes under way on this instance as one statement;
+        // anything else is answered under the session's lock below.
+        let rotation = Rotation {
+            current: current.clone(),
+            previous: presented.get(1).unwrap_or(current).clone(),
+            successor: successor.clone(),
+            live,
+        };
+        match self.rotations.call(rotation).await {
+            Ok(rotated) => {
+                let tokens = sessions.tokens(&rotated.session, next, now)?;
+                return Ok((rotated.session, tokens));
+            }
+            Err(StorageError::NotFound) => {}
+            Err(e) => return Err(e).context("refreshing the session"),
+        }
         let refresh = Refresh {
             presented: &presented,
             successor: &successor,
-            live: sessions.live_at(now),
+            live,
             reuse_interval: sessions.policy.reuse_interval,
         };
         match self

@@ -13,30 +13,41 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use super::{SessionState, StorageError};
+use super::{Rotated, Rotation, SessionState, StorageError};
 use crate::domain::Account;
 
-/// A row a batch answers, found among the batch's rows by its id.
+/// A row a batch answers, found among the batch's rows by the request that
+/// asked for it (an id, or a whole request when the statement needs more).
 pub trait Keyed: Clone + Send + 'static {
-    fn key(&self) -> Uuid;
+    type Key: Ord + Clone + Send + 'static;
+    fn key(&self) -> Self::Key;
 }
 
 impl Keyed for Account {
+    type Key = Uuid;
     fn key(&self) -> Uuid {
         self.id
     }
 }
 
 impl Keyed for SessionState {
+    type Key = Uuid;
     fn key(&self) -> Uuid {
         self.session.id
     }
 }
 
-/// The row of `id` among `rows`, or `NotFound`.
-fn only<T: Keyed>(id: Uuid, rows: Vec<T>) -> Result<T, StorageError> {
+impl Keyed for Rotated {
+    type Key = Rotation;
+    fn key(&self) -> Rotation {
+        self.rotation.clone()
+    }
+}
+
+/// The row of `key` among `rows`, or `NotFound`.
+fn only<T: Keyed>(key: &T::Key, rows: Vec<T>) -> Result<T, StorageError> {
     rows.into_iter()
-        .find(|row| row.key() == id)
+        .find(|row| row.key() == *key)
         .ok_or(StorageError::NotFound)
 }
 
@@ -45,7 +56,8 @@ const MAX_BATCH: usize = 512;
 
 type Pending<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 /// Runs one statement for a list of ids, returning the rows that exist.
-type Statement<T> = Arc<dyn Fn(Vec<Uuid>) -> Pending<Result<Vec<T>, StorageError>> + Send + Sync>;
+type Statement<T> =
+    Arc<dyn Fn(Vec<<T as Keyed>::Key>) -> Pending<Result<Vec<T>, StorageError>> + Send + Sync>;
 /// A waiting caller's answer; `None` when its batch failed, so that it runs
 /// its own statement and gets its own error.
 type Answer<T> = Option<Result<T, StorageError>>;
@@ -55,13 +67,13 @@ pub struct Batcher<T: Keyed> {
     state: Mutex<State<T>>,
 }
 
-struct State<T> {
+struct State<T: Keyed> {
     /// A statement of this kind is in flight (a lone caller's or a batch's).
     busy: bool,
-    waiting: Vec<(Uuid, oneshot::Sender<Answer<T>>)>,
+    waiting: Vec<(T::Key, oneshot::Sender<Answer<T>>)>,
 }
 
-impl<T> Default for State<T> {
+impl<T: Keyed> Default for State<T> {
     fn default() -> Self {
         State {
             busy: false,
@@ -73,7 +85,7 @@ impl<T> Default for State<T> {
 impl<T: Keyed> Batcher<T> {
     pub fn new<F, Fut>(statement: F) -> Arc<Batcher<T>>
     where
-        F: Fn(Vec<Uuid>) -> Fut + Send + Sync + 'static,
+        F: Fn(Vec<T::Key>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Vec<T>, StorageError>> + Send + 'static,
     {
         Arc::new(Batcher {
@@ -89,12 +101,12 @@ impl<T: Keyed> Batcher<T> {
     }
 
     /// The row of `id`, from a statement of its own or from a batch.
-    pub async fn call(self: &Arc<Self>, id: Uuid) -> Result<T, StorageError> {
+    pub async fn call(self: &Arc<Self>, id: T::Key) -> Result<T, StorageError> {
         let waiting = {
             let mut state = self.state();
             if state.busy {
                 let (tx, rx) = oneshot::channel();
-                state.waiting.push((id, tx));
+                state.waiting.push((id.clone(), tx));
                 Some(rx)
             } else {
                 state.busy = true;
@@ -105,12 +117,12 @@ impl<T: Keyed> Batcher<T> {
             if let Ok(Some(answer)) = rx.await {
                 return answer;
             }
-            return only(id, (self.statement)(vec![id]).await?);
+            return only(&id, (self.statement)(vec![id.clone()]).await?);
         }
         // Whether this call finishes or is cancelled, the callers that queued
         // meanwhile are served next.
         let _next = HandOff(Arc::clone(self));
-        only(id, (self.statement)(vec![id]).await?)
+        only(&id, (self.statement)(vec![id.clone()]).await?)
     }
 
     /// Serves the queued callers batch by batch until none is left.
@@ -125,7 +137,7 @@ impl<T: Keyed> Batcher<T> {
             if batch.is_empty() {
                 return;
             }
-            let mut ids: Vec<Uuid> = batch.iter().map(|(id, _)| *id).collect();
+            let mut ids: Vec<T::Key> = batch.iter().map(|(id, _)| id.clone()).collect();
             ids.sort_unstable();
             ids.dedup();
             match (self.statement)(ids).await {

@@ -44,7 +44,9 @@ pub use outbox::{
 pub use second_factor::{
     SecondFactorChange, SecondFactorStore, StoredChallenge, StoredSecondFactor,
 };
-pub use sessions::{Ending, Liveness, Refresh, Refreshed, SessionState, SessionStore};
+pub use sessions::{
+    Ending, Liveness, Refresh, Refreshed, Rotated, Rotation, SessionState, SessionStore,
+};
 
 pub use crate::config::PoolSettings;
 pub use crate::domain::AccountFilter;

@@ -12,7 +12,7 @@ use crate::domain::{Session, SessionEnd};
 
 /// Which sessions are live at `now`: not ended, used since `used_after`
 /// (the idle timeout) and started since `created_after` (the lifetime).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Liveness {
     pub now: DateTime<Utc>,
     pub used_after: DateTime<Utc>,
@@ -52,6 +52,27 @@ pub struct Refresh<'a> {
     pub live: Liveness,
     /// How long after its rotation a token still answers its successor.
     pub reuse_interval: Duration,
+}
+
+/// The common refresh, of a token that is still current, as one of a batch:
+/// concurrent refreshes on one instance are sent to the database together.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Rotation {
+    /// The presented token's keyed hash under the current key.
+    pub current: String,
+    /// Under the previous key (the current hash again when there is none).
+    pub previous: String,
+    /// The successor's hash.
+    pub successor: String,
+    pub live: Liveness,
+}
+
+/// A rotation that was made: the session, whose current token is now the
+/// successor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotated {
+    pub rotation: Rotation,
+    pub session: Session,
 }
 
 /// What a refresh found.
@@ -96,6 +117,13 @@ pub trait SessionStore: Send + Sync + 'static {
         token_hash: &str,
         per_account: u32,
     ) -> Result<bool, StorageError>;
+
+    /// Rotates each presented token that is current and whose session is
+    /// live, in one statement (PostgreSQL) or one transaction (SQLite), and
+    /// returns those rotated. Any other (a token already rotated, unknown,
+    /// or of an ended or expired session) is left as it is, for
+    /// [`SessionStore::refresh_session`] to answer.
+    async fn rotate_current(&self, batch: &[Rotation]) -> Result<Vec<Rotated>, StorageError>;
 
     /// Rotates, repeats or refuses a refresh token, under the session's lock.
     async fn refresh_session(&self, refresh: &Refresh<'_>) -> Result<Refreshed, StorageError>;

@@ -44,6 +44,7 @@ mod second_factor_guards;
 mod second_factor_lockout;
 mod second_factor_secrets;
 mod second_factor_sign_in;
+mod session_rotations;
 mod sessions;
 mod sessions_access;
 mod sessions_everywhere;

@@ -11,7 +11,8 @@ use crate::domain::{EventType, Session, SessionEnd};
 use crate::storage::dialect::{DbRow, Engine, Param};
 use crate::storage::sql::{self, Sql};
 use crate::storage::{
-    rows, Ending, Liveness, Refresh, Refreshed, SessionState, SessionStore, StorageError,
+    rows, Ending, Liveness, Refresh, Refreshed, Rotated, Rotation, SessionState, SessionStore,
+    StorageError,
 };
 
 /// The two hashes a look-up by token binds: under the current key and the
@@ -112,27 +113,89 @@ impl<D: Engine> SessionStore for SqlStorage<D> {
         Ok(true)
     }
 
+    async fn rotate_current(&self, batch: &[Rotation]) -> Result<Vec<Rotated>, StorageError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        if let Some(statement) = D::pick(&sql::ROTATE_CURRENT_TOKENS) {
+            let rows = self
+                .fetch(
+                    &Sql::both(statement),
+                    &[Param::Text(&rotations_json(batch)?)],
+                )
+                .await?;
+            let mut rotated = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let current = D::text(row, "cur")?;
+                let session = rows::session(&D::row(row))?;
+                // A token presented twice in one batch was rotated once;
+                // both requests get the session.
+                rotated.extend(
+                    batch
+                        .iter()
+                        .filter(|r| r.current == current)
+                        .map(|r| Rotated {
+                            rotation: r.clone(),
+                            session: session.clone(),
+                        }),
+                );
+            }
+            return Ok(rotated);
+        }
+        // One transaction for the batch: one commit (one sync of the file)
+        // instead of one per refresh.
+        let mut tx = self.begin().await?;
+        let mut rotated: Vec<Rotated> = Vec::with_capacity(batch.len());
+        for rotation in batch {
+            if let Some(done) = rotated
+                .iter()
+                .find(|r| r.rotation.current == rotation.current)
+            {
+                let session = done.session.clone();
+                rotated.push(Rotated {
+                    rotation: rotation.clone(),
+                    session,
+                });
+                continue;
+            }
+            let hashes = [
+                Param::Text(&rotation.current),
+                Param::Text(&rotation.previous),
+            ];
+            let tokens = D::fetch(&mut tx, &sql::LOCK_REFRESH_TOKEN, &hashes).await?;
+            let Some(token) = tokens.first() else {
+                continue;
+            };
+            if D::optional_time(token, "rotated_at")?.is_some() {
+                continue;
+            }
+            let session_id = D::uuid(token, "session_id")?;
+            let rows = D::fetch(&mut tx, &sql::LOCK_SESSION, &[Param::Uuid(session_id)]).await?;
+            let Some(row) = rows.first() else {
+                continue;
+            };
+            let (mut session, end) = session_and_end::<D>(row)?;
+            if end.is_some() || !rotation.live.holds(&session) {
+                continue;
+            }
+            let now = rotation.live.now;
+            rotate::<D>(&mut tx, hashes, &rotation.successor, session_id, now).await?;
+            session.last_used_at = now;
+            rotated.push(Rotated {
+                rotation: rotation.clone(),
+                session,
+            });
+        }
+        tx.commit().await?;
+        Ok(rotated)
+    }
+
     async fn refresh_session(&self, refresh: &Refresh<'_>) -> Result<Refreshed, StorageError> {
         let Some(hashes) = token_params(refresh.presented) else {
             return Ok(Refreshed::Invalid);
         };
         let successor = refresh.successor;
         let now = refresh.live.now;
-        if let Some(rotate) = D::pick(&sql::ROTATE_CURRENT_TOKEN) {
-            let [current, previous] = &hashes;
-            let params = [
-                *current,
-                *previous,
-                Param::Text(successor),
-                Param::Time(now),
-                Param::Time(refresh.live.used_after),
-                Param::Time(refresh.live.created_after),
-            ];
-            let rows = self.fetch(&Sql::both(rotate), &params).await?;
-            if let Some(row) = rows.first() {
-                return Ok(Refreshed::Rotated(rows::session(&D::row(row))?));
-            }
-        }
         let mut tx = self.begin().await?;
         let tokens = D::fetch(&mut tx, &sql::LOCK_REFRESH_TOKEN, &hashes).await?;
         let Some(token) = tokens.first() else {
@@ -194,17 +257,7 @@ impl<D: Engine> SessionStore for SqlStorage<D> {
             tx.commit().await?;
             return Ok(answer);
         }
-        let [current, previous] = hashes;
-        let rotate = [current, previous, Param::Time(now)];
-        D::execute(&mut tx, &sql::ROTATE_REFRESH_TOKEN, &rotate).await?;
-        let issue = [
-            Param::Text(successor),
-            Param::Uuid(session_id),
-            Param::Time(now),
-        ];
-        D::execute(&mut tx, &sql::INSERT_REFRESH_TOKEN, &issue).await?;
-        let touch = [Param::Uuid(session_id), Param::Time(now)];
-        D::execute(&mut tx, &sql::TOUCH_SESSION, &touch).await?;
+        rotate::<D>(&mut tx, hashes, successor, session_id, now).await?;
         tx.commit().await?;
         session.last_used_at = now;
         Ok(Refreshed::Rotated(session))
@@ -337,6 +390,46 @@ pub(super) async fn end_account_sessions<D: Engine>(
         Param::Text(why.as_str()),
     ];
     end_with_events::<D>(tx, &sql::END_ACCOUNT_SESSIONS, &params, now).await
+}
+
+/// Rotates the current token of either hash to `successor` and touches its
+/// session, in the caller's transaction (which holds both rows' locks).
+async fn rotate<D: Engine>(
+    tx: &mut WriteTx<'_, D::Db>,
+    [current, previous]: [Param<'_>; 2],
+    successor: &str,
+    session_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    let rotate = [current, previous, Param::Time(now)];
+    D::execute(tx, &sql::ROTATE_REFRESH_TOKEN, &rotate).await?;
+    let issue = [
+        Param::Text(successor),
+        Param::Uuid(session_id),
+        Param::Time(now),
+    ];
+    D::execute(tx, &sql::INSERT_REFRESH_TOKEN, &issue).await?;
+    let touch = [Param::Uuid(session_id), Param::Time(now)];
+    D::execute(tx, &sql::TOUCH_SESSION, &touch).await?;
+    Ok(())
+}
+
+/// A batch of rotations as `sql::ROTATE_CURRENT_TOKENS` reads it.
+fn rotations_json(batch: &[Rotation]) -> Result<String, StorageError> {
+    let items: Vec<serde_json::Value> = batch
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "cur": r.current,
+                "prev": r.previous,
+                "succ": r.successor,
+                "at": r.live.now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                "used_after": r.live.used_after.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                "created_after": r.live.created_after.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            })
+        })
+        .collect();
+    serde_json::to_string(&items).map_err(|e| StorageError::Corrupt(e.to_string()))
 }
 
 /// Whether a token rotated at `at` is still within the reuse interval.

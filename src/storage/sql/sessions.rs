@@ -29,25 +29,36 @@ pub(in crate::storage) const EVICT_SESSIONS: Sql = Sql {
              RETURNING id, account_id",
 };
 
-/// The common refresh in one statement where the dialect can: the presented
-/// token is current and its session live, so the token is rotated ($3 the
-/// successor's hash, $4 now), the successor stored and the session touched;
-/// no row otherwise (the transaction below then tells why). The current
-/// token's row lock queues concurrent refreshes of it; each waiter re-reads
+/// The common refresh of a batch of tokens in one statement where the
+/// dialect can. $1 is a JSON array of the presented tokens' hashes (`cur`
+/// under the current key, `prev` under the previous one), each successor's
+/// hash (`succ`), and the moment with its liveness bounds (`at`,
+/// `used_after`, `created_after`). Each token that is current and whose
+/// session is live is rotated, its successor stored and its session
+/// touched; the rows answered are those sessions, each with the `cur` it
+/// was rotated for. The tokens' row locks are taken in one order, so two
+/// batches (or instances) queue instead of deadlocking, and a concurrent
+/// refresh of one token waits for it: PostgreSQL then re-reads
 /// `rotated_at IS NULL` on the row's newest version, finds it rotated, and
-/// takes the slow path.
-pub(in crate::storage) const ROTATE_CURRENT_TOKEN: Sql<Option<&str>> = Sql {
+/// leaves that token to the one-token path.
+pub(in crate::storage) const ROTATE_CURRENT_TOKENS: Sql<Option<&str>> = Sql {
     postgres: Some(concat!(
-        "WITH t AS (SELECT session_id FROM refresh_tokens \
-             WHERE token_hash IN ($1, $2) AND rotated_at IS NULL FOR UPDATE), \
-         s AS (UPDATE sessions SET last_used_at = $4 FROM t \
-             WHERE sessions.id = t.session_id AND ended_at IS NULL \
-             AND last_used_at > $5 AND created_at > $6 RETURNING sessions.*), \
-         r AS (UPDATE refresh_tokens SET rotated_at = $4 \
-             WHERE token_hash IN ($1, $2) AND EXISTS (SELECT 1 FROM s)), \
+        "WITH i AS (SELECT * FROM json_to_recordset($1::json) AS i(cur text, prev text, \
+             succ text, at timestamptz, used_after timestamptz, created_after timestamptz)), \
+         t AS (SELECT refresh_tokens.token_hash, refresh_tokens.session_id, i.cur, i.succ, \
+             i.at, i.used_after, i.created_after \
+             FROM i JOIN refresh_tokens ON refresh_tokens.token_hash IN (i.cur, i.prev) \
+             WHERE refresh_tokens.rotated_at IS NULL \
+             ORDER BY refresh_tokens.token_hash FOR UPDATE OF refresh_tokens), \
+         s AS (UPDATE sessions SET last_used_at = t.at FROM t \
+             WHERE sessions.id = t.session_id AND sessions.ended_at IS NULL \
+             AND sessions.last_used_at > t.used_after AND sessions.created_at > t.created_after \
+             RETURNING sessions.*, t.cur, t.token_hash AS rotated_hash, t.succ, t.at), \
+         r AS (UPDATE refresh_tokens SET rotated_at = s.at FROM s \
+             WHERE refresh_tokens.token_hash = s.rotated_hash), \
          n AS (INSERT INTO refresh_tokens (token_hash, session_id, issued_at) \
-             SELECT $3, id, $4 FROM s) \
-         SELECT ",
+             SELECT succ, id, at FROM s) \
+         SELECT cur, ",
         session_columns!(),
         " FROM s"
     )),
