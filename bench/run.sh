@@ -107,6 +107,15 @@ proc_kib() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$SVC_PID/status"; }
 summary() { # NAME
     python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("  %-22s %8.1f req/s  p50 %7.2f ms  p99 %7.2f ms  %s" % (sys.argv[2], r["throughput"], r["latency_ms"]["p50"], r["latency_ms"]["p99"], r["codes"]))' "$RESULTS/$1.json" "$1"
 }
+# The service's top functions over the next 5 s of the load running now
+# (perf, cpu-clock), into profile_NAME_service.txt.
+perf_service() { # NAME
+    perf record -q -e cpu-clock -F 499 -p "$SVC_PID" -o "$WORK/perf-$1.data" -- sleep 5 >/dev/null 2>&1 || true
+    perf report -q -i "$WORK/perf-$1.data" --stdio --no-children --sort dso,symbol 2>/dev/null \
+        | grep -v '^$' | sed -E 's/[[:space:]]+-[[:space:]]+-[[:space:]]*$//; s/[[:space:]]+$//' | cut -c1-150 \
+        | head -25 >"$RESULTS/profile_$1_service.txt" || true
+}
+
 load() { # NAME SUBCOMMAND ARGS...
     local name=$1
     shift
@@ -228,11 +237,8 @@ if command -v perf >/dev/null; then
         --concurrency 64 --connections 8 --duration 8 --json >/dev/null &
     LOAD_PID=$!
     sleep 1
-    perf record -q -e cpu-clock -F 499 -p "$SVC_PID" -o "$WORK/perf-svc.data" -- sleep 5 >/dev/null 2>&1 || true
+    perf_service confirm
     wait "$LOAD_PID"
-    perf report -q -i "$WORK/perf-svc.data" --stdio --no-children --sort dso,symbol 2>/dev/null \
-        | grep -v '^$' | sed -E 's/[[:space:]]+-[[:space:]]+-[[:space:]]*$//; s/[[:space:]]+$//' | cut -c1-150 \
-        | head -25 >"$RESULTS/profile_confirm_service.txt" || true
 fi
 reset_postgres
 "$LG" mint-tokens --ids "$WORK/ids_pg.txt" --secret-key "$SECRET" >"$WORK/tokens_pg.txt"
@@ -397,11 +403,8 @@ if command -v perf >/dev/null; then
         --duration 8 --json >/dev/null &
     LOAD_PID=$!
     sleep 1
-    perf record -q -e cpu-clock -F 499 -p "$SVC_PID" -o "$WORK/perf-get.data" -- sleep 5 >/dev/null 2>&1 || true
+    perf_service get_sqlite
     wait "$LOAD_PID"
-    perf report -q -i "$WORK/perf-get.data" --stdio --no-children --sort dso,symbol 2>/dev/null \
-        | grep -v '^$' | sed -E 's/[[:space:]]+-[[:space:]]+-[[:space:]]*$//; s/[[:space:]]+$//' | cut -c1-150 \
-        | head -25 >"$RESULTS/profile_get_sqlite_service.txt" || true
 fi
 load confirm_grpc_sqlite confirm --ids "$WORK/ids_sqlite.txt" --secret-key "$SECRET" --concurrency 64 --connections 8
 python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('UPDATE accounts SET verified = 0'); c.commit()" "$SQLITE_DB"

@@ -86,6 +86,26 @@ SQL
         FROM generate_series(1, $SESSIONS) AS i ORDER BY random() LIMIT $SESSION_SAMPLE" >"$WORK/session_pairs_pg.txt"
 }
 
+# Where the CPU goes while refreshing: shares of the machine per process, and
+# per function inside the service (perf, when the machine has it). Each run
+# signs in its 64 sessions first, so the windows open a few seconds in.
+refresh_profile() {
+    local load_pid
+    "$LG" refresh --addr "http://$GRPC" --emails "$WORK/session_emails.txt" \
+        --concurrency 64 --connections 1 --duration 10 --json >/dev/null &
+    load_pid=$!
+    sleep 3
+    python3 bench/cpu_share.py "$SVC_PID" "$load_pid" 5 >"$RESULTS/cpu_share_refresh_pg.json"
+    wait "$load_pid"
+    command -v perf >/dev/null || return 0
+    "$LG" refresh --addr "http://$GRPC" --emails "$WORK/session_emails.txt" \
+        --concurrency 64 --connections 1 --duration 10 --json >/dev/null &
+    load_pid=$!
+    sleep 3
+    perf_service refresh_pg
+    wait "$load_pid"
+}
+
 sessions_bench() {
     "$LG" password-hash >"$WORK/password.hash"
 
@@ -107,6 +127,7 @@ sessions_bench() {
     h2load_body verify_h2load_pg verify "$WORK/session_token_pg.txt"
     h2load_run verify_h2load_pg "$VERIFY_PATH"
     load refresh_pg refresh --emails "$WORK/session_emails.txt" --concurrency 64 --connections 1
+    refresh_profile
     curl -fs "http://$HTTP/.well-known/jwks.json" >"$WORK/jwks.json"
     stop_service
 

@@ -83,6 +83,8 @@ impl<T: Keyed> Default for State<T> {
 }
 
 impl<T: Keyed> Batcher<T> {
+    /// One statement in flight at a time, which keeps batches large: a
+    /// measured refresh load ran a quarter slower with four in flight.
     pub fn new<F, Fut>(statement: F) -> Arc<Batcher<T>>
     where
         F: Fn(Vec<T::Key>) -> Fut + Send + Sync + 'static,
@@ -176,5 +178,79 @@ impl<T: Keyed> Drop for HandOff<T> {
                 state.busy = false;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::sync::Semaphore;
+
+    use super::*;
+
+    #[derive(Debug, Clone, PartialEq)]
+    struct Row(u32);
+
+    impl Keyed for Row {
+        type Key = u32;
+        fn key(&self) -> u32 {
+            self.0
+        }
+    }
+
+    /// The keys of each statement run, in order.
+    type Seen = Arc<Mutex<Vec<Vec<u32>>>>;
+
+    /// A batcher whose statements record their keys and wait for a permit.
+    fn gated() -> (Arc<Batcher<Row>>, Seen, Arc<Semaphore>) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let gate = Arc::new(Semaphore::new(0));
+        let (s, g) = (Arc::clone(&seen), Arc::clone(&gate));
+        let batcher = Batcher::new(move |keys: Vec<u32>| {
+            let (s, g) = (Arc::clone(&s), Arc::clone(&g));
+            async move {
+                s.lock().unwrap().push(keys.clone());
+                g.acquire().await.unwrap().forget();
+                Ok(keys.into_iter().filter(|k| k % 10 != 0).map(Row).collect())
+            }
+        });
+        (batcher, seen, gate)
+    }
+
+    async fn statements_after_a_moment(seen: &Mutex<Vec<Vec<u32>>>) -> Vec<Vec<u32>> {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        seen.lock().unwrap().clone()
+    }
+
+    #[tokio::test]
+    async fn callers_behind_a_statement_in_flight_are_sent_as_one_batch() {
+        let (batcher, seen, gate) = gated();
+        let call = |k: u32| {
+            let b = Arc::clone(&batcher);
+            tokio::spawn(async move { b.call(k).await })
+        };
+        let lone = call(1);
+        assert_eq!(statements_after_a_moment(&seen).await, vec![vec![1]]);
+        let queued: Vec<_> = [7, 10, 5, 7].into_iter().map(call).collect();
+        assert_eq!(
+            statements_after_a_moment(&seen).await,
+            vec![vec![1]],
+            "the rest wait for the statement in flight"
+        );
+        gate.add_permits(2);
+        assert_eq!(lone.await.unwrap().unwrap(), Row(1));
+        let answers: Vec<_> = futures::future::join_all(queued).await;
+        let answers: Vec<_> = answers.into_iter().map(|a| a.unwrap()).collect();
+        assert_eq!(answers[0].as_ref().unwrap(), &Row(7));
+        assert!(matches!(answers[1], Err(StorageError::NotFound)));
+        assert_eq!(answers[2].as_ref().unwrap(), &Row(5));
+        assert_eq!(answers[3].as_ref().unwrap(), &Row(7));
+        let all = seen.lock().unwrap().clone();
+        assert_eq!(
+            all,
+            vec![vec![1], vec![5, 7, 10]],
+            "one batch, keys once each"
+        );
     }
 }

@@ -1,6 +1,7 @@
 use chrono::TimeZone;
 use ed25519_dalek::pkcs8::EncodePrivateKey;
 use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::EncodingKey;
 use serde_json::{json, Value};
 
 use super::*;
@@ -35,7 +36,9 @@ fn issue(tokens: &AccessTokens) -> (Uuid, Uuid, String) {
 
 /// A token with any header and claims, signed with the signing key of `tokens`.
 fn forge(tokens: &AccessTokens, header: &Header, claims: &Value) -> String {
-    jsonwebtoken::encode(header, claims, &tokens.keys.signing).unwrap()
+    // jsonwebtoken's own encoder, so these tokens do not depend on ours.
+    let key = EncodingKey::from_ed_der(&tokens.keys.signing_der);
+    jsonwebtoken::encode(header, claims, &key).unwrap()
 }
 
 fn good_header(tokens: &AccessTokens) -> Header {
@@ -354,5 +357,23 @@ fn a_pem_that_is_no_ed25519_key_is_refused_without_showing_it() {
         let err = SigningKeys::from_pem(pem).unwrap_err();
         assert_eq!(err, SigningKeyError::Malformed);
         assert!(!err.to_string().contains("hunter2"));
+    }
+}
+
+#[test]
+fn tokens_are_signed_byte_for_byte_as_jsonwebtoken_signs_them() {
+    // Ed25519 signatures are deterministic, so the same header and claims
+    // under the same key give the same token from either encoder.
+    for keys in [
+        SigningKeys::derive(&Keyring::new(b"hunter2", Some(b"swordfish"))),
+        SigningKeys::derive(&Keyring::new(b"another key", None)),
+    ] {
+        let tokens = tokens_with(keys);
+        let header = good_header(&tokens);
+        let claims = json!({"iss": ISSUER, "sub": "a", "aud": AUDIENCE, "exp": 1, "amr": ["pwd"], "x": "\u{0}é"});
+        assert_eq!(
+            tokens.keys.sign(&header, &claims).unwrap(),
+            forge(&tokens, &header, &claims)
+        );
     }
 }
