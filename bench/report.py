@@ -5,6 +5,7 @@ import html
 import math
 import sys
 
+import report_baseline
 import report_images
 import report_sessions
 from report_common import Results, header, holds, ratio_row
@@ -345,6 +346,12 @@ if idle:
     else:
         w("| mail at the SMTP server | did not arrive |")
     w("")
+baseline = os.environ.get("BENCH_BASELINE")
+baseline_rows = []
+if baseline:
+    baseline_lines, baseline_rows = report_baseline.section(
+        raw, Results(baseline), os.environ.get("BENCH_BASELINE_DESCRIPTION", "earlier code"))
+    out.extend(baseline_lines)
 w("## Targets")
 w("")
 reg_cores = load("register_pg_c%d.json" % cores)
@@ -416,6 +423,8 @@ for b, t in timings:
     rows.append(("ResendConfirmation medians within 10%% of each other (%s)" % b, "+%.1f%%" % t["spread_percent"], t["spread_percent"] <= 10))
 rows.extend(session_rows)
 rows.extend(image_rows)
+if baseline_rows:
+    rows.append(report_baseline.target_row(baseline_rows))
 w("| target | measured | |")
 w("|---|---|---|")
 for name, measured, ok in rows:

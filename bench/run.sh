@@ -14,6 +14,10 @@
 #   BENCH_ONLY=sessions bench/run.sh   # the session steps alone, reported beside
 #                                      # the raw results (BENCHMARKS.md untouched)
 #   BENCH_ONLY=images bench/run.sh     # the profile-image steps alone, likewise
+#   BENCH_BASELINE=DIR BENCH_BASELINE_DESCRIPTION=TEXT bench/run.sh
+#                                      # BENCHMARKS.md also compares each path with
+#                                      # DIR, the raw results of a run of earlier
+#                                      # code (bench/report_baseline.py)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
