@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use account_service::proto::account::v1::account_service_client::AccountServiceClient;
 use account_service::proto::account::v1::{
     ClientInfo, RefreshSessionRequest, RefreshSessionResponse, RevokeSessionRequest, SignInRequest,
-    SignOutRequest, Tokens, VerifyAccessTokenRequest, VerifyAccessTokenResponse,
+    SignOutRequest, Tokens,
 };
 use tonic::transport::Channel;
 use tonic::{Code, Status};
@@ -16,6 +16,7 @@ use tonic::{Code, Status};
 use crate::access_binary::{register_id, Service};
 use crate::helpers::*;
 use crate::on_both_backends;
+use crate::sessions::verify;
 
 /// What a sign-in answered, reduced to what the tests follow.
 pub(crate) struct SignedIn {
@@ -86,18 +87,6 @@ async fn refreshed(client: &mut AccountServiceClient<Channel>, refresh_token: &s
         .unwrap()
         .tokens
         .unwrap()
-}
-
-pub(crate) async fn verify(
-    client: &mut AccountServiceClient<Channel>,
-    access_token: &str,
-) -> Result<VerifyAccessTokenResponse, Status> {
-    client
-        .verify_access_token(VerifyAccessTokenRequest {
-            access_token: access_token.into(),
-        })
-        .await
-        .map(|r| r.into_inner())
 }
 
 /// VerifyAccessToken accepts `access_token` as a token of `signed`'s session.

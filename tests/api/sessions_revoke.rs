@@ -1,9 +1,16 @@
 //! Ending sessions over the real binary on both backends: SignOut,
 //! ListSessions, RevokeSession, RevokeAllSessions, and the sign-in beyond
-//! SESSIONS_PER_ACCOUNT.
+//! SESSIONS_PER_ACCOUNT, alone and in a crowd.
 
-use account_service::proto::account::v1::{RevokeAllSessionsRequest, RevokeSessionRequest};
+use std::collections::HashSet;
+use std::time::Duration;
+
+use account_service::proto::account::v1::{
+    EventType, RevokeAllSessionsRequest, RevokeSessionRequest,
+};
 use tonic::{Code, Status};
+
+use crate::events::Watcher;
 
 use crate::helpers::*;
 use crate::on_both_backends;
@@ -18,6 +25,7 @@ on_both_backends!(
     revoke_session_ends_one_session_of_its_own_account_only,
     revoke_all_sessions_keeps_only_the_one_named,
     a_sign_in_beyond_the_limit_ends_the_least_recently_used,
+    concurrent_sign_ins_leave_exactly_the_limit_live,
 );
 
 async fn revoke(client: &mut Client, account_id: &str, session_id: &str) -> Result<(), Status> {
@@ -194,5 +202,59 @@ async fn a_sign_in_beyond_the_limit_ends_the_least_recently_used(backend: Backen
     assert_eq!(live, expected);
     for (held, what) in [(&first, "first"), (&third, "third"), (&fourth, "fourth")] {
         assert_live(client, held, what).await;
+    }
+}
+
+async fn concurrent_sign_ins_leave_exactly_the_limit_live(backend: Backend) {
+    const SIGN_INS: usize = 12;
+    // Room for every check at once, which the lockout would otherwise cap.
+    let settings = [("SESSIONS_PER_ACCOUNT", "3"), ("LOGIN_MAX_FAILURES", "50")];
+    let mut shop = Shop::start(backend, &settings).await;
+    let (email, id) = shop.account().await;
+    let watcher = Watcher::start(
+        &shop.service.plaintext().await,
+        "",
+        &[EventType::SessionStarted, EventType::SessionEnded],
+    )
+    .await
+    .unwrap();
+    let held = futures::future::join_all((0..SIGN_INS).map(|_| {
+        let mut client = shop.client.clone();
+        let email = email.clone();
+        async move { sign_in(&mut client, &email).await }
+    }))
+    .await;
+
+    let client = &mut shop.client;
+    let live: HashSet<String> = live_ids(client, &id).await.into_iter().collect();
+    assert_eq!(live.len(), 3, "the limit holds however the sign-ins race");
+    for h in &held {
+        if live.contains(h.id()) {
+            assert_live(client, h, "a session kept").await;
+        } else {
+            assert_ended(client, h, "a session evicted").await;
+        }
+    }
+    // Every session started once, and every evicted one ended once, after
+    // it started.
+    watcher.wait_for(2 * SIGN_INS - 3).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let seen: Vec<(EventType, String)> = watcher
+        .events()
+        .await
+        .iter()
+        .map(|e| (EventType::try_from(e.r#type).unwrap(), e.session_id.clone()))
+        .collect();
+    assert_eq!(seen.len(), 2 * SIGN_INS - 3, "{seen:?}");
+    for h in &held {
+        let at = |kind: EventType| seen.iter().position(|e| *e == (kind, h.id().to_owned()));
+        let started = at(EventType::SessionStarted).expect("a STARTED event per sign-in");
+        match at(EventType::SessionEnded) {
+            Some(ended) => {
+                assert!(!live.contains(h.id()), "a live session has no end");
+                assert!(started < ended, "{seen:?}");
+            }
+            None => assert!(live.contains(h.id()), "an evicted session has its end"),
+        }
     }
 }

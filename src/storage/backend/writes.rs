@@ -133,7 +133,7 @@ pub(super) async fn insert_mail<D: Engine>(
 /// Records a change to an account in the transaction that makes it.
 /// The call making a write, for the spans of later work (a mail's
 /// delivery, an event's sending) to link to; empty without an exporter.
-fn current_traceparent() -> String {
+pub(super) fn current_traceparent() -> String {
     crate::telemetry::traceparent(&crate::telemetry::span_context(&tracing::Span::current()))
         .unwrap_or_default()
 }

@@ -29,6 +29,35 @@ pub(in crate::storage) const EVICT_SESSIONS: Sql = Sql {
              RETURNING id, account_id",
 };
 
+/// The writes of a sign-in in one statement where the dialect can, once the
+/// account's row is locked: the session ($1-$7), its refresh token ($8),
+/// its SESSION_STARTED event ($9, with the traceparent $10), and the end of
+/// the account's live sessions beyond the newest-used $11 - 1 (the new one
+/// is the newest, and not yet visible to the statement's own reads), each
+/// with a SESSION_ENDED event ($12), written after the STARTED one. The
+/// rows answered are the evicted sessions. It runs under the account's row
+/// lock, taken by an earlier statement of the transaction, so its snapshot
+/// holds every session a concurrent sign-in of the account committed.
+pub(in crate::storage) const START_SESSION: Sql<Option<&str>> = Sql {
+    postgres: Some(
+        "WITH s AS (INSERT INTO sessions (id, account_id, created_at, last_used_at, user_agent, \
+             ip_address, two_step) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, account_id), \
+         t AS (INSERT INTO refresh_tokens (token_hash, session_id, issued_at) \
+             SELECT $8, id, $3 FROM s), \
+         x AS (UPDATE sessions SET ended_at = $3, end_reason = 'evicted' WHERE id IN ( \
+             SELECT id FROM sessions WHERE account_id = $2 AND ended_at IS NULL \
+             ORDER BY last_used_at DESC, created_at DESC, id DESC OFFSET GREATEST($11 - 1, 0)) \
+             RETURNING id, account_id), \
+         e AS (INSERT INTO account_events (type, account_id, occurred_at, session_id, traceparent) \
+             SELECT type, account_id, $3, id, $10 FROM ( \
+               SELECT 0 AS ord, $9::bigint AS type, account_id, id FROM s \
+               UNION ALL SELECT 1, $12::bigint, account_id, id FROM x) AS both_kinds \
+             ORDER BY ord, id) \
+         SELECT id FROM x",
+    ),
+    sqlite: None,
+};
+
 /// The common refresh of a batch of tokens in one statement where the
 /// dialect can. $1 is a JSON array of the presented tokens' hashes (`cur`
 /// under the current key, `prev` under the previous one), each successor's
