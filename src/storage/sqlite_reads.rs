@@ -15,6 +15,7 @@ use std::sync::Mutex;
 use rusqlite::{Connection, OpenFlags};
 
 use super::rows;
+use super::sqlite::InOrder;
 use crate::domain::Account;
 
 /// Idle connections kept; look-ups run on the async worker threads, so no
@@ -87,7 +88,7 @@ fn read(conn: &Connection, statement: &str, param: &str) -> Option<Vec<Account>>
     let mut found = statement.query([param]).ok()?;
     let mut accounts = Vec::new();
     while let Some(row) = found.next().ok()? {
-        accounts.push(rows::account(row).ok()?);
+        accounts.push(rows::account(&InOrder::new(row)).ok()?);
     }
     Some(accounts)
 }
