@@ -55,6 +55,11 @@ def event_rate(raw, backend, key):
     return e.get(key) if e else None
 
 
+# The rows measured with account-loadgen's lean client: a hand-written
+# HTTP/2 client in the earlier code, the h2 crate now, so the two figures
+# also differ by what the client costs on the shared cores.
+LEAN = " (lean client)"
+
 # (path, how to read it, the ceiling it is measured against in BENCHMARKS.md)
 PATHS = [
     ("Register, PostgreSQL (best concurrency)", lambda r: best_register(r, "pg"), hash_limit),
@@ -67,19 +72,19 @@ PATHS = [
      lambda r: sqlite_loop(r, "sqlite_loop.json")),
     ("confirm link, HTTP (wrk), SQLite", lambda r: wrk_rps(r, "confirm_http_sqlite.wrk.txt"),
      lambda r: sqlite_loop(r, "sqlite_loop.json")),
-    ("GetAccount, PostgreSQL, our h2 client", lambda r: rate(r, "get_grpc_pg.json"),
+    ("GetAccount, PostgreSQL" + LEAN, lambda r: rate(r, "get_grpc_pg.json"),
      lambda r: r.pgbench_tps("pgbench_get.txt")),
-    ("GetAccount, PostgreSQL, 8 connections", lambda r: rate(r, "get_grpc_pg_c8.json"),
+    ("GetAccount, PostgreSQL, 8 connections" + LEAN, lambda r: rate(r, "get_grpc_pg_c8.json"),
      lambda r: r.pgbench_tps("pgbench_get.txt")),
     ("GetAccount, PostgreSQL, tonic client", lambda r: rate(r, "get_grpc_pg_tonic.json"),
      lambda r: r.pgbench_tps("pgbench_get.txt")),
-    ("GetAccount, SQLite, our h2 client", lambda r: rate(r, "get_grpc_sqlite.json"),
+    ("GetAccount, SQLite" + LEAN, lambda r: rate(r, "get_grpc_sqlite.json"),
      sqlite_select_loop),
-    ("GetAccount, SQLite, 8 connections", lambda r: rate(r, "get_grpc_sqlite_c8.json"),
+    ("GetAccount, SQLite, 8 connections" + LEAN, lambda r: rate(r, "get_grpc_sqlite_c8.json"),
      sqlite_select_loop),
     ("GetAccount, SQLite, tonic client", lambda r: rate(r, "get_grpc_sqlite_tonic.json"),
      sqlite_select_loop),
-    ("health check, SQLite service", lambda r: rate(r, "health_sqlite.json"),
+    ("health check, SQLite service" + LEAN, lambda r: rate(r, "health_sqlite.json"),
      sqlite_select_loop),
     ("CheckPassword, right password", lambda r: rate(r, "check_password_pg.json"), hash_limit),
     ("CheckPassword, locked-out flood", lambda r: rate(r, "locked_flood_pg.json"),
@@ -120,14 +125,21 @@ def section(now, before, description):
     for name, b, n, change, ceiling, ok in rows:
         w("| %s | %.0f | %.0f | %+.0f%% | %s | %s |" % (
             name, b, n, 100 * (change - 1), "%+.0f%%" % (100 * (ceiling - 1)) if ceiling else "–",
-            "yes" if ok else "**no**"))
+            ("yes" if ok else "**no**") + (", client changed" if name.endswith(LEAN) else "")))
+    w("")
+    w("The rows marked%s were loaded by account-loadgen's lean client, which was a hand-written" % LEAN)
+    w("HTTP/2 client in the earlier code and is built on the `h2` crate now; on 2 shared cores the")
+    w("client's own cost moves the figure. The health check, which runs none of the account code,")
+    w("shows that cost alone; the same calls from tonic's client, the same in both runs, show the")
+    w("service. The target below judges the rows whose client did not change.")
     w("")
     return lines, rows
 
 
 def target_row(rows):
+    rows = [row for row in rows if not row[0].endswith(LEAN)]
     slower = [name for name, _, _, _, _, ok in rows if not ok]
-    return ("No path more than %d%% slower than the earlier code (%d paths)" % (round(100 * (1 - TOLERANCE)), len(rows)),
+    return ("No path more than %d%% slower than the earlier code (%d paths with the same client)" % (round(100 * (1 - TOLERANCE)), len(rows)),
             "all within" if not slower else "slower: " + "; ".join(slower), bool(rows) and not slower)
 
 
