@@ -22,6 +22,7 @@ mod sql;
 mod sqlite;
 mod sqlite_commits;
 mod sqlite_reads;
+mod sqlite_values;
 
 use std::sync::Arc;
 
