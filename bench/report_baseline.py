@@ -4,22 +4,12 @@ BENCH_BASELINE names the earlier run's raw results; run alone it prints it:
 
     python3 bench/report_baseline.py RESULTS_DIR BASELINE_RESULTS_DIR DESCRIPTION
 """
-import os
-import re
 import sys
 
 from report_common import Results
 
 # A path is slower when its rate falls below this share of the earlier one.
 TOLERANCE = 0.9
-
-
-def wrk_rps(raw, name):
-    path = raw.path(name)
-    if not os.path.exists(path):
-        return None
-    m = re.search(r"Requests/sec:\s+([\d.]+)", open(path).read())
-    return float(m.group(1)) if m else None
 
 
 def rate(raw, name, key="throughput"):
@@ -66,11 +56,11 @@ PATHS = [
     ("Register, SQLite (best concurrency)", lambda r: best_register(r, "sqlite"), hash_limit),
     ("ConfirmRegistration, gRPC, PostgreSQL", lambda r: rate(r, "confirm_grpc_pg.json"),
      lambda r: r.pgbench_tps("pgbench_confirm.txt")),
-    ("confirm link, HTTP (wrk), PostgreSQL", lambda r: wrk_rps(r, "confirm_http_pg.wrk.txt"),
+    ("confirm link, HTTP (wrk), PostgreSQL", lambda r: r.wrk_rps("confirm_http_pg.wrk.txt"),
      lambda r: r.pgbench_tps("pgbench_confirm.txt")),
     ("ConfirmRegistration, gRPC, SQLite", lambda r: rate(r, "confirm_grpc_sqlite.json"),
      lambda r: sqlite_loop(r, "sqlite_loop.json")),
-    ("confirm link, HTTP (wrk), SQLite", lambda r: wrk_rps(r, "confirm_http_sqlite.wrk.txt"),
+    ("confirm link, HTTP (wrk), SQLite", lambda r: r.wrk_rps("confirm_http_sqlite.wrk.txt"),
      lambda r: sqlite_loop(r, "sqlite_loop.json")),
     ("GetAccount, PostgreSQL" + LEAN, lambda r: rate(r, "get_grpc_pg.json"),
      lambda r: r.pgbench_tps("pgbench_get.txt")),

@@ -30,12 +30,19 @@ class Results:
         except (ValueError, OSError):
             return None
 
-    def pgbench_tps(self, name):
+    def number(self, name, pattern):
+        """The figure `pattern`'s group captures in result file `name`; None without it."""
         path = self.path(name)
         if not os.path.exists(path):
             return None
-        m = re.search(r"tps = ([\d.]+)", open(path).read())
+        m = re.search(pattern, open(path).read())
         return float(m.group(1)) if m else None
+
+    def pgbench_tps(self, name):
+        return self.number(name, r"tps = ([\d.]+)")
+
+    def wrk_rps(self, name):
+        return self.number(name, r"Requests/sec:\s+([\d.]+)")
 
     def text(self, name):
         path = self.path(name)

@@ -28,6 +28,17 @@ on_both_backends!(
     sessions_starting_and_ending_are_events,
 );
 
+/// A watcher of session events from now on.
+pub(crate) async fn session_watcher(shop: &Shop) -> Watcher {
+    Watcher::start(
+        &shop.service.plaintext().await,
+        "",
+        &[EventType::SessionStarted, EventType::SessionEnded],
+    )
+    .await
+    .unwrap()
+}
+
 /// Two sessions of the account at `email`.
 async fn two_sessions(client: &mut Client, email: &str) -> [Held; 2] {
     [sign_in(client, email).await, sign_in(client, email).await]
@@ -158,13 +169,7 @@ async fn sessions_starting_and_ending_are_events(backend: Backend) {
     let mut shop = Shop::start(backend, &[]).await;
     let (email, id) = shop.account().await;
     let (other, _) = shop.account().await;
-    let watcher = Watcher::start(
-        &shop.service.plaintext().await,
-        "",
-        &[EventType::SessionStarted, EventType::SessionEnded],
-    )
-    .await
-    .unwrap();
+    let watcher = session_watcher(&shop).await;
     let client = &mut shop.client;
 
     let first = sign_in(client, &email).await;

@@ -10,7 +10,7 @@ use account_service::proto::account::v1::{
 };
 use tonic::{Code, Status};
 
-use crate::events::Watcher;
+use crate::sessions_everywhere::session_watcher;
 
 use crate::helpers::*;
 use crate::on_both_backends;
@@ -211,13 +211,7 @@ async fn concurrent_sign_ins_leave_exactly_the_limit_live(backend: Backend) {
     let settings = [("SESSIONS_PER_ACCOUNT", "3"), ("LOGIN_MAX_FAILURES", "50")];
     let mut shop = Shop::start(backend, &settings).await;
     let (email, id) = shop.account().await;
-    let watcher = Watcher::start(
-        &shop.service.plaintext().await,
-        "",
-        &[EventType::SessionStarted, EventType::SessionEnded],
-    )
-    .await
-    .unwrap();
+    let watcher = session_watcher(&shop).await;
     let held = futures::future::join_all((0..SIGN_INS).map(|_| {
         let mut client = shop.client.clone();
         let email = email.clone();
