@@ -376,7 +376,7 @@ impl Pump {
                     account_id: event.account_id,
                     occurred_at: event.occurred_at,
                     session_id: event.session_id,
-                    traceparent: event.traceparent.clone(),
+                    traceparent: event.traceparent,
                 };
                 self.send(item).await?;
                 last_sent = tokio::time::Instant::now();

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::rows::Columns;
 use super::sql::{Flavour, Sql};
-use super::StorageError;
+use super::{StorageError, StoredEvent};
 use crate::domain::Account;
 
 pub(super) type Conn<D> = <<D as Dialect>::Db as Database>::Connection;
@@ -87,6 +87,11 @@ pub(super) trait DirectAccess: Send + Sync + 'static {
     /// calling thread without waiting; `None` when the read could not be
     /// answered at once and should go through the pool.
     fn accounts_by_ids(&self, ids: &[Uuid]) -> Option<Vec<Account>>;
+
+    /// At most `limit` events of the log after sequence `after`, in log
+    /// order, read without waiting (it blocks for the length of the read);
+    /// `None` when the read should go through the pool.
+    fn events_after(&self, after: i64, limit: u32) -> Option<Vec<StoredEvent>>;
 
     /// Wakes `changed` whenever another connection (of this process or
     /// another) has committed, until `stop`.

@@ -17,7 +17,7 @@ use super::dialect::{ConnectOptions, Dialect, DirectAccess};
 use super::sql::{self, Flavour};
 use super::sqlite_reads::Readers;
 use super::sqlite_values;
-use super::{sqlite_commits, StorageError};
+use super::{sqlite_commits, StorageError, StoredEvent};
 use crate::domain::Account;
 
 pub(super) struct Sqlite;
@@ -95,6 +95,10 @@ impl DirectAccess for Readers {
             [id] => self.accounts(sql::ACCOUNT_BY_ID.sqlite, &Sqlite::store_uuid(*id)),
             _ => self.accounts(sql::ACCOUNTS_BY_IDS.sqlite, &Sqlite::store_uuids(ids)),
         }
+    }
+
+    fn events_after(&self, after: i64, limit: u32) -> Option<Vec<StoredEvent>> {
+        self.events(sql::READ_EVENTS.sqlite, after, limit)
     }
 
     async fn watch_commits(&self, changed: Arc<Notify>, stop: CancellationToken) {

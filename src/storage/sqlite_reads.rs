@@ -1,9 +1,11 @@
-//! Look-ups of accounts by id on SQLite, read on the calling thread.
+//! Reads on SQLite through read-only connections of their own: look-ups of
+//! accounts by id, and batches of the event log.
 //!
 //! Through sqlx, each statement crosses to its connection's own thread and
-//! back, and every column value is copied on the way: for a point read by
-//! primary key that costs more than SQLite's search. These read-only
-//! connections answer such look-ups directly instead. WAL mode lets them read
+//! back, each row crosses again, and every column value is copied on the
+//! way: for a point read by primary key that costs more than SQLite's
+//! search, and for a batch of events more than reading it. These
+//! connections answer such reads directly instead. WAL mode lets them read
 //! the latest committed state beside the writer, and a read that cannot be
 //! answered at once (a busy or missing file, a malformed row) is left to the
 //! pooled connections, which wait, retry and report errors as every other
@@ -19,11 +21,12 @@ use uuid::Uuid;
 
 use super::dialect::{not_a_uuid, out_of_range};
 use super::rows::{self, Columns};
-use super::{sqlite_values, StorageError};
+use super::{sqlite_values, StorageError, StoredEvent};
 use crate::domain::Account;
 
-/// Idle connections kept; look-ups run on the async worker threads, so no
-/// more than those ever read at once.
+/// Idle connections kept: look-ups run on the async worker threads and
+/// event reads are few at once (the event feed bounds them), so no more
+/// than this ever read together.
 const KEPT: usize = 8;
 
 pub(super) struct Readers {
@@ -55,8 +58,28 @@ impl Readers {
     /// and takes `param` as its one parameter) returns, or `None` when this read could not be
     /// answered here, for any reason, and should go through the pool.
     pub(super) fn accounts(&self, statement: &str, param: &str) -> Option<Vec<Account>> {
+        self.with(|conn| read(conn, statement, [param], |row| rows::account(row)))
+    }
+
+    /// The events `statement` (`sql::READ_EVENTS`, whose SQLite text reads
+    /// the sequence `$2` and the limit `$3`, and only checks that `$1` and
+    /// `$4` are given) returns; `None` as for [`Readers::accounts`].
+    pub(super) fn events(
+        &self,
+        statement: &str,
+        after: i64,
+        limit: u32,
+    ) -> Option<Vec<StoredEvent>> {
+        let params: [(&str, &dyn rusqlite::ToSql); 4] =
+            [("$1", &"0"), ("$2", &after), ("$3", &limit), ("$4", &"0")];
+        self.with(|conn| read(conn, statement, params.as_slice(), |row| rows::event(row)))
+    }
+
+    /// Runs `read` on an idle connection (or a new one), which is kept for
+    /// the next read.
+    fn with<T>(&self, read: impl FnOnce(&Connection) -> Option<T>) -> Option<T> {
         let conn = self.take()?;
-        let read = read(&conn, statement, param);
+        let read = read(&conn);
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < KEPT {
             idle.push(conn);
@@ -85,16 +108,21 @@ impl Readers {
     }
 }
 
-/// Runs a look-up statement; `None` on any failure, a malformed row
-/// included, so that the pool's read reports it.
-fn read(conn: &Connection, statement: &str, param: &str) -> Option<Vec<Account>> {
+/// Runs a statement and maps its rows; `None` on any failure, a malformed
+/// row included, so that the pool's read reports it.
+fn read<T>(
+    conn: &Connection,
+    statement: &str,
+    params: impl rusqlite::Params,
+    map: impl Fn(&InOrder<'_, '_>) -> Result<T, StorageError>,
+) -> Option<Vec<T>> {
     let mut statement = conn.prepare_cached(statement).ok()?;
-    let mut found = statement.query([param]).ok()?;
-    let mut accounts = Vec::new();
+    let mut found = statement.query(params).ok()?;
+    let mut mapped = Vec::new();
     while let Some(row) = found.next().ok()? {
-        accounts.push(rows::account(&InOrder::new(row)).ok()?);
+        mapped.push(map(&InOrder::new(row)).ok()?);
     }
-    Some(accounts)
+    Some(mapped)
 }
 
 /// A row read by rusqlite, decoded as the pool's rows are. A failure to

@@ -241,3 +241,77 @@ async fn a_malformed_row_read_beside_the_pool_is_still_reported() {
     assert_eq!(s.account_by_id(good.id).await.unwrap(), verified);
     assert!(verified.verified);
 }
+
+/// On SQLite, the event log is read beside the pool as well: every field
+/// comes back as written, batches continue where the last one ended, and a
+/// row that read cannot take is left to the pool, which reports it.
+#[tokio::test]
+async fn the_event_log_read_beside_the_pool_keeps_every_field() {
+    let db = TestDatabase::create(&Backend::Sqlite).await;
+    let s = db.connect().await;
+    let (account, session) = (Uuid::now_v7(), Uuid::now_v7());
+    let at = Utc::now().trunc_subsecs(6);
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let mut raw = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+    for (kind, session_id, trace) in [
+        (1_i64, None, ""),
+        (7, Some(session.to_string()), traceparent),
+        (8, Some(session.to_string()), ""),
+    ] {
+        sqlx::query(
+            "INSERT INTO account_events (type, account_id, occurred_at, session_id, traceparent) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .bind(kind)
+        .bind(account.to_string())
+        .bind(at.timestamp_micros())
+        .bind(session_id)
+        .bind(trace)
+        .execute(&mut raw)
+        .await
+        .unwrap();
+    }
+
+    let first = s.read_events(Default::default(), 2).await.unwrap();
+    assert!(!first.held_back);
+    let read: Vec<_> = first
+        .events
+        .iter()
+        .map(|e| {
+            (
+                e.kind,
+                e.account_id,
+                e.occurred_at,
+                e.session_id,
+                e.traceparent.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        read,
+        [
+            (1, account, at, None, ""),
+            (7, account, at, Some(session), traceparent)
+        ]
+    );
+    let rest = s.read_events(first.events[1].position, 10).await.unwrap();
+    assert_eq!(rest.events.len(), 1, "{rest:?}");
+    assert_eq!(
+        (rest.events[0].kind, rest.events[0].session_id),
+        (8, Some(session))
+    );
+    assert!(rest.events[0].position.seq > first.events[1].position.seq);
+    let past_the_end = s.read_events(rest.events[0].position, 10).await.unwrap();
+    assert!(past_the_end.events.is_empty());
+
+    sqlx::query("UPDATE account_events SET account_id = 'not a uuid' WHERE type = 8")
+        .execute(&mut raw)
+        .await
+        .unwrap();
+    let e = s
+        .read_events(first.events[1].position, 10)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StorageError::Corrupt(_)), "{e:?}");
+    assert!(s.read_events(Default::default(), 10).await.is_err());
+}

@@ -19,6 +19,19 @@ impl<D: Engine> EventStore for SqlStorage<D> {
         after: EventPosition,
         limit: u32,
     ) -> Result<EventBatch, StorageError> {
+        if let Some(direct) = &self.direct {
+            // On a blocking thread: a batch is up to `limit` rows, longer
+            // than an async thread may be held. The direct read has no
+            // horizon to wait for (SQLite's sequence is its commit order).
+            let direct = Arc::clone(direct);
+            let read = tokio::task::spawn_blocking(move || direct.events_after(after.seq, limit));
+            if let Ok(Some(events)) = read.await {
+                return Ok(EventBatch {
+                    events,
+                    held_back: false,
+                });
+            }
+        }
         let mut conn = self.pool.acquire().await?;
         let (horizon, held_back) = match D::pick(&sql::EVENT_HORIZON) {
             Some(text) => {

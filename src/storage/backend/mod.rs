@@ -39,7 +39,7 @@ pub(super) struct SqlStorage<D: Engine> {
     writer: Option<Arc<tokio::sync::Mutex<()>>>,
     /// Look-ups by id answered without the pool, and commits watched, where
     /// the backend can.
-    direct: Option<Box<dyn DirectAccess>>,
+    direct: Option<Arc<dyn DirectAccess>>,
     /// Run after the commits that queued mail or wrote events. A std lock:
     /// it is held only to call the hooks, never across an await, and is
     /// written once at start-up.
@@ -51,7 +51,7 @@ impl<D: Engine> SqlStorage<D> {
     /// A pool that connects on first use.
     pub(super) fn open(url: &str, settings: PoolSettings) -> Result<Self, StorageError> {
         let options = D::connect_options(url)?;
-        let direct = D::direct(&options);
+        let direct = D::direct(&options).map(Arc::from);
         let pool = PoolOptions::<D::Db>::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
