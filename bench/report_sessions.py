@@ -38,11 +38,21 @@ def section(raw, cores):
     """The lines of the Sessions section, and its rows of the targets table."""
     lines, rows = [], []
     w = lines.append
-    samples = [s for s in (raw.load_optional("hash_limit_signin.json"),
-                           raw.load_optional("hash_limit_signin_2.json")) if s]
+    # Hash-limit samples 0..n around n SignIn runs at 4 in flight: run r is
+    # judged against the mean of samples r-1 and r, beside it in time.
+    samples, rounds = [raw.load_optional("hash_limit_signin_0.json")], []
+    while samples[-1]:
+        r = len(samples)
+        run, after = raw.load_optional("sign_in_pg_c4_r%d.json" % r), raw.load_optional("hash_limit_signin_%d.json" % r)
+        if not (run and after):
+            break
+        around = (samples[-1]["hashes_per_second"] + after["hashes_per_second"]) / 2
+        rounds.append((r, run, around))
+        samples.append(after)
+    samples = [s for s in samples if s]
     hash_rate = samples and sum(s["hashes_per_second"] for s in samples) / len(samples)
-    sign_in = [(c, raw.load_optional("sign_in_pg_c%d.json" % c)) for c in (4, 16)]
-    sign_in = [(c, r) for c, r in sign_in if r]
+    busy = raw.load_optional("sign_in_pg_c16.json")
+    sign_in = rounds or busy
     verify, verify_h2load = raw.load_optional("verify_token_pg.json"), raw.load_optional("verify_h2load_pg.json")
     check = raw.load_optional("verify_h2load_pg_check.json")
     refresh = raw.load_optional("refresh_pg.json")
@@ -67,7 +77,7 @@ def section(raw, cores):
     w("| measure | figure |")
     w("|---|---|")
     if hash_rate:
-        w("| argon2id hashes/s, %d threads, just before and after the SignIn runs (mean of %s) | %.1f |" % (
+        w("| argon2id hashes/s, %d threads, sampled before, between and after the SignIn runs at 4 in flight (mean of %s) | %.1f |" % (
             samples[0]["threads"], ", ".join("%.1f" % s["hashes_per_second"] for s in samples), hash_rate))
     if update_tps:
         w("| PostgreSQL: a session's single-row UPDATE by id (`bench/session_update.sql`), pgbench, 64 clients | %.0f TPS |" % update_tps)
@@ -78,16 +88,26 @@ def section(raw, cores):
         w("**SignIn**: the right password, cycling through the accounts; each call is CheckPassword's")
         w("check (one argon2id verification) and one transaction that starts the session.")
         w("")
-        w("| in flight | req/s | OK/s | of hash limit | p50 ms | p99 ms | codes |")
-        w("|---|---|---|---|---|---|---|")
-        for c, r in sign_in:
-            w("| %d | %.1f | %.1f | %s | %.1f | %.1f | %s |" % (
-                c, r["throughput"], r["ok_throughput"],
-                "%.0f%%" % (100 * r["ok_throughput"] / hash_rate) if hash_rate else "–",
-                r["latency_ms"]["p50"], r["latency_ms"]["p99"], codes(r)))
+        w("Each run at 4 in flight lies between two samples of the hash limit and is set against their")
+        w("mean; the target sets the runs' total against the total of those means.")
         w("")
-        best = max(r["ok_throughput"] for _, r in sign_in)
-        rows.append(ratio_row("SignIn ≥ 90% of the hash limit (best of 4 and 16 in flight)", best, hash_rate, 0.9))
+        w("| run | in flight | req/s | OK/s | hash limit beside it | of hash limit | p50 ms | p99 ms | codes |")
+        w("|---|---|---|---|---|---|---|---|---|")
+        for r, run, around in rounds:
+            w("| %d | 4 | %.1f | %.1f | %.1f | %.0f%% | %.1f | %.1f | %s |" % (
+                r, run["throughput"], run["ok_throughput"], around, 100 * run["ok_throughput"] / around,
+                run["latency_ms"]["p50"], run["latency_ms"]["p99"], codes(run)))
+        if busy:
+            w("| after | 16 | %.1f | %.1f | %s | %s | %.1f | %.1f | %s |" % (
+                busy["throughput"], busy["ok_throughput"],
+                "%.1f (mean of all)" % hash_rate if hash_rate else "–",
+                "%.0f%%" % (100 * busy["ok_throughput"] / hash_rate) if hash_rate else "–",
+                busy["latency_ms"]["p50"], busy["latency_ms"]["p99"], codes(busy)))
+        w("")
+        rows.append(ratio_row(
+            "SignIn ≥ 90%% of the hash limit (4 in flight; %d runs, each against the hash-limit samples beside it)" % len(rounds),
+            sum(run["ok_throughput"] for _, run, _ in rounds) if rounds else None,
+            sum(around for _, _, around in rounds), 0.9))
     if verify or refresh:
         w("**VerifyAccessToken** checks the token's signature, issuer, audience and expiry, then reads")
         w("its session by id (one SELECT), the same token every call, so that h2load (nghttp2, in C) can")
