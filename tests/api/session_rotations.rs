@@ -1,6 +1,7 @@
-//! Batched rotation of refresh tokens, against each backend directly: what
-//! one batch rotates and what it leaves to the one-token path, and batches
-//! that race for the same tokens.
+//! Sessions against each backend directly: batched rotation of refresh
+//! tokens (what one batch rotates and what it leaves to the one-token path,
+//! and batches that race for the same tokens), and sign-ins of one account
+//! that start their sessions at once.
 
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
@@ -18,6 +19,7 @@ on_both_backends!(
     a_batch_rotates_each_current_token_once_and_leaves_the_rest,
     batches_racing_for_one_token_rotate_it_once,
     batches_locking_the_same_tokens_in_any_order_all_finish,
+    sessions_started_at_once_beyond_the_limit_leave_exactly_the_limit,
 );
 
 const IDLE: StdDuration = StdDuration::from_secs(3600);
@@ -268,4 +270,64 @@ async fn batches_locking_the_same_tokens_in_any_order_all_finish(backend: Backen
     }
     rotated.sort();
     assert_eq!(rotated, tokens, "each token rotated exactly once");
+}
+
+/// Sessions of one account started at once, with no password check to
+/// spread them out, beyond the limit: exactly the limit stays live, and
+/// each evicted session has its SESSION_ENDED event after its STARTED one.
+async fn sessions_started_at_once_beyond_the_limit_leave_exactly_the_limit(backend: Backend) {
+    const STARTS: usize = 40;
+    const LIMIT: u32 = 3;
+    let db = TestDatabase::create(&backend).await;
+    let s = db.connect().await;
+    let at = now();
+    let a = account("starts@example.com", at);
+    s.create_account(&a, &hash().await, &mail(&a, at), &code_of(&a))
+        .await
+        .unwrap();
+    s.mark_verified(a.id, at).await.unwrap();
+    let barrier = Arc::new(tokio::sync::Barrier::new(STARTS));
+    let starts: Vec<_> = (0..STARTS)
+        .map(|i| {
+            let (s, barrier) = (Arc::clone(&s), Arc::clone(&barrier));
+            tokio::spawn(async move {
+                let session = Session {
+                    id: Uuid::now_v7(),
+                    account_id: a.id,
+                    created_at: at,
+                    last_used_at: at,
+                    user_agent: "agent".into(),
+                    ip_address: "203.0.113.9".into(),
+                    two_step: false,
+                };
+                barrier.wait().await;
+                s.start_session(&session, &format!("start-{i}"), LIMIT)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    for start in starts {
+        assert!(start.await.unwrap(), "every start is of a live account");
+    }
+
+    let live_now = s.live_sessions(a.id, live(at)).await.unwrap();
+    assert_eq!(live_now.len(), LIMIT as usize, "{live_now:?}");
+    let events = s.read_events(Default::default(), 500).await.unwrap().events;
+    let mut started = Vec::new();
+    let mut ended = Vec::new();
+    for e in events.iter().filter(|e| e.account_id == a.id) {
+        match e.kind {
+            7 => started.push(e.session_id.unwrap()),
+            8 => {
+                let id = e.session_id.unwrap();
+                assert!(started.contains(&id), "{id} ended before it started");
+                ended.push(id);
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(started.len(), STARTS);
+    assert_eq!(ended.len(), STARTS - LIMIT as usize);
+    assert!(live_now.iter().all(|l| !ended.contains(&l.id)));
 }
