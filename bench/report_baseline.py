@@ -105,7 +105,7 @@ def section(now, before, description):
     rows = compare(now, before)
     w("## Against earlier code")
     w("")
-    w("The same steps run on this machine, one run just before this one, from %s." % description)
+    w("The same steps, run on this machine from %s." % description)
     w("Rates only (calls, messages or events per second); \"ceiling\" is how the machine's own")
     w("limit for the path (argon2 hash rate, pgbench, the sqlite3 loop) moved between the two runs,")
     w("so that a path that moved with its ceiling can be told from one that moved alone.")
