@@ -5,6 +5,7 @@ import html
 import math
 import sys
 
+import report_ab
 import report_baseline
 import report_images
 import report_sessions
@@ -347,6 +348,8 @@ if idle:
     else:
         w("| mail at the SMTP server | did not arrive |")
     w("")
+ab_lines, ab_rows = report_ab.section(raw, os.environ.get("BENCH_AB_DESCRIPTION", "an earlier build"))
+out.extend(ab_lines)
 baseline = os.environ.get("BENCH_BASELINE")
 baseline_rows = []
 if baseline:
@@ -424,6 +427,8 @@ for b, t in timings:
     rows.append(("ResendConfirmation medians within 10%% of each other (%s)" % b, "+%.1f%%" % t["spread_percent"], t["spread_percent"] <= 10))
 rows.extend(session_rows)
 rows.extend(image_rows)
+if ab_rows:
+    rows.append(report_ab.target_row(ab_rows))
 if baseline_rows:
     rows.append(report_baseline.target_row(baseline_rows))
 w("| target | measured | |")

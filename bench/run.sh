@@ -14,6 +14,11 @@
 #   BENCH_ONLY=sessions bench/run.sh   # the session steps alone, reported beside
 #                                      # the raw results (BENCHMARKS.md untouched)
 #   BENCH_ONLY=images bench/run.sh     # the profile-image steps alone, likewise
+#   BENCH_AB_BASE=BINARY BENCH_AB_DESCRIPTION=TEXT bench/run.sh
+#                                      # BENCHMARKS.md also compares each path with
+#                                      # an earlier build's service, the two measured
+#                                      # in turn (bench/ab.sh); BENCH_ONLY=ab runs
+#                                      # that comparison alone
 #   BENCH_BASELINE=DIR BENCH_BASELINE_DESCRIPTION=TEXT bench/run.sh
 #                                      # BENCHMARKS.md also compares each path with
 #                                      # DIR, the raw results of a run of earlier
@@ -44,8 +49,8 @@ mkdir -p "$RESULTS"
 chmod 755 "$WORK"
 
 case ${BENCH_ONLY:-} in
-"" | sessions | images) ;;
-*) echo "BENCH_ONLY knows two sets of steps: sessions, images" >&2; exit 2 ;;
+"" | sessions | images | ab) ;;
+*) echo "BENCH_ONLY knows three sets of steps: sessions, images, ab" >&2; exit 2 ;;
 esac
 
 step() { printf '\n[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
@@ -91,7 +96,7 @@ start_service() { # DATABASE_URL [VAR=VALUE ...]
     shift
     env DATABASE_URL="$url" SECRET_KEY="$SECRET" GRPC_ADDR=$GRPC HTTP_ADDR=$HTTP \
         EMAIL_BACKEND=console HASH_QUEUE=64 RATE_LIMITS=off RUST_LOG=warn "$@" \
-        "$BIN" >"$WORK/service.out" 2>>"$WORK/service.err" &
+        "${SVC_BIN:-$BIN}" >"$WORK/service.out" 2>>"$WORK/service.err" &
     SVC_PID=$!
     for _ in $(seq 1 100); do
         curl -fs "http://$HTTP/readyz" >/dev/null 2>&1 && return 0
@@ -190,6 +195,7 @@ hash_limit() { # NAME
 }
 source bench/sessions.sh
 source bench/images.sh
+source bench/ab.sh
 # BENCH_ONLY=NAME: NAME's steps alone, reported beside the raw results.
 if [ -n "${BENCH_ONLY:-}" ]; then
     "${BENCH_ONLY}_bench"
@@ -417,6 +423,8 @@ wrk_confirm confirm_http_sqlite "$WORK/tokens_sqlite.txt"
 stop_service
 python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('UPDATE accounts SET verified = 0'); c.commit()" "$SQLITE_DB"
 python3 bench/sqlite_loop.py "$SQLITE_DB" "$WORK/ids_sqlite.txt" "$DURATION" update | tee "$RESULTS/sqlite_loop.json"
+
+[ -n "${BENCH_AB_BASE:-}" ] && ab_bench
 
 step "writing BENCHMARKS.md"
 python3 bench/report.py "$RESULTS" "bench/run.sh (BENCH_DURATION=$DURATION)" >BENCHMARKS.md
