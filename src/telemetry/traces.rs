@@ -40,11 +40,21 @@ pub fn remote_context(headers: &http::HeaderMap) -> SpanContext {
 /// span's, or else a new one, so that a request's lines can always be found
 /// together.
 pub fn continue_trace(span: &tracing::Span, headers: &http::HeaderMap) -> String {
-    let remote = remote_context(headers);
+    // Most calls carry no trace and export no span: each step below is
+    // skipped when it has nothing to read, since every call pays for it.
+    let remote = if headers.contains_key("traceparent") {
+        remote_context(headers)
+    } else {
+        SpanContext::empty_context()
+    };
     if remote.is_valid() {
         span.set_parent(opentelemetry::Context::new().with_remote_span_context(remote.clone()));
     }
-    let exported = span.context().span().span_context().trace_id();
+    let exported = if span.is_disabled() {
+        TraceId::INVALID
+    } else {
+        span.context().span().span_context().trace_id()
+    };
     let id = if exported != TraceId::INVALID {
         exported
     } else if remote.is_valid() {
