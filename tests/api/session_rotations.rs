@@ -43,15 +43,7 @@ async fn sessions(s: &Arc<dyn Storage>, tag: &str, n: usize, at: DateTime<Utc>) 
     s.mark_verified(a.id, at).await.unwrap();
     let mut out = Vec::new();
     for i in 0..n {
-        let session = Session {
-            id: Uuid::now_v7(),
-            account_id: a.id,
-            created_at: at,
-            last_used_at: at,
-            user_agent: "agent".into(),
-            ip_address: "203.0.113.9".into(),
-            two_step: false,
-        };
+        let session = new_session(a.id, at);
         assert!(s
             .start_session(&session, &format!("{tag}-{i}"), 100)
             .await
@@ -59,6 +51,19 @@ async fn sessions(s: &Arc<dyn Storage>, tag: &str, n: usize, at: DateTime<Utc>) 
         out.push(session);
     }
     out
+}
+
+/// A session of `account_id` that starts at `at`.
+fn new_session(account_id: Uuid, at: DateTime<Utc>) -> Session {
+    Session {
+        id: Uuid::now_v7(),
+        account_id,
+        created_at: at,
+        last_used_at: at,
+        user_agent: "agent".into(),
+        ip_address: "203.0.113.9".into(),
+        two_step: false,
+    }
 }
 
 fn rotation(token: &str, at: DateTime<Utc>) -> Rotation {
@@ -291,15 +296,7 @@ async fn sessions_started_at_once_beyond_the_limit_leave_exactly_the_limit(backe
         .map(|i| {
             let (s, barrier) = (Arc::clone(&s), Arc::clone(&barrier));
             tokio::spawn(async move {
-                let session = Session {
-                    id: Uuid::now_v7(),
-                    account_id: a.id,
-                    created_at: at,
-                    last_used_at: at,
-                    user_agent: "agent".into(),
-                    ip_address: "203.0.113.9".into(),
-                    two_step: false,
-                };
+                let session = new_session(a.id, at);
                 barrier.wait().await;
                 s.start_session(&session, &format!("start-{i}"), LIMIT)
                     .await
