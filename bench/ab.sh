@@ -74,11 +74,11 @@ ab_path() { # PATH SIDE
         ;;
     events)
         start_service "$pg"
-        "$LG" events --addr "http://$GRPC" --latency-samples 300 --burst 20000 --concurrency 64 --json >"$RESULTS/events_pg.json"
+        "$LG" events --addr "http://$GRPC" --latency-samples 300 --burst 20000 --concurrency 64 --replays 21 --json >"$RESULTS/events_pg.json"
         stop_service
         rm -f "$WORK/ab_events.sqlite"*
         start_service "sqlite://$WORK/ab_events.sqlite"
-        "$LG" events --addr "http://$GRPC" --latency-samples 300 --burst 5000 --concurrency 16 --json >"$RESULTS/events_sqlite.json"
+        "$LG" events --addr "http://$GRPC" --latency-samples 300 --burst 5000 --concurrency 16 --replays 21 --json >"$RESULTS/events_sqlite.json"
         stop_service
         ;;
     mail)

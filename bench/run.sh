@@ -297,10 +297,10 @@ images_bench
 
 step "events: lone changes timed to an idle watcher, then a watcher following a burst of changes and one replaying it"
 start_service "$PG_URL"
-"$LG" events --addr "http://$GRPC" --latency-samples 300 --burst 20000 --concurrency 64 --json | tee "$RESULTS/events_pg.json"
+"$LG" events --addr "http://$GRPC" --latency-samples 300 --burst 20000 --concurrency 64 --replays 21 --json | tee "$RESULTS/events_pg.json"
 stop_service
 start_service "sqlite://$WORK/events.sqlite"
-"$LG" events --addr "http://$GRPC" --latency-samples 300 --burst 5000 --concurrency 16 --json | tee "$RESULTS/events_sqlite.json"
+"$LG" events --addr "http://$GRPC" --latency-samples 300 --burst 5000 --concurrency 16 --replays 21 --json | tee "$RESULTS/events_sqlite.json"
 stop_service
 
 step "memory: ResendConfirmation flooded with 5000 invalid 60 KiB addresses, then 20000 distinct valid ones"

@@ -18,8 +18,12 @@ use crate::storage::{EventPosition, Storage, StorageError, StoredEvent};
 use per_caller::CallerStreams;
 pub use per_caller::{StreamHolder, StreamSlot, DEFAULT_STREAMS_PER_CALLER};
 
-/// Events read from the log per statement.
-const BATCH: u32 = 500;
+/// Events read from the log per statement: few at first, so that the first
+/// event goes out soon, and more while each read comes back full, so that a
+/// watcher catching up pays the cost of a read (two round trips, a horizon
+/// check) over more events.
+const BATCH_FIRST: u32 = 500;
+const BATCH_MAX: u32 = 2000;
 /// Events buffered per watcher ahead of its consumer.
 const BUFFER: usize = 1024;
 /// Watchers one process feeds at once; each costs a task and a read per
@@ -344,6 +348,7 @@ impl Pump {
     async fn follow(&mut self) -> Result<(), Stop> {
         let mut last_sent = tokio::time::Instant::now();
         let mut held_back_wait = HELD_BACK_FIRST;
+        let mut batch_size = BATCH_FIRST;
         loop {
             // Marked seen before reading, so a commit during the read wakes
             // the next wait at once.
@@ -357,10 +362,15 @@ impl Pump {
                 () = self.tx.closed() => return Err(Stop::Gone),
                 batch = async {
                     let _turn = self.reads.acquire().await;
-                    self.storage.read_events(self.cursor.position, BATCH).await
+                    self.storage.read_events(self.cursor.position, batch_size).await
                 } => batch.map_err(|e| Stop::With(WatchError::Storage(e)))?,
             };
-            let full = batch.events.len() >= BATCH as usize;
+            let full = batch.events.len() >= batch_size as usize;
+            batch_size = if full {
+                batch_size.saturating_mul(2).min(BATCH_MAX)
+            } else {
+                BATCH_FIRST
+            };
             for event in batch.events {
                 self.cursor = Cursor::of(&event);
                 let Some(kind) = EventType::from_number(event.kind) else {

@@ -283,6 +283,10 @@ enum Command {
         /// Calls in flight during the burst.
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
+        /// Replays of the burst by new watchers, of which the median is
+        /// reported.
+        #[arg(long, default_value_t = 7)]
+        replays: usize,
         #[arg(long)]
         json: bool,
     },
@@ -1148,8 +1152,19 @@ async fn main() -> anyhow::Result<()> {
             latency_samples,
             burst,
             concurrency,
+            replays,
             json,
-        } => events(&addr, latency_samples, burst, concurrency, json).await,
+        } => {
+            events(
+                &addr,
+                latency_samples,
+                burst,
+                concurrency,
+                replays.max(1),
+                json,
+            )
+            .await
+        }
         Command::ResendTiming {
             addr,
             accounts,
@@ -1169,9 +1184,6 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// A watcher's arrivals: each event's account id and when it came.
-/// Replays of the event burst, of which the median is reported.
-const REPLAYS: usize = 7;
-
 type Arrivals = Arc<Mutex<Vec<(String, String, Instant)>>>;
 
 /// Starts a watcher after `cursor`, recording every real event.
@@ -1227,6 +1239,7 @@ async fn events(
     latency_samples: usize,
     burst: usize,
     concurrency: usize,
+    replays_wanted: usize,
     json: bool,
 ) -> anyhow::Result<()> {
     use account_service::proto::account::v1::UpdateProfileRequest;
@@ -1343,9 +1356,9 @@ async fn events(
     // another. A replay takes milliseconds, so one is at the mercy of
     // whatever else the machine does in them: the median of several is
     // reported.
-    let mut replays = Vec::with_capacity(REPLAYS);
-    let mut replay_first = Vec::with_capacity(REPLAYS);
-    for _ in 0..REPLAYS {
+    let mut replays = Vec::with_capacity(replays_wanted);
+    let mut replay_first = Vec::with_capacity(replays_wanted);
+    for _ in 0..replays_wanted {
         let replay_started = Instant::now();
         let replay = watch(&channel, &cursor_before_burst, Some(burst)).await?;
         if !until_arrived(&replay, burst, Duration::from_secs(120)).await {

@@ -105,7 +105,46 @@ async fn watch_error(app: &TestApp, after_cursor: &str, types: Vec<i32>) -> Stat
 on_both_backends!(
     every_change_is_an_event_in_order_and_resumable,
     cursors_expire_and_idle_streams_get_keep_alives,
+    a_long_log_is_replayed_whole_across_growing_reads,
 );
+
+/// A watcher far behind reads the log in larger and larger statements: every
+/// event still arrives once and in order, across each read's boundary.
+async fn a_long_log_is_replayed_whole_across_growing_reads(backend: Backend) {
+    const EVENTS: i64 = 4_321;
+    let app = spawn_app(backend).await;
+    let id = uuid::Uuid::now_v7();
+    let insert = if app.db.is_sqlite() {
+        format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {EVENTS}) \
+             INSERT INTO account_events (type, account_id, occurred_at) \
+             SELECT 1 + i % 3, '{id}', CAST(strftime('%s', 'now') AS INTEGER) * 1000000 FROM n"
+        )
+    } else {
+        format!(
+            "INSERT INTO account_events (type, account_id, occurred_at) \
+             SELECT 1 + i % 3, '{id}', now() FROM generate_series(1, {EVENTS}) AS i"
+        )
+    };
+    app.db.execute(&insert).await;
+    let watcher = Watcher::start(&app.channel, "", &[]).await.unwrap();
+    let events = watcher.wait_for(EVENTS as usize).await;
+    assert_eq!(events.len(), EVENTS as usize, "no event twice");
+    let positions: Vec<_> = events
+        .iter()
+        .map(|e| Cursor::parse(&e.cursor).unwrap().unwrap().position)
+        .collect();
+    assert!(
+        positions
+            .windows(2)
+            .all(|w| (w[0].xid, w[0].seq) < (w[1].xid, w[1].seq)),
+        "in log order"
+    );
+    let kinds: Vec<i32> = events.iter().map(|e| e.r#type).collect();
+    let expected: Vec<i32> = (1..=EVENTS).map(|i| 1 + (i % 3) as i32).collect();
+    assert_eq!(kinds, expected);
+    assert!(events.iter().all(|e| e.account_id == id.to_string()));
+}
 
 async fn every_change_is_an_event_in_order_and_resumable(backend: Backend) {
     let app = spawn_app(backend).await;
