@@ -206,7 +206,7 @@ def explain(raw, failing):
         w("PostgreSQL (the look-ups, and the transaction that starts the session) and the service's request")
         w("handling, so the hashing threads get less than all of the CPU. No one part of that is the cost:")
         w("measured apart from this run, the same SignIn load on SQLite, with no PostgreSQL process at all,")
-        w("reached about the same share (82 to 85% in three runs), and a profile of the whole machine during")
+        w("reached about the same share (82 to 89% in eight runs; 81 to 86% on PostgreSQL in the same harness), and a profile of the whole machine during")
         w("it showed argon2's own code at 82% of the CPU; the rest was SQLite's connection thread (5.5%), the")
         w("async workers of the service and the load generator (5%), and the kernel switching the hashing")
         w("threads in and out (3%). Argon2 work areas on 2 MiB pages looked 2 to 3% faster in two pairs of")
