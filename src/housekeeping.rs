@@ -18,10 +18,9 @@ use crate::telemetry::error_chain;
 /// lockout is running): consecutive failures a day apart are not an attack.
 const LOGIN_FAILURES_KEPT: Duration = Duration::from_secs(86_400);
 
-/// How long ended sessions, and refresh tokens after their rotation, are
-/// kept: a rotated-out token replayed within a day still ends its session;
-/// an older one is refused as unknown. Bounded so that a session refreshed
-/// every few minutes for months does not keep every token it was given.
+/// How long ended sessions are kept, with every refresh token they were
+/// given. A live session keeps all of its tokens, so that one rotated out
+/// long ago, presented again, is still recognised as reuse and ends it.
 const SESSIONS_KEPT: Duration = Duration::from_secs(86_400);
 
 /// What is pruned, and how often.
@@ -124,8 +123,7 @@ impl Housekeeping {
     }
 
     /// Ends the sessions that expired (each with its SESSION_ENDED event),
-    /// then deletes those ended before `before` and the tokens rotated out
-    /// before it.
+    /// then deletes those ended before `before`, with their tokens.
     async fn prune_sessions(
         &self,
         now: DateTime<Utc>,
@@ -137,10 +135,10 @@ impl Housekeeping {
         if expired > 0 {
             tracing::info!(expired, "ended expired sessions");
         }
-        let pruned = self.storage.prune_sessions(before, before).await?
-            + self.storage.prune_challenges(now).await?;
+        let pruned =
+            self.storage.prune_sessions(before).await? + self.storage.prune_challenges(now).await?;
         if pruned > 0 {
-            tracing::debug!(pruned, "pruned ended sessions and old refresh tokens");
+            tracing::debug!(pruned, "pruned ended sessions and their refresh tokens");
         }
         Ok(pruned)
     }

@@ -57,11 +57,12 @@ pub struct ClientInfo {
 impl ClientInfo {
     /// Parses `client.user_agent` and `client.ip_address`, every violation
     /// at once. A user agent is what a browser sent: it may be long (it is
-    /// cut), but a control character in it is no browser's.
+    /// cut), and hold a tab as any header value may, but another control
+    /// character in it is no browser's.
     pub fn parse(user_agent: &str, ip_address: &str) -> Result<ClientInfo, ValidationErrors> {
         let mut errors = ValidationErrors(Vec::new());
         let user_agent = user_agent.trim();
-        if user_agent.chars().any(char::is_control) {
+        if user_agent.chars().any(|c| c.is_control() && c != '\t') {
             errors.0.push(FieldViolation {
                 field: "client.user_agent",
                 description: CONTROL_CHARACTERS.to_owned(),
@@ -169,6 +170,9 @@ mod tests {
         let fields: Vec<_> = e.0.iter().map(|v| v.field).collect();
         assert_eq!(fields, ["client.user_agent", "client.ip_address"]);
         assert!(ClientInfo::parse("a\u{7f}", "").is_err());
+        assert!(ClientInfo::parse("a\r\nSet-Cookie: x", "").is_err());
+        let tab = ClientInfo::parse("Mozilla/5.0\t(X11)", "").unwrap();
+        assert_eq!(tab.user_agent, "Mozilla/5.0\t(X11)");
     }
 
     #[test]

@@ -147,6 +147,7 @@ impl Accounts {
                 &session,
                 &sessions.stored(&refresh_token),
                 sessions.policy.per_account,
+                sessions.live_at(now),
             )
             .await
             .context("starting the session")?;
@@ -307,10 +308,15 @@ impl Accounts {
         account_id: Uuid,
         except: Option<Uuid>,
     ) -> Result<u64, ServiceError> {
-        self.sessions()?;
+        let sessions = self.sessions()?;
         self.get(Lookup::Id(account_id)).await?;
         self.storage
-            .end_sessions(account_id, except, SessionEnd::Revoked, now())
+            .end_sessions(
+                account_id,
+                except,
+                SessionEnd::Revoked,
+                sessions.live_at(now()),
+            )
             .await
             .context("revoking sessions")
     }

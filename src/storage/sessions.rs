@@ -108,14 +108,16 @@ pub enum Ending {
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
     /// Stores a new session of a live account with its first refresh token
-    /// and a SESSION_STARTED event, and ends the least recently used
-    /// sessions beyond `per_account` (one SESSION_ENDED each), in one
-    /// transaction. `false` when the account is not live (nothing stored).
+    /// and a SESSION_STARTED event, and ends the least recently used of the
+    /// sessions `live` holds beyond `per_account` (one SESSION_ENDED each),
+    /// in one transaction. `false` when the account is not live (nothing
+    /// stored).
     async fn start_session(
         &self,
         session: &Session,
         token_hash: &str,
         per_account: u32,
+        live: Liveness,
     ) -> Result<bool, StorageError>;
 
     /// Rotates each presented token that is current and whose session is
@@ -152,24 +154,22 @@ pub trait SessionStore: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<Ending, StorageError>;
 
-    /// Ends every session of an account but `except`; returns how many.
+    /// Ends every session of an account but `except`, and returns how many
+    /// of them `live` held: those that had expired already end as expired,
+    /// and are not counted.
     async fn end_sessions(
         &self,
         account_id: Uuid,
         except: Option<Uuid>,
         why: SessionEnd,
-        now: DateTime<Utc>,
+        live: Liveness,
     ) -> Result<u64, StorageError>;
 
     /// Ends the sessions that expired (one SESSION_ENDED each).
     async fn end_expired_sessions(&self, live: Liveness) -> Result<u64, StorageError>;
 
-    /// Deletes sessions ended before `before`, and rotated-out tokens
-    /// rotated before `rotated_before` (too old to be anything but reuse,
-    /// and refused as unknown once gone).
-    async fn prune_sessions(
-        &self,
-        before: DateTime<Utc>,
-        rotated_before: DateTime<Utc>,
-    ) -> Result<u64, StorageError>;
+    /// Deletes sessions ended before `before`, with their refresh tokens. A
+    /// live session keeps every token it was given: an old one presented
+    /// again is reuse however long ago it was rotated out.
+    async fn prune_sessions(&self, before: DateTime<Utc>) -> Result<u64, StorageError>;
 }

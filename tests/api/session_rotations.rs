@@ -20,6 +20,8 @@ on_both_backends!(
     batches_racing_for_one_token_rotate_it_once,
     batches_locking_the_same_tokens_in_any_order_all_finish,
     sessions_started_at_once_beyond_the_limit_leave_exactly_the_limit,
+    a_live_session_keeps_every_token_so_an_old_one_is_always_reuse,
+    only_live_sessions_count_towards_the_limit_and_the_revoked,
 );
 
 const IDLE: StdDuration = StdDuration::from_secs(3600);
@@ -36,21 +38,31 @@ fn live(at: DateTime<Utc>) -> Liveness {
 /// A verified account with `n` sessions, the i-th held by the token hash
 /// `{tag}-{i}`.
 async fn sessions(s: &Arc<dyn Storage>, tag: &str, n: usize, at: DateTime<Utc>) -> Vec<Session> {
-    let a = account(&format!("{tag}@example.com"), at);
-    s.create_account(&a, &hash().await, &mail(&a, at), &code_of(&a))
-        .await
-        .unwrap();
-    s.mark_verified(a.id, at).await.unwrap();
+    let a = verified_account(s, &format!("{tag}@example.com"), at).await;
     let mut out = Vec::new();
     for i in 0..n {
         let session = new_session(a.id, at);
         assert!(s
-            .start_session(&session, &format!("{tag}-{i}"), 100)
+            .start_session(&session, &format!("{tag}-{i}"), 100, live(at))
             .await
             .unwrap());
         out.push(session);
     }
     out
+}
+
+/// A verified account of `email`, made at `at`.
+async fn verified_account(
+    s: &Arc<dyn Storage>,
+    email: &str,
+    at: DateTime<Utc>,
+) -> account_service::domain::Account {
+    let a = account(email, at);
+    s.create_account(&a, &hash().await, &mail(&a, at), &code_of(&a))
+        .await
+        .unwrap();
+    s.mark_verified(a.id, at).await.unwrap();
+    a
 }
 
 /// A session of `account_id` that starts at `at`.
@@ -286,11 +298,7 @@ async fn sessions_started_at_once_beyond_the_limit_leave_exactly_the_limit(backe
     let db = TestDatabase::create(&backend).await;
     let s = db.connect().await;
     let at = now();
-    let a = account("starts@example.com", at);
-    s.create_account(&a, &hash().await, &mail(&a, at), &code_of(&a))
-        .await
-        .unwrap();
-    s.mark_verified(a.id, at).await.unwrap();
+    let a = verified_account(&s, "starts@example.com", at).await;
     let barrier = Arc::new(tokio::sync::Barrier::new(STARTS));
     let starts: Vec<_> = (0..STARTS)
         .map(|i| {
@@ -298,7 +306,7 @@ async fn sessions_started_at_once_beyond_the_limit_leave_exactly_the_limit(backe
             tokio::spawn(async move {
                 let session = new_session(a.id, at);
                 barrier.wait().await;
-                s.start_session(&session, &format!("start-{i}"), LIMIT)
+                s.start_session(&session, &format!("start-{i}"), LIMIT, live(at))
                     .await
                     .unwrap()
             })
@@ -327,4 +335,77 @@ async fn sessions_started_at_once_beyond_the_limit_leave_exactly_the_limit(backe
     assert_eq!(started.len(), STARTS);
     assert_eq!(ended.len(), STARTS - LIMIT as usize);
     assert!(live_now.iter().all(|l| !ended.contains(&l.id)));
+}
+
+async fn a_live_session_keeps_every_token_so_an_old_one_is_always_reuse(backend: Backend) {
+    let db = TestDatabase::create(&backend).await;
+    let s = db.connect().await;
+    let t0 = now();
+    let held = sessions(&s, "kept", 1, t0).await;
+    let t1 = t0 + Duration::seconds(1);
+    for token in ["kept-0", "kept-0+"] {
+        let rotated = refresh(&s, token, t1).await;
+        assert!(matches!(rotated, Refreshed::Rotated(_)), "{token}");
+    }
+    // Housekeeping long after: the live session loses none of its tokens.
+    let later = t1 + Duration::days(30);
+    assert_eq!(s.prune_sessions(later).await.unwrap(), 0);
+    let t2 = t1 + Duration::minutes(30);
+    assert!(matches!(refresh(&s, "kept-0", t2).await, Refreshed::Reused));
+    assert!(matches!(
+        refresh(&s, "kept-0++", t2).await,
+        Refreshed::Invalid
+    ));
+    // Once it has ended, it goes with its tokens.
+    assert_eq!(s.prune_sessions(later).await.unwrap(), 1);
+    assert!(s.session_states(&[held[0].id]).await.unwrap().is_empty());
+    assert!(matches!(
+        refresh(&s, "kept-0", t2).await,
+        Refreshed::Invalid
+    ));
+}
+
+async fn only_live_sessions_count_towards_the_limit_and_the_revoked(backend: Backend) {
+    let db = TestDatabase::create(&backend).await;
+    let s = db.connect().await;
+    let t = now();
+    let a = verified_account(&s, "counted@example.com", t).await;
+    // Past its lifetime but used a moment ago, and not yet ended by
+    // housekeeping; and a live one used less recently.
+    let lifetime = chrono::Duration::from_std(LIFETIME).unwrap();
+    let outlived = Session {
+        last_used_at: t - Duration::minutes(5),
+        ..new_session(a.id, t - lifetime - Duration::minutes(1))
+    };
+    let idle = new_session(a.id, t - Duration::minutes(30));
+    let newest = new_session(a.id, t);
+    for (session, at) in [(&outlived, outlived.created_at), (&idle, idle.created_at)] {
+        assert!(s
+            .start_session(session, &session.id.to_string(), 2, live(at))
+            .await
+            .unwrap());
+    }
+    assert!(s
+        .start_session(&newest, "newest", 2, live(t))
+        .await
+        .unwrap());
+    let ids: Vec<Uuid> = s
+        .live_sessions(a.id, live(t))
+        .await
+        .unwrap()
+        .iter()
+        .map(|l| l.id)
+        .collect();
+    assert_eq!(ids, [newest.id, idle.id], "the outlived one took no place");
+
+    let revoked = s
+        .end_sessions(a.id, None, SessionEnd::Revoked, live(t))
+        .await
+        .unwrap();
+    assert_eq!(revoked, 2, "the outlived session was not live to revoke");
+    let states = s
+        .session_states(&[outlived.id, idle.id, newest.id])
+        .await
+        .unwrap();
+    assert!(states.iter().all(|state| state.ended), "{states:?}");
 }

@@ -67,6 +67,7 @@ impl<D: Engine> SessionStore for SqlStorage<D> {
         session: &Session,
         token_hash: &str,
         per_account: u32,
+        live: Liveness,
     ) -> Result<bool, StorageError> {
         let now = session.created_at;
         let mut tx = self.begin().await?;
@@ -100,6 +101,8 @@ impl<D: Engine> SessionStore for SqlStorage<D> {
                     Param::Text(&traceparent),
                     Param::Int(i64::from(per_account)),
                     Param::Int(EventType::SessionEnded.number()),
+                    Param::Time(live.used_after),
+                    Param::Time(live.created_after),
                 ],
             ]
             .concat();
@@ -127,6 +130,8 @@ impl<D: Engine> SessionStore for SqlStorage<D> {
             Param::Uuid(session.account_id),
             Param::Int(i64::from(per_account)),
             Param::Time(now),
+            Param::Time(live.used_after),
+            Param::Time(live.created_after),
         ];
         end_with_events::<D>(&mut tx, &sql::EVICT_SESSIONS, &evict, now).await?;
         tx.commit().await?;
@@ -357,10 +362,23 @@ impl<D: Engine> SessionStore for SqlStorage<D> {
         account_id: Uuid,
         except: Option<Uuid>,
         why: SessionEnd,
-        now: DateTime<Utc>,
+        live: Liveness,
     ) -> Result<u64, StorageError> {
+        let expired = [
+            Param::Time(live.now),
+            Param::Time(live.used_after),
+            Param::Time(live.created_after),
+            Param::Uuid(account_id),
+        ];
         let mut tx = self.begin().await?;
-        let ended = end_account_sessions::<D>(&mut tx, account_id, except, why, now).await?;
+        end_with_events::<D>(
+            &mut tx,
+            &sql::END_EXPIRED_ACCOUNT_SESSIONS,
+            &expired,
+            live.now,
+        )
+        .await?;
+        let ended = end_account_sessions::<D>(&mut tx, account_id, except, why, live.now).await?;
         tx.commit().await?;
         Ok(ended)
     }
@@ -378,18 +396,9 @@ impl<D: Engine> SessionStore for SqlStorage<D> {
         Ok(ended)
     }
 
-    async fn prune_sessions(
-        &self,
-        before: DateTime<Utc>,
-        rotated_before: DateTime<Utc>,
-    ) -> Result<u64, StorageError> {
-        let tokens = self
-            .execute(&sql::PRUNE_REFRESH_TOKENS, &[Param::Time(rotated_before)])
-            .await?;
-        let sessions = self
-            .execute(&sql::PRUNE_SESSIONS, &[Param::Time(before)])
-            .await?;
-        Ok(tokens + sessions)
+    async fn prune_sessions(&self, before: DateTime<Utc>) -> Result<u64, StorageError> {
+        self.execute(&sql::PRUNE_SESSIONS, &[Param::Time(before)])
+            .await
     }
 }
 

@@ -16,15 +16,18 @@ pub(in crate::storage) const INSERT_SESSION: Sql = Sql::both(
 pub(in crate::storage) const INSERT_REFRESH_TOKEN: Sql =
     Sql::both("INSERT INTO refresh_tokens (token_hash, session_id, issued_at) VALUES ($1, $2, $3)");
 
-/// Ends an account's live sessions beyond the newest-used $2, returning
-/// their ids.
+/// Ends an account's live sessions (used after $4, started after $5)
+/// beyond the newest-used $2, returning their ids. An expired session that
+/// housekeeping has not ended yet neither counts nor is evicted.
 pub(in crate::storage) const EVICT_SESSIONS: Sql = Sql {
     postgres: "UPDATE sessions SET ended_at = $3, end_reason = 'evicted' WHERE id IN ( \
                  SELECT id FROM sessions WHERE account_id = $1 AND ended_at IS NULL \
+                   AND last_used_at > $4 AND created_at > $5 \
                  ORDER BY last_used_at DESC, created_at DESC, id DESC OFFSET $2) \
                RETURNING id, account_id",
     sqlite: "UPDATE sessions SET ended_at = $3, end_reason = 'evicted' WHERE id IN ( \
                SELECT id FROM sessions WHERE account_id = $1 AND ended_at IS NULL \
+                 AND last_used_at > $4 AND created_at > $5 \
                ORDER BY last_used_at DESC, created_at DESC, id DESC LIMIT -1 OFFSET $2) \
              RETURNING id, account_id",
 };
@@ -32,8 +35,9 @@ pub(in crate::storage) const EVICT_SESSIONS: Sql = Sql {
 /// The writes of a sign-in in one statement where the dialect can, once the
 /// account's row is locked: the session ($1-$7), its refresh token ($8),
 /// its SESSION_STARTED event ($9, with the traceparent $10), and the end of
-/// the account's live sessions beyond the newest-used $11 - 1 (the new one
-/// is the newest, and not yet visible to the statement's own reads), each
+/// the account's live sessions (used after $13, started after $14) beyond
+/// the newest-used $11 - 1 (the new one is the newest, and not yet visible
+/// to the statement's own reads), each
 /// with a SESSION_ENDED event ($12), written after the STARTED one. The
 /// rows answered are the evicted sessions. It runs under the account's row
 /// lock, taken by an earlier statement of the transaction, so its snapshot
@@ -46,6 +50,7 @@ pub(in crate::storage) const START_SESSION: Sql<Option<&str>> = Sql {
              SELECT $8, id, $3 FROM s), \
          x AS (UPDATE sessions SET ended_at = $3, end_reason = 'evicted' WHERE id IN ( \
              SELECT id FROM sessions WHERE account_id = $2 AND ended_at IS NULL \
+               AND last_used_at > $13 AND created_at > $14 \
              ORDER BY last_used_at DESC, created_at DESC, id DESC OFFSET GREATEST($11 - 1, 0)) \
              RETURNING id, account_id), \
          e AS (INSERT INTO account_events (type, account_id, occurred_at, session_id, traceparent) \
@@ -179,14 +184,20 @@ pub(in crate::storage) const LIVE_SESSIONS: Sql = Sql::both(concat!(
       AND last_used_at > $2 AND created_at > $3 ORDER BY created_at DESC, id DESC"
 ));
 
+/// Ends the sessions of account $4 idle since $2 or started before $3.
+pub(in crate::storage) const END_EXPIRED_ACCOUNT_SESSIONS: Sql = Sql::both(
+    "UPDATE sessions SET ended_at = $1, end_reason = 'expired' \
+     WHERE account_id = $4 AND ended_at IS NULL AND (last_used_at <= $2 OR created_at <= $3) \
+     RETURNING id, account_id",
+);
+
 /// Ends the sessions idle since $2 or started before $3.
 pub(in crate::storage) const END_EXPIRED_SESSIONS: Sql = Sql::both(
     "UPDATE sessions SET ended_at = $1, end_reason = 'expired' \
      WHERE ended_at IS NULL AND (last_used_at <= $2 OR created_at <= $3) RETURNING id, account_id",
 );
 
+/// Ended sessions, with every refresh token they were given (the tokens'
+/// foreign key cascades).
 pub(in crate::storage) const PRUNE_SESSIONS: Sql =
     Sql::both("DELETE FROM sessions WHERE ended_at < $1");
-
-pub(in crate::storage) const PRUNE_REFRESH_TOKENS: Sql =
-    Sql::both("DELETE FROM refresh_tokens WHERE rotated_at < $1");
