@@ -36,8 +36,8 @@ pub struct SessionSettings {
     /// sign-out only when it runs out.
     #[arg(long, env, default_value = "300", value_parser = bounded_seconds(60, 3600))]
     pub access_token_ttl: Duration,
-    /// `iss` of access tokens. Unset or empty: PUBLIC_BASE_URL in its normal
-    /// form (with a `/` after the host).
+    /// `iss` of access tokens. Unset or empty: PUBLIC_BASE_URL as written
+    /// (a bare origin with no `/` after the host).
     #[arg(long, env, default_value = "")]
     pub access_token_issuer: String,
     /// `aud` of access tokens: what verifying services expect.
