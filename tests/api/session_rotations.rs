@@ -51,6 +51,13 @@ async fn sessions(s: &Arc<dyn Storage>, tag: &str, n: usize, at: DateTime<Utc>) 
     out
 }
 
+/// A new database, and the storage over it (kept while the database is).
+async fn store(backend: &Backend) -> (TestDatabase, Arc<dyn Storage>) {
+    let db = TestDatabase::create(backend).await;
+    let s = db.connect().await;
+    (db, s)
+}
+
 /// A verified account of `email`, made at `at`.
 async fn verified_account(
     s: &Arc<dyn Storage>,
@@ -102,8 +109,7 @@ async fn refresh(s: &Arc<dyn Storage>, token: &str, at: DateTime<Utc>) -> Refres
 }
 
 async fn a_batch_rotates_each_current_token_once_and_leaves_the_rest(backend: Backend) {
-    let db = TestDatabase::create(&backend).await;
-    let s = db.connect().await;
+    let (_db, s) = store(&backend).await;
     let t0 = now();
     let held = sessions(&s, "batch", 5, t0).await;
     // batch-2 is already rotated, batch-3's session was signed out and
@@ -220,8 +226,7 @@ async fn a_batch_rotates_each_current_token_once_and_leaves_the_rest(backend: Ba
 }
 
 async fn batches_racing_for_one_token_rotate_it_once(backend: Backend) {
-    let db = TestDatabase::create(&backend).await;
-    let s = db.connect().await;
+    let (_db, s) = store(&backend).await;
     let t0 = now();
     let n = 40;
     sessions(&s, "race", n + 1, t0).await;
@@ -259,8 +264,7 @@ async fn batches_racing_for_one_token_rotate_it_once(backend: Backend) {
 }
 
 async fn batches_locking_the_same_tokens_in_any_order_all_finish(backend: Backend) {
-    let db = TestDatabase::create(&backend).await;
-    let s = db.connect().await;
+    let (_db, s) = store(&backend).await;
     let t0 = now();
     let n = 8;
     sessions(&s, "order", n, t0).await;
@@ -295,8 +299,7 @@ async fn batches_locking_the_same_tokens_in_any_order_all_finish(backend: Backen
 async fn sessions_started_at_once_beyond_the_limit_leave_exactly_the_limit(backend: Backend) {
     const STARTS: usize = 40;
     const LIMIT: u32 = 3;
-    let db = TestDatabase::create(&backend).await;
-    let s = db.connect().await;
+    let (_db, s) = store(&backend).await;
     let at = now();
     let a = verified_account(&s, "starts@example.com", at).await;
     let barrier = Arc::new(tokio::sync::Barrier::new(STARTS));
@@ -338,8 +341,7 @@ async fn sessions_started_at_once_beyond_the_limit_leave_exactly_the_limit(backe
 }
 
 async fn a_live_session_keeps_every_token_so_an_old_one_is_always_reuse(backend: Backend) {
-    let db = TestDatabase::create(&backend).await;
-    let s = db.connect().await;
+    let (_db, s) = store(&backend).await;
     let t0 = now();
     let held = sessions(&s, "kept", 1, t0).await;
     let t1 = t0 + Duration::seconds(1);
@@ -366,8 +368,7 @@ async fn a_live_session_keeps_every_token_so_an_old_one_is_always_reuse(backend:
 }
 
 async fn only_live_sessions_count_towards_the_limit_and_the_revoked(backend: Backend) {
-    let db = TestDatabase::create(&backend).await;
-    let s = db.connect().await;
+    let (_db, s) = store(&backend).await;
     let t = now();
     let a = verified_account(&s, "counted@example.com", t).await;
     // Past its lifetime but used a moment ago, and not yet ended by
