@@ -48,6 +48,11 @@ pub use status::{access_status, to_status, ERROR_DOMAIN};
 /// (see `message_limit`).
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
+/// Largest answer sent. ListSessions at SESSIONS_PER_ACCOUNT's ceiling
+/// (10,000 sessions, each with a user agent of 512 characters of up to four
+/// bytes) is about 22 MB; every other answer is far smaller.
+pub const MAX_ANSWER_BYTES: usize = 32 * 1024 * 1024;
+
 /// Longest a single RPC may run before it is cancelled.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -115,7 +120,7 @@ impl AccountGrpc {
     pub fn into_server(self) -> AccountServiceServer<Self> {
         AccountServiceServer::new(self)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_ANSWER_BYTES)
     }
 }
 

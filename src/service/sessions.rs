@@ -286,6 +286,9 @@ impl Accounts {
         session_id: Uuid,
     ) -> Result<(), ServiceError> {
         self.sessions()?;
+        // First: a deleted account's sessions stay on record, ended, for a
+        // day, and naming one must still answer that the account is gone.
+        self.get(Lookup::Id(account_id)).await?;
         let ending = self
             .storage
             .end_session(account_id, session_id, SessionEnd::Revoked, now())
@@ -293,11 +296,7 @@ impl Accounts {
             .context("revoking the session")?;
         match ending {
             Ending::Ended | Ending::AlreadyEnded => Ok(()),
-            Ending::NotFound => {
-                // NOT_FOUND either way; which one says what is missing.
-                self.get(Lookup::Id(account_id)).await?;
-                Err(ServiceError::SessionNotFound)
-            }
+            Ending::NotFound => Err(ServiceError::SessionNotFound),
         }
     }
 

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use account_service::proto::account::v1::{
-    EventType, RevokeAllSessionsRequest, RevokeSessionRequest,
+    DeleteAccountRequest, EventType, RevokeAllSessionsRequest, RevokeSessionRequest,
 };
 use tonic::{Code, Status};
 
@@ -26,6 +26,7 @@ on_both_backends!(
     revoke_all_sessions_keeps_only_the_one_named,
     a_sign_in_beyond_the_limit_ends_the_least_recently_used,
     concurrent_sign_ins_leave_exactly_the_limit_live,
+    a_full_list_of_long_user_agents_is_answered_whole,
 );
 
 async fn revoke(client: &mut Client, account_id: &str, session_id: &str) -> Result<(), Status> {
@@ -139,6 +140,54 @@ async fn revoke_session_ends_one_session_of_its_own_account_only(backend: Backen
     assert_live(client, &theirs, "the other account's session").await;
     assert_eq!(live_ids(client, &id).await, vec![kept.id().to_owned()]);
     assert_live(client, &kept, "the session not named").await;
+
+    // Once the account is deleted, its ended sessions are still on record
+    // for a while: naming one answers that the account is gone.
+    client
+        .delete_account(DeleteAccountRequest {
+            id: id.clone(),
+            current_password: crate::sessions::PASSWORD.into(),
+            code: String::new(),
+        })
+        .await
+        .unwrap();
+    for session in [kept.id(), ended.id()] {
+        assert_code(&revoke(client, &id, session).await, Code::NotFound);
+    }
+}
+
+/// A hundred sessions whose user agents are each 512 two-byte characters
+/// make an answer of over 100 KB: it is answered whole.
+async fn a_full_list_of_long_user_agents_is_answered_whole(backend: Backend) {
+    let mut shop = Shop::start(backend, &[]).await;
+    let (email, id) = shop.account().await;
+    let agent = "é".repeat(512);
+    let now = if shop.db.is_sqlite() {
+        "CAST(strftime('%s', 'now') AS INTEGER) * 1000000"
+    } else {
+        "now()"
+    };
+    let rows: Vec<String> = (0..99)
+        .map(|i| {
+            format!(
+                "('{}', '{id}', {now}, {now}, '{agent}', '2001:db8::{i:x}', FALSE)",
+                new_id()
+            )
+        })
+        .collect();
+    shop.db
+        .execute(&format!(
+            "INSERT INTO sessions (id, account_id, created_at, last_used_at, user_agent, \
+             ip_address, two_step) VALUES {}",
+            rows.join(", ")
+        ))
+        .await;
+    let client = &mut shop.client;
+    let own = sign_in(client, &email).await;
+    let listed = sessions_of(client, &id).await.unwrap();
+    assert_eq!(listed.len(), 100);
+    assert_eq!(listed.iter().filter(|s| s.user_agent == agent).count(), 99);
+    assert!(listed.iter().any(|s| s.id == own.id()));
 }
 
 async fn revoke_all_sessions_keeps_only_the_one_named(backend: Backend) {
