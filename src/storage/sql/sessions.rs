@@ -37,11 +37,11 @@ pub(in crate::storage) const EVICT_SESSIONS: Sql = Sql {
 /// its SESSION_STARTED event ($9, with the traceparent $10), and the end of
 /// the account's live sessions (used after $13, started after $14) beyond
 /// the newest-used $11 - 1 (the new one is the newest, and not yet visible
-/// to the statement's own reads), each
-/// with a SESSION_ENDED event ($12), written after the STARTED one. The
-/// rows answered are the evicted sessions. It runs under the account's row
-/// lock, taken by an earlier statement of the transaction, so its snapshot
-/// holds every session a concurrent sign-in of the account committed.
+/// to the statement's own reads), each with a SESSION_ENDED event ($12),
+/// written after the STARTED one. The rows answered are the evicted
+/// sessions. It runs under the account's row lock, taken by an earlier
+/// statement of the transaction, so its snapshot holds every session a
+/// concurrent sign-in of the account committed.
 pub(in crate::storage) const START_SESSION: Sql<Option<&str>> = Sql {
     postgres: Some(
         "WITH s AS (INSERT INTO sessions (id, account_id, created_at, last_used_at, user_agent, \
