@@ -9,7 +9,7 @@ use secrecy::SecretString;
 use super::error::Context;
 use super::registration::placeholder_account;
 use super::{now, Accounts, ServiceError, SAME_PASSWORD};
-use crate::auth::{ResetTokens, TokenError};
+use crate::auth::{PasswordHash, ResetTokens, TokenError};
 use crate::domain::{Account, Email, Password, ValidationErrors};
 use crate::storage::{LoginReservation, PasswordReplacement, StorageError};
 use uuid::Uuid;
@@ -17,6 +17,28 @@ use uuid::Uuid;
 /// A reservation older than this was left by an instance that died between
 /// reserving and answering: no check takes a minute.
 const ABANDONED_AFTER: Duration = Duration::from_secs(60);
+
+/// Reservations made before this are taken for abandoned.
+fn stale_before(now: DateTime<Utc>) -> DateTime<Utc> {
+    now - chrono::Duration::from_std(ABANDONED_AFTER).unwrap_or_default()
+}
+
+/// A password that matched its account's stored hash, its check still
+/// reserved.
+pub(super) struct Matched {
+    pub(super) account: Account,
+    stored: String,
+    /// A hash with the current parameters, to store in place of `stored`.
+    upgrade: Option<PasswordHash>,
+}
+
+impl Matched {
+    /// Whether giving the check back is all that remains: no hash to
+    /// upgrade, a verified account, no second factor to ask for.
+    pub(super) fn settles_plainly(&self) -> bool {
+        self.upgrade.is_none() && self.account.verified && !self.account.totp_enabled
+    }
+}
 
 impl Accounts {
     /// Checks a shopper's password at sign-in.
@@ -36,14 +58,29 @@ impl Accounts {
         email: &Email,
         password: SecretString,
     ) -> Result<Account, ServiceError> {
+        let now = Utc::now();
+        let matched = self.match_password(email, password, now).await?;
+        self.settle_check(email.as_str(), now, matched).await
+    }
+
+    /// The computing half of [`Accounts::check_password`]: reserved, read
+    /// and checked in the hashing pool. A wrong password or an unknown
+    /// address is counted and answered here, after the failure floor; a
+    /// match comes back with its reservation still held.
+    pub(super) async fn match_password(
+        &self,
+        email: &Email,
+        password: SecretString,
+        now: DateTime<Utc>,
+    ) -> Result<Matched, ServiceError> {
         let started = Instant::now();
         let address = email.as_str();
-        let now = Utc::now();
-        self.reserve_check(address, now).await?;
-        let found = match self.storage.credentials_by_email(address).await {
-            Ok(found) => found,
-            Err(e) => return Err(self.check_abandoned(address, now, e.into()).await),
-        };
+        let stale = stale_before(now);
+        let (reservation, found) = self
+            .storage
+            .reserve_and_read(address, now, self.sign_in.max_failures, stale)
+            .await?;
+        self.refuse_unless_reserved(reservation, now)?;
         let verified = match self
             .hasher
             .verify(password, found.as_ref().map(|(_, hash)| hash.as_str()))
@@ -52,8 +89,12 @@ impl Accounts {
             Ok(verified) => verified,
             Err(e) => return Err(self.check_abandoned(address, now, e.into()).await),
         };
-        let (account, stored) = match found {
-            Some(found) if verified.matched => found,
+        match found {
+            Some((account, stored)) if verified.matched => Ok(Matched {
+                account,
+                stored,
+                upgrade: verified.upgrade,
+            }),
             found => {
                 let failed = self.sign_in_failed(address, now).await;
                 let took = started.elapsed();
@@ -64,9 +105,24 @@ impl Accounts {
                     self.failure_floor.raise_to(took);
                 }
                 tokio::time::sleep(self.failure_floor.get().saturating_sub(took)).await;
-                return Err(failed);
+                Err(failed)
             }
-        };
+        }
+    }
+
+    /// Gives a matched check back and answers it: its hash upgraded, then an
+    /// unverified account or one with two-step sign-in told apart.
+    pub(super) async fn settle_check(
+        &self,
+        address: &str,
+        now: DateTime<Utc>,
+        matched: Matched,
+    ) -> Result<Account, ServiceError> {
+        let Matched {
+            account,
+            stored,
+            upgrade,
+        } = matched;
         // With two-step sign-in on, the password alone signs no one in: its
         // failures stay counted until the code completes the sign-in.
         let forget = !account.totp_enabled;
@@ -74,7 +130,7 @@ impl Accounts {
             .release_login_attempt(address, now, forget)
             .await?;
         let mut current_hash = stored;
-        if let Some(upgrade) = verified.upgrade {
+        if let Some(upgrade) = upgrade {
             let replaced = self
                 .storage
                 .replace_password_hash(account.id, &current_hash, &upgrade)
@@ -104,11 +160,19 @@ impl Accounts {
         address: &str,
         now: DateTime<Utc>,
     ) -> Result<(), ServiceError> {
-        let stale = now - chrono::Duration::from_std(ABANDONED_AFTER).unwrap_or_default();
         let reservation = self
             .storage
-            .reserve_login_attempt(address, now, self.sign_in.max_failures, stale)
+            .reserve_login_attempt(address, now, self.sign_in.max_failures, stale_before(now))
             .await?;
+        self.refuse_unless_reserved(reservation, now)
+    }
+
+    /// LOGIN_LOCKED, with the time to wait, unless the check was reserved.
+    fn refuse_unless_reserved(
+        &self,
+        reservation: LoginReservation,
+        now: DateTime<Utc>,
+    ) -> Result<(), ServiceError> {
         match reservation {
             LoginReservation::Reserved => Ok(()),
             LoginReservation::Refused {

@@ -293,7 +293,7 @@ impl Accounts {
             }
             return Err(refusal);
         }
-        self.start_session(account, client, true).await
+        self.start_session(account, client, true, None).await
     }
 
     /// Checks the code of a second factor as a password is checked: reserved

@@ -90,6 +90,18 @@ pub trait CredentialStore: Send + Sync + 'static {
         stale_before: DateTime<Utc>,
     ) -> Result<LoginReservation, StorageError>;
 
+    /// [`CredentialStore::reserve_login_attempt`], then, once reserved, the
+    /// address's live account and stored hash (`None` when it has none):
+    /// in one round trip where the dialect can. On an error nothing stays
+    /// reserved.
+    async fn reserve_and_read(
+        &self,
+        email: &str,
+        now: DateTime<Utc>,
+        max_failures: u32,
+        stale_before: DateTime<Utc>,
+    ) -> Result<(LoginReservation, Option<(Account, String)>), StorageError>;
+
     /// Turns a reservation into a failure; returns (failures since the last
     /// success or lockout, lockouts since the last success).
     async fn record_login_failure(

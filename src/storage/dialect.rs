@@ -34,8 +34,8 @@ pub(super) trait Dialect: Send + Sync + 'static {
     /// Whether the database takes one writer at a time (its write
     /// transactions are then queued in-process).
     const SINGLE_WRITER: bool;
-    /// Whether a pooled connection is pinged before each use, to find one
-    /// that a server dropped while it sat idle.
+    /// Whether a pooled connection that sat idle is pinged before it is
+    /// used, to find one that a server dropped meanwhile.
     const PING_BEFORE_USE: bool;
     /// How a write transaction begins, when not with a plain BEGIN.
     const BEGIN_WRITE: Option<&'static str>;

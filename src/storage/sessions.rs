@@ -110,14 +110,20 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Stores a new session of a live account with its first refresh token
     /// and a SESSION_STARTED event, and ends the least recently used of the
     /// sessions `live` holds beyond `per_account` (one SESSION_ENDED each),
-    /// in one transaction. `false` when the account is not live (nothing
-    /// stored).
+    /// in one transaction. With `settles`, the successful password check of
+    /// that address which earned the session is given back in the same
+    /// transaction, as [`CredentialStore::release_login_attempt`] with
+    /// failures forgotten would. `false` when the account is not live
+    /// (nothing stored, nothing given back).
+    ///
+    /// [`CredentialStore::release_login_attempt`]: super::CredentialStore::release_login_attempt
     async fn start_session(
         &self,
         session: &Session,
         token_hash: &str,
         per_account: u32,
         live: Liveness,
+        settles: Option<&str>,
     ) -> Result<bool, StorageError>;
 
     /// Rotates each presented token that is current and whose session is

@@ -43,7 +43,7 @@ async fn sessions(s: &Arc<dyn Storage>, tag: &str, n: usize, at: DateTime<Utc>) 
     for i in 0..n {
         let session = new_session(a.id, at);
         assert!(s
-            .start_session(&session, &format!("{tag}-{i}"), 100, live(at))
+            .start_session(&session, &format!("{tag}-{i}"), 100, live(at), None)
             .await
             .unwrap());
         out.push(session);
@@ -309,7 +309,7 @@ async fn sessions_started_at_once_beyond_the_limit_leave_exactly_the_limit(backe
             tokio::spawn(async move {
                 let session = new_session(a.id, at);
                 barrier.wait().await;
-                s.start_session(&session, &format!("start-{i}"), LIMIT, live(at))
+                s.start_session(&session, &format!("start-{i}"), LIMIT, live(at), None)
                     .await
                     .unwrap()
             })
@@ -392,12 +392,12 @@ async fn only_live_sessions_count_towards_the_limit_and_the_revoked(backend: Bac
     let newest = new_session(a.id, t);
     for (session, at) in [(&outlived, outlived.created_at), (&idle, idle.created_at)] {
         assert!(s
-            .start_session(session, &session.id.to_string(), 2, live(at))
+            .start_session(session, &session.id.to_string(), 2, live(at), None)
             .await
             .unwrap());
     }
     assert!(s
-        .start_session(&newest, "newest", 2, live(t))
+        .start_session(&newest, "newest", 2, live(t), None)
         .await
         .unwrap());
     let ids: Vec<Uuid> = s

@@ -10,7 +10,7 @@ use super::{end_account_sessions, first, SqlStorage};
 use crate::auth::PasswordHash;
 use crate::domain::{Account, EventType, SessionEnd};
 use crate::storage::dialect::{DbRow, Engine, Param};
-use crate::storage::sql;
+use crate::storage::sql::{self, Sql};
 use crate::storage::{rows, CredentialStore, LoginReservation, PasswordReplacement, StorageError};
 
 #[async_trait]
@@ -145,6 +145,68 @@ impl<D: Engine> CredentialStore for SqlStorage<D> {
                 locked_until: None,
                 lockouts: 0,
             }))
+    }
+
+    async fn reserve_and_read(
+        &self,
+        email: &str,
+        now: DateTime<Utc>,
+        max_failures: u32,
+        stale_before: DateTime<Utc>,
+    ) -> Result<(LoginReservation, Option<(Account, String)>), StorageError> {
+        let Some(statement) = D::pick(&sql::RESERVE_AND_READ) else {
+            let reservation = self
+                .reserve_login_attempt(email, now, max_failures, stale_before)
+                .await?;
+            if reservation != LoginReservation::Reserved {
+                return Ok((reservation, None));
+            }
+            return match self.credentials_by_email(email).await {
+                Ok(found) => Ok((reservation, found)),
+                Err(e) => {
+                    if let Err(release) = self.release_login_attempt(email, now, false).await {
+                        tracing::warn!(error = %release, "a password check's reservation was not given back");
+                    }
+                    Err(e)
+                }
+            };
+        };
+        let params = [
+            Param::Text(email),
+            Param::Time(now),
+            Param::Int(i64::from(max_failures)),
+            Param::Time(stale_before),
+        ];
+        // One statement: it fails whole, and then holds nothing.
+        let row = first(self.fetch(&Sql::both(statement), &params).await?)?;
+        if D::flag(&row, "reserved")? {
+            let found = if D::flag(&row, "found")? {
+                Some((
+                    rows::account(&D::row(&row))?,
+                    D::text(&row, "password_hash")?,
+                ))
+            } else {
+                None
+            };
+            return Ok((LoginReservation::Reserved, found));
+        }
+        let refused = LoginReservation::Refused {
+            locked_until: D::optional_time(&row, "locked_until")?,
+            lockouts: D::integer(&row, "lockouts")?,
+        };
+        if refused_until(refused).is_some_and(|until| until > now) {
+            return Ok((refused, None));
+        }
+        // Refused by the upsert: what holds the address now, as the two
+        // statements would have read it.
+        let now_held = self
+            .login_lock(email)
+            .await?
+            .unwrap_or(LoginReservation::Refused {
+                locked_until: None,
+                lockouts: 0,
+            });
+        Ok((now_held, None))
     }
 
     async fn record_login_failure(

@@ -47,16 +47,35 @@ pub(super) struct SqlStorage<D: Engine> {
     dialect: PhantomData<fn() -> D>,
 }
 
+/// A pooled connection idle for longer than this is pinged before it is
+/// used, where the backend pings (servers, proxies and firewalls drop idle
+/// connections). One used more recently is taken as it is, as HikariCP's
+/// alive-bypass window takes it: a ping on every use would be one more
+/// round trip beside every statement, on cores argon2 shares. A connection
+/// the server dropped even so fails its statement (UNAVAILABLE), fails the
+/// ping sqlx makes when it comes back, and is closed.
+const PING_AFTER_IDLE: std::time::Duration = std::time::Duration::from_millis(500);
+
 impl<D: Engine> SqlStorage<D> {
     /// A pool that connects on first use.
     pub(super) fn open(url: &str, settings: PoolSettings) -> Result<Self, StorageError> {
         let options = D::connect_options(url)?;
         let direct = D::direct(&options).map(Arc::from);
-        let pool = PoolOptions::<D::Db>::new()
+        let mut pool = PoolOptions::<D::Db>::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
-            .test_before_acquire(D::PING_BEFORE_USE)
-            .connect_lazy_with(options);
+            .test_before_acquire(false);
+        if D::PING_BEFORE_USE {
+            pool = pool.before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= PING_AFTER_IDLE {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            });
+        }
+        let pool = pool.connect_lazy_with(options);
         Ok(SqlStorage {
             pool,
             writer: D::SINGLE_WRITER.then(|| Arc::new(tokio::sync::Mutex::new(()))),

@@ -60,6 +60,34 @@ fn state_of<D: Engine>(row: &DbRow<D>) -> Result<SessionState, StorageError> {
     })
 }
 
+/// Locks the live account as [`lock_verified`] does, first giving back the
+/// password check of `settles` with its failures forgotten: in one
+/// statement where the dialect can.
+async fn settle_and_lock<D: Engine>(
+    tx: &mut WriteTx<'_, D::Db>,
+    account_id: Uuid,
+    settles: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Option<bool>, StorageError> {
+    let Some(address) = settles else {
+        return lock_verified::<D>(tx, account_id).await;
+    };
+    if let Some(statement) = D::pick(&sql::SETTLE_AND_LOCK_VERIFIED) {
+        let params = [
+            Param::Uuid(account_id),
+            Param::Text(address),
+            Param::Time(now),
+        ];
+        let rows = D::fetch(tx, &Sql::both(statement), &params).await?;
+        return rows.first().map(|row| D::flag(row, "verified")).transpose();
+    }
+    let params = [Param::Text(address), Param::Time(now)];
+    if D::execute(tx, &sql::CLEAR_SETTLED_LOGIN_FAILURES, &params).await? == 0 {
+        D::execute(tx, &sql::RELEASE_LOGIN_ATTEMPT, &[Param::Text(address)]).await?;
+    }
+    lock_verified::<D>(tx, account_id).await
+}
+
 #[async_trait]
 impl<D: Engine> SessionStore for SqlStorage<D> {
     async fn start_session(
@@ -68,12 +96,13 @@ impl<D: Engine> SessionStore for SqlStorage<D> {
         token_hash: &str,
         per_account: u32,
         live: Liveness,
+        settles: Option<&str>,
     ) -> Result<bool, StorageError> {
         let now = session.created_at;
         let mut tx = self.begin().await?;
         // The account's row lock also queues concurrent sign-ins of one
         // account, so the limit below counts every one of them.
-        if lock_verified::<D>(&mut tx, session.account_id)
+        if settle_and_lock::<D>(&mut tx, session.account_id, settles, now)
             .await?
             .is_none()
         {

@@ -14,22 +14,61 @@ pub(in crate::storage) const REPLACE_PASSWORD_HASH: Sql = Sql::both(
      WHERE id = $1 AND password_hash = $2 AND deleted_at IS NULL",
 );
 
-/// Reserves a check ($1 address, $2 now, $3 LOGIN_MAX_FAILURES, $4 stale
-/// before): the conflict clause's WHERE makes the test and the increment one
-/// step, so however many calls race, at most $3 get a row back.
-/// `last_failed_at` is the last activity; `pending` checks under way.
-pub(in crate::storage) const RESERVE_LOGIN_ATTEMPT: Sql = Sql::both(
+/// The conflict clause of a reservation ($1 address, $2 now, $3
+/// LOGIN_MAX_FAILURES, $4 stale before): its WHERE makes the test and the
+/// increment one step, so however many calls race, at most $3 get a row
+/// back. `last_failed_at` is the last activity; `pending` checks under way.
+macro_rules! reserve_on_conflict {
+    () => {
+        " ON CONFLICT (email) DO UPDATE SET \
+           pending = CASE WHEN login_failures.last_failed_at < $4 THEN 1 \
+                          ELSE login_failures.pending + 1 END, \
+           last_failed_at = excluded.last_failed_at \
+         WHERE (login_failures.locked_until IS NULL OR login_failures.locked_until <= $2) \
+           AND login_failures.failures + CASE WHEN login_failures.last_failed_at < $4 THEN 0 \
+                                              ELSE login_failures.pending END < $3 \
+         RETURNING lockouts"
+    };
+}
+
+/// Reserves a check (see `reserve_on_conflict!`).
+pub(in crate::storage) const RESERVE_LOGIN_ATTEMPT: Sql = Sql::both(concat!(
     "INSERT INTO login_failures (email, failures, lockouts, locked_until, last_failed_at, pending) \
-     VALUES ($1, 0, 0, NULL, $2, 1) \
-     ON CONFLICT (email) DO UPDATE SET \
-       pending = CASE WHEN login_failures.last_failed_at < $4 THEN 1 \
-                      ELSE login_failures.pending + 1 END, \
-       last_failed_at = excluded.last_failed_at \
-     WHERE (login_failures.locked_until IS NULL OR login_failures.locked_until <= $2) \
-       AND login_failures.failures + CASE WHEN login_failures.last_failed_at < $4 THEN 0 \
-                                          ELSE login_failures.pending END < $3 \
-     RETURNING lockouts",
-);
+     VALUES ($1, 0, 0, NULL, $2, 1)",
+    reserve_on_conflict!()
+));
+
+/// A reservation and, once it is held, the address's account and hash, in
+/// one round trip: a sign-in shares the machine with argon2, and every
+/// statement costs it CPU. The lockout on record (`held`) is read first, so
+/// that a flood at a locked address takes no row lock, writes nothing and
+/// reads no account; `reserved` is decided by the upsert alone. Its commit
+/// does not wait for the WAL flush (`synchronous_commit` off for this
+/// transaction alone): a reservation lost in a crash only lets one more
+/// check through the limit, once, and every reservation counts as
+/// abandoned a minute after it was made anyway; the failure or success that
+/// settles it commits durably.
+pub(in crate::storage) const RESERVE_AND_READ: Sql<Option<&str>> = Sql {
+    postgres: Some(concat!(
+        "WITH held AS (SELECT locked_until, lockouts FROM login_failures WHERE email = $1), \
+         r AS (INSERT INTO login_failures \
+             (email, failures, lockouts, locked_until, last_failed_at, pending) \
+             SELECT $1, 0, 0, NULL::timestamptz, $2, 1 \
+             WHERE NOT EXISTS (SELECT 1 FROM held WHERE locked_until > $2)",
+        reserve_on_conflict!(),
+        "), \
+         v AS (SELECT EXISTS (SELECT 1 FROM r) AS reserved) \
+         SELECT v.reserved, held.locked_until, COALESCE(held.lockouts, 0) AS lockouts, \
+           a.id IS NOT NULL AS found, a.* \
+         FROM v LEFT JOIN held ON TRUE \
+           CROSS JOIN (SELECT set_config('synchronous_commit', 'off', true)) AS quick \
+           LEFT JOIN LATERAL (SELECT ",
+        account_columns!(),
+        ", password_hash FROM accounts \
+             WHERE v.reserved AND email = $1 AND deleted_at IS NULL) AS a ON TRUE"
+    )),
+    sqlite: None,
+};
 
 pub(in crate::storage) const LOGIN_LOCK: Sql =
     Sql::both("SELECT locked_until, lockouts FROM login_failures WHERE email = $1");
@@ -67,6 +106,26 @@ pub(in crate::storage) const RELEASE_LOGIN_ATTEMPT: Sql = Sql::both(
     "UPDATE login_failures SET pending = CASE WHEN pending > 0 THEN pending - 1 ELSE 0 END \
      WHERE email = $1",
 );
+
+/// A successful check of address $2 given back (its failures forgotten
+/// when settled, as `CLEAR_SETTLED_LOGIN_FAILURES` then
+/// `RELEASE_LOGIN_ATTEMPT` do) while the live account $1 is locked as
+/// `LOCK_VERIFIED` locks it: the first statement of the transaction that
+/// starts the session a sign-in earned. The update reads `cleared`, so it
+/// runs only once the delete is done and only when it found nothing to do;
+/// a concurrent check that holds the row makes the delete re-read it and
+/// give way to the update, as the two statements would.
+pub(in crate::storage) const SETTLE_AND_LOCK_VERIFIED: Sql<Option<&str>> = Sql {
+    postgres: Some(
+        "WITH cleared AS (DELETE FROM login_failures WHERE email = $2 AND pending <= 1 \
+             AND (locked_until IS NULL OR locked_until <= $3) RETURNING email), \
+         released AS (UPDATE login_failures \
+             SET pending = CASE WHEN pending > 0 THEN pending - 1 ELSE 0 END \
+             WHERE email = $2 AND NOT EXISTS (SELECT 1 FROM cleared)) \
+         SELECT verified FROM accounts WHERE id = $1 AND deleted_at IS NULL FOR UPDATE",
+    ),
+    sqlite: None,
+};
 
 pub(in crate::storage) const PRUNE_LOGIN_FAILURES: Sql = Sql::both(
     "DELETE FROM login_failures WHERE last_failed_at < $1 \
