@@ -53,6 +53,7 @@ mod sessions_refresh;
 mod sessions_revoke;
 mod sessions_sign_in;
 mod sign_in;
+mod sign_in_settles;
 mod storage;
 mod tls;
 mod traces_binary;
