@@ -481,8 +481,9 @@ if failing:
     if any("CheckPassword" in f for f in failing):
         w("**CheckPassword vs the hash limit.** As for Register: each check is one argon2id hash on")
         w("the service's hashing threads, and the limit is measured with nothing else running, while")
-        w("during the run the same cores also carry the load generator, PostgreSQL (two lookups per")
-        w("check) and the service's request handling. What would close it: the same as for Register.")
+        w("during the run the same cores also carry the load generator, PostgreSQL (a statement that")
+        w("reserves the check and reads the account, and one that gives the check back) and the")
+        w("service's request handling. What would close it: the same as for Register.")
         w("")
     if any("sqlite3 SELECT" in f for f in failing):
         w("**SQLite look-ups vs a plain sqlite3 loop.** The loop runs the SELECT in its own process,")
