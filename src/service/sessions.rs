@@ -134,8 +134,8 @@ impl Accounts {
 
     /// Starts a session of an account whose sign-in just succeeded, with
     /// `two_step` when a second factor completed it. With `settles`, the
-    /// password check of that address is still reserved, and is given back
-    /// with the session, or here when no session starts.
+    /// password check of that address is still reserved, and storage gives
+    /// it back, with the session or without one.
     pub(super) async fn start_session(
         &self,
         account: Account,
@@ -164,15 +164,9 @@ impl Accounts {
                 sessions.live_at(now),
                 settles,
             )
-            .await;
-        if let (Some(address), Ok(false) | Err(_)) = (settles, &started) {
-            // Nothing was stored, the check's release with it: the password
-            // did match, so its failures go as a success's do.
-            if let Err(e) = self.storage.release_login_attempt(address, now, true).await {
-                tracing::warn!(error = %e, "a password check's reservation was not given back");
-            }
-        }
-        if !started.context("starting the session")? {
+            .await
+            .context("starting the session")?;
+        if !started {
             // Deleted between the password check and now.
             return Err(ServiceError::InvalidCredentials);
         }

@@ -111,10 +111,11 @@ pub trait SessionStore: Send + Sync + 'static {
     /// and a SESSION_STARTED event, and ends the least recently used of the
     /// sessions `live` holds beyond `per_account` (one SESSION_ENDED each),
     /// in one transaction. With `settles`, the successful password check of
-    /// that address which earned the session is given back in the same
-    /// transaction, as [`CredentialStore::release_login_attempt`] with
-    /// failures forgotten would. `false` when the account is not live
-    /// (nothing stored, nothing given back).
+    /// that address which earned the session is given back, as
+    /// [`CredentialStore::release_login_attempt`] with failures forgotten
+    /// would: in the same transaction, or after it when nothing was stored
+    /// (all but a commit that failed, which may have been made). `false`
+    /// when the account is not live (nothing stored).
     ///
     /// [`CredentialStore::release_login_attempt`]: super::CredentialStore::release_login_attempt
     async fn start_session(

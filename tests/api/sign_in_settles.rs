@@ -19,7 +19,8 @@ on_both_backends!(
     a_locked_address_is_refused_and_reads_nothing,
     a_check_given_back_with_its_session_forgets_the_failures,
     a_check_given_back_beside_another_leaves_that_one_reserved,
-    a_session_refused_to_a_gone_account_gives_nothing_back,
+    a_session_refused_to_a_gone_account_gives_its_check_back,
+    sign_ins_of_one_account_settling_at_once_forget_every_failure,
 );
 
 const MAX: u32 = 5;
@@ -193,20 +194,65 @@ async fn a_check_given_back_beside_another_leaves_that_one_reserved(backend: Bac
     assert!(!reserve(&s, "beside@example.com", 2, at).await);
 }
 
-async fn a_session_refused_to_a_gone_account_gives_nothing_back(backend: Backend) {
+async fn a_session_refused_to_a_gone_account_gives_its_check_back(backend: Backend) {
     let at = now();
     let (_db, s, _, _) = store_with(&backend, "gone@example.com", at).await;
-    assert!(reserve(&s, "gone@example.com", 1, at).await);
-    // A session of an account that is not there stores nothing, and the
-    // reservation stays for the caller to give back.
+    fail(&s, "gone@example.com", 2, at).await;
+    assert!(reserve(&s, "gone@example.com", 3, at).await);
+    assert!(!reserve(&s, "gone@example.com", 3, at).await);
+    // A session of an account that is not there stores nothing; the check
+    // is given back even so, and the password did match, so the failures
+    // go with it.
     let session = new_session(Uuid::now_v7(), at);
     assert!(!s
         .start_session(&session, "t", 100, live(at), Some("gone@example.com"))
         .await
         .unwrap());
-    assert!(!reserve(&s, "gone@example.com", 1, at).await);
-    s.release_login_attempt("gone@example.com", at, true)
-        .await
-        .unwrap();
-    assert!(reserve(&s, "gone@example.com", 1, at).await);
+    for i in 0..3 {
+        assert!(reserve(&s, "gone@example.com", 3, at).await, "check {i}");
+    }
+    assert!(!reserve(&s, "gone@example.com", 3, at).await);
+}
+
+/// Sign-ins of one account whose checks all succeeded, settled at once:
+/// they queue on the account's row, and each reads what the one before
+/// left, so the last one finds itself alone and forgets the failures.
+async fn sign_ins_of_one_account_settling_at_once_forget_every_failure(backend: Backend) {
+    const SIGN_INS: usize = 12;
+    const LIMIT: u32 = 20;
+    let at = now();
+    let (_db, s, id, _) = store_with(&backend, "together@example.com", at).await;
+    fail(&s, "together@example.com", 3, at).await;
+    for _ in 0..SIGN_INS {
+        assert!(reserve(&s, "together@example.com", LIMIT, at).await);
+    }
+    let barrier = Arc::new(tokio::sync::Barrier::new(SIGN_INS));
+    let starts: Vec<_> = (0..SIGN_INS)
+        .map(|i| {
+            let (s, barrier) = (Arc::clone(&s), Arc::clone(&barrier));
+            tokio::spawn(async move {
+                let session = new_session(id, at);
+                barrier.wait().await;
+                s.start_session(
+                    &session,
+                    &format!("together-{i}"),
+                    100,
+                    live(at),
+                    Some("together@example.com"),
+                )
+                .await
+                .unwrap()
+            })
+        })
+        .collect();
+    for start in starts {
+        assert!(start.await.unwrap());
+    }
+    for i in 0..LIMIT {
+        assert!(
+            reserve(&s, "together@example.com", LIMIT, at).await,
+            "check {i}: failures or reservations were left behind"
+        );
+    }
+    assert!(!reserve(&s, "together@example.com", LIMIT, at).await);
 }

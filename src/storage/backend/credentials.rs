@@ -163,12 +163,7 @@ impl<D: Engine> CredentialStore for SqlStorage<D> {
             }
             return match self.credentials_by_email(email).await {
                 Ok(found) => Ok((reservation, found)),
-                Err(e) => {
-                    if let Err(release) = self.release_login_attempt(email, now, false).await {
-                        tracing::warn!(error = %release, "a password check's reservation was not given back");
-                    }
-                    Err(e)
-                }
+                Err(e) => Err(self.give_back(email, now, e).await),
             };
         };
         let params = [
@@ -180,15 +175,19 @@ impl<D: Engine> CredentialStore for SqlStorage<D> {
         // One statement: it fails whole, and then holds nothing.
         let row = first(self.fetch(&Sql::both(statement), &params).await?)?;
         if D::flag(&row, "reserved")? {
-            let found = if D::flag(&row, "found")? {
-                Some((
+            let found = || -> Result<_, StorageError> {
+                if !D::flag(&row, "found")? {
+                    return Ok(None);
+                }
+                Ok(Some((
                     rows::account(&D::row(&row))?,
                     D::text(&row, "password_hash")?,
-                ))
-            } else {
-                None
+                )))
             };
-            return Ok((LoginReservation::Reserved, found));
+            return match found() {
+                Ok(found) => Ok((LoginReservation::Reserved, found)),
+                Err(e) => Err(self.give_back(email, now, e).await),
+            };
         }
         let refused = LoginReservation::Refused {
             locked_until: D::optional_time(&row, "locked_until")?,
@@ -295,5 +294,21 @@ fn refused_until(refused: LoginReservation) -> Option<DateTime<Utc>> {
     match refused {
         LoginReservation::Refused { locked_until, .. } => locked_until,
         LoginReservation::Reserved => None,
+    }
+}
+
+impl<D: Engine> SqlStorage<D> {
+    /// Gives back a reservation that `error` left unused, and returns the
+    /// error.
+    async fn give_back(
+        &self,
+        email: &str,
+        now: DateTime<Utc>,
+        error: StorageError,
+    ) -> StorageError {
+        if let Err(release) = self.release_login_attempt(email, now, false).await {
+            tracing::warn!(error = %release, "a password check's reservation was not given back");
+        }
+        error
     }
 }

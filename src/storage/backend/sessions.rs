@@ -11,8 +11,8 @@ use crate::domain::{EventType, Session, SessionEnd};
 use crate::storage::dialect::{DbRow, Engine, Param};
 use crate::storage::sql::{self, Sql};
 use crate::storage::{
-    rows, Ending, Liveness, Refresh, Refreshed, Rotated, Rotation, SessionState, SessionStore,
-    StorageError,
+    rows, CredentialStore, Ending, Liveness, Refresh, Refreshed, Rotated, Rotation, SessionState,
+    SessionStore, StorageError,
 };
 
 /// The two hashes a look-up by token binds: under the current key and the
@@ -60,54 +60,44 @@ fn state_of<D: Engine>(row: &DbRow<D>) -> Result<SessionState, StorageError> {
     })
 }
 
-/// Locks the live account as [`lock_verified`] does, first giving back the
-/// password check of `settles` with its failures forgotten: in one
-/// statement where the dialect can.
-async fn settle_and_lock<D: Engine>(
+/// Gives back the password check of `address` with its failures forgotten,
+/// as `release_login_attempt` with `forget_failures` does. It runs under
+/// the account's row lock, taken by an earlier statement: a sign-in of the
+/// same account that settled before it has committed, so this statement's
+/// snapshot holds what that one left.
+async fn settle_check<D: Engine>(
     tx: &mut WriteTx<'_, D::Db>,
-    account_id: Uuid,
-    settles: Option<&str>,
+    address: &str,
     now: DateTime<Utc>,
-) -> Result<Option<bool>, StorageError> {
-    let Some(address) = settles else {
-        return lock_verified::<D>(tx, account_id).await;
-    };
-    if let Some(statement) = D::pick(&sql::SETTLE_AND_LOCK_VERIFIED) {
-        let params = [
-            Param::Uuid(account_id),
-            Param::Text(address),
-            Param::Time(now),
-        ];
-        let rows = D::fetch(tx, &Sql::both(statement), &params).await?;
-        return rows.first().map(|row| D::flag(row, "verified")).transpose();
-    }
+) -> Result<(), StorageError> {
     let params = [Param::Text(address), Param::Time(now)];
     if D::execute(tx, &sql::CLEAR_SETTLED_LOGIN_FAILURES, &params).await? == 0 {
         D::execute(tx, &sql::RELEASE_LOGIN_ATTEMPT, &[Param::Text(address)]).await?;
     }
-    lock_verified::<D>(tx, account_id).await
+    Ok(())
 }
 
-#[async_trait]
-impl<D: Engine> SessionStore for SqlStorage<D> {
-    async fn start_session(
+impl<D: Engine> SqlStorage<D> {
+    /// The writes of `start_session`, ready to commit; `None` when the
+    /// account is not live (rolled back).
+    async fn write_session(
         &self,
         session: &Session,
         token_hash: &str,
         per_account: u32,
         live: Liveness,
         settles: Option<&str>,
-    ) -> Result<bool, StorageError> {
+    ) -> Result<Option<WriteTx<'_, D::Db>>, StorageError> {
         let now = session.created_at;
         let mut tx = self.begin().await?;
         // The account's row lock also queues concurrent sign-ins of one
         // account, so the limit below counts every one of them.
-        if settle_and_lock::<D>(&mut tx, session.account_id, settles, now)
+        if lock_verified::<D>(&mut tx, session.account_id)
             .await?
             .is_none()
         {
             tx.rollback().await?;
-            return Ok(false);
+            return Ok(None);
         }
         let params = [
             Param::Uuid(session.id),
@@ -132,13 +122,16 @@ impl<D: Engine> SessionStore for SqlStorage<D> {
                     Param::Int(EventType::SessionEnded.number()),
                     Param::Time(live.used_after),
                     Param::Time(live.created_after),
+                    Param::OptionalText(settles),
                 ],
             ]
             .concat();
             D::fetch(&mut tx, &Sql::both(statement), &all).await?;
             tx.wrote_events();
-            tx.commit().await?;
-            return Ok(true);
+            return Ok(Some(tx));
+        }
+        if let Some(address) = settles {
+            settle_check::<D>(&mut tx, address, now).await?;
         }
         D::execute(&mut tx, &sql::INSERT_SESSION, &params).await?;
         let token = [
@@ -163,8 +156,44 @@ impl<D: Engine> SessionStore for SqlStorage<D> {
             Param::Time(live.created_after),
         ];
         end_with_events::<D>(&mut tx, &sql::EVICT_SESSIONS, &evict, now).await?;
-        tx.commit().await?;
-        Ok(true)
+        Ok(Some(tx))
+    }
+}
+
+#[async_trait]
+impl<D: Engine> SessionStore for SqlStorage<D> {
+    async fn start_session(
+        &self,
+        session: &Session,
+        token_hash: &str,
+        per_account: u32,
+        live: Liveness,
+        settles: Option<&str>,
+    ) -> Result<bool, StorageError> {
+        let written = self
+            .write_session(session, token_hash, per_account, live, settles)
+            .await;
+        let not_stored = match written {
+            Ok(Some(tx)) => {
+                // A commit that fails may still have been made: the check is
+                // not given back twice, and goes stale if it was not made.
+                tx.commit().await?;
+                return Ok(true);
+            }
+            Ok(None) => Ok(false),
+            Err(e) => Err(e),
+        };
+        // Nothing was stored, the check's release with it: the password did
+        // match, so its failures go as a success's do.
+        if let Some(address) = settles {
+            if let Err(e) = self
+                .release_login_attempt(address, session.created_at, true)
+                .await
+            {
+                tracing::warn!(error = %e, "a password check's reservation was not given back");
+            }
+        }
+        not_stored
     }
 
     async fn rotate_current(&self, batch: &[Rotation]) -> Result<Vec<Rotated>, StorageError> {

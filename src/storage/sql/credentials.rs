@@ -107,26 +107,6 @@ pub(in crate::storage) const RELEASE_LOGIN_ATTEMPT: Sql = Sql::both(
      WHERE email = $1",
 );
 
-/// A successful check of address $2 given back (its failures forgotten
-/// when settled, as `CLEAR_SETTLED_LOGIN_FAILURES` then
-/// `RELEASE_LOGIN_ATTEMPT` do) while the live account $1 is locked as
-/// `LOCK_VERIFIED` locks it: the first statement of the transaction that
-/// starts the session a sign-in earned. The update reads `cleared`, so it
-/// runs only once the delete is done and only when it found nothing to do;
-/// a concurrent check that holds the row makes the delete re-read it and
-/// give way to the update, as the two statements would.
-pub(in crate::storage) const SETTLE_AND_LOCK_VERIFIED: Sql<Option<&str>> = Sql {
-    postgres: Some(
-        "WITH cleared AS (DELETE FROM login_failures WHERE email = $2 AND pending <= 1 \
-             AND (locked_until IS NULL OR locked_until <= $3) RETURNING email), \
-         released AS (UPDATE login_failures \
-             SET pending = CASE WHEN pending > 0 THEN pending - 1 ELSE 0 END \
-             WHERE email = $2 AND NOT EXISTS (SELECT 1 FROM cleared)) \
-         SELECT verified FROM accounts WHERE id = $1 AND deleted_at IS NULL FOR UPDATE",
-    ),
-    sqlite: None,
-};
-
 pub(in crate::storage) const PRUNE_LOGIN_FAILURES: Sql = Sql::both(
     "DELETE FROM login_failures WHERE last_failed_at < $1 \
      AND (locked_until IS NULL OR locked_until < $1)",

@@ -38,13 +38,22 @@ pub(in crate::storage) const EVICT_SESSIONS: Sql = Sql {
 /// the account's live sessions (used after $13, started after $14) beyond
 /// the newest-used $11 - 1 (the new one is the newest, and not yet visible
 /// to the statement's own reads), each with a SESSION_ENDED event ($12),
-/// written after the STARTED one. The rows answered are the evicted
-/// sessions. It runs under the account's row lock, taken by an earlier
-/// statement of the transaction, so its snapshot holds every session a
-/// concurrent sign-in of the account committed.
+/// written after the STARTED one; and, unless $15 is NULL, the password
+/// check of address $15 given back with its failures forgotten, as
+/// `CLEAR_SETTLED_LOGIN_FAILURES` then `RELEASE_LOGIN_ATTEMPT` would (the
+/// update reads `c`, so it does something only when the delete found
+/// nothing to do). The rows answered are the evicted sessions. It runs
+/// under the account's row lock, taken by an earlier statement of the
+/// transaction, so its snapshot holds every session, and every release of
+/// a check, that a concurrent sign-in of the account committed.
 pub(in crate::storage) const START_SESSION: Sql<Option<&str>> = Sql {
     postgres: Some(
-        "WITH s AS (INSERT INTO sessions (id, account_id, created_at, last_used_at, user_agent, \
+        "WITH c AS (DELETE FROM login_failures WHERE email = $15 AND pending <= 1 \
+             AND (locked_until IS NULL OR locked_until <= $3) RETURNING email), \
+         r AS (UPDATE login_failures \
+             SET pending = CASE WHEN pending > 0 THEN pending - 1 ELSE 0 END \
+             WHERE email = $15 AND NOT EXISTS (SELECT 1 FROM c)), \
+         s AS (INSERT INTO sessions (id, account_id, created_at, last_used_at, user_agent, \
              ip_address, two_step) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, account_id), \
          t AS (INSERT INTO refresh_tokens (token_hash, session_id, issued_at) \
              SELECT $8, id, $3 FROM s), \
