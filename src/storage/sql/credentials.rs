@@ -41,8 +41,9 @@ pub(in crate::storage) const RESERVE_LOGIN_ATTEMPT: Sql = Sql::both(concat!(
 /// A reservation and, once it is held, the address's account and hash, in
 /// one round trip: a sign-in shares the machine with argon2, and every
 /// statement costs it CPU. The lockout on record (`held`) is read first, so
-/// that a flood at a locked address takes no row lock, writes nothing and
-/// reads no account; `reserved` is decided by the upsert alone. Its commit
+/// that a lockout that began since the caller's own read takes no row lock,
+/// writes nothing and reads no account; `reserved` is decided by the upsert
+/// alone. Its commit
 /// does not wait for the WAL flush (`synchronous_commit` off for this
 /// transaction alone): a reservation lost in a crash only lets one more
 /// check through the limit, once, and every reservation counts as
