@@ -73,7 +73,7 @@ async fn verified_account(
 }
 
 /// A session of `account_id` that starts at `at`.
-fn new_session(account_id: Uuid, at: DateTime<Utc>) -> Session {
+pub(crate) fn new_session(account_id: Uuid, at: DateTime<Utc>) -> Session {
     Session {
         id: Uuid::now_v7(),
         account_id,

@@ -5,13 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
-use account_service::domain::Session;
 use account_service::storage::{Liveness, LoginReservation, Storage};
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use uuid::Uuid;
 
 use crate::helpers::*;
 use crate::on_both_backends;
+use crate::session_rotations::new_session;
 use crate::storage::{account, code_of, hash, mail};
 
 on_both_backends!(
@@ -39,18 +39,6 @@ fn live(at: DateTime<Utc>) -> Liveness {
         StdDuration::from_secs(3600),
         StdDuration::from_secs(86_400),
     )
-}
-
-fn new_session(account_id: Uuid, at: DateTime<Utc>) -> Session {
-    Session {
-        id: Uuid::now_v7(),
-        account_id,
-        created_at: at,
-        last_used_at: at,
-        user_agent: "agent".into(),
-        ip_address: "203.0.113.9".into(),
-        two_step: false,
-    }
 }
 
 /// A new database, the storage over it, and a verified account of `email`
